@@ -1,0 +1,160 @@
+# mpp — Message Posting Protocol (RFC 1204) server, queue runner and client.
+#
+#   make            build every program into bin/
+#   make test       build, then run unit, fuzz-corpus and integration tests
+#   make asan       the same tests with AddressSanitizer + UBSan
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (clang)
+#   make run        local instance under ./run/, in the foreground
+#   make bench      benchmarks (not part of make test)
+#   make install    PREFIX, DESTDIR, SYSCONFDIR honoured
+
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/mpp
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WERROR  ?= -Werror
+WARNINGS = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wpointer-arith \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	   -Wno-unused-parameter -Wvla -Wcast-qual -Wwrite-strings
+HARDEN   = -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
+ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -I$(BUILD)/gen $(CPPFLAGS) $(EXTRA_CPPFLAGS)
+ALL_CFLAGS   = $(WARNINGS) $(HARDEN) $(CFLAGS) $(EXTRA_CFLAGS)
+ALL_LDFLAGS  = -pie -Wl,-z,relro,-z,now $(LDFLAGS) $(EXTRA_LDFLAGS)
+LIBS     = -levent_pthreads -levent -lsqlite3 -lcrypt -lbsd -lpthread
+
+# BUILD holds objects, BIN the programs; make asan points both elsewhere.
+BUILD ?= build
+BIN   ?= bin
+
+COMMON_SRC   = $(sort $(wildcard common/*.c))
+MPPD_SRC     = $(filter-out mppd/main.c mppd/mpppasswd.c, $(sort $(wildcard mppd/*.c)))
+QUEUE_SRC    = $(filter-out mppqueue/main.c mppqueue/mppq.c, $(sort $(wildcard mppqueue/*.c)))
+CLIENT_SRC   = $(filter-out client/mppsend.c client/mppbench.c, $(sort $(wildcard client/*.c)))
+UNIT_SRC     = $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC     = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBCOMMON = $(BUILD)/libmppcommon.a
+LIBMPPD   = $(BUILD)/libmppd.a
+LIBQUEUE  = $(BUILD)/libmppqueue.a
+LIBCLIENT = $(BUILD)/libmppclient.a
+ALL_LIBS  = $(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON)
+
+PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
+	   $(BIN)/mppsend $(BIN)/mppbench
+UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
+
+.PHONY: all test unit-test fuzz-replay integration-test asan fuzz run bench \
+	install uninstall clean deps format
+.SUFFIXES:
+
+all: $(PROGRAMS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# The schema is compiled in from sql/schema.sql.
+$(BUILD)/gen/schema_sql.h: sql/schema.sql
+	@mkdir -p $(dir $@)
+	{ echo 'static const char schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+$(BUILD)/common/index.o: $(BUILD)/gen/schema_sql.h
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+$(LIBMPPD): $(call obj,$(MPPD_SRC))
+$(LIBQUEUE): $(call obj,$(QUEUE_SRC))
+$(LIBCLIENT): $(call obj,$(CLIENT_SRC))
+$(ALL_LIBS):
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
+
+$(BUILD)/empty.o:
+	@mkdir -p $(dir $@)
+	echo 'typedef int mpp_empty_unit;' | $(CC) -x c -c -o $@ -
+
+$(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON): | $(BUILD)/empty.o
+
+$(BIN)/mppd: $(BUILD)/mppd/main.o $(LIBMPPD) $(LIBCOMMON)
+$(BIN)/mpppasswd: $(BUILD)/mppd/mpppasswd.o $(LIBMPPD) $(LIBCOMMON)
+$(BIN)/mppqueue: $(BUILD)/mppqueue/main.o $(LIBQUEUE) $(LIBCOMMON)
+$(BIN)/mppq: $(BUILD)/mppqueue/mppq.o $(LIBQUEUE) $(LIBCOMMON)
+$(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
+$(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBCOMMON)
+$(PROGRAMS):
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests link every library so a test can reach any module.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# Fuzz targets built with a plain main() that replays files: runs in make test
+# with any compiler. make fuzz builds the same sources with libFuzzer.
+$(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+PYTEST ?= /usr/bin/python3 -m pytest
+PYTEST_ARGS ?= -q
+
+test: deps all unit-test fuzz-replay integration-test
+
+unit-test: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t); \
+	  echo "== replay $$n"; $$t tests/fuzz/corpus/$$n; done
+
+integration-test: all
+	MPP_BIN=$(abspath $(BIN)) $(PYTEST) $(PYTEST_ARGS) tests/integration
+
+asan:
+	$(MAKE) BUILD=build/asan BIN=build/asan/bin \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  $(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -g -O1" \
+	    build/fuzz/libmppcommon.a build/fuzz/libmppd.a build/fuzz/libmppqueue.a build/fuzz/libmppclient.a; \
+	  clang $(ALL_CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o build/fuzz/$$n $$f \
+	    build/fuzz/libmppd.a build/fuzz/libmppqueue.a build/fuzz/libmppclient.a build/fuzz/libmppcommon.a $(LIBS); \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+deps:
+	@sh tests/deps.sh
+
+run: deps all
+	sh tests/run-local.sh
+
+bench: deps all
+	sh tests/bench/run.sh
+
+format:
+	clang-format -i common/*.[ch] mppd/*.[ch] mppqueue/*.[ch] client/*.[ch]
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,429 @@
+/*
+ * config — parse "key = value" lines into struct mpp_config. Every key is a
+ * row of config_keys[]; a value is checked by the row's type and bounds, and
+ * strings with a syntax of their own (listen, auth, transport) by a checker.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "config.h"
+
+enum key_type { KEY_STR, KEY_LONG };
+
+typedef int (*key_check)(const char *value);
+
+struct config_key {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	const char *def;	/* default as text; NULL: computed */
+	long min, max;		/* KEY_LONG bounds */
+	key_check check;	/* KEY_STR syntax, may be NULL */
+};
+
+static int check_listen(const char *);
+static int check_auth(const char *);
+static int check_transport(const char *);
+static int check_path(const char *);
+
+#define S(k, d, c) { #k, KEY_STR, offsetof(struct mpp_config, k), d, 0, 0, c }
+#define L(k, d, lo, hi) { #k, KEY_LONG, offsetof(struct mpp_config, k), d, lo, hi, NULL }
+
+static const struct config_key config_keys[] = {
+	S(spool_dir, "/var/spool/mpp", check_path),
+	S(listen, "0.0.0.0:218", check_listen),
+	S(user, "mpp", NULL),
+	S(hostname, NULL, NULL),
+	S(sender_domain, NULL, NULL),
+	S(auth, "file:/etc/mpp/passwd", check_auth),
+	S(transport, "sendmail:/usr/sbin/sendmail", check_transport),
+	L(idle_timeout, "300", 1, 86400),
+	L(max_message_size, "10485760", 1024, 1073741824),
+	L(max_sessions, "1000", 1, 1000000),
+	L(max_sessions_per_ip, "50", 1, 1000000),
+	L(max_recipients, "1000", 1, 100000),
+	L(queue_interval, "60", 1, 86400),
+	L(retry_min, "60", 1, 86400),
+	L(retry_max, "3600", 1, 604800),
+	L(max_queue_lifetime, "432000", 1, 31536000),
+	L(concurrency, "4", 1, 256),
+	L(lease_time, "600", 10, 86400),
+	L(sent_retention, "604800", 0, 31536000),
+	L(auth_timeout, "10", 1, 300),
+	L(auth_cache_ttl, "0", 0, 86400),
+	L(auth_fail_limit, "10", 0, 1000000),
+	L(auth_fail_window, "300", 1, 86400),
+	L(delivery_timeout, "300", 1, 86400),
+};
+
+#define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+const char *
+config_path(const char *arg, int *explicit_path)
+{
+	const char *env;
+
+	*explicit_path = 1;
+	if (arg != NULL)
+		return arg;
+	env = getenv("MPP_CONFIG");
+	if (env != NULL && *env != '\0')
+		return env;
+	*explicit_path = 0;
+	return CONFIG_DEFAULT_PATH;
+}
+
+static const struct config_key *
+config_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static int
+parse_long(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+key_assign(struct mpp_config *cfg, const struct config_key *k,
+    const char *value, char *err, size_t errsz)
+{
+	char *field = (char *)cfg + k->offset;
+	long v;
+
+	if (k->type == KEY_LONG) {
+		if (parse_long(value, &v) == -1 || v < k->min || v > k->max) {
+			snprintf(err, errsz, "bad value \"%s\" for %s "
+			    "(a whole number from %ld to %ld)", value,
+			    k->name, k->min, k->max);
+			return -1;
+		}
+		memcpy(field, &v, sizeof(v));
+		return 0;
+	}
+	if (strlen(value) >= CONFIG_STR_MAX) {
+		snprintf(err, errsz, "value of %s is too long", k->name);
+		return -1;
+	}
+	if (k->check != NULL && k->check(value) == -1) {
+		snprintf(err, errsz, "bad value \"%s\" for %s", value,
+		    k->name);
+		return -1;
+	}
+	strlcpy(field, value, CONFIG_STR_MAX);
+	return 0;
+}
+
+int
+config_set(struct mpp_config *cfg, const char *key, const char *value,
+    char *err, size_t errsz)
+{
+	const struct config_key *k = config_find(key);
+
+	if (k == NULL) {
+		snprintf(err, errsz, "unknown key %s", key);
+		return -1;
+	}
+	return key_assign(cfg, k, value, err, errsz);
+}
+
+void
+config_defaults(struct mpp_config *cfg)
+{
+	char err[256];
+	char host[256];
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < NKEYS; i++)
+		if (config_keys[i].def != NULL)
+			(void)key_assign(cfg, &config_keys[i],
+			    config_keys[i].def, err, sizeof(err));
+	if (gethostname(host, sizeof(host)) == -1)
+		strlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	strlcpy(cfg->hostname, host, sizeof(cfg->hostname));
+}
+
+/* Trim leading and trailing blanks in place; returns the new start. */
+static char *
+trim(char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
+	    s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Split "key = value" (or "key=value"); -1 when there is no '='. */
+static int
+split_kv(char *line, char **key, char **value)
+{
+	char *eq = strchr(line, '=');
+
+	if (eq == NULL)
+		return -1;
+	*eq = '\0';
+	*key = trim(line);
+	*value = trim(eq + 1);
+	return **key == '\0' ? -1 : 0;
+}
+
+static int
+config_line(struct mpp_config *cfg, char *line, const char *where,
+    char *err, size_t errsz)
+{
+	char *key, *value, *hash, msg[512];
+
+	hash = strchr(line, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	line = trim(line);
+	if (*line == '\0')
+		return 0;
+	if (split_kv(line, &key, &value) == -1) {
+		snprintf(err, errsz, "%s: expected \"key = value\"", where);
+		return -1;
+	}
+	if (config_set(cfg, key, value, msg, sizeof(msg)) == -1) {
+		snprintf(err, errsz, "%s: key %s: %s", where, key, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_read_file(struct mpp_config *cfg, const char *path, int must_exist,
+    char *err, size_t errsz)
+{
+	char line[CONFIG_LINE_MAX], where[CONFIG_STR_MAX + 32];
+	FILE *fp;
+	int lineno = 0, rc = 0;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errsz, "%s: line too long", where);
+			rc = -1;
+		} else
+			rc = config_line(cfg, line, where, err, errsz);
+	}
+	if (rc == 0 && ferror(fp)) {
+		snprintf(err, errsz, "%s: read error", path);
+		rc = -1;
+	}
+	fclose(fp);
+	return rc;
+}
+
+int
+config_load(struct mpp_config *cfg, const char *path, int must_exist,
+    char *const *overrides, size_t noverrides, char *err, size_t errsz)
+{
+	char line[CONFIG_LINE_MAX], where[64];
+	size_t i;
+
+	config_defaults(cfg);
+	if (path != NULL &&
+	    config_read_file(cfg, path, must_exist, err, errsz) == -1)
+		return -1;
+	for (i = 0; i < noverrides; i++) {
+		if (strlcpy(line, overrides[i], sizeof(line)) >= sizeof(line)) {
+			snprintf(err, errsz, "-o %zu: too long", i + 1);
+			return -1;
+		}
+		snprintf(where, sizeof(where), "command line (-o %zu)", i + 1);
+		if (config_line(cfg, line, where, err, errsz) == -1)
+			return -1;
+	}
+	if (cfg->sender_domain[0] == '\0')
+		strlcpy(cfg->sender_domain, cfg->hostname, CONFIG_STR_MAX);
+	if (cfg->retry_max < cfg->retry_min) {
+		snprintf(err, errsz, "%s: key retry_max: smaller than "
+		    "retry_min", path != NULL ? path : "config");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_split_hostport(const char *s, size_t len, char *host, size_t hostsz,
+    int *port, int default_port)
+{
+	const char *hend, *pstart = NULL, *end = s + len;
+	long p;
+	char pbuf[8], *pe;
+
+	if (len == 0)
+		return -1;
+	if (*s == '[') {
+		hend = memchr(s, ']', len);
+		if (hend == NULL || hend == s + 1)
+			return -1;
+		if (hend + 1 < end && hend[1] != ':')
+			return -1;
+		pstart = hend + 1 < end ? hend + 2 : NULL;
+		s++;
+	} else {
+		hend = memchr(s, ':', len);
+		if (hend != NULL && memchr(hend + 1, ':', (size_t)(end - hend - 1)))
+			return -1;	/* bare IPv6 needs brackets */
+		if (hend != NULL)
+			pstart = hend + 1;
+		else
+			hend = end;
+	}
+	if (hend == s || (size_t)(hend - s) >= hostsz)
+		return -1;
+	memcpy(host, s, (size_t)(hend - s));
+	host[hend - s] = '\0';
+	*port = default_port;
+	if (pstart == NULL)
+		return 0;
+	if (pstart >= end || (size_t)(end - pstart) >= sizeof(pbuf))
+		return -1;
+	memcpy(pbuf, pstart, (size_t)(end - pstart));
+	pbuf[end - pstart] = '\0';
+	if (!isdigit((unsigned char)pbuf[0]))
+		return -1;
+	p = strtol(pbuf, &pe, 10);
+	if (*pe != '\0' || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+/* Apply fn to each comma-separated, blank-trimmed element; -1 if any fails. */
+static int
+for_each_item(const char *list, int (*fn)(const char *, size_t))
+{
+	const char *p = list, *comma, *e;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		comma = strchr(p, ',');
+		e = comma != NULL ? comma : p + strlen(p);
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (fn(p, (size_t)(e - p)) == -1)
+			return -1;
+		n++;
+		if (comma == NULL)
+			return n > 0 ? 0 : -1;
+		p = comma + 1;
+	}
+}
+
+static int
+check_hostport_item(const char *s, size_t len)
+{
+	char host[256];
+	int port;
+
+	if (config_split_hostport(s, len, host, sizeof(host), &port, 0) == -1)
+		return -1;
+	return port == 0 ? -1 : 0;
+}
+
+static int
+check_listen(const char *v)
+{
+	return for_each_item(v, check_hostport_item);
+}
+
+static int
+check_auth_item(const char *s, size_t len)
+{
+	char host[256];
+	int port;
+
+	if (len > 5 && strncmp(s, "file:", 5) == 0)
+		return s[5] == '/' ? 0 : -1;
+	if (len > 5 && strncmp(s, "pop3:", 5) == 0)
+		return config_split_hostport(s + 5, len - 5, host,
+		    sizeof(host), &port, 110);
+	if (len > 4 && strncmp(s, "ftp:", 4) == 0)
+		return config_split_hostport(s + 4, len - 4, host,
+		    sizeof(host), &port, 21);
+	return -1;
+}
+
+static int
+check_auth(const char *v)
+{
+	return for_each_item(v, check_auth_item);
+}
+
+static int
+check_transport(const char *v)
+{
+	char host[256];
+	int port;
+
+	if (strncmp(v, "smtp:", 5) == 0)
+		return check_hostport_item(v + 5, strlen(v + 5)) == 0 &&
+		    config_split_hostport(v + 5, strlen(v + 5), host,
+		    sizeof(host), &port, 0) == 0 ? 0 : -1;
+	if (strncmp(v, "sendmail:", 9) == 0)
+		return v[9] == '/' ? 0 : -1;
+	if (strncmp(v, "maildir:", 8) == 0)
+		return v[8] == '/' ? 0 : -1;
+	return -1;
+}
+
+static int
+check_path(const char *v)
+{
+	return v[0] == '/' ? 0 : -1;
+}
+
+int
+config_user_address(const struct mpp_config *cfg, const char *user,
+    char *out, size_t outsz)
+{
+	int n;
+
+	if (strchr(user, '@') != NULL)
+		n = snprintf(out, outsz, "%s", user);
+	else
+		n = snprintf(out, outsz, "%s@%s", user, cfg->sender_domain);
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}

@@ -1,0 +1,262 @@
+/*
+ * index — opening, schema, and the accept-side statements. The schema text
+ * is sql/schema.sql, compiled in (schema_sql.h is generated from it).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include <bsd/string.h>
+
+#include "index.h"
+#include "index_impl.h"
+#include "schema_sql.h"
+
+const char *
+index_errmsg(const struct index *ix)
+{
+	return ix->errmsg;
+}
+
+void
+index_set_error(struct index *ix, const char *what)
+{
+	snprintf(ix->errmsg, sizeof(ix->errmsg), "%s: %s", what,
+	    sqlite3_errmsg(ix->db));
+}
+
+sqlite3_stmt *
+index_stmt(struct index *ix, enum index_stmt_id which, const char *sql)
+{
+	sqlite3_stmt **slot = &ix->stmts[which];
+
+	if (*slot == NULL &&
+	    sqlite3_prepare_v3(ix->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    slot, NULL) != SQLITE_OK) {
+		index_set_error(ix, "prepare");
+		*slot = NULL;
+		return NULL;
+	}
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
+int
+index_exec(struct index *ix, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(ix->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(ix->errmsg, sizeof(ix->errmsg), "%s",
+		    msg != NULL ? msg : sqlite3_errmsg(ix->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+index_user_version(struct index *ix)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(ix->db, "PRAGMA user_version", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Create the schema in a fresh file, or check the version of an old one. */
+static int
+index_schema(struct index *ix)
+{
+	int v;
+
+	if (index_exec(ix, "BEGIN IMMEDIATE") == -1)
+		return -1;
+	if ((v = index_user_version(ix)) == -1) {
+		index_set_error(ix, "user_version");
+		goto fail;
+	}
+	if (v == 0 && index_exec(ix, schema_sql) == -1)
+		goto fail;
+	if (v > INDEX_SCHEMA_VERSION) {
+		snprintf(ix->errmsg, sizeof(ix->errmsg), "index schema "
+		    "version %d is newer than this program's (%d)", v,
+		    INDEX_SCHEMA_VERSION);
+		goto fail;
+	}
+	return index_exec(ix, "COMMIT");
+fail:
+	(void)index_exec(ix, "ROLLBACK");
+	return -1;
+}
+
+static int
+index_pragmas(struct index *ix, enum index_sync sync)
+{
+	sqlite3_busy_timeout(ix->db, INDEX_BUSY_TIMEOUT_MS);
+	if (index_exec(ix, "PRAGMA journal_mode=WAL") == -1 ||
+	    index_exec(ix, "PRAGMA foreign_keys=ON") == -1)
+		return -1;
+	return index_exec(ix, sync == INDEX_SYNC_FULL ?
+	    "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
+struct index *
+index_open(const char *spool_dir, enum index_sync sync, char *err,
+    size_t errsz)
+{
+	struct index *ix;
+	char path[4096];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/index.db", spool_dir) >=
+	    sizeof(path)) {
+		snprintf(err, errsz, "spool_dir too long");
+		return NULL;
+	}
+	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", path, ix->db != NULL ?
+		    sqlite3_errmsg(ix->db) : "cannot open");
+		index_close(ix);
+		return NULL;
+	}
+	if (index_pragmas(ix, sync) == -1 || index_schema(ix) == -1) {
+		snprintf(err, errsz, "%s: %s", path, ix->errmsg);
+		index_close(ix);
+		return NULL;
+	}
+	return ix;
+}
+
+void
+index_close(struct index *ix)
+{
+	size_t i;
+
+	if (ix == NULL)
+		return;
+	for (i = 0; i < IX_NSTMTS; i++)
+		sqlite3_finalize(ix->stmts[i]);
+	sqlite3_close(ix->db);
+	free(ix);
+}
+
+/* Step a statement that returns no row. */
+int
+index_step_done(struct index *ix, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		index_set_error(ix, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+insert_one(struct index *ix, const struct index_new_msg *m)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	st = index_stmt(ix, IX_INSERT_MSG, "INSERT INTO message (id, "
+	    "auth_user, sender, size, client_addr, received_at, "
+	    "next_attempt_at, is_bounce) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, "
+	    "?7)");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, m->auth_user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, m->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)m->size);
+	sqlite3_bind_text(st, 5, m->client_addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, m->received_at);
+	sqlite3_bind_int(st, 7, m->is_bounce);
+	if (index_step_done(ix, st, "insert message") == -1)
+		return -1;
+	for (i = 0; i < m->nrcpts; i++) {
+		st = index_stmt(ix, IX_INSERT_RCPT, "INSERT INTO recipient "
+		    "(message_id, seq, address) VALUES (?1, ?2, ?3)");
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(st, 3, m->rcpts[i], -1, SQLITE_STATIC);
+		if (index_step_done(ix, st, "insert recipient") == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+index_begin(struct index *ix)
+{
+	return index_exec(ix, "BEGIN IMMEDIATE");
+}
+
+int
+index_commit(struct index *ix)
+{
+	if (index_exec(ix, "COMMIT") == 0)
+		return 0;
+	(void)sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+void
+index_rollback(struct index *ix)
+{
+	(void)sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
+    size_t n)
+{
+	size_t i;
+
+	if (index_begin(ix) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (insert_one(ix, m[i]) == -1) {
+			index_rollback(ix);
+			return -1;
+		}
+	return index_commit(ix);
+}
+
+int
+index_exists(struct index *ix, const char *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = index_stmt(ix, IX_EXISTS, "SELECT 1 FROM message WHERE id = ?1");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	index_set_error(ix, "exists");
+	return -1;
+}

@@ -1,0 +1,35 @@
+/*
+ * index_impl — what the index's source files share and nothing else may
+ * use: the struct, the cache of prepared statements, step helpers.
+ */
+#ifndef MPP_INDEX_IMPL_H
+#define MPP_INDEX_IMPL_H
+
+#include <sqlite3.h>
+
+#include "index.h"
+
+enum index_stmt_id {
+	IX_INSERT_MSG, IX_INSERT_RCPT, IX_EXISTS,
+	IX_CLAIM_DUE, IX_CLAIM_SET, IX_RCPTS_PENDING, IX_RCPT_SET,
+	IX_MSG_FINISH, IX_MSG_RELEASE, IX_EXPIRED_LEASES, IX_LEASE_CLEAR,
+	IX_PURGE_SENT, IX_NEXT_DUE, IX_GET_MSG, IX_LIST, IX_RCPTS_ALL,
+	IX_NSTMTS
+};
+
+struct index {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[IX_NSTMTS];
+	char errmsg[512];
+};
+
+/* The cached statement for which, prepared from sql on first use, reset. */
+sqlite3_stmt *index_stmt(struct index *ix, enum index_stmt_id which,
+    const char *sql);
+int index_step_done(struct index *ix, sqlite3_stmt *st, const char *what);
+void index_set_error(struct index *ix, const char *what);
+int index_begin(struct index *ix);
+int index_commit(struct index *ix);
+void index_rollback(struct index *ix);
+
+#endif

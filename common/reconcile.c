@@ -1,0 +1,109 @@
+/*
+ * reconcile — directory scans with fstatat() on the spool's handles, and
+ * the lease check through the index.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index_queue.h"
+#include "log.h"
+#include "reconcile.h"
+
+/* Directory stream over a dup of dfd, so closedir leaves dfd open. */
+static DIR *
+open_dir(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d;
+
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL)
+		close(fd);
+	else
+		rewinddir(d);
+	return d;
+}
+
+static int
+file_age(int dfd, const char *name, time_t now, time_t *age)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return -1;
+	*age = now - st.st_mtime;
+	return 0;
+}
+
+static void
+clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
+{
+	struct dirent *de;
+	time_t age;
+	DIR *d;
+
+	if ((d = open_dir(sp->tmpfd)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    file_age(sp->tmpfd, de->d_name, now, &age) == -1 ||
+		    age <= RECONCILE_TMP_AGE)
+			continue;
+		if (unlinkat(sp->tmpfd, de->d_name, 0) == 0) {
+			log_info("id=%s removed stale tmp file", de->d_name);
+			st->tmp_removed++;
+		}
+	}
+	closedir(d);
+}
+
+static void
+find_orphans(const struct spool *sp, int dfd, const char *sub,
+    struct index *ix, time_t now, struct reconcile_stats *st)
+{
+	struct dirent *de;
+	time_t age;
+	DIR *d;
+
+	if ((d = open_dir(dfd)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    file_age(dfd, de->d_name, now, &age) == -1 ||
+		    age <= RECONCILE_ORPHAN_AGE ||
+		    index_exists(ix, de->d_name) != 0)
+			continue;
+		if (renameat(dfd, de->d_name, sp->orphfd, de->d_name) == 0) {
+			log_warnx("id=%s file in %s/ has no index row: moved "
+			    "to orphans/", de->d_name, sub);
+			st->orphans++;
+		}
+	}
+	closedir(d);
+}
+
+int
+reconcile_spool(const struct spool *sp, struct index *ix,
+    const char *hostname, time_t now, struct reconcile_stats *st)
+{
+	int n;
+
+	memset(st, 0, sizeof(*st));
+	clean_tmp(sp, now, st);
+	find_orphans(sp, sp->newfd, "new", ix, now, st);
+	find_orphans(sp, sp->curfd, "cur", ix, now, st);
+	if ((n = index_release_stale_leases(ix, hostname, now)) < 0) {
+		log_warnx("lease check failed: %s", index_errmsg(ix));
+		return -1;
+	}
+	st->leases_released = (unsigned)n;
+	return 0;
+}

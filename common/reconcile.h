@@ -1,0 +1,29 @@
+/*
+ * reconcile — make spool and index agree again after a crash (DESIGN.md,
+ * Durability): old tmp/ files go, files in new/ or cur/ without a row and
+ * over an hour old move to orphans/, 'sending' rows whose lease ran out or
+ * whose owner process is gone go back to 'deferred'. Run by mppd and
+ * mppqueue at start. Each action is logged with the queue id.
+ */
+#ifndef MPP_RECONCILE_H
+#define MPP_RECONCILE_H
+
+#include <time.h>
+
+#include "index.h"
+#include "spool.h"
+
+#define RECONCILE_TMP_AGE (36 * 3600)
+#define RECONCILE_ORPHAN_AGE 3600
+
+struct reconcile_stats {
+	unsigned tmp_removed;
+	unsigned orphans;
+	unsigned leases_released;
+};
+
+/* hostname: this host, to judge which lease owners can be checked. */
+int reconcile_spool(const struct spool *sp, struct index *ix,
+    const char *hostname, time_t now, struct reconcile_stats *st);
+
+#endif

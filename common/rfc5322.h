@@ -1,0 +1,80 @@
+/*
+ * rfc5322 — parsing of an Internet message's header section and of the
+ * address lists in its To:, Cc:, Bcc:, From: and Sender: fields.
+ *
+ * The parser works on bytes already normalised by the text reader: lines end
+ * in a bare LF (never CRLF), and the input is not NUL-terminated. It does no
+ * allocation and keeps no state between calls, so it is safe to call from any
+ * thread and to feed untrusted input: every length is bounded by the caller's
+ * buffer and no byte past buf[len - 1] is ever read.
+ */
+#ifndef MPP_RFC5322_H
+#define MPP_RFC5322_H
+
+#include <stddef.h>
+
+/* Longest addr-spec we accept, in bytes (RFC 5321 §4.5.3.1.3 path limit). */
+#define RFC5322_ADDR_MAX 256
+
+/* One header field as it appears in the header section. */
+struct rfc5322_field {
+	const char *name;	/* field name, without the colon */
+	size_t name_len;
+	const char *value;	/* after the colon up to (not incl.) the final LF,
+				   continuation lines and their LFs included */
+	size_t value_len;
+	const char *raw;	/* whole field: name through final LF */
+	size_t raw_len;
+};
+
+/*
+ * Return the next header field of the header section in buf[0..len), starting
+ * at *off, and advance *off past it.
+ *   1  a field was returned in *f;
+ *   0  the header section ended at *off: an empty line (then *off is advanced
+ *      past that empty line, so buf + *off is the body), or the end of buf, or
+ *      a line that is neither a field nor a continuation (then *off is left at
+ *      the start of that line: it is the first line of the body);
+ *  -1  malformed: a continuation line (starting with SP/HT) where no field
+ *      precedes it, i.e. at the very start of the header section.
+ * A field name is one or more printable US-ASCII characters other than
+ * colon (33..126 except 58); whitespace between name and colon is tolerated
+ * (obs-syntax) and not part of the name. The final field may lack its LF when
+ * buf ends without one: then raw/value end at buf + len.
+ */
+int rfc5322_next_field(const char *buf, size_t len, size_t *off,
+    struct rfc5322_field *f);
+
+/* Nonzero when the field's name equals name, ignoring ASCII case. */
+int rfc5322_field_is(const struct rfc5322_field *f, const char *name);
+
+/*
+ * Called once per mailbox found in an address list, with its addr-spec
+ * normalised: comments, display names, angle brackets and folding removed,
+ * a quoted local part kept in its quoted form (e.g. "john doe"@example.org),
+ * NUL-terminated, at most RFC5322_ADDR_MAX bytes. An address with no
+ * domain (a bare local part, as some clients write "To: bob") is passed with
+ * has_domain 0. Return 0 to go on, nonzero to stop the parse (which then
+ * returns that value).
+ */
+typedef int (*rfc5322_addr_cb)(const char *addr, int has_domain, void *ctx);
+
+/*
+ * Parse an RFC 5322 address-list (the value of To:, Cc:, Bcc:, From:...):
+ * mailboxes, name-addr with display names (atoms, quoted strings, encoded
+ * words are just atoms here), angle-addr, comments (nested, with quoted
+ * pairs), groups ("undisclosed-recipients:;", "team: a@x, b@y;"), folding
+ * whitespace (LF followed by SP/HT), and the common obs forms (empty list
+ * elements ",,", a route in an angle-addr "<@relay:a@b>" which is dropped).
+ * Domain literals "[192.0.2.1]" are accepted as a domain.
+ *   0  the whole value parsed (an empty or all-whitespace value is valid and
+ *      yields no address);
+ *  -1  syntax error (cb may have been called for addresses before it);
+ *  other: the nonzero value a callback returned.
+ * Bytes >= 0x80 are accepted inside quoted strings, comments and display
+ * names (8-bit headers exist in the wild) but not in an addr-spec.
+ */
+int rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
+    void *ctx);
+
+#endif

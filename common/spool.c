@@ -1,0 +1,206 @@
+/*
+ * spool — directory handles are opened once so every later operation is an
+ * *at() call relative to them, immune to a changed working directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "spool.h"
+
+static int
+open_subdir(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+int
+spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
+{
+	int *fds[] = { &sp->tmpfd, &sp->newfd, &sp->curfd, &sp->orphfd };
+	const char *names[] = { "tmp", "new", "cur", "orphans" };
+	size_t i;
+
+	memset(sp, 0, sizeof(*sp));
+	sp->dirfd = sp->tmpfd = sp->newfd = sp->curfd = sp->orphfd = -1;
+	if (strlcpy(sp->dir, dir, sizeof(sp->dir)) >= sizeof(sp->dir)) {
+		snprintf(err, errsz, "spool_dir too long");
+		return -1;
+	}
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+		goto fail;
+	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if ((*fds[i] = open_subdir(sp->dirfd, names[i])) == -1)
+			goto fail;
+	if (mkfifoat(sp->dirfd, "trigger", 0600) == -1 && errno != EEXIST)
+		goto fail;
+	if (faccessat(sp->dirfd, "tmp", W_OK, AT_EACCESS) == -1 ||
+	    faccessat(sp->dirfd, ".", W_OK, AT_EACCESS) == -1)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errsz, "spool %s: %s", dir, strerror(errno));
+	spool_close(sp);
+	return -1;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	int *fds[] = { &sp->dirfd, &sp->tmpfd, &sp->newfd, &sp->curfd,
+	    &sp->orphfd };
+	size_t i;
+
+	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] != -1) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+}
+
+void
+spool_new_id(char *id, size_t idsz)
+{
+	static atomic_uint counter;
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	snprintf(id, idsz, "%lld.M%06ldP%ldQ%u", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (long)getpid(),
+	    atomic_fetch_add(&counter, 1) + 1);
+}
+
+int
+spool_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n >= SPOOL_ID_MAX || id[0] == '.')
+		return 0;
+	return strspn(id, "0123456789.MPQ") == n;
+}
+
+int
+spool_tmp_open(const struct spool *sp, const char *id)
+{
+	return openat(sp->tmpfd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+}
+
+int
+spool_publish(const struct spool *sp, int fd, const char *id)
+{
+	int saved;
+
+	if (fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	if (renameat(sp->tmpfd, id, sp->newfd, id) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlinkat(sp->tmpfd, id, 0);
+	errno = saved;
+	return -1;
+}
+
+int
+spool_sync_new(const struct spool *sp)
+{
+	return fsync(sp->newfd);
+}
+
+void
+spool_tmp_discard(const struct spool *sp, const char *id)
+{
+	(void)unlinkat(sp->tmpfd, id, 0);
+}
+
+int
+spool_find(const struct spool *sp, const char *id, char *path,
+    size_t pathsz)
+{
+	struct stat st;
+	const char *sub;
+
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstatat(sp->curfd, id, &st, 0) == 0)
+		sub = "cur";
+	else if (fstatat(sp->newfd, id, &st, 0) == 0)
+		sub = "new";
+	else
+		return -1;
+	if ((size_t)snprintf(path, pathsz, "%s/%s/%s", sp->dir, sub, id) >=
+	    pathsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_open_msg(const struct spool *sp, const char *id)
+{
+	int fd;
+
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = openat(sp->curfd, id, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)
+		fd = openat(sp->newfd, id, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
+int
+spool_to_cur(const struct spool *sp, const char *id)
+{
+	if (renameat(sp->newfd, id, sp->curfd, id) == -1)
+		return errno == ENOENT ? 0 : -1;	/* already moved */
+	return 0;
+}
+
+int
+spool_remove(const struct spool *sp, const char *id)
+{
+	if (unlinkat(sp->curfd, id, 0) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	return unlinkat(sp->newfd, id, 0);
+}
+
+void
+spool_wake(const struct spool *sp)
+{
+	int fd = openat(sp->dirfd, "trigger", O_WRONLY | O_NONBLOCK |
+	    O_CLOEXEC);
+
+	if (fd == -1)
+		return;		/* ENXIO: no runner listens */
+	(void)!write(fd, "!", 1);
+	close(fd);
+}

@@ -1,0 +1,33 @@
+/*
+ * auth — the password check behind PASS: the backends named by the auth
+ * key ("file:PATH, pop3:HOST[:PORT], ftp:HOST[:PORT]"), tried in order.
+ * The first that accepts wins; if none accepts and any could not answer,
+ * the result is OUTCOME_TEMP (451), else OUTCOME_PERM (530).
+ * auth_check() blocks (crypt, network) and is safe from many threads at
+ * once; auth_reload() may run concurrently with checks.
+ */
+#ifndef MPP_AUTH_H
+#define MPP_AUTH_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "outcome.h"
+
+#define AUTH_MAX_BACKENDS 8
+
+struct auth;
+
+/* Parse cfg->auth and load the password files; NULL with err. */
+struct auth *auth_new(const struct mpp_config *cfg, char *err, size_t errsz);
+/* Re-read the password files (SIGHUP); -1 with err, keeping the old. */
+int auth_reload(struct auth *a, char *err, size_t errsz);
+/*
+ * Check user's password. detail receives which backend decided and why,
+ * for the log line ("file", "pop3:host:110 rejected", "ftp:x timeout").
+ */
+enum outcome auth_check(struct auth *a, const char *user,
+    const char *password, char *detail, size_t detailsz);
+void auth_free(struct auth *a);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * mppd — the posting daemon. Flags and config, then binding, privilege
+ * drop, the spool and its reconciliation, then server_run().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "index.h"
+#include "log.h"
+#include "reconcile.h"
+#include "server.h"
+#include "spool.h"
+#include "util.h"
+
+struct options {
+	const char *config;
+	int foreground;
+	int inetd;
+	int verbose;
+	char *overrides[CONFIG_OVERRIDES_MAX];
+	size_t noverrides;
+};
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: mppd [-d] [-i] [-v] [-c file] "
+	    "[-o key=value]...\n");
+	exit(EX_USAGE);
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt(argc, argv, "c:dio:v")) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'd':
+			o->foreground = 1;
+			break;
+		case 'i':
+			o->inetd = 1;
+			break;
+		case 'o':
+			if (o->noverrides == CONFIG_OVERRIDES_MAX)
+				usage();
+			o->overrides[o->noverrides++] = optarg;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+}
+
+/* Root may only stay root when asked to (empty user) in the foreground. */
+static void
+drop_privileges(const struct mpp_config *cfg, const struct options *o)
+{
+	char err[512];
+
+	if (getuid() != 0 && geteuid() != 0)
+		return;
+	if (cfg->user[0] == '\0') {
+		if (!o->foreground && !o->inetd)
+			fatalx(EX_CONFIG, "refusing to run as root: set user "
+			    "(or run in the foreground with -d)");
+		log_warnx("running as root: user is empty");
+		return;
+	}
+	if (util_drop_privileges(cfg->user, err, sizeof(err)) == -1)
+		fatalx(EX_OSERR, "%s", err);
+}
+
+static void
+open_spool(struct spool *sp, const struct mpp_config *cfg)
+{
+	struct reconcile_stats rs;
+	struct index *ix;
+	char err[1024];
+
+	if (spool_open(sp, cfg->spool_dir, err, sizeof(err)) == -1)
+		fatalx(EX_CANTCREAT, "%s", err);
+	if ((ix = index_open(cfg->spool_dir, INDEX_SYNC_FULL, err,
+	    sizeof(err))) == NULL)
+		fatalx(EX_CANTCREAT, "%s", err);
+	if (reconcile_spool(sp, ix, cfg->hostname, time(NULL), &rs) == 0 &&
+	    (rs.tmp_removed || rs.orphans || rs.leases_released))
+		log_info("reconciled spool: tmp_removed=%u orphans=%u "
+		    "leases_released=%u", rs.tmp_removed, rs.orphans,
+		    rs.leases_released);
+	index_close(ix);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct mpp_config cfg;
+	struct server_ctx ctx;
+	struct options o;
+	struct spool sp;
+	const char *path;
+	char err[1024];
+	int explicit_path, fds[SERVER_MAX_LISTEN], rc;
+	size_t nfds = 0;
+
+	parse_options(argc, argv, &o);
+	log_init("mppd", o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
+	    o.verbose);
+	path = config_path(o.config, &explicit_path);
+	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
+	    err, sizeof(err)) == -1) {
+		fprintf(stderr, "mppd: %s\n", err);
+		fatalx(EX_CONFIG, "%s", err);
+	}
+	if (!o.inetd && server_bind(cfg.listen, fds, &nfds, err,
+	    sizeof(err)) == -1)
+		fatalx(EX_UNAVAILABLE, "%s", err);
+	if (!o.foreground && !o.inetd && daemon(0, 0) == -1)
+		fatal(EX_OSERR, "daemon");
+	drop_privileges(&cfg, &o);
+	open_spool(&sp, &cfg);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = &cfg;
+	ctx.config_path = path;
+	ctx.spool = &sp;
+	if ((ctx.auth = auth_new(&cfg, err, sizeof(err))) == NULL)
+		fatalx(EX_CONFIG, "auth: %s", err);
+	rc = server_run(&ctx, fds, nfds, o.inetd);
+	auth_free(ctx.auth);
+	spool_close(&sp);
+	return rc == 0 ? EX_OK : EX_SOFTWARE;
+}

@@ -1,0 +1,665 @@
+/*
+ * server — see server.h. A connection (struct conn) lives until its
+ * socket is gone AND no job of its session is in flight; a job holds the
+ * conn, so a client that disconnects while its message is being committed
+ * cannot free memory a worker still writes to.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <bsd/string.h>
+
+#include "iplimit.h"
+#include "log.h"
+#include "message.h"
+#include "server.h"
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "workq.h"
+
+#define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
+#define SHUTDOWN_GRACE_SEC 30
+
+struct server;
+
+struct conn {
+	struct server *srv;
+	struct conn *prev, *next;
+	struct bufferevent *bev;
+	int outfd;			/* -i on a pipe: replies go here */
+	struct session *s;
+	char addr[64];
+	char qid[SESSION_QID_MAX];
+	int tmpfd;			/* spilled text, or -1 */
+	int jobs;			/* auth or store in flight */
+	int gone;			/* socket closed */
+	int eof;			/* client finished sending */
+	int counted;			/* in the per-address table */
+	struct store_req req;
+};
+
+struct auth_job {
+	struct workq_job job;
+	struct conn *c;
+	struct auth *auth;
+	char user[SESSION_USER_MAX + 1];
+	char pass[SESSION_LINE_MAX];
+	char detail[512];
+	enum outcome result;
+};
+
+struct server {
+	struct server_ctx *ctx;
+	const struct mpp_config *cfg;
+	struct event_base *base;
+	struct evconnlistener *lev[SERVER_MAX_LISTEN];
+	size_t nlev;
+	struct workq *authq;
+	struct store *store;
+	struct event *auth_ev, *store_ev, *sig_ev[4];
+	struct iplimit *per_ip;
+	struct conn *conns;
+	long nsessions;
+	unsigned long next_id;
+	int stopping;
+	int inetd;
+};
+
+static void conn_pump(struct conn *c);
+static void conn_release(struct conn *c);
+
+/* Session hooks */
+
+static void
+hook_send(void *host, const char *data, size_t len)
+{
+	struct conn *c = host;
+
+	if (c->gone)
+		return;
+	if (c->outfd != -1)
+		(void)util_write_all(c->outfd, data, len);
+	else
+		bufferevent_write(c->bev, data, len);
+}
+
+static int
+auth_run(struct workq_job *job)
+{
+	struct auth_job *aj = (struct auth_job *)job;
+
+	aj->result = auth_check(aj->auth, aj->user, aj->pass, aj->detail,
+	    sizeof(aj->detail));
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+	return WORKQ_DONE;
+}
+
+static void
+auth_done(struct workq_job *job)
+{
+	struct auth_job *aj = (struct auth_job *)job;
+	struct conn *c = aj->c;
+
+	log_debug("client=[%s] auth detail: %s", c->addr, aj->detail);
+	c->jobs--;
+	session_auth_done(c->s, aj->result);
+	free(aj);
+	conn_pump(c);
+}
+
+static void
+hook_auth(void *host, const char *user, const char *password)
+{
+	struct conn *c = host;
+	struct auth_job *aj;
+
+	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
+		session_auth_done(c->s, OUTCOME_TEMP);
+		return;
+	}
+	aj->job.run = auth_run;
+	aj->job.done = auth_done;
+	aj->c = c;
+	aj->auth = c->srv->ctx->auth;
+	strlcpy(aj->user, user, sizeof(aj->user));
+	strlcpy(aj->pass, password, sizeof(aj->pass));
+	c->jobs++;
+	workq_push(c->srv->authq, &aj->job);
+}
+
+static int
+hook_text_begin(void *host, char *qid, size_t qidsz)
+{
+	struct conn *c = host;
+
+	spool_new_id(c->qid, sizeof(c->qid));
+	strlcpy(qid, c->qid, qidsz);
+	c->tmpfd = -1;
+	return 0;
+}
+
+static int
+hook_spill(void *host, const char *data, size_t len)
+{
+	struct conn *c = host;
+	struct spool *sp = c->srv->ctx->spool;
+
+	if (c->tmpfd == -1 && (c->tmpfd = spool_tmp_open(sp, c->qid)) == -1) {
+		log_warn("id=%s cannot create spool file", c->qid);
+		return -1;
+	}
+	if (util_write_all(c->tmpfd, data, len) == -1) {
+		log_warn("id=%s cannot write spool file", c->qid);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+hook_text_abort(void *host)
+{
+	struct conn *c = host;
+
+	if (c->tmpfd != -1) {
+		close(c->tmpfd);
+		c->tmpfd = -1;
+		spool_tmp_discard(c->srv->ctx->spool, c->qid);
+	}
+}
+
+static void
+store_cb(struct store_req *r)
+{
+	struct conn *c = r->arg;
+
+	c->jobs--;
+	session_store_done(c->s, r->result);
+	conn_pump(c);
+}
+
+static void
+hook_store(void *host, struct message *m)
+{
+	struct conn *c = host;
+	const struct message_params *p = message_params(m);
+	struct store_req *r = &c->req;
+	struct buf *out = message_output(m);
+
+	memset(r, 0, sizeof(*r));
+	strlcpy(r->id, c->qid, sizeof(r->id));
+	r->fd = c->tmpfd;
+	c->tmpfd = -1;
+	r->data = *out;
+	memset(out, 0, sizeof(*out));
+	r->row.id = p->queue_id;
+	r->row.auth_user = p->auth_user;
+	r->row.sender = p->sender;
+	r->row.client_addr = p->client_addr;
+	r->row.size = message_size(m);
+	r->row.received_at = (long long)p->now;
+	r->row.nrcpts = message_rcpt_count(m);
+	r->row.rcpts = message_rcpts(m);
+	r->cb = store_cb;
+	r->arg = c;
+	c->jobs++;
+	store_submit(c->srv->store, r);
+}
+
+static void
+hook_close(void *host)
+{
+	/* Output is flushed by conn_write; conn_pump sees closed. */
+}
+
+static const struct session_hooks conn_hooks = {
+	hook_send, hook_auth, hook_text_begin, hook_spill, hook_store,
+	hook_text_abort, hook_close
+};
+
+/* Connections */
+
+static void
+conn_unlink(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* The socket is done with: close it; free all once no job holds c. */
+static void
+conn_close(struct conn *c, const char *reason)
+{
+	struct server *srv = c->srv;
+
+	if (!c->gone) {
+		session_abort(c->s, reason);
+		c->gone = 1;
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		c->bev = NULL;
+		if (c->counted)
+			iplimit_dec(srv->per_ip, c->addr);
+		srv->nsessions--;
+	}
+	if (c->jobs == 0)
+		conn_release(c);
+}
+
+static void
+conn_release(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	hook_text_abort(c);
+	conn_unlink(c);
+	session_free(c->s);
+	free(c);
+	if (srv->inetd || (srv->stopping && srv->nsessions == 0 &&
+	    srv->conns == NULL))
+		event_base_loopexit(srv->base, NULL);
+}
+
+/* Feed buffered input to the session until it waits or it is all used. */
+static void
+conn_pump(struct conn *c)
+{
+	struct evbuffer *in;
+	size_t len, used;
+	unsigned char *p;
+
+	if (c->gone) {
+		if (c->jobs == 0)
+			conn_release(c);
+		return;
+	}
+	in = bufferevent_get_input(c->bev);
+	while (!session_waiting(c->s) && !session_closed(c->s) &&
+	    (len = evbuffer_get_contiguous_space(in)) > 0) {
+		p = evbuffer_pullup(in, (ssize_t)len);
+		used = session_feed(c->s, (const char *)p, len);
+		evbuffer_drain(in, used);
+	}
+	if (session_closed(c->s)) {
+		if (c->outfd != -1 ||
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_close(c, "quit");
+		return;		/* else conn_write closes once flushed */
+	}
+	if (c->eof && !session_waiting(c->s))
+		conn_close(c, "disconnect");
+	else if (c->srv->stopping && !session_waiting(c->s))
+		conn_close(c, "shutdown");
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	conn_pump(arg);
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (session_closed(c->s))
+		conn_close(c, "quit");
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (session_waiting(c->s)) {	/* we are slow, not them */
+			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			return;
+		}
+		conn_close(c, "idle-timeout");
+	} else if (what & BEV_EVENT_EOF) {
+		c->eof = 1;
+		conn_pump(c);
+	} else if (what & BEV_EVENT_ERROR)
+		conn_close(c, "error");
+}
+
+static struct conn *
+conn_new(struct server *srv, int fd, int outfd, const char *addr)
+{
+	struct timeval tv = { srv->cfg->idle_timeout, 0 };
+	char id[32];
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->srv = srv;
+	c->outfd = outfd;
+	c->tmpfd = -1;
+	strlcpy(c->addr, addr, sizeof(c->addr));
+	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->s = session_new(&conn_hooks, c, srv->cfg, addr, id);
+	if (c->bev == NULL || c->s == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		session_free(c->s);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = srv->conns;
+	if (c->next != NULL)
+		c->next->prev = c;
+	srv->conns = c;
+	srv->nsessions++;
+	log_info("session=%s client=[%s] connect", id, addr);
+	return c;
+}
+
+static void
+sockaddr_text(const struct sockaddr *sa, char *out, size_t outsz)
+{
+	if (getnameinfo(sa, sa->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), out,
+	    (socklen_t)outsz, NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy(out, "unknown", outsz);
+	/* An IPv4 client on a dual-stack socket: show it as IPv4. */
+	if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, ':') == NULL)
+		memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+/* Over a limit: answer 451 at once and close, never leave it hanging. */
+static void
+refuse(int fd, const char *addr, const char *why)
+{
+	(void)!send(fd, R451, sizeof(R451) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	log_info("client=[%s] refused=%s", addr, why);
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct server *srv = arg;
+	char addr[64];
+	struct conn *c;
+
+	sockaddr_text(sa, addr, sizeof(addr));
+	if (srv->nsessions >= srv->cfg->max_sessions) {
+		refuse(fd, addr, "max_sessions");
+		return;
+	}
+	if (iplimit_get(srv->per_ip, addr) >= srv->cfg->max_sessions_per_ip) {
+		refuse(fd, addr, "max_sessions_per_ip");
+		return;
+	}
+	if ((c = conn_new(srv, fd, -1, addr)) == NULL) {
+		refuse(fd, addr, "out-of-memory");
+		return;
+	}
+	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
+	session_start(c->s);
+}
+
+/* Events of the loop itself */
+
+static void
+on_auth_done(evutil_socket_t fd, short what, void *arg)
+{
+	workq_run_completions(arg);
+}
+
+static void
+on_store_done(evutil_socket_t fd, short what, void *arg)
+{
+	store_run_completions(arg);
+}
+
+static void
+server_stop(struct server *srv)
+{
+	struct conn *c, *next;
+	struct timeval grace = { SHUTDOWN_GRACE_SEC, 0 };
+	size_t i;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	log_info("shutting down");
+	for (i = 0; i < srv->nlev; i++)
+		evconnlistener_free(srv->lev[i]);
+	srv->nlev = 0;
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!session_waiting(c->s))
+			conn_close(c, "shutdown");
+	}
+	if (srv->conns == NULL)
+		event_base_loopexit(srv->base, NULL);
+	else
+		event_base_loopexit(srv->base, &grace);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	char err[512];
+
+	if (sig == SIGHUP) {
+		if (auth_reload(srv->ctx->auth, err, sizeof(err)) == -1)
+			log_warnx("reload failed, keeping the old password "
+			    "data: %s", err);
+		else
+			log_info("password data reloaded");
+		return;
+	}
+	server_stop(srv);
+}
+
+static int
+server_setup(struct server *srv, const int *fds, size_t nfds)
+{
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	char err[512];
+	size_t i;
+
+	srv->base = event_base_new();
+	srv->per_ip = iplimit_new();
+	srv->authq = workq_new(4);
+	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
+	if (srv->base == NULL || srv->per_ip == NULL || srv->authq == NULL ||
+	    srv->store == NULL) {
+		log_warnx("cannot start: %s", srv->store == NULL ? err :
+		    "out of resources");
+		return -1;
+	}
+	srv->auth_ev = event_new(srv->base, workq_fd(srv->authq),
+	    EV_READ | EV_PERSIST, on_auth_done, srv->authq);
+	srv->store_ev = event_new(srv->base, store_fd(srv->store),
+	    EV_READ | EV_PERSIST, on_store_done, srv->store);
+	event_add(srv->auth_ev, NULL);
+	event_add(srv->store_ev, NULL);
+	for (i = 0; i < 3; i++) {
+		srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal,
+		    srv);
+		event_add(srv->sig_ev[i], NULL);
+	}
+	for (i = 0; i < nfds; i++) {
+		srv->lev[i] = evconnlistener_new(srv->base, on_accept, srv,
+		    LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		if (srv->lev[i] == NULL)
+			return -1;
+		srv->nlev++;
+	}
+	return 0;
+}
+
+static void
+server_teardown(struct server *srv)
+{
+	struct conn *c, *next;
+	size_t i;
+
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		c->jobs = 0;	/* the stores below finish; we drop replies */
+		conn_close(c, "shutdown");
+	}
+	for (i = 0; i < srv->nlev; i++)
+		evconnlistener_free(srv->lev[i]);
+	workq_free(srv->authq);
+	store_free(srv->store);
+	for (i = 0; i < 3; i++)
+		if (srv->sig_ev[i] != NULL)
+			event_free(srv->sig_ev[i]);
+	if (srv->auth_ev != NULL)
+		event_free(srv->auth_ev);
+	if (srv->store_ev != NULL)
+		event_free(srv->store_ev);
+	iplimit_free(srv->per_ip);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+}
+
+/* inetd mode: one session on stdin (and stdout, if stdin is no socket). */
+static int
+server_inetd(struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[64] = "local";
+	struct conn *c;
+	struct stat st;
+	int outfd = -1;
+
+	if (getpeername(STDIN_FILENO, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sockaddr_text((struct sockaddr *)&ss, addr, sizeof(addr));
+	if (fstat(STDIN_FILENO, &st) == 0 && !S_ISSOCK(st.st_mode))
+		outfd = STDOUT_FILENO;
+	evutil_make_socket_nonblocking(STDIN_FILENO);
+	if ((c = conn_new(srv, STDIN_FILENO, outfd, addr)) == NULL)
+		return -1;
+	session_start(c->s);
+	return 0;
+}
+
+int
+server_run(struct server_ctx *ctx, const int *fds, size_t nfds, int inetd)
+{
+	struct server srv;
+	int rc = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ctx = ctx;
+	srv.cfg = ctx->cfg;
+	srv.inetd = inetd;
+	signal(SIGPIPE, SIG_IGN);
+	if (server_setup(&srv, inetd ? NULL : fds, inetd ? 0 : nfds) == -1 ||
+	    (inetd && server_inetd(&srv) == -1))
+		rc = 1;
+	else {
+		if (!inetd)
+			log_info("ready");
+		event_base_dispatch(srv.base);
+	}
+	server_teardown(&srv);
+	return rc;
+}
+
+/* Binding */
+
+static int
+bind_one(const char *host, int port, char *err, size_t errsz)
+{
+	struct addrinfo hints, *res;
+	char portstr[8];
+	int fd, on = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		snprintf(err, errsz, "listen %s:%d: %s", host, port,
+		    gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 1024) == -1) {
+		snprintf(err, errsz, "listen %s:%d: %s", host, port,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int
+server_bind(const char *listen_list, int *fds, size_t *nfds, char *err,
+    size_t errsz)
+{
+	const char *p = listen_list, *comma, *e;
+	char host[256];
+	int port;
+
+	*nfds = 0;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		comma = strchr(p, ',');
+		e = comma != NULL ? comma : p + strlen(p);
+		while (e > p && e[-1] == ' ')
+			e--;
+		if (*nfds == SERVER_MAX_LISTEN ||
+		    config_split_hostport(p, (size_t)(e - p), host,
+		    sizeof(host), &port, 218) == -1) {
+			snprintf(err, errsz, "bad listen address");
+			return -1;
+		}
+		if ((fds[*nfds] = bind_one(host, port, err, errsz)) == -1)
+			return -1;
+		(*nfds)++;
+		p = comma != NULL ? comma + 1 : e;
+	}
+	return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * server — mppd's network side: listening sockets, one connection per
+ * client on a libevent loop, per-address and global session limits, the
+ * idle timeout, signals. It moves bytes between sockets and sessions and
+ * runs the sessions' slow work (auth, store) on worker threads, so no
+ * client can stall another.
+ */
+#ifndef MPP_SERVER_H
+#define MPP_SERVER_H
+
+#include <stddef.h>
+
+#include "auth.h"
+#include "config.h"
+#include "spool.h"
+
+#define SERVER_MAX_LISTEN 16
+
+struct server_ctx {
+	const struct mpp_config *cfg;
+	const char *config_path;	/* for the log on SIGHUP */
+	struct spool *spool;
+	struct auth *auth;
+};
+
+/*
+ * Create, bind and listen on every address of listen (config syntax).
+ * Fills fds (at most SERVER_MAX_LISTEN). -1 with err.
+ */
+int server_bind(const char *listen, int *fds, size_t *nfds, char *err,
+    size_t errsz);
+
+/*
+ * Serve until SIGTERM or SIGINT (or, with inetd set, until the one session
+ * on stdin/stdout ends). Returns an exit code.
+ */
+int server_run(struct server_ctx *ctx, const int *fds, size_t nfds,
+    int inetd);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * text — a byte-at-a-time state machine over the five positions of
+ * text.h; plain bytes inside a line are gathered into spans so emit is
+ * called once per run of ordinary text, not once per byte.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "text.h"
+
+void
+text_init(struct text_reader *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->pos = TP_BOL;
+}
+
+struct span {
+	const char *start;	/* first byte of the pending span, or NULL */
+	size_t len;
+	text_emit_fn emit;
+	void *ctx;
+	struct text_reader *t;
+};
+
+static int
+span_flush(struct span *sp)
+{
+	int rc = 0;
+
+	if (sp->len > 0) {
+		sp->t->bytes += sp->len;
+		rc = sp->emit(sp->ctx, sp->start, sp->len);
+	}
+	sp->start = NULL;
+	sp->len = 0;
+	return rc;
+}
+
+/* Extend the span with in[i], or start a new one there. */
+static void
+span_take(struct span *sp, const char *p)
+{
+	if (sp->start != NULL && sp->start + sp->len == p) {
+		sp->len++;
+		return;
+	}
+	sp->start = p;
+	sp->len = 1;
+}
+
+/* Emit literal bytes that are not in the input at this place. */
+static int
+span_literal(struct span *sp, const char *s, size_t n)
+{
+	if (span_flush(sp) == -1)
+		return -1;
+	sp->t->bytes += n;
+	return sp->emit(sp->ctx, s, n);
+}
+
+/* One byte; returns -1 if emit stopped us. */
+static int
+text_byte(struct text_reader *t, struct span *sp, const char *p)
+{
+	char c = *p;
+
+	if (c == '\0')
+		t->nul = 1;
+	switch (t->pos) {
+	case TP_BOL:
+		if (c == '.') {
+			if (span_flush(sp) == -1)
+				return -1;
+			t->pos = TP_BOL_DOT;	/* dropped, unless alone */
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case TP_MID:
+		if (c == '\r') {
+			if (span_flush(sp) == -1)
+				return -1;
+			t->pos = TP_CR;
+		} else if (c == '\n') {
+			t->bare_crlf = 1;
+			span_take(sp, p);
+			t->pos = TP_BOL;
+		} else {
+			span_take(sp, p);
+			t->pos = TP_MID;
+		}
+		return 0;
+	case TP_BOL_DOT:
+		if (c == '\r') {
+			t->pos = TP_BOL_DOT_CR;
+			return 0;
+		}
+		t->pos = TP_MID;	/* the dot was stuffing: drop it */
+		return text_byte(t, sp, p);
+	case TP_BOL_DOT_CR:
+		if (c == '\n') {
+			t->pos = TP_DONE;
+			return 0;
+		}
+		t->bare_crlf = 1;	/* ".\r" then not LF */
+		if (span_literal(sp, "\r", 1) == -1)
+			return -1;
+		t->pos = TP_MID;
+		return text_byte(t, sp, p);
+	case TP_CR:
+		if (c == '\n') {
+			if (span_literal(sp, "\n", 1) == -1)
+				return -1;
+			t->pos = TP_BOL;
+			return 0;
+		}
+		t->bare_crlf = 1;
+		if (span_literal(sp, "\r", 1) == -1)
+			return -1;
+		t->pos = TP_MID;
+		return text_byte(t, sp, p);
+	case TP_DONE:
+		break;
+	}
+	assert(0 && "text_byte after the end marker");
+	return -1;
+}
+
+long
+text_feed(struct text_reader *t, const char *in, size_t len,
+    text_emit_fn emit, void *ctx)
+{
+	struct span sp = { NULL, 0, emit, ctx, t };
+	size_t i;
+
+	for (i = 0; i < len && t->pos != TP_DONE; i++)
+		if (text_byte(t, &sp, in + i) == -1)
+			return -1;
+	if (span_flush(&sp) == -1)
+		return -1;
+	return (long)i;
+}

@@ -1,0 +1,754 @@
+/*
+ * Unit tests for common/rfc5322.c: header field splitting and address-list
+ * parsing, table-driven, plus golden dumps of whole header sections.
+ *
+ * Every input is copied into a heap buffer of exactly its length before it
+ * is parsed, so under AddressSanitizer any read past len is a test failure;
+ * the "prefix" tests also check it semantically, by cutting a longer string
+ * where reading one more byte would change the result.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rfc5322.h"
+
+/* A heap copy of s[0..n) with no byte after it; the caller frees it. */
+static char *
+dup_exact(const char *s, size_t n)
+{
+	char *p;
+
+	p = malloc(n ? n : 1);
+	assert_non_null(p);
+	memcpy(p, s, n);
+	return p;
+}
+
+/* Fail, naming the case, when got[0..gotlen) is not the string want. */
+static void
+check_mem(const char *label, const char *what, const char *got, size_t gotlen,
+    const char *want)
+{
+	if (gotlen == strlen(want) && memcmp(got, want, gotlen) == 0)
+		return;
+	print_error("case \"%s\": %s is \"%.*s\", want \"%s\"\n", label, what,
+	    (int)gotlen, got, want);
+	fail();
+}
+
+static void
+check_int(const char *label, const char *what, long got, long want)
+{
+	if (got == want)
+		return;
+	print_error("case \"%s\": %s is %ld, want %ld\n", label, what, got,
+	    want);
+	fail();
+}
+
+/* Field splitting. */
+
+struct fexp {
+	const char *name, *value, *raw;
+};
+
+struct field_case {
+	const char *label;
+	const char *in;
+	struct fexp f[4];	/* the fields expected, up to a NULL name */
+	int last;		/* what the call after them returns */
+	const char *rest;	/* buf + *off after that call */
+};
+
+static const struct field_case field_cases[] = {
+	{ "two fields, empty line, body",
+	  "From: a@b\nTo: c@d\n\nbody\n",
+	  { { "From", " a@b", "From: a@b\n" }, { "To", " c@d", "To: c@d\n" } },
+	  0, "body\n" },
+	{ "folded field",
+	  "Subject: one\n two\n\tthree\nX: y\n\n",
+	  { { "Subject", " one\n two\n\tthree", "Subject: one\n two\n\tthree\n" },
+	    { "X", " y", "X: y\n" } },
+	  0, "" },
+	{ "last field without LF",
+	  "A: 1\nB: 2",
+	  { { "A", " 1", "A: 1\n" }, { "B", " 2", "B: 2" } }, 0, "" },
+	{ "folded last field without LF",
+	  "A: 1\n 2",
+	  { { "A", " 1\n 2", "A: 1\n 2" } }, 0, "" },
+	{ "whitespace-only continuation line",
+	  "A: 1\n \nbody",
+	  { { "A", " 1\n ", "A: 1\n \n" } }, 0, "body" },
+	{ "non-header line ends the headers",
+	  "A: 1\nnot a header\nB: 2\n",
+	  { { "A", " 1", "A: 1\n" } }, 0, "not a header\nB: 2\n" },
+	{ "non-header line after a folded field",
+	  "A: 1\n 2\nbody line\n",
+	  { { "A", " 1\n 2", "A: 1\n 2\n" } }, 0, "body line\n" },
+	{ "mbox From_ line is not a field",
+	  "From a@b Mon Jan  1 00:00:00 2024\nA: 1\n",
+	  { { NULL, NULL, NULL } }, 0,
+	  "From a@b Mon Jan  1 00:00:00 2024\nA: 1\n" },
+	{ "leading continuation (space)",
+	  " A: 1\n", { { NULL, NULL, NULL } }, -1, " A: 1\n" },
+	{ "leading continuation (tab)",
+	  "\tx\nA: 1\n", { { NULL, NULL, NULL } }, -1, "\tx\nA: 1\n" },
+	{ "obs whitespace before colon",
+	  "Subject \t: hi\n\n",
+	  { { "Subject", " hi", "Subject \t: hi\n" } }, 0, "" },
+	{ "empty values",
+	  "A:\nB:",
+	  { { "A", "", "A:\n" }, { "B", "", "B:" } }, 0, "" },
+	{ "empty input", "", { { NULL, NULL, NULL } }, 0, "" },
+	{ "empty line only", "\nbody", { { NULL, NULL, NULL } }, 0, "body" },
+	{ "colon first", ":x\n", { { NULL, NULL, NULL } }, 0, ":x\n" },
+	{ "space inside name", "Sub ject: x\n", { { NULL, NULL, NULL } }, 0,
+	  "Sub ject: x\n" },
+	{ "8-bit in name", "Sub\xe9: x\n", { { NULL, NULL, NULL } }, 0,
+	  "Sub\xe9: x\n" },
+	{ "name without colon at end", "Subject", { { NULL, NULL, NULL } }, 0,
+	  "Subject" },
+	{ "name and space at end", "Subject ", { { NULL, NULL, NULL } }, 0,
+	  "Subject " },
+	{ "colon in value",
+	  "A: b:c\n", { { "A", " b:c", "A: b:c\n" } }, 0, "" },
+	{ "name with every kind of ftext",
+	  "X-Foo_Bar.baz!#~: v\n",
+	  { { "X-Foo_Bar.baz!#~", " v", "X-Foo_Bar.baz!#~: v\n" } }, 0, "" },
+	{ "CR is not normalised here",
+	  "A: 1\r\n\r\nbody",
+	  { { "A", " 1\r", "A: 1\r\n" } }, 0, "\r\nbody" },
+	{ "8-bit value",
+	  "Subject: caf\xc3\xa9\n\n",
+	  { { "Subject", " caf\xc3\xa9", "Subject: caf\xc3\xa9\n" } }, 0, "" },
+	{ "continuation then empty line then body with fields",
+	  "A: 1\n\tx\n\nB: 2\n",
+	  { { "A", " 1\n\tx", "A: 1\n\tx\n" } }, 0, "B: 2\n" },
+};
+
+static void
+run_field_case(const struct field_case *c)
+{
+	struct rfc5322_field f;
+	size_t len = strlen(c->in), off = 0, i;
+	char *buf = dup_exact(c->in, len);
+	int r;
+
+	for (i = 0; c->f[i].name != NULL; i++) {
+		r = rfc5322_next_field(buf, len, &off, &f);
+		check_int(c->label, "return", r, 1);
+		check_mem(c->label, "name", f.name, f.name_len, c->f[i].name);
+		check_mem(c->label, "value", f.value, f.value_len,
+		    c->f[i].value);
+		check_mem(c->label, "raw", f.raw, f.raw_len, c->f[i].raw);
+		check_int(c->label, "offset", (long)off,
+		    (long)(f.raw - buf + f.raw_len));
+	}
+	r = rfc5322_next_field(buf, len, &off, &f);
+	check_int(c->label, "last return", r, c->last);
+	check_mem(c->label, "rest", buf + off, len - off, c->rest);
+	free(buf);
+}
+
+static void
+test_fields(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(field_cases) / sizeof(field_cases[0]); i++)
+		run_field_case(&field_cases[i]);
+}
+
+/* Once the end of the buffer is reached, every further call says so. */
+static void
+test_fields_at_end(void **state)
+{
+	static const char in[] = "A: 1\n";
+	struct rfc5322_field f;
+	size_t off = 0;
+	char *buf = dup_exact(in, sizeof(in) - 1);
+
+	(void)state;
+	assert_int_equal(rfc5322_next_field(buf, 5, &off, &f), 1);
+	assert_int_equal(off, 5);
+	assert_int_equal(rfc5322_next_field(buf, 5, &off, &f), 0);
+	assert_int_equal(rfc5322_next_field(buf, 5, &off, &f), 0);
+	assert_int_equal(off, 5);
+	assert_int_equal(rfc5322_next_field(NULL, 0, &off, &f), 0);
+	free(buf);
+}
+
+/* The value is bytes, not a string: a NUL in it is kept. */
+static void
+test_fields_nul_in_value(void **state)
+{
+	static const char in[] = "A: x\0y\nB: z\n";
+	struct rfc5322_field f;
+	size_t off = 0;
+	char *buf = dup_exact(in, sizeof(in) - 1);
+
+	(void)state;
+	assert_int_equal(rfc5322_next_field(buf, sizeof(in) - 1, &off, &f), 1);
+	assert_int_equal(f.value_len, 4);
+	assert_memory_equal(f.value, " x\0y", 4);
+	assert_int_equal(rfc5322_next_field(buf, sizeof(in) - 1, &off, &f), 1);
+	assert_true(rfc5322_field_is(&f, "b"));
+	free(buf);
+}
+
+struct prefix_case {
+	const char *label;
+	const char *in;
+	size_t len;		/* parse only in[0..len) */
+	int r;
+	const char *value;	/* when r == 1 */
+	const char *rest;
+};
+
+/* A byte past len would change each of these results. */
+static const struct prefix_case field_prefix_cases[] = {
+	{ "continuation past len", "Subject: hi\n there\n", 12, 1, " hi", "" },
+	{ "colon past len", "Subject: hi\n", 7, 0, NULL, "Subject" },
+	{ "colon past len after space", "Subject : hi\n", 8, 0, NULL,
+	  "Subject " },
+	{ "LF past len", "A: b\n", 4, 1, " b", "" },
+	{ "name past len", "A: b\nC: d\n", 5, 1, " b", "" },
+};
+
+static void
+test_fields_prefix(void **state)
+{
+	const struct prefix_case *c;
+	struct rfc5322_field f;
+	size_t i, off;
+	char *buf;
+	int r;
+
+	(void)state;
+	for (i = 0; i < sizeof(field_prefix_cases) /
+	    sizeof(field_prefix_cases[0]); i++) {
+		c = &field_prefix_cases[i];
+		buf = dup_exact(c->in, c->len);
+		off = 0;
+		r = rfc5322_next_field(buf, c->len, &off, &f);
+		check_int(c->label, "return", r, c->r);
+		if (r == 1)
+			check_mem(c->label, "value", f.value, f.value_len,
+			    c->value);
+		check_mem(c->label, "rest", buf + off, c->len - off, c->rest);
+		free(buf);
+	}
+}
+
+struct is_case {
+	const char *field;	/* name_len is strlen(field) - cut */
+	size_t cut;
+	const char *name;
+	int want;
+};
+
+static const struct is_case is_cases[] = {
+	{ "Subject", 0, "subject", 1 },
+	{ "SUBJECT", 0, "Subject", 1 },
+	{ "Subj", 0, "Subject", 0 },
+	{ "Subjects", 0, "Subject", 0 },
+	{ "To", 0, "Cc", 0 },
+	{ "ToX", 1, "to", 1 },
+	{ "ToX", 1, "tox", 0 },
+	{ "[o", 0, "{o", 0 },	/* no case folding outside A-Z */
+	{ "Bcc", 0, "", 0 },
+};
+
+static void
+test_field_is(void **state)
+{
+	struct rfc5322_field f;
+	size_t i;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	for (i = 0; i < sizeof(is_cases) / sizeof(is_cases[0]); i++) {
+		f.name = is_cases[i].field;
+		f.name_len = strlen(is_cases[i].field) - is_cases[i].cut;
+		check_int(is_cases[i].field, "field_is",
+		    rfc5322_field_is(&f, is_cases[i].name) != 0,
+		    is_cases[i].want);
+	}
+}
+
+/* Address lists. */
+
+/* Collects "addr|" per mailbox ("addr#|" when it has no domain). */
+struct sink {
+	char buf[4096];
+	size_t len;
+	int calls;
+	int stop_at;	/* return stop_val from this call (1-based); 0 never */
+	int stop_val;
+};
+
+static int
+collect(const char *addr, int has_domain, void *ctx)
+{
+	struct sink *s = ctx;
+	int n;
+
+	s->calls++;
+	assert_true(strlen(addr) <= RFC5322_ADDR_MAX);
+	n = snprintf(s->buf + s->len, sizeof(s->buf) - s->len, "%s%s|", addr,
+	    has_domain ? "" : "#");
+	assert_true(n > 0 && (size_t)n < sizeof(s->buf) - s->len);
+	s->len += (size_t)n;
+	return s->calls == s->stop_at ? s->stop_val : 0;
+}
+
+/* Parse in[0..len) from an exact-size copy into s; returns the result. */
+static int
+parse_into(const char *in, size_t len, struct sink *s)
+{
+	char *buf = dup_exact(in, len);
+	int r;
+
+	s->len = 0;
+	s->buf[0] = '\0';
+	s->calls = 0;
+	r = rfc5322_parse_addresses(buf, len, collect, s);
+	free(buf);
+	return r;
+}
+
+struct addr_case {
+	const char *in;
+	int r;
+	const char *out;
+};
+
+#define LONG50 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const struct addr_case addr_cases[] = {
+	/* empty lists */
+	{ "", 0, "" },
+	{ "   ", 0, "" },
+	{ " \n\t", 0, "" },
+	{ "(just a comment)", 0, "" },
+	{ ",", 0, "" },
+	{ " , ,, ", 0, "" },
+	/* plain addr-specs */
+	{ "a@b", 0, "a@b|" },
+	{ "john.doe@example.org", 0, "john.doe@example.org|" },
+	{ "a@b, c@d", 0, "a@b|c@d|" },
+	{ "a@b,\n c@d\n", 0, "a@b|c@d|" },
+	{ ",,a@b,,c@d,,", 0, "a@b|c@d|" },
+	{ "!#$%&'*+-/=?^_`{}~@example.org", 0,
+	  "!#$%&'*+-/=?^_`{}~@example.org|" },
+	/* display names */
+	{ "John Doe <jd@example.org>", 0, "jd@example.org|" },
+	{ "<jd@example.org>", 0, "jd@example.org|" },
+	{ "\"Doe, John\" <jd@example.org>, x@y", 0, "jd@example.org|x@y|" },
+	{ "John Q. Public <jqp@example.org>", 0, "jqp@example.org|" },
+	{ "\"a@b\" <c@d>", 0, "c@d|" },
+	{ "=?utf-8?q?Ren=C3=A9?= <r@example.org>", 0, "r@example.org|" },
+	{ "\"Ren\xc3\xa9\" <r@example.org>", 0, "r@example.org|" },
+	{ "Ren\xc3\xa9 Dupont <r@example.org>", 0, "r@example.org|" },
+	{ "(Ren\xc3\xa9) r@example.org", 0, "r@example.org|" },
+	{ "\"multi\n line\" <m@x>", 0, "m@x|" },
+	/* comments */
+	{ "jd@example.org (John Doe)", 0, "jd@example.org|" },
+	{ "(c1) jd (c2) @ (c3) example (c4) . (c5) org (c6)", 0,
+	  "jd@example.org|" },
+	{ "John (the (nested \\) comment)) Doe <a@b>", 0, "a@b|" },
+	{ "a@b(no space)", 0, "a@b|" },
+	{ "(unterminated a@b", -1, "" },
+	{ "(a (b) a@b", -1, "" },
+	{ "a@b (x\\", -1, "" },
+	{ "a@b)", -1, "" },
+	/* quoted local parts */
+	{ "\"john doe\"@example.org", 0, "\"john doe\"@example.org|" },
+	{ "\"john\\\"q\"@example.org", 0, "\"john\\\"q\"@example.org|" },
+	{ "\"a\\\\b\"@x", 0, "\"a\\\\b\"@x|" },
+	{ "\"john\n doe\"@example.org", 0, "\"john doe\"@example.org|" },
+	{ "\"\"@example.org", 0, "\"\"@example.org|" },
+	{ "\"john\".doe@example.org", 0, "\"john\".doe@example.org|" },
+	{ "Joe <\"j d\"@x>", 0, "\"j d\"@x|" },
+	{ "\"unterminated@example.org", -1, "" },
+	{ "\"a\\", -1, "" },
+	{ "\"a\tb\"@example.org", -1, "" },
+	{ "\"a\\\tb\"@example.org", -1, "" },
+	{ "\"a\x01" "b\"@example.org", -1, "" },
+	/* 8-bit: fine around an addr-spec, never in it */
+	{ "r\xc3\xa9@example.org", -1, "" },
+	{ "r@ex\xc3\xa4mple.org", -1, "" },
+	{ "\"r\xc3\xa9\"@example.org", -1, "" },
+	{ "Ren\xc3\xa9 <r\xc3\xa9@example.org>", -1, "" },
+	/* dots */
+	{ "john . doe @ example . org", 0, "john.doe@example.org|" },
+	{ "john..doe@example.org", -1, "" },
+	{ ".john@example.org", -1, "" },
+	{ "john.@example.org", -1, "" },
+	{ "john@example..org", -1, "" },
+	{ "john@example.org.", -1, "" },
+	{ "john@.example.org", -1, "" },
+	{ "john@", -1, "" },
+	{ "@example.org", -1, "" },
+	/* domain literals */
+	{ "john@[192.0.2.1]", 0, "john@[192.0.2.1]|" },
+	{ "john@[ 192.0.2.1 ]", 0, "john@[192.0.2.1]|" },
+	{ "john@[IPv6:2001:db8::1]", 0, "john@[IPv6:2001:db8::1]|" },
+	{ "Joe <john@[192.0.2.1]>", 0, "john@[192.0.2.1]|" },
+	{ "john@[192.0.2.1", -1, "" },
+	{ "john@[]", -1, "" },
+	{ "john@[ ]", -1, "" },
+	{ "john@[1\\.2]", -1, "" },
+	{ "john@[a[b]", -1, "" },
+	{ "john@[1.2\xc3\xa9]", -1, "" },
+	{ "john@[192.0.2.1].org", -1, "" },
+	{ "john@[a@b]", -1, "" },	/* found by fuzzing: two '@' */
+	{ "john@[a\"b]", -1, "" },
+	{ "john@[a<b>]", -1, "" },
+	{ "john@[tag:x_y]", -1, "" },
+	{ "john@[IPv6:ple)\n :Chris <c@x>]", -1, "" },
+	{ "[192.0.2.1]@x", -1, "" },
+	{ "a]@b", -1, "" },
+	/* no domain */
+	{ "bob", 0, "bob#|" },
+	{ "bob, alice@x", 0, "bob#|alice@x|" },
+	{ "Bob <bob>", 0, "bob#|" },
+	{ "\"bob smith\"", 0, "\"bob smith\"#|" },
+	{ "John Smith", -1, "" },
+	/* groups */
+	{ "undisclosed-recipients:;", 0, "" },
+	{ "undisclosed-recipients: ;", 0, "" },
+	{ "Undisclosed recipients:;", 0, "" },
+	{ "undisclosed-recipients:", 0, "" },
+	{ "team: a@x, b@y;", 0, "a@x|b@y|" },
+	{ "team: a@x, b@y;, c@z", 0, "a@x|b@y|c@z|" },
+	{ "team: Ann <a@x>, (c) b@y ;", 0, "a@x|b@y|" },
+	{ "team:,,a@x,,;", 0, "a@x|" },
+	{ "a@b, team: c@d", 0, "a@b|c@d|" },
+	{ "\"the team\": c@d;", 0, "c@d|" },
+	{ "a: b: c@d;;", -1, "" },
+	{ ":a@b;", -1, "" },
+	{ "team: a@x; b@y", -1, "a@x|" },
+	{ "a@b;", -1, "" },
+	{ "a@b, ;", -1, "a@b|" },
+	/* angle-addr, obs route */
+	{ "<@relay.example:a@b>", 0, "a@b|" },
+	{ "<@r1,@r2:a@b>", 0, "a@b|" },
+	{ "Joe <@r1, ,@r2 : a@b>", 0, "a@b|" },
+	{ "<@[192.0.2.1]:a@b>", 0, "a@b|" },
+	{ "<@r1 a@b>", -1, "" },
+	{ "<@:a@b>", -1, "" },
+	{ "<@r1:>", -1, "" },
+	{ "<,a@b>", -1, "" },
+	{ "<a@b", -1, "" },
+	{ "Joe <a@b, c@d", -1, "" },
+	{ "<>", -1, "" },
+	{ "a@b>", -1, "" },
+	{ "<a@b>>", -1, "" },
+	{ "<<a@b>>", -1, "" },
+	{ "Joe <a@b> x", -1, "" },
+	/* elements must be apart */
+	{ "a@b c@d", -1, "" },
+	{ "a@b <c@d>", -1, "" },
+	{ "a@b, c@d x", -1, "a@b|" },
+	/* bytes no token starts with */
+	{ "a@b\\c", -1, "" },
+	{ "a\rb@c", -1, "" },
+	{ "a@b\x01", -1, "" },
+	{ "a@b\x7f", -1, "" },
+	/* RFC 5322 appendix A */
+	{ "Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>", 0,
+	  "mary@x.test|jdoe@example.org|one@y.test|" },
+	{ "<boss@nil.test>, \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>",
+	  0, "boss@nil.test|sysservices@example.net|" },
+	{ "A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;",
+	  0, "c@a.test|joe@where.test|jdoe@one.test|" },
+	{ "Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", 0,
+	  "pete@silly.test|" },
+	{ "A Group(Some people)\n     :Chris Jones <c@(Chris's host.)public.example>,\n"
+	  "         joe@example.org,\n  John <jdoe@one.test> (my dear friend);"
+	  " (the end of the group)", 0,
+	  "c@public.example|joe@example.org|jdoe@one.test|" },
+	{ "(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;", 0,
+	  "" },
+	{ "Joe Q. Public <john.q.public@example.com>", 0,
+	  "john.q.public@example.com|" },
+	{ "Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example",
+	  0, "mary@example.net|jdoe@test.example|" },
+	/* length: 256 bytes is the limit */
+	{ LONG50 LONG50 LONG50 LONG50 LONG50 "@bbbbb", 0,
+	  LONG50 LONG50 LONG50 LONG50 LONG50 "@bbbbb|" },
+	{ LONG50 LONG50 LONG50 LONG50 LONG50 "@bbbbbb", -1, "" },
+	{ LONG50 LONG50 LONG50 LONG50 LONG50 "aaaaaa", 0,
+	  LONG50 LONG50 LONG50 LONG50 LONG50 "aaaaaa#|" },
+	{ LONG50 LONG50 LONG50 LONG50 LONG50 "aaaaaaa", -1, "" },
+	{ "\"" LONG50 LONG50 LONG50 LONG50 LONG50 "\"@bbb", 0,
+	  "\"" LONG50 LONG50 LONG50 LONG50 LONG50 "\"@bbb|" },
+	{ "\"" LONG50 LONG50 LONG50 LONG50 LONG50 "\"@bbbb", -1, "" },
+	{ "x@" LONG50 LONG50 LONG50 LONG50 LONG50 ".ccc", 0,
+	  "x@" LONG50 LONG50 LONG50 LONG50 LONG50 ".ccc|" },
+	{ "x@" LONG50 LONG50 LONG50 LONG50 LONG50 ".cccc", -1, "" },
+	{ "x@[" LONG50 LONG50 LONG50 LONG50 LONG50 "cc]", 0,
+	  "x@[" LONG50 LONG50 LONG50 LONG50 LONG50 "cc]|" },
+	{ "x@[" LONG50 LONG50 LONG50 LONG50 LONG50 "ccc]", -1, "" },
+	/* folding and comments do not count towards the limit */
+	{ "(" LONG50 LONG50 LONG50 ")" LONG50 LONG50 LONG50 LONG50 LONG50
+	  "@b.c (" LONG50 ")", 0, LONG50 LONG50 LONG50 LONG50 LONG50 "@b.c|" },
+	/* a route's domains do not either */
+	{ "<@" LONG50 LONG50 LONG50 LONG50 LONG50 LONG50 ":a@b>", 0, "a@b|" },
+};
+
+static void
+test_addresses(void **state)
+{
+	const struct addr_case *c;
+	struct sink s;
+	size_t i;
+	int r;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < sizeof(addr_cases) / sizeof(addr_cases[0]); i++) {
+		c = &addr_cases[i];
+		r = parse_into(c->in, strlen(c->in), &s);
+		check_int(c->in, "return", r, c->r);
+		check_mem(c->in, "addresses", s.buf, s.len, c->out);
+	}
+}
+
+/* NUL is a byte like any other to the parser, and no token starts with it. */
+static void
+test_addresses_nul(void **state)
+{
+	struct sink s;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(parse_into("a@b\0c", 5, &s), -1);
+	assert_int_equal(parse_into("(x\0y) a@b", 9, &s), 0);
+	assert_string_equal(s.buf, "a@b|");
+	assert_int_equal(parse_into("\"x\0y\" <a@b>", 11, &s), 0);
+	assert_string_equal(s.buf, "a@b|");
+	assert_int_equal(parse_into("\"x\0y\"@b", 7, &s), -1);
+}
+
+/* A byte past len would change each of these results. */
+static const struct prefix_case addr_prefix_cases[] = {
+	{ "domain cut", "a@example.org", 9, 0, "a@example|", NULL },
+	{ "after domain cut", "a@example.org, c@d", 13, 0, "a@example.org|",
+	  NULL },
+	{ "quote cut", "\"ab\"@x", 3, -1, "", NULL },
+	{ "quoted pair cut", "\"a\\\"\"@b", 3, -1, "", NULL },
+	{ "comment cut", "(ab)a@b", 3, -1, "", NULL },
+	{ "comment pair cut", "(a\\)) a@b", 3, -1, "", NULL },
+	{ "angle cut", "<a@b>", 4, -1, "", NULL },
+	{ "literal cut", "a@[1.2.3.4]", 10, -1, "", NULL },
+	{ "group end cut", "team:;x", 5, 0, "", NULL },
+	{ "local part cut", "ab@c", 1, 0, "a#|", NULL },
+	{ "dot cut", "a.b@c", 2, -1, "", NULL },
+};
+
+static void
+test_addresses_prefix(void **state)
+{
+	const struct prefix_case *c;
+	struct sink s;
+	size_t i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < sizeof(addr_prefix_cases) /
+	    sizeof(addr_prefix_cases[0]); i++) {
+		c = &addr_prefix_cases[i];
+		check_int(c->label, "return", parse_into(c->in, c->len, &s),
+		    c->r);
+		check_mem(c->label, "addresses", s.buf, s.len, c->value);
+	}
+}
+
+struct stop_case {
+	const char *in;
+	int stop_at, stop_val;
+	int r, calls;
+};
+
+static const struct stop_case stop_cases[] = {
+	{ "a@b, c@d, e@f", 2, 7, 7, 2 },
+	{ "a@b, c@d, e@f", 1, -5, -5, 1 },
+	{ "a@b, c@d, e@f", 3, 1, 1, 3 },
+	{ "a@b, c@d, e@f", 4, 1, 0, 3 },
+	{ "g: a@b, c@d; e@f", 1, 9, 9, 1 },	/* stops before the error */
+	{ "a@b, <<<", 1, 3, 3, 1 },
+};
+
+static void
+test_callback_stop(void **state)
+{
+	const struct stop_case *c;
+	struct sink s;
+	size_t i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < sizeof(stop_cases) / sizeof(stop_cases[0]); i++) {
+		c = &stop_cases[i];
+		s.stop_at = c->stop_at;
+		s.stop_val = c->stop_val;
+		check_int(c->in, "return", parse_into(c->in, strlen(c->in), &s),
+		    c->r);
+		check_int(c->in, "calls", s.calls, c->calls);
+	}
+}
+
+/* Golden dumps: a whole header section, as the posting daemon reads it. */
+
+struct golden {
+	const char *in;
+	const char *out;
+};
+
+static const struct golden goldens[] = {
+	{
+	"Return-Path: <ignored@example.org>\n"
+	"From: =?UTF-8?Q?Andr=C3=A9?= <andre@example.org>\n"
+	"To: Bob <bob@example.net>, \"Carol, C.\" <carol@example.net>,\n"
+	"\tdave@example.com (Dave)\n"
+	"Cc: team: erin@example.org, frank;, undisclosed-recipients:;\n"
+	"Bcc: <@relay.example:grace@[192.0.2.7]>\n"
+	"Subject: Lunch?\n"
+	"\n"
+	"See you at noon.\n",
+	"field Return-Path\n"
+	"field From\n  andre@example.org\n"
+	"field To\n  bob@example.net\n  carol@example.net\n"
+	"  dave@example.com\n"
+	"field Cc\n  erin@example.org\n  frank (no domain)\n"
+	"field Bcc\n  grace@[192.0.2.7]\n"
+	"field Subject\n"
+	"end 0 body \"See you at noon.\\n\"\n"
+	},
+	{
+	"To: a@b,\n c@d x\n"
+	"Cc: \"broken@example.org\n"
+	"Subject: no blank line before the body\n"
+	"This line has no colon.\n",
+	"field To\n  a@b\n  error -1\n"
+	"field Cc\n  error -1\n"
+	"field Subject\n"
+	"end 0 body \"This line has no colon.\\n\"\n"
+	},
+	{
+	" folded: first\n",
+	"end -1 body \" folded: first\\n\"\n"
+	},
+};
+
+/* Append a printf-formatted line to out. */
+static void __attribute__((format(printf, 3, 4)))
+out_add(char *out, size_t size, const char *fmt, ...)
+{
+	size_t used = strlen(out);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out + used, size - used, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < size - used);
+}
+
+struct dump {
+	char *out;
+	size_t size;
+};
+
+static int
+dump_addr(const char *addr, int has_domain, void *ctx)
+{
+	struct dump *d = ctx;
+
+	out_add(d->out, d->size, "  %s%s\n", addr,
+	    has_domain ? "" : " (no domain)");
+	return 0;
+}
+
+static int
+is_address_field(const struct rfc5322_field *f)
+{
+	return rfc5322_field_is(f, "from") || rfc5322_field_is(f, "to") ||
+	    rfc5322_field_is(f, "cc") || rfc5322_field_is(f, "bcc");
+}
+
+/* Dump the fields of buf and the addresses in its address fields. */
+static void
+dump_headers(const char *buf, size_t len, char *out, size_t size)
+{
+	struct dump d = { out, size };
+	struct rfc5322_field f;
+	size_t off = 0, i;
+	int r;
+
+	out[0] = '\0';
+	while ((r = rfc5322_next_field(buf, len, &off, &f)) == 1) {
+		out_add(out, size, "field %.*s\n", (int)f.name_len, f.name);
+		if (is_address_field(&f) && rfc5322_parse_addresses(f.value,
+		    f.value_len, dump_addr, &d) == -1)
+			out_add(out, size, "  error -1\n");
+	}
+	out_add(out, size, "end %d body \"", r);
+	for (i = off; i < len; i++) {
+		if (buf[i] == '\n')
+			out_add(out, size, "\\n");
+		else
+			out_add(out, size, "%c", buf[i]);
+	}
+	out_add(out, size, "\"\n");
+}
+
+static void
+test_golden(void **state)
+{
+	char out[4096], *buf;
+	size_t i, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(goldens) / sizeof(goldens[0]); i++) {
+		len = strlen(goldens[i].in);
+		buf = dup_exact(goldens[i].in, len);
+		dump_headers(buf, len, out, sizeof(out));
+		if (strcmp(out, goldens[i].out) != 0) {
+			print_error("golden %zu:\n--- got\n%s--- want\n%s", i,
+			    out, goldens[i].out);
+			fail();
+		}
+		free(buf);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_fields_at_end),
+		cmocka_unit_test(test_fields_nul_in_value),
+		cmocka_unit_test(test_fields_prefix),
+		cmocka_unit_test(test_field_is),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_addresses_nul),
+		cmocka_unit_test(test_addresses_prefix),
+		cmocka_unit_test(test_callback_stop),
+		cmocka_unit_test(test_golden),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
