@@ -47,7 +47,7 @@ LIBCLIENT = $(BUILD)/libmppclient.a
 ALL_LIBS  = $(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON)
 
 PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
-	   $(BIN)/mppsend $(BIN)/mppbench
+	   $(BIN)/mppsend
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 

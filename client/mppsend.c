@@ -36,7 +36,7 @@
 #include "mpp_rcpt.h"
 
 #define DEFAULT_SERVER	"localhost"
-#define OPTSTRING	"+s:u:P:T:vtio:f:F:r:B:N:R:b:"
+#define OPTSTRING	"+:s:u:P:T:vtio:f:F:r:B:N:R:b:"
 #define SENDMAIL_FLAGS	"tiofFrBNRb"
 
 /* A sendmail flag that was accepted and has no effect. */
@@ -224,7 +224,7 @@ report_ignored(const struct opts *o, const char *user)
 			warnx_("ignoring -%c: %s", g->flag, ignore_reason(g));
 		else
 			warnx_("ignoring -%c%s%s: %s", g->flag,
-			    strchr("ob", g->flag) != NULL ? "" : " ", g->arg,
+			    strchr("oBb", g->flag) != NULL ? "" : " ", g->arg,
 			    ignore_reason(g));
 	}
 	for (k = 0; o->sendmail_mode && k < o->nargs; k++)
@@ -506,10 +506,11 @@ post_one(struct run *r, const char *name)
 		close(fd);
 	if (ex == EX_OK && check)
 		warn_unlisted(r);
-	if (ex != EX_OK)
-		warnx_("%s%s%s", name != NULL ? name : "",
-		    name != NULL ? ": not posted: " : "",
+	if (ex != EX_OK && name != NULL)
+		warnx_("%s: not posted: %s", name,
 		    mpp_client_error(&r->client));
+	else if (ex != EX_OK)
+		warnx_("message not posted: %s", mpp_client_error(&r->client));
 	return ex;
 }
 
@@ -533,8 +534,8 @@ post_all(struct run *r, const struct settings *s)
 			r->posted++;
 	}
 	if (ex != EX_OK && files > 1)
-		warnx_("%d of %d messages posted before the failure, the "
-		    "rest not sent", r->posted, files);
+		warnx_("%d of %d messages posted before this failure; the "
+		    "others were not", r->posted, files);
 	return ex;
 }
 

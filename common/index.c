@@ -169,8 +169,8 @@ index_step_done(struct index *ix, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
-static int
-insert_one(struct index *ix, const struct index_new_msg *m)
+int
+index_insert_msg(struct index *ix, const struct index_new_msg *m)
 {
 	sqlite3_stmt *st;
 	size_t i;
@@ -234,7 +234,7 @@ index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
 	if (index_begin(ix) == -1)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (insert_one(ix, m[i]) == -1) {
+		if (index_insert_msg(ix, m[i]) == -1) {
 			index_rollback(ix);
 			return -1;
 		}

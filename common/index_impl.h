@@ -29,6 +29,8 @@ sqlite3_stmt *index_stmt(struct index *ix, enum index_stmt_id which,
 int index_step_done(struct index *ix, sqlite3_stmt *st, const char *what);
 void index_set_error(struct index *ix, const char *what);
 int index_begin(struct index *ix);
+/* Insert one new message and its recipients inside an open transaction. */
+int index_insert_msg(struct index *ix, const struct index_new_msg *m);
 int index_commit(struct index *ix);
 void index_rollback(struct index *ix);
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,316 @@ index_release_stale_leases(struct index *ix, const char *hostname,
 	if (rc != SQLITE_DONE) {
 		index_set_error(ix, "lease scan");
 		goto fail;
+	}
+	return index_commit(ix) == 0 ? n : -1;
+fail:
+	index_rollback(ix);
+	return -1;
+}
+
+static void
+copy_col(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, dstsz, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* Read up to max due ids (with their fields) into out. */
+static int
+claim_select(struct index *ix, time_t now, struct index_claim *out,
+    size_t max)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc;
+
+	st = index_stmt(ix, IX_CLAIM_DUE, "SELECT id, sender, auth_user, "
+	    "size, received_at, attempts, is_bounce FROM message "
+	    "WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ?1 "
+	    "ORDER BY next_attempt_at, received_at LIMIT ?2");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+		struct index_claim *c = &out[n++];
+
+		copy_col(st, 0, c->id, sizeof(c->id));
+		copy_col(st, 1, c->sender, sizeof(c->sender));
+		copy_col(st, 2, c->auth_user, sizeof(c->auth_user));
+		c->size = sqlite3_column_int64(st, 3);
+		c->received_at = sqlite3_column_int64(st, 4);
+		c->attempts = sqlite3_column_int(st, 5);
+		c->is_bounce = sqlite3_column_int(st, 6);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		index_set_error(ix, "claim select");
+		return -1;
+	}
+	return (int)n;
+}
+
+int
+index_claim_due(struct index *ix, const char *host, long pid, time_t now,
+    long lease, struct index_claim *out, size_t max)
+{
+	sqlite3_stmt *st;
+	int i, n;
+
+	if (index_begin(ix) == -1)
+		return -1;
+	if ((n = claim_select(ix, now, out, max)) <= 0) {
+		index_rollback(ix);
+		return n;
+	}
+	for (i = 0; i < n; i++) {
+		st = index_stmt(ix, IX_CLAIM_SET, "UPDATE message SET "
+		    "state = 'sending', lease_host = ?2, lease_pid = ?3, "
+		    "lease_until = ?4 WHERE id = ?1");
+		if (st == NULL)
+			goto fail;
+		sqlite3_bind_text(st, 1, out[i].id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, pid);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)(now + lease));
+		if (index_step_done(ix, st, "claim") == -1)
+			goto fail;
+	}
+	return index_commit(ix) == 0 ? n : -1;
+fail:
+	index_rollback(ix);
+	return -1;
+}
+
+int
+index_rcpts(struct index *ix, const char *id, int failed_unbounced,
+    struct index_rcpt **out, size_t *n)
+{
+	struct index_rcpt *v = NULL, *grown;
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	st = index_stmt(ix, IX_RCPTS_PENDING, "SELECT seq, address, "
+	    "last_error FROM recipient WHERE message_id = ?1 AND "
+	    "(( ?2 = 0 AND state = 'pending') OR "
+	    "(?2 = 1 AND state = 'failed' AND bounced = 0)) ORDER BY seq");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, failed_unbounced);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((grown = reallocarray(v, *n + 1, sizeof(*v))) == NULL)
+			break;
+		v = grown;
+		v[*n].seq = sqlite3_column_int64(st, 0);
+		copy_col(st, 1, v[*n].addr, sizeof(v[*n].addr));
+		copy_col(st, 2, v[*n].error, sizeof(v[*n].error));
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		index_set_error(ix, "recipients");
+		free(v);
+		*n = 0;
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static const char *
+rcpt_state(int outcome)
+{
+	return outcome == 0 ? "sent" : outcome == 2 ? "failed" : "pending";
+}
+
+static int
+record_rcpts(struct index *ix, const struct index_result *r)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		st = index_stmt(ix, IX_RCPT_SET, "UPDATE recipient SET "
+		    "state = ?3, last_error = ?4 WHERE message_id = ?1 AND "
+		    "seq = ?2");
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, r->seq[i]);
+		sqlite3_bind_text(st, 3, rcpt_state(r->outcome[i]), -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r->reply[i], -1, SQLITE_STATIC);
+		if (index_step_done(ix, st, "recipient result") == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Final states: expired pending ones fail; failed ones get bounced. */
+static int
+record_finish(struct index *ix, const struct index_result *r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (r->expired) {
+		if (sqlite3_prepare_v2(ix->db, "UPDATE recipient SET state = "
+		    "'failed' WHERE message_id = ?1 AND state = 'pending'", -1,
+		    &st, NULL) != SQLITE_OK)
+			return index_set_error(ix, "expire"), -1;
+		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+		rc = index_step_done(ix, st, "expire");
+		sqlite3_finalize(st);
+		if (rc == -1)
+			return -1;
+	}
+	if (r->bounce == NULL)
+		return 0;
+	if (index_insert_msg(ix, r->bounce) == -1)
+		return -1;
+	if (sqlite3_prepare_v2(ix->db, "UPDATE recipient SET bounced = 1 "
+	    "WHERE message_id = ?1 AND state = 'failed'", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return index_set_error(ix, "bounced"), -1;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	rc = index_step_done(ix, st, "bounced");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+record_message(struct index *ix, const struct index_result *r)
+{
+	sqlite3_stmt *st;
+
+	st = index_stmt(ix, IX_MSG_FINISH, "UPDATE message SET "
+	    "state = CASE WHEN ?4 = 0 THEN 'deferred' WHEN EXISTS (SELECT 1 "
+	    "FROM recipient WHERE message_id = ?1 AND state = 'sent') THEN "
+	    "'sent' ELSE 'failed' END, attempts = attempts + 1, "
+	    "next_attempt_at = ?5, last_error = ?6, done_at = CASE WHEN ?4 "
+	    "THEN ?7 END, lease_host = NULL, lease_pid = NULL, lease_until = "
+	    "NULL WHERE id = ?1 AND state = 'sending' AND lease_host = ?2 AND "
+	    "lease_pid = ?3");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->pid);
+	sqlite3_bind_int(st, 4, r->finished);
+	sqlite3_bind_int64(st, 5, r->next_attempt_at);
+	if (r->last_error != NULL)
+		sqlite3_bind_text(st, 6, r->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->now);
+	if (index_step_done(ix, st, "message result") == -1)
+		return -1;
+	return sqlite3_changes(ix->db) == 1 ? 1 : 0;
+}
+
+int
+index_record(struct index *ix, const struct index_result *r)
+{
+	int mine;
+
+	if (index_begin(ix) == -1)
+		return -1;
+	if (record_rcpts(ix, r) == -1 ||
+	    (r->finished && record_finish(ix, r) == -1))
+		goto fail;
+	/* The message row last: its CASE reads the recipients' states. */
+	if ((mine = record_message(ix, r)) == -1)
+		goto fail;
+	if (mine == 0) {
+		index_rollback(ix);
+		return 0;
+	}
+	return index_commit(ix) == 0 ? 1 : -1;
+fail:
+	index_rollback(ix);
+	return -1;
+}
+
+int
+index_unclaim(struct index *ix, const char *id, const char *host, long pid,
+    time_t now)
+{
+	sqlite3_stmt *st;
+
+	st = index_stmt(ix, IX_MSG_RELEASE, "UPDATE message SET state = "
+	    "CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, "
+	    "next_attempt_at = ?4, lease_host = NULL, lease_pid = NULL, "
+	    "lease_until = NULL WHERE id = ?1 AND state = 'sending' AND "
+	    "lease_host = ?2 AND lease_pid = ?3");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, pid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	return index_step_done(ix, st, "unclaim");
+}
+
+long long
+index_next_due(struct index *ix)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+	int rc;
+
+	st = index_stmt(ix, IX_NEXT_DUE, "SELECT MIN(next_attempt_at) FROM "
+	    "message WHERE state IN ('queued', 'deferred')");
+	if (st == NULL)
+		return -2;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		index_set_error(ix, "next due");
+		return -2;
+	}
+	return v;
+}
+
+int
+index_purge_sent(struct index *ix, time_t now, long retention,
+    void (*gone)(const char *id, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st;
+	int rc, n = 0;
+
+	if (index_begin(ix) == -1)
+		return -1;
+	st = index_stmt(ix, IX_PURGE_SENT, "SELECT id FROM message WHERE "
+	    "state = 'sent' AND done_at < ?1");
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - retention));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		gone((const char *)sqlite3_column_text(st, 0), ctx);
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		index_set_error(ix, "purge scan");
+		goto fail;
+	}
+	st = NULL;
+	if (n > 0 && sqlite3_prepare_v2(ix->db, "DELETE FROM message WHERE "
+	    "state = 'sent' AND done_at < ?1", -1, &st, NULL) != SQLITE_OK) {
+		index_set_error(ix, "purge");
+		goto fail;
+	}
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - retention));
+		rc = index_step_done(ix, st, "purge");
+		sqlite3_finalize(st);
+		if (rc == -1)
+			goto fail;
 	}
 	return index_commit(ix) == 0 ? n : -1;
 fail:

@@ -19,4 +19,77 @@
 int index_release_stale_leases(struct index *ix, const char *hostname,
     time_t now);
 
+#define INDEX_ADDR_MAX 512
+#define INDEX_ERROR_MAX 512
+
+/* A message claimed for delivery. */
+struct index_claim {
+	char id[64];
+	char sender[INDEX_ADDR_MAX];
+	char auth_user[128];
+	long long size;
+	long long received_at;
+	int attempts;		/* before this one */
+	int is_bounce;
+};
+
+/*
+ * Claim up to max due messages (queued or deferred, next_attempt_at <=
+ * now, oldest due first): state 'sending' with a lease to host/pid until
+ * now + lease. Returns how many were claimed into out, or -1.
+ */
+int index_claim_due(struct index *ix, const char *host, long pid, time_t now,
+    long lease, struct index_claim *out, size_t max);
+
+/* A recipient still to deliver, or one that failed. */
+struct index_rcpt {
+	long long seq;
+	char addr[INDEX_ADDR_MAX];
+	char error[INDEX_ERROR_MAX];
+};
+
+/*
+ * The recipients of id in state (pending, or failed and not yet reported
+ * to the sender when failed_unbounced). *out is malloc'd, caller frees.
+ */
+int index_rcpts(struct index *ix, const char *id, int failed_unbounced,
+    struct index_rcpt **out, size_t *n);
+
+/* The result of one delivery attempt, to record in one transaction. */
+struct index_result {
+	const char *id;
+	const char *host;		/* the claim's owner */
+	long pid;
+	time_t now;
+	size_t n;			/* recipients attempted */
+	const long long *seq;
+	const int *outcome;		/* enum outcome per recipient */
+	const char *const *reply;	/* per recipient */
+	int finished;			/* no recipient left pending */
+	int expired;			/* pending ones fail: lifetime over */
+	long long next_attempt_at;	/* when not finished */
+	const char *last_error;
+	const struct index_new_msg *bounce;	/* NULL: none */
+};
+
+/* Record r; -1 on error (nothing recorded). 0 when the claim was no
+   longer ours (an administrator changed the message): nothing recorded. */
+int index_record(struct index *ix, const struct index_result *r);
+
+/* A claimed message goes back unattempted (shutdown): due now. */
+int index_unclaim(struct index *ix, const char *id, const char *host,
+    long pid, time_t now);
+
+/* Earliest next_attempt_at of a queued or deferred message; -1 if none,
+   -2 on error. */
+long long index_next_due(struct index *ix);
+
+/*
+ * Delete sent rows whose done_at is older than now - retention, calling
+ * gone(id, ctx) for each before (to remove a leftover file). Returns how
+ * many, or -1.
+ */
+int index_purge_sent(struct index *ix, time_t now, long retention,
+    void (*gone)(const char *id, void *ctx), void *ctx);
+
 #endif

@@ -17,9 +17,10 @@
  * empty list elements, source routes, a bare local part (has_domain 0) and
  * a group whose closing ';' is missing at the end of the value — all common
  * in real mail and none able to change which mailboxes are named. An
- * addr-spec itself is held to the grammar: 8-bit bytes, control characters,
- * empty labels or an over-long result are syntax errors, because it becomes
- * an SMTP recipient.
+ * addr-spec itself is held to the grammar, and a little more, because it
+ * becomes an SMTP recipient: 8-bit bytes, control characters (HT included,
+ * even quoted), empty labels or an over-long result are syntax errors, and a
+ * domain literal holds only letters, digits, '.', ':' and '-'.
  */
 
 #include <assert.h>
@@ -357,7 +358,7 @@ peek(const struct cursor *c, struct tok *t)
 	return lex(&tmp, t);
 }
 
-/* Consume the next token if it has type want: 1 if so, 0 if not, -1 on error. */
+/* Consume the next token if of type want: 1 if so, 0 if not, -1 on error. */
 static int
 accept(struct cursor *c, enum tok_type want)
 {

@@ -14,6 +14,7 @@
  * go last frees it, so abandoning it is safe.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -255,6 +256,11 @@ auth_net_open(struct auth_net *n, const char *host, int port,
 void
 auth_net_attach(struct auth_net *n, int fd, int timeout_sec)
 {
+	int fl;
+
+	/* Waits are poll()s; a blocking send could outlast the deadline. */
+	if ((fl = fcntl(fd, F_GETFL)) != -1)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	n->fd = fd;
 	n->len = 0;
 	n->timeout_sec = timeout_sec;

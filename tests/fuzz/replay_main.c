@@ -84,40 +84,54 @@ is_regular(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Run the target on every regular file in dir; *n counts them. */
+/*
+ * Replay dir/name if it is a regular file: 1 if it was, 0 if skipped,
+ * -1 on error. Dot files are skipped (editors' and libFuzzer's own).
+ */
+static int
+replay_entry(const char *dir, const char *name)
+{
+	char path[4096];
+	int n;
+
+	if (name[0] == '.')
+		return 0;
+	n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		fprintf(stderr, "replay: %s/%s: path too long\n", dir, name);
+		return -1;
+	}
+	if (!is_regular(path))
+		return 0;
+	return replay_file(path) == -1 ? -1 : 1;
+}
+
+/* Run the target on every regular file in dir, in name order; *n counts. */
 static int
 replay_dir(const char *dir, size_t *n)
 {
 	struct dirent **ents;
-	char path[4096];
 	size_t found = 0;
-	int i, count, rc = 0;
+	int i, count, r = 0;
 
 	if ((count = scandir(dir, &ents, NULL, alphasort)) == -1) {
 		fprintf(stderr, "replay: %s: %s\n", dir, strerror(errno));
 		return -1;
 	}
 	for (i = 0; i < count; i++) {
-		if (rc == 0 && ents[i]->d_name[0] != '.') {
-			if (snprintf(path, sizeof(path), "%s/%s", dir,
-			    ents[i]->d_name) >= (int)sizeof(path)) {
-				fprintf(stderr, "replay: %s/%s: path too long\n",
-				    dir, ents[i]->d_name);
-				rc = -1;
-			} else if (is_regular(path)) {
-				rc = replay_file(path);
-				found++;
-			}
-		}
+		if (r != -1 && (r = replay_entry(dir, ents[i]->d_name)) == 1)
+			found++;
 		free(ents[i]);
 	}
 	free(ents);
-	if (rc == 0 && found == 0) {
-		fprintf(stderr, "replay: %s: no inputs\n", dir);
-		rc = -1;
-	}
 	*n += found;
-	return rc;
+	if (r == -1)
+		return -1;
+	if (found == 0) {
+		fprintf(stderr, "replay: %s: no inputs\n", dir);
+		return -1;
+	}
+	return 0;
 }
 
 /* Replay one argument, a file or a directory. */

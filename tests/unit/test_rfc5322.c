@@ -75,7 +75,8 @@ static const struct field_case field_cases[] = {
 	  0, "body\n" },
 	{ "folded field",
 	  "Subject: one\n two\n\tthree\nX: y\n\n",
-	  { { "Subject", " one\n two\n\tthree", "Subject: one\n two\n\tthree\n" },
+	  { { "Subject", " one\n two\n\tthree",
+	      "Subject: one\n two\n\tthree\n" },
 	    { "X", " y", "X: y\n" } },
 	  0, "" },
 	{ "last field without LF",
@@ -468,13 +469,15 @@ static const struct addr_case addr_cases[] = {
 	/* RFC 5322 appendix A */
 	{ "Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>", 0,
 	  "mary@x.test|jdoe@example.org|one@y.test|" },
-	{ "<boss@nil.test>, \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>",
-	  0, "boss@nil.test|sysservices@example.net|" },
+	{ "<boss@nil.test>, "
+	  "\"Giant; \\\"Big\\\" Box\" <sysservices@example.net>", 0,
+	  "boss@nil.test|sysservices@example.net|" },
 	{ "A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;",
 	  0, "c@a.test|joe@where.test|jdoe@one.test|" },
 	{ "Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", 0,
 	  "pete@silly.test|" },
-	{ "A Group(Some people)\n     :Chris Jones <c@(Chris's host.)public.example>,\n"
+	{ "A Group(Some people)\n"
+	  "     :Chris Jones <c@(Chris's host.)public.example>,\n"
 	  "         joe@example.org,\n  John <jdoe@one.test> (my dear friend);"
 	  " (the end of the group)", 0,
 	  "c@public.example|joe@example.org|jdoe@one.test|" },

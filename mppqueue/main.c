@@ -1,0 +1,125 @@
+/*
+ * mppqueue — the queue runner. Flags and config, privilege drop, the
+ * spool and its reconciliation, then runner_run().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "index.h"
+#include "log.h"
+#include "reconcile.h"
+#include "runner.h"
+#include "spool.h"
+#include "util.h"
+
+struct options {
+	const char *config;
+	int foreground;
+	int oneshot;
+	int verbose;
+	char *overrides[CONFIG_OVERRIDES_MAX];
+	size_t noverrides;
+};
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: mppqueue [-1] [-d] [-v] [-c file] "
+	    "[-o key=value]...\n");
+	exit(EX_USAGE);
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt(argc, argv, "1c:do:v")) != -1) {
+		switch (ch) {
+		case '1':
+			o->oneshot = 1;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'd':
+			o->foreground = 1;
+			break;
+		case 'o':
+			if (o->noverrides == CONFIG_OVERRIDES_MAX)
+				usage();
+			o->overrides[o->noverrides++] = optarg;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+}
+
+static void
+reconcile(struct spool *sp, const struct mpp_config *cfg)
+{
+	struct reconcile_stats rs;
+	struct index *ix;
+	char err[1024];
+
+	if ((ix = index_open(cfg->spool_dir, INDEX_SYNC_NORMAL, err,
+	    sizeof(err))) == NULL)
+		fatalx(EX_IOERR, "%s", err);
+	if (reconcile_spool(sp, ix, cfg->hostname, time(NULL), &rs) == 0 &&
+	    (rs.tmp_removed || rs.orphans || rs.leases_released))
+		log_info("reconciled spool: tmp_removed=%u orphans=%u "
+		    "leases_released=%u", rs.tmp_removed, rs.orphans,
+		    rs.leases_released);
+	index_close(ix);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct mpp_config cfg;
+	struct runner_ctx ctx;
+	struct options o;
+	struct spool sp;
+	const char *path;
+	char err[1024];
+	int explicit_path, interactive;
+
+	parse_options(argc, argv, &o);
+	interactive = o.foreground || (o.oneshot && isatty(STDERR_FILENO));
+	log_init("mppqueue", interactive ? LOG_TO_STDERR : LOG_TO_SYSLOG,
+	    o.verbose);
+	path = config_path(o.config, &explicit_path);
+	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
+	    err, sizeof(err)) == -1) {
+		fprintf(stderr, "mppqueue: %s\n", err);
+		fatalx(EX_CONFIG, "%s", err);
+	}
+	if (!o.foreground && !o.oneshot && daemon(0, 0) == -1)
+		fatal(EX_OSERR, "daemon");
+	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
+	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)
+		fatalx(EX_OSERR, "%s", err);
+	if (spool_open(&sp, cfg.spool_dir, err, sizeof(err)) == -1)
+		fatalx(EX_CANTCREAT, "%s", err);
+	reconcile(&sp, &cfg);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = &cfg;
+	ctx.sp = &sp;
+	ctx.oneshot = o.oneshot;
+	if (!o.oneshot)
+		log_info("ready: transport %s, concurrency %ld", cfg.transport,
+		    cfg.concurrency);
+	return runner_run(&ctx);
+}

@@ -1,0 +1,512 @@
+/*
+ * runner — see runner.h. Each delivery thread owns its index handle and
+ * its transport (SQLite handles and SMTP connections are not shared). The
+ * threads sleep on one condition variable; a wake-up bumps a generation
+ * counter so none misses it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+
+#include "bounce.h"
+#include "index_queue.h"
+#include "log.h"
+#include "reconcile.h"
+#include "runner.h"
+#include "transport.h"
+
+#define CLAIM_BATCH 4
+#define CHORE_INTERVAL 60	/* seconds between stale-lease and purge runs */
+#define MAX_THREADS 256
+
+struct runner {
+	struct runner_ctx *ctx;
+	const struct mpp_config *cfg;
+	char host[256];
+	long pid;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned long generation;	/* bumped by every wake-up */
+	int stopping;
+	int failed;			/* a thread could not start */
+};
+
+struct worker {
+	struct runner *r;
+	struct index *ix;
+	struct transport *t;
+	pthread_t thread;
+};
+
+long
+runner_backoff(const struct mpp_config *cfg, int attempts)
+{
+	long delay = cfg->retry_min;
+	int i;
+
+	for (i = 1; i < attempts && delay < cfg->retry_max; i++)
+		delay *= 2;
+	if (delay > cfg->retry_max)
+		delay = cfg->retry_max;
+	/* Jitter: somewhere in the upper half, never under retry_min. */
+	delay = delay / 2 + (long)arc4random_uniform((uint32_t)(delay / 2 + 1));
+	return delay < cfg->retry_min ? cfg->retry_min : delay;
+}
+
+static void
+runner_wake(struct runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->generation++;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int
+runner_stopping(struct runner *r)
+{
+	int s;
+
+	pthread_mutex_lock(&r->lock);
+	s = r->stopping;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}
+
+/* Sleep until woken, stopped, or the next message falls due. */
+static void
+worker_wait(struct worker *w)
+{
+	struct runner *r = w->r;
+	long long due = index_next_due(w->ix);
+	time_t now = time(NULL);
+	long wait = r->cfg->queue_interval;
+	struct timespec until;
+	unsigned long gen;
+
+	if (due >= 0 && due - now < wait)
+		wait = due - now > 0 ? (long)(due - now) : 1;
+	transport_idle(w->t);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait;
+	pthread_mutex_lock(&r->lock);
+	gen = r->generation;
+	while (!r->stopping && gen == r->generation &&
+	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The outcome of one attempt, gathered for index_record(). */
+struct attempt {
+	struct index_claim *c;
+	struct index_rcpt *rc;
+	struct transport_rcpt *tr;
+	size_t n;
+	long long *seq;
+	int *outcome;
+	const char **reply;
+	int finished, expired;
+	char last_error[TRANSPORT_REPLY_MAX];
+};
+
+static void
+log_attempt(const struct attempt *a)
+{
+	char reply[TRANSPORT_REPLY_MAX * 2];
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		log_escape(reply, sizeof(reply), a->tr[i].reply,
+		    strlen(a->tr[i].reply));
+		log_info("id=%s to=<%s> attempt=%d result=%s reply=\"%s\"",
+		    a->c->id, a->tr[i].addr, a->c->attempts + 1,
+		    a->tr[i].result == OUTCOME_OK ? "sent" :
+		    a->tr[i].result == OUTCOME_PERM ? "failed" :
+		    a->expired ? "failed-expired" : "deferred", reply);
+	}
+}
+
+/* Failed recipients not yet reported: earlier ones and this attempt's. */
+static int
+collect_failed(struct worker *w, struct attempt *a, struct bounce_rcpt **out,
+    size_t *nout, struct index_rcpt **earlier)
+{
+	size_t i, nearlier = 0, k = 0;
+
+	if (index_rcpts(w->ix, a->c->id, 1, earlier, &nearlier) == -1)
+		return -1;
+	*out = calloc(nearlier + a->n + 1, sizeof(**out));
+	if (*out == NULL)
+		return -1;
+	for (i = 0; i < nearlier; i++) {
+		(*out)[k].addr = (*earlier)[i].addr;
+		(*out)[k++].error = (*earlier)[i].error;
+	}
+	for (i = 0; i < a->n; i++)
+		if (a->outcome[i] == OUTCOME_PERM ||
+		    (a->expired && a->outcome[i] == OUTCOME_TEMP)) {
+			(*out)[k].addr = a->tr[i].addr;
+			(*out)[k++].error = a->tr[i].reply;
+		}
+	*nout = k;
+	return 0;
+}
+
+/* A finished message from a real sender with failures gets a bounce. */
+static int
+maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
+{
+	struct bounce_rcpt *failed = NULL;
+	struct index_rcpt *earlier = NULL;
+	size_t nfailed = 0;
+	int made = 0;
+
+	if (!a->finished || a->c->is_bounce || a->c->sender[0] == '\0')
+		return 0;
+	if (collect_failed(w, a, &failed, &nfailed, &earlier) == 0 &&
+	    nfailed > 0) {
+		if (bounce_create(w->r->ctx->sp, w->r->cfg, a->c->id, fd,
+		    a->c->sender, failed, nfailed, time(NULL), b) == 0) {
+			log_info("id=%s bounce=%s to=<%s> failed=%zu", a->c->id,
+			    b->id, a->c->sender, nfailed);
+			made = 1;
+		} else
+			log_warn("id=%s cannot write bounce", a->c->id);
+	}
+	free(failed);
+	free(earlier);
+	return made;
+}
+
+static void
+attempt_judge(struct worker *w, struct attempt *a)
+{
+	time_t now = time(NULL);
+	size_t i, pending = 0;
+
+	a->last_error[0] = '\0';
+	for (i = 0; i < a->n; i++) {
+		a->seq[i] = a->rc[i].seq;
+		a->outcome[i] = (int)a->tr[i].result;
+		a->reply[i] = a->tr[i].reply;
+		if (a->tr[i].result != OUTCOME_OK)
+			snprintf(a->last_error, sizeof(a->last_error), "%s",
+			    a->tr[i].reply);
+		if (a->tr[i].result == OUTCOME_TEMP)
+			pending++;
+	}
+	a->expired = pending > 0 &&
+	    now - a->c->received_at >= w->r->cfg->max_queue_lifetime;
+	a->finished = pending == 0 || a->expired;
+	if (a->expired)
+		for (i = 0; i < a->n; i++)
+			if (a->outcome[i] == OUTCOME_TEMP)
+				a->outcome[i] = OUTCOME_PERM;
+}
+
+static void
+attempt_record(struct worker *w, struct attempt *a, int fd)
+{
+	struct runner *r = w->r;
+	struct index_result res;
+	struct bounce b;
+	int bounced, rc;
+
+	attempt_judge(w, a);
+	log_attempt(a);
+	bounced = maybe_bounce(w, a, fd, &b);
+	memset(&res, 0, sizeof(res));
+	res.id = a->c->id;
+	res.host = r->host;
+	res.pid = r->pid;
+	res.now = time(NULL);
+	res.n = a->n;
+	res.seq = a->seq;
+	res.outcome = a->outcome;
+	res.reply = a->reply;
+	res.finished = a->finished;
+	res.expired = a->expired;
+	res.next_attempt_at = (long long)res.now +
+	    runner_backoff(r->cfg, a->c->attempts + 1);
+	res.last_error = a->last_error[0] ? a->last_error : NULL;
+	res.bounce = bounced ? &b.row : NULL;
+	rc = index_record(w->ix, &res);
+	if (rc != 1 && bounced)
+		bounce_discard(r->ctx->sp, &b);
+	if (rc == -1)
+		log_warnx("id=%s cannot record the attempt: %s", a->c->id,
+		    index_errmsg(w->ix));
+	else if (rc == 0)
+		log_warnx("id=%s changed during delivery; result not recorded",
+		    a->c->id);
+	else if (a->finished && bounced)
+		spool_wake(r->ctx->sp);
+}
+
+static int
+attempt_alloc(struct attempt *a, size_t n)
+{
+	a->n = n;
+	a->tr = calloc(n + 1, sizeof(*a->tr));
+	a->seq = calloc(n + 1, sizeof(*a->seq));
+	a->outcome = calloc(n + 1, sizeof(*a->outcome));
+	a->reply = calloc(n + 1, sizeof(*a->reply));
+	return a->tr && a->seq && a->outcome && a->reply ? 0 : -1;
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+	free(a->rc);
+	free(a->tr);
+	free(a->seq);
+	free(a->outcome);
+	free(a->reply);
+}
+
+/* Remove the file of a message whose every recipient is done and sent. */
+static void
+cleanup_sent(struct worker *w, const struct attempt *a)
+{
+	size_t i;
+
+	if (!a->finished)
+		return;
+	for (i = 0; i < a->n; i++)
+		if (a->outcome[i] != OUTCOME_OK)
+			return;		/* keep failed ones for requeue */
+	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
+		log_warn("id=%s cannot remove sent file", a->c->id);
+}
+
+static void
+deliver_one(struct worker *w, struct index_claim *c)
+{
+	struct spool *sp = w->r->ctx->sp;
+	struct attempt a;
+	struct transport_msg m;
+	size_t i, n = 0;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.c = c;
+	if (index_rcpts(w->ix, c->id, 0, &a.rc, &n) == -1 ||
+	    attempt_alloc(&a, n) == -1) {
+		log_warnx("id=%s cannot read recipients: %s", c->id,
+		    index_errmsg(w->ix));
+		attempt_free(&a);
+		return;		/* the lease runs out; tried again later */
+	}
+	for (i = 0; i < n; i++)
+		a.tr[i].addr = a.rc[i].addr;
+	(void)spool_to_cur(sp, c->id);
+	if ((fd = spool_open_msg(sp, c->id)) == -1) {
+		log_warn("id=%s cannot open spool file", c->id);
+		transport_set_all(a.tr, n, OUTCOME_TEMP, "spool file missing");
+	} else {
+		m.id = c->id;
+		m.sender = c->sender;
+		m.fd = fd;
+		m.size = (off_t)c->size;
+		transport_deliver(w->t, &m, a.tr, n);
+	}
+	attempt_record(w, &a, fd);
+	if (fd != -1)
+		close(fd);
+	cleanup_sent(w, &a);
+	attempt_free(&a);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct runner *r = w->r;
+	struct index_claim claims[CLAIM_BATCH];
+	int i, n;
+
+	while (!runner_stopping(r)) {
+		n = index_claim_due(w->ix, r->host, r->pid, time(NULL),
+		    r->cfg->lease_time, claims, CLAIM_BATCH);
+		if (n < 0)
+			log_warnx("claim failed: %s", index_errmsg(w->ix));
+		if (n <= 0) {
+			if (r->ctx->oneshot)
+				break;
+			worker_wait(w);
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			if (runner_stopping(r)) {
+				(void)index_unclaim(w->ix, claims[i].id,
+				    r->host, r->pid, time(NULL));
+				continue;
+			}
+			deliver_one(w, &claims[i]);
+		}
+	}
+	return NULL;
+}
+
+static int
+worker_start(struct runner *r, struct worker *w)
+{
+	char err[1024];
+
+	w->r = r;
+	if ((w->ix = index_open(r->cfg->spool_dir, INDEX_SYNC_NORMAL, err,
+	    sizeof(err))) == NULL ||
+	    (w->t = transport_new(r->cfg, err, sizeof(err))) == NULL) {
+		log_warnx("cannot start a delivery thread: %s", err);
+		return -1;
+	}
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		log_warnx("cannot start a delivery thread");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+purge_gone(const char *id, void *ctx)
+{
+	struct spool *sp = ctx;
+
+	(void)spool_remove(sp, id);
+}
+
+/* Periodic: claims of crashed runners, and sent rows past retention. */
+static void
+chores(struct runner *r, struct index *ix)
+{
+	time_t now = time(NULL);
+	int n;
+
+	if ((n = index_release_stale_leases(ix, r->host, now)) > 0) {
+		log_info("released %d stale claims", n);
+		runner_wake(r);
+	}
+	n = index_purge_sent(ix, now, r->cfg->sent_retention, purge_gone,
+	    r->ctx->sp);
+	if (n > 0)
+		log_info("purged %d sent messages", n);
+	else if (n < 0)
+		log_warnx("purge failed: %s", index_errmsg(ix));
+}
+
+static int
+open_trigger(const struct spool *sp)
+{
+	/* O_RDWR keeps a writer open, so the FIFO never reads as EOF. */
+	return openat(sp->dirfd, "trigger", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Main thread of a daemon: signals, the trigger, chores. */
+static void
+runner_loop(struct runner *r, int sigfd, struct index *ix)
+{
+	struct pollfd pfd[2];
+	struct signalfd_siginfo si;
+	time_t last_chores = 0;
+	char drain[256];
+
+	pfd[0].fd = sigfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = open_trigger(r->ctx->sp);
+	pfd[1].events = POLLIN;
+	if (pfd[1].fd == -1)
+		log_warn("trigger FIFO; new mail waits for the periodic scan");
+	for (;;) {
+		if (time(NULL) - last_chores >= CHORE_INTERVAL) {
+			chores(r, ix);
+			last_chores = time(NULL);
+		}
+		if (poll(pfd, 2, 1000) <= 0)
+			continue;
+		if ((pfd[1].revents & POLLIN) &&
+		    read(pfd[1].fd, drain, sizeof(drain)) > 0)
+			runner_wake(r);
+		if ((pfd[0].revents & POLLIN) &&
+		    read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+		    si.ssi_signo != SIGHUP)
+			break;
+	}
+	if (pfd[1].fd != -1)
+		close(pfd[1].fd);
+}
+
+static int
+block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	return signalfd(-1, set, SFD_CLOEXEC);
+}
+
+int
+runner_run(struct runner_ctx *ctx)
+{
+	static struct worker workers[MAX_THREADS];
+	struct runner r;
+	struct index *ix;
+	char err[1024];
+	sigset_t set;
+	int i, n = (int)ctx->cfg->concurrency, started = 0, sigfd;
+
+	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
+	r.cfg = ctx->cfg;
+	r.pid = (long)getpid();
+	strlcpy(r.host, ctx->cfg->hostname, sizeof(r.host));
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	if ((ix = index_open(ctx->cfg->spool_dir, INDEX_SYNC_NORMAL, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		return EX_IOERR;
+	}
+	sigfd = block_signals(&set);
+	if (!ctx->oneshot)
+		chores(&r, ix);
+	for (i = 0; i < n && i < MAX_THREADS; i++) {
+		if (worker_start(&r, &workers[i]) == -1)
+			break;
+		started++;
+	}
+	if (started < n) {
+		pthread_mutex_lock(&r.lock);
+		r.stopping = 1;
+		pthread_mutex_unlock(&r.lock);
+	} else if (!ctx->oneshot)
+		runner_loop(&r, sigfd, ix);
+	pthread_mutex_lock(&r.lock);
+	r.stopping = !ctx->oneshot || started < n;
+	pthread_cond_broadcast(&r.cond);
+	pthread_mutex_unlock(&r.lock);
+	for (i = 0; i < started; i++)
+		pthread_join(workers[i].thread, NULL);
+	for (i = 0; i < n && i < MAX_THREADS; i++) {
+		transport_free(workers[i].t);
+		index_close(workers[i].ix);
+	}
+	index_close(ix);
+	close(sigfd);
+	return started < n ? EX_SOFTWARE : EX_OK;
+}

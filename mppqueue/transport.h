@@ -1,0 +1,72 @@
+/*
+ * transport — hands one message to the MTA (DESIGN.md, Delivery). The
+ * transport named by the config key (smtp:HOST:PORT, sendmail:PATH,
+ * maildir:DIR) is chosen once; each delivery thread owns one struct
+ * transport (an SMTP transport keeps its connection between messages).
+ *
+ * transport_deliver() blocks, bounded by the delivery timeout, and sets a
+ * result per recipient: OUTCOME_OK (the MTA took it), OUTCOME_TEMP (try
+ * again later), OUTCOME_PERM (refused for good), with the MTA's reply or
+ * the reason in reply[] for the log and the bounce.
+ */
+#ifndef MPP_TRANSPORT_H
+#define MPP_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "outcome.h"
+
+#define TRANSPORT_REPLY_MAX 512
+
+struct transport_msg {
+	const char *id;		/* queue id, for log lines */
+	const char *sender;	/* envelope sender; "" is the null sender */
+	int fd;			/* the stored file, LF line ends, at offset 0 */
+	off_t size;		/* its size */
+};
+
+struct transport_rcpt {
+	const char *addr;
+	enum outcome result;			/* set by the transport */
+	char reply[TRANSPORT_REPLY_MAX];	/* set by the transport */
+};
+
+struct transport;
+
+/* A transport for cfg->transport; NULL with err. */
+struct transport *transport_new(const struct mpp_config *cfg, char *err,
+    size_t errsz);
+
+/* Deliver m to the n recipients r; every r[i].result is set. */
+void transport_deliver(struct transport *t, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n);
+
+/* Close any connection kept open (idle, or shutting down). */
+void transport_idle(struct transport *t);
+
+void transport_free(struct transport *t);
+
+/*
+ * The transports behind transport_new(); each has the same contract. They
+ * are exported for their unit tests.
+ */
+struct transport_ops {
+	void *(*open)(const struct mpp_config *cfg, const char *arg,
+	    char *err, size_t errsz);
+	void (*deliver)(void *state, const struct transport_msg *m,
+	    struct transport_rcpt *r, size_t n);
+	void (*idle)(void *state);
+	void (*close)(void *state);
+};
+
+extern const struct transport_ops transport_smtp_ops;
+extern const struct transport_ops transport_sendmail_ops;
+extern const struct transport_ops transport_maildir_ops;
+
+/* Set every recipient to result with the same reply (helper for all). */
+void transport_set_all(struct transport_rcpt *r, size_t n,
+    enum outcome result, const char *reply);
+
+#endif

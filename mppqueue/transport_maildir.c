@@ -1,0 +1,136 @@
+/*
+ * transport_maildir — local delivery into one maildir (DIR/tmp, new,
+ * cur): one copy per message, with Return-Path: and X-Envelope-To:
+ * naming the envelope, written to tmp/, fsync'ed and renamed into new/.
+ * For the quick start and for tests that need no MTA.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "buf.h"
+#include "spool.h"
+#include "transport.h"
+#include "util.h"
+
+struct maildir {
+	int tmpfd, newfd;
+	char host[CONFIG_STR_MAX];
+};
+
+static int
+subdir(const char *dir, const char *name)
+{
+	char path[4096];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    sizeof(path) || (mkdir(path, 0700) == -1 && errno != EEXIST))
+		return -1;
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void *
+maildir_open(const struct mpp_config *cfg, const char *dir, char *err,
+    size_t errsz)
+{
+	struct maildir *md;
+	int curfd;
+
+	if ((md = calloc(1, sizeof(*md))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	strlcpy(md->host, cfg->hostname, sizeof(md->host));
+	if ((mkdir(dir, 0700) == -1 && errno != EEXIST) ||
+	    (md->tmpfd = subdir(dir, "tmp")) == -1 ||
+	    (md->newfd = subdir(dir, "new")) == -1 ||
+	    (curfd = subdir(dir, "cur")) == -1) {
+		snprintf(err, errsz, "maildir %s: %s", dir, strerror(errno));
+		free(md);
+		return NULL;
+	}
+	close(curfd);
+	return md;
+}
+
+static int
+write_envelope(int fd, const struct transport_msg *m,
+    const struct transport_rcpt *r, size_t n)
+{
+	struct buf b = { 0 };
+	size_t i;
+	int rc = buf_printf(&b, "Return-Path: <%s>\nX-Envelope-To: ",
+	    m->sender);
+
+	for (i = 0; i < n && rc == 0; i++)
+		rc = buf_printf(&b, "%s<%s>", i ? ", " : "", r[i].addr);
+	if (rc == 0)
+		rc = buf_puts(&b, "\n");
+	if (rc == 0)
+		rc = util_write_all(fd, b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+static int
+copy_file(int out, int in)
+{
+	char chunk[65536];
+	ssize_t n;
+	off_t off = 0;
+
+	while ((n = pread(in, chunk, sizeof(chunk), off)) > 0) {
+		if (util_write_all(out, chunk, (size_t)n) == -1)
+			return -1;
+		off += n;
+	}
+	return n == 0 ? 0 : -1;
+}
+
+static void
+maildir_deliver(void *state, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n)
+{
+	struct maildir *md = state;
+	char name[SPOOL_ID_MAX + CONFIG_STR_MAX], reply[TRANSPORT_REPLY_MAX];
+	int fd;
+
+	spool_new_id(name, SPOOL_ID_MAX);
+	strlcat(name, ".", sizeof(name));
+	strlcat(name, md->host, sizeof(name));
+	fd = openat(md->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (fd == -1 || write_envelope(fd, m, r, n) == -1 ||
+	    copy_file(fd, m->fd) == -1 || fsync(fd) == -1 ||
+	    close(fd) == -1 ||
+	    renameat(md->tmpfd, name, md->newfd, name) == -1 ||
+	    fsync(md->newfd) == -1) {
+		snprintf(reply, sizeof(reply), "maildir: %s", strerror(errno));
+		if (fd != -1)
+			(void)unlinkat(md->tmpfd, name, 0);
+		transport_set_all(r, n, OUTCOME_TEMP, reply);
+		return;
+	}
+	snprintf(reply, sizeof(reply), "delivered to maildir as %.400s", name);
+	transport_set_all(r, n, OUTCOME_OK, reply);
+}
+
+static void
+maildir_close(void *state)
+{
+	struct maildir *md = state;
+
+	close(md->tmpfd);
+	close(md->newfd);
+	free(md);
+}
+
+const struct transport_ops transport_maildir_ops = {
+	maildir_open, maildir_deliver, NULL, maildir_close
+};

@@ -1,0 +1,346 @@
+"""Fixtures for integration tests: a real bin/mppd on a loopback port with
+its own spool, password file and config under the test's tmp_path."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("MPP_BIN", ROOT / "bin"))
+
+REPLY = {
+    220: b"220 Message Posting Service Ready.\r\n",
+    221: b"221 Closing Connection.\r\n",
+    250: b"250 Command OK.\r\n",
+    354: b"354 Enter mail, end with <CRLF>.<CRLF>\r\n",
+    451: b"451 Local error encountered.\r\n",
+    500: b"500 Command unrecognized.\r\n",
+    501: b"501 Argument syntax error.\r\n",
+    503: b"503 Illegal command sequence.\r\n",
+    530: b"530 Authentication Failure.\r\n",
+    550: b"550 Error.\r\n",
+}
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Client:
+    """A raw MPP client: send lines, read one reply line at a time."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, sock=None):
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        """One reply line with its CRLF; b'' when the server closed."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                rest, self.buf = self.buf, b""
+                return rest
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
+
+    def code(self):
+        line = self.line()
+        assert line, "connection closed, expected a reply"
+        return int(line[:3])
+
+    def cmd(self, text):
+        """Send one command line (CRLF added) and return the reply code."""
+        self.send(text.encode() + b"\r\n" if isinstance(text, str) else text + b"\r\n")
+        return self.code()
+
+    def greet(self):
+        assert self.line() == REPLY[220]
+        return self
+
+    def login(self, user, password):
+        assert self.cmd(f"USER {user}") == 250
+        return self.cmd(f"PASS {password}")
+
+    def post(self, text):
+        """DATA, the text (bytes, CRLF lines, stuffed by the caller), end."""
+        assert self.cmd("DATA") == 354
+        if isinstance(text, str):
+            text = text.encode()
+        if text and not text.endswith(b"\r\n"):
+            text += b"\r\n"
+        self.send(text + b".\r\n")
+        return self.code()
+
+    def closed(self, timeout=5.0):
+        """True when the server closes the connection within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def message(to="bob@example.com", subject="test", body="Hello.\r\n", extra=""):
+    """A small message text with CRLF line ends."""
+    head = f"From: alice@example.org\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}"
+    return head + "\r\n" + body
+
+
+class Mppd:
+    """One mppd instance: config, password file, spool, process."""
+
+    def __init__(self, tmp_path, **overrides):
+        self.dir = tmp_path
+        self.bin = BIN
+        self.spool = tmp_path / "spool"
+        self.passwd = tmp_path / "passwd"
+        self.config_path = tmp_path / "mpp.conf"
+        self.logfile = tmp_path / "mppd.log"
+        self.port = free_port()
+        self.proc = None
+        self.settings = {
+            "spool_dir": str(self.spool),
+            "listen": f"127.0.0.1:{self.port}",
+            "user": "",
+            "hostname": "mpp.test",
+            "sender_domain": "example.org",
+            "auth": f"file:{self.passwd}",
+            "idle_timeout": "30",
+            "transport": f"maildir:{tmp_path / 'maildir'}",
+        }
+        self.settings.update({k: str(v) for k, v in overrides.items()})
+        if not self.passwd.exists():
+            self.passwd.write_text("")
+            self.passwd.chmod(0o640)
+
+    def write_config(self):
+        self.config_path.write_text(
+            "".join(f"{k} = {v}\n" for k, v in self.settings.items()))
+
+    def add_user(self, name, password, method=None):
+        args = [str(self.bin / "mpppasswd"), "-f", str(self.passwd), "-s"]
+        if method:
+            args += ["-m", method]
+        subprocess.run(args + ["add", name], input=password + "\n",
+                       text=True, check=True, capture_output=True)
+        if self.running():
+            mark = self.log().count("password data reloaded")
+            self.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: self.log().count("password data reloaded") > mark,
+                     what="password reload")
+
+    def start(self, extra_args=()):
+        self.write_config()
+        self.logf = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.bin / "mppd"), "-d", "-v", "-c", str(self.config_path),
+             *extra_args],
+            stdout=self.logf, stderr=subprocess.STDOUT)
+        host, _, port = self.settings["listen"].split(",")[0].strip().rpartition(":")
+        host = host.strip("[]")
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("mppd exited: " + self.log())
+            try:
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(fam) as s:
+                    s.settimeout(0.2)
+                    s.connect((host, int(port)))
+                    s.recv(64)
+                return True
+            except OSError:
+                return False
+        wait_for(up, what="mppd to listen")
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, **overrides):
+        self.stop()
+        self.settings.update({k: str(v) for k, v in overrides.items()})
+        return self.start()
+
+    def log(self):
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def client(self, timeout=10.0):
+        return Client(self.port, timeout=timeout).greet()
+
+    def db(self):
+        conn = sqlite3.connect(str(self.spool / "index.db"), timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def file_of(self, qid):
+        for sub in ("new", "cur"):
+            p = self.spool / sub / qid
+            if p.exists():
+                return p
+        return None
+
+    def stored(self):
+        """Every message in the index, oldest first, with its file text."""
+        if not (self.spool / "index.db").exists():
+            return []
+        with self.db() as conn:
+            rows = conn.execute(
+                "SELECT * FROM message ORDER BY received_at, rowid").fetchall()
+            out = []
+            for r in rows:
+                d = dict(r)
+                d["recipients"] = [x["address"] for x in conn.execute(
+                    "SELECT address FROM recipient WHERE message_id = ? "
+                    "ORDER BY seq", (r["id"],))]
+                f = self.file_of(r["id"])
+                d["text"] = f.read_bytes() if f else None
+                out.append(d)
+        conn.close()
+        return out
+
+
+@pytest.fixture
+def mppd_factory(tmp_path):
+    """Make (unstarted) instances; every one is stopped at the end."""
+    made = []
+
+    def make(sub="a", **overrides):
+        d = tmp_path / sub
+        d.mkdir(exist_ok=True)
+        m = Mppd(d, **overrides)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        m.stop()
+
+
+@pytest.fixture
+def mppd(mppd_factory):
+    """A running mppd with user alice (password "secret")."""
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    return m.start()
+
+
+class Mppqueue:
+    """bin/mppqueue over an Mppd's config and spool."""
+
+    def __init__(self, mppd):
+        self.mppd = mppd
+        self.proc = None
+        self.logfile = mppd.dir / "mppqueue.log"
+
+    def args(self, *extra):
+        self.mppd.write_config()
+        return [str(self.mppd.bin / "mppqueue"), "-v", "-c",
+                str(self.mppd.config_path), *extra]
+
+    def once(self, timeout=60, **overrides):
+        """mppqueue -1: deliver what is due; returns the CompletedProcess."""
+        self.mppd.settings.update({k: str(v) for k, v in overrides.items()})
+        with open(self.logfile, "ab") as logf:
+            return subprocess.run(self.args("-1", "-d"), stdout=logf,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+
+    def start(self, **overrides):
+        self.mppd.settings.update({k: str(v) for k, v in overrides.items()})
+        self.logf = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(self.args("-d"), stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: "ready" in self.log() or self.proc.poll() is not None,
+                 what="mppqueue to start")
+        assert self.proc.poll() is None, self.log()
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def log(self):
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+
+def maildir_messages(mppd):
+    """Files delivered by the maildir transport, oldest first."""
+    new = mppd.dir / "maildir" / "new"
+    if not new.exists():
+        return []
+    return [p.read_bytes() for p in sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
+
+
+@pytest.fixture
+def mppqueue(mppd):
+    """An (unstarted) queue runner for the `mppd` fixture's instance."""
+    q = Mppqueue(mppd)
+    yield q
+    q.stop()

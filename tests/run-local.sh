@@ -1,0 +1,43 @@
+#!/bin/sh
+# make run: a local instance under ./run — spool, a password file with the
+# demo user, a config with the maildir transport on a loopback port — then
+# mppd and mppqueue in the foreground until Ctrl-C.
+set -e
+top=$(pwd)
+run="$top/run"
+port=${MPP_PORT:-2218}
+mkdir -p "$run"
+if [ ! -f "$run/mpp.conf" ]; then
+	cat > "$run/mpp.conf" <<CONF
+# Local instance made by make run; edit freely, it is not overwritten.
+spool_dir = $run/spool
+listen = 127.0.0.1:$port
+user =
+hostname = localhost
+sender_domain = localhost
+auth = file:$run/passwd
+transport = maildir:$run/maildir
+retry_min = 5
+CONF
+fi
+if [ ! -f "$run/passwd" ]; then
+	printf 'demo\n' | "$top/bin/mpppasswd" -f "$run/passwd" -s add demo
+fi
+cat <<MSG
+mpp is running on 127.0.0.1:$port (config $run/mpp.conf).
+Demo user: demo, password demo. Post with:
+  printf 'To: you@localhost\nSubject: hi\n\nHello\n' | MPP_PASSWORD=demo bin/mppsend -s 127.0.0.1:$port -u demo
+or by hand (nc 127.0.0.1 $port): USER demo, PASS demo, DATA, the text, '.'.
+Stored:    $run/spool/new/ and index $run/spool/index.db (bin/mppq -c $run/mpp.conf list)
+Delivered: $run/maildir/new/
+Ctrl-C stops both daemons.
+MSG
+"$top/bin/mppd" -d -c "$run/mpp.conf" &
+mppd=$!
+queue=
+if [ -x "$top/bin/mppqueue" ]; then
+	"$top/bin/mppqueue" -d -c "$run/mpp.conf" &
+	queue=$!
+fi
+trap 'kill $mppd $queue 2>/dev/null; wait; exit 0' INT TERM
+wait
