@@ -38,6 +38,13 @@ CLIENT_SRC   = $(filter-out client/mppsend.c client/mppbench.c, $(sort $(wildcar
 UNIT_SRC     = $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC     = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
+# Quiet by default; make V=1 shows every command.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 LIBCOMMON = $(BUILD)/libmppcommon.a
@@ -51,7 +58,7 @@ PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
-.PHONY: all test unit-test fuzz-replay integration-test asan fuzz run bench \
+.PHONY: all test fault-build unit-test fuzz-replay integration-test asan fuzz run bench \
 	install uninstall clean deps format
 .SUFFIXES:
 
@@ -59,7 +66,8 @@ all: $(PROGRAMS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The schema is compiled in from sql/schema.sql.
 $(BUILD)/gen/schema_sql.h: sql/schema.sql
@@ -75,12 +83,12 @@ $(LIBQUEUE): $(call obj,$(QUEUE_SRC))
 $(LIBCLIENT): $(call obj,$(CLIENT_SRC))
 $(ALL_LIBS):
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
 
 $(BUILD)/empty.o:
 	@mkdir -p $(dir $@)
-	echo 'typedef int mpp_empty_unit;' | $(CC) -x c -c -o $@ -
+	$(Q)echo 'typedef int mpp_empty_unit;' | $(CC) -x c -c -o $@ -
 
 $(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON): | $(BUILD)/empty.o
 
@@ -92,27 +100,34 @@ $(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
 $(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBCOMMON)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests link every library so a test can reach any module.
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 # Fuzz targets built with a plain main() that replays files: runs in make test
 # with any compiler. make fuzz builds the same sources with libFuzzer.
 $(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 PYTEST ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q
 
-test: deps all unit-test fuzz-replay integration-test
+test: deps all fault-build unit-test fuzz-replay integration-test
+
+# Programs with the crash points of common/fault.h compiled in, for the
+# crash tests only (MPP_FAULT_BIN); never installed.
+fault-build:
+	$(MAKE) --no-print-directory BUILD=build/fault BIN=build/fault/bin \
+	  EXTRA_CPPFLAGS=-DMPP_FAULT_INJECTION build/fault/bin/mppd build/fault/bin/mppqueue
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -122,7 +137,8 @@ fuzz-replay: $(FUZZ_REPLAY)
 	  echo "== replay $$n"; $$t tests/fuzz/corpus/$$n; done
 
 integration-test: all
-	MPP_BIN=$(abspath $(BIN)) $(PYTEST) $(PYTEST_ARGS) tests/integration
+	MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath build/fault/bin) \
+	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
 asan:
 	$(MAKE) BUILD=build/asan BIN=build/asan/bin \

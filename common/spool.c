@@ -13,6 +13,7 @@
 
 #include <bsd/string.h>
 
+#include "fault.h"
 #include "spool.h"
 
 static int
@@ -103,11 +104,13 @@ spool_publish(const struct spool *sp, int fd, const char *id)
 {
 	int saved;
 
+	FAULT_POINT("after-tmp-write");
 	if (fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		goto fail;
 	}
+	FAULT_POINT("after-fsync");
 	if (close(fd) == -1) {
 		saved = errno;
 		goto fail;
@@ -116,6 +119,7 @@ spool_publish(const struct spool *sp, int fd, const char *id)
 		saved = errno;
 		goto fail;
 	}
+	FAULT_POINT("after-rename");
 	return 0;
 fail:
 	unlinkat(sp->tmpfd, id, 0);

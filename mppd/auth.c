@@ -15,6 +15,7 @@
 #include <bsd/string.h>
 
 #include "auth.h"
+#include "auth_cache.h"
 #include "auth_remote.h"
 #include "log.h"
 #include "pwfile.h"
@@ -34,6 +35,7 @@ struct auth {
 	const struct mpp_config *cfg;
 	size_t n;
 	struct backend b[AUTH_MAX_BACKENDS];
+	struct auth_cache *cache;	/* remote acceptances (auth_cache_ttl) */
 };
 
 /*
@@ -179,6 +181,11 @@ auth_new(const struct mpp_config *cfg, char *err, size_t errsz)
 		auth_free(a);
 		return NULL;
 	}
+	if ((a->cache = auth_cache_new(cfg->auth_cache_ttl)) == NULL) {
+		snprintf(err, errsz, "cannot set up the auth cache");
+		auth_free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -191,6 +198,8 @@ auth_reload(struct auth *a, char *err, size_t errsz)
 		if (a->b[i].type == AB_FILE &&
 		    file_load(&a->b[i], err, errsz) == -1)
 			return -1;
+	/* auth_cache: a reload is also the way to forget remote answers. */
+	auth_cache_clear(a->cache);
 	return 0;
 }
 
@@ -224,6 +233,11 @@ auth_check(struct auth *a, const char *user, const char *password,
 	enum outcome r;
 
 	detail[0] = '\0';
+	/* auth_cache: a remote acceptance within auth_cache_ttl stands. */
+	if (auth_cache_hit(a->cache, user, password)) {
+		snprintf(detail, detailsz, "cache");
+		return OUTCOME_OK;
+	}
 	for (i = 0; i < a->n; i++) {
 		why[0] = '\0';
 		r = backend_check(a, &a->b[i], user, password, why,
@@ -232,8 +246,12 @@ auth_check(struct auth *a, const char *user, const char *password,
 			used += (size_t)snprintf(detail + used, detailsz - used,
 			    "%s%s=%s", i ? "," : "", why, r == OUTCOME_OK ?
 			    "ok" : r == OUTCOME_PERM ? "rejected" : "unavailable");
-		if (r == OUTCOME_OK)
+		if (r == OUTCOME_OK) {
+			/* auth_cache: only remote answers are worth keeping. */
+			if (a->b[i].type != AB_FILE)
+				auth_cache_put(a->cache, user, password);
 			return OUTCOME_OK;
+		}
 		if (r == OUTCOME_TEMP)
 			any_temp = 1;
 	}
@@ -247,6 +265,7 @@ auth_free(struct auth *a)
 
 	if (a == NULL)
 		return;
+	auth_cache_free(a->cache);
 	for (i = 0; i < a->n; i++) {
 		pwfile_free(&a->b[i].pf);
 		pthread_rwlock_destroy(&a->b[i].lock);

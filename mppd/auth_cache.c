@@ -164,6 +164,17 @@ auth_cache_put(struct auth_cache *c, const char *user, const char *password)
 }
 
 void
+auth_cache_clear(struct auth_cache *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	explicit_bzero(c->e, c->max * sizeof(c->e[0]));
+	c->next = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
 auth_cache_free(struct auth_cache *c)
 {
 	if (c == NULL)

@@ -32,6 +32,8 @@ int auth_cache_hit(struct auth_cache *c, const char *user,
 /* Remember that user's password was accepted (now). */
 void auth_cache_put(struct auth_cache *c, const char *user,
     const char *password);
+/* Forget every entry (SIGHUP: after a password change on the server). */
+void auth_cache_clear(struct auth_cache *c);
 /* Free c (NULL is fine); its entries are wiped first. */
 void auth_cache_free(struct auth_cache *c);
 

@@ -7,18 +7,19 @@
  * check outlast its timeout. Sockets are non-blocking and every wait is a
  * poll() for the time that is left.
  *
- * Name resolution uses getaddrinfo_a(): plain getaddrinfo() cannot be
- * interrupted and a dead DNS server would hold the worker for the
- * resolver's own timeouts. A request we stop waiting for keeps running in
- * the resolver's thread; it and we each hold a reference, and whoever lets
- * go last frees it, so abandoning it is safe.
+ * Names are resolved by getaddrinfo() in a thread of its own: the call
+ * cannot be interrupted, and a dead DNS server would otherwise hold the
+ * worker for the resolver's own timeouts. When we stop waiting, the lookup
+ * runs on; it and we each hold a reference to the request, and whoever
+ * lets go last frees it, so abandoning it is safe. (getaddrinfo_a() would
+ * do the same, but its threads are invisible to ThreadSanitizer and it is
+ * glibc's alone.) Numeric addresses need no thread.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,14 @@
 
 #include "auth_net.h"
 
-/* One asynchronous lookup, shared with the resolver's notification. */
+/* One lookup, shared by the waiting check and the resolving thread. */
 struct resolve {
-	atomic_int refs;
-	struct gaicb cb;
-	struct addrinfo hints;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;		/* signalled when done */
+	int refs;			/* under lock */
+	int done;
+	int err;			/* getaddrinfo() result */
+	struct addrinfo *res;
 	char serv[8];
 	char host[];
 };
@@ -75,73 +79,6 @@ wait_fd(int fd, short events, long long deadline)
 		if (r == -1 && errno != EINTR)
 			return -1;
 	}
-}
-
-static void
-resolve_release(struct resolve *r)
-{
-	if (atomic_fetch_sub(&r->refs, 1) != 1)
-		return;
-	if (r->cb.ar_result != NULL)
-		freeaddrinfo(r->cb.ar_result);
-	free(r);
-}
-
-/* Runs in the resolver's thread once the lookup is over. */
-static void
-resolve_done(union sigval sv)
-{
-	resolve_release(sv.sival_ptr);
-}
-
-static struct resolve *
-resolve_start(const char *host, int port)
-{
-	struct gaicb *list[1];
-	struct sigevent sev;
-	struct resolve *r;
-	size_t hl = strlen(host);
-
-	if ((r = calloc(1, sizeof(*r) + hl + 1)) == NULL)
-		return NULL;
-	memcpy(r->host, host, hl + 1);
-	snprintf(r->serv, sizeof(r->serv), "%d", port & 0xffff);
-	r->hints.ai_family = AF_UNSPEC;
-	r->hints.ai_socktype = SOCK_STREAM;
-	r->hints.ai_flags = AI_NUMERICSERV;
-	r->cb.ar_name = r->host;
-	r->cb.ar_service = r->serv;
-	r->cb.ar_request = &r->hints;
-	atomic_init(&r->refs, 2);
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD;
-	sev.sigev_notify_function = resolve_done;
-	sev.sigev_value.sival_ptr = r;
-	list[0] = &r->cb;
-	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &sev) != 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* Wait for the lookup until the deadline; its gai error code. */
-static int
-resolve_wait(struct resolve *r, long long deadline)
-{
-	const struct gaicb *list[1] = { &r->cb };
-	struct timespec ts;
-	long long left;
-	int e;
-
-	while ((e = gai_error(&r->cb)) == EAI_INPROGRESS) {
-		if ((left = deadline - auth_net_now()) <= 0)
-			return EAI_AGAIN;
-		ts.tv_sec = left / 1000;
-		ts.tv_nsec = (left % 1000) * 1000000;
-		(void)gai_suspend(list, 1, &ts);
-	}
-	return e;
 }
 
 /* Connect to one address, waiting until until; fd, or -1 with errno. */
@@ -226,31 +163,175 @@ auth_net_why(const struct auth_net *n, int err, char *why, size_t whysz)
 	}
 }
 
-int
-auth_net_open(struct auth_net *n, const char *host, int port,
-    int timeout_sec, char *why, size_t whysz)
+static void
+resolve_hints(struct addrinfo *h, int flags)
 {
-	struct resolve *r;
+	memset(h, 0, sizeof(*h));
+	h->ai_family = AF_UNSPEC;
+	h->ai_socktype = SOCK_STREAM;
+	h->ai_flags = AI_NUMERICSERV | flags;
+}
+
+static void
+resolve_release(struct resolve *r)
+{
+	int last;
+
+	pthread_mutex_lock(&r->lock);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&r->lock);
+	if (!last)
+		return;
+	if (r->res != NULL)
+		freeaddrinfo(r->res);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static void *
+resolve_main(void *arg)
+{
+	struct resolve *r = arg;
+	struct addrinfo hints, *res = NULL;
 	int e;
 
-	n->fd = -1;
-	n->len = 0;
-	n->timeout_sec = timeout_sec;
-	n->deadline = auth_net_now() + (long long)timeout_sec * 1000;
+	resolve_hints(&hints, 0);
+	e = getaddrinfo(r->host, r->serv, &hints, &res);
+	pthread_mutex_lock(&r->lock);
+	r->err = e;
+	r->res = e == 0 ? res : NULL;
+	r->done = 1;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->lock);
+	resolve_release(r);
+	return NULL;
+}
+
+static int
+resolve_init(struct resolve *r)
+{
+	pthread_condattr_t ca;
+	int ok;
+
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&r->cv, &ca) == 0;
+	pthread_condattr_destroy(&ca);
+	if (!ok)
+		return -1;
+	if (pthread_mutex_init(&r->lock, NULL) != 0) {
+		pthread_cond_destroy(&r->cv);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start looking up host; NULL when no thread could be started. */
+static struct resolve *
+resolve_start(const char *host, int port)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	struct resolve *r;
+	size_t hl = strlen(host);
+	int started;
+
+	if ((r = calloc(1, sizeof(*r) + hl + 1)) == NULL)
+		return NULL;
+	memcpy(r->host, host, hl + 1);
+	snprintf(r->serv, sizeof(r->serv), "%d", port & 0xffff);
+	r->refs = 2;
+	if (resolve_init(r) == -1) {
+		free(r);
+		return NULL;
+	}
+	if (pthread_attr_init(&attr) != 0)
+		started = 0;
+	else {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&th, &attr, resolve_main, r) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started) {
+		r->refs = 1;
+		resolve_release(r);
+		return NULL;
+	}
+	return r;
+}
+
+/*
+ * Wait for the lookup until the deadline: its getaddrinfo() code, or
+ * EAI_AGAIN with *timedout set. *res stays valid while we hold r.
+ */
+static int
+resolve_wait(struct resolve *r, long long deadline, struct addrinfo **res,
+    int *timedout)
+{
+	struct timespec ts;
+	int e;
+
+	ts.tv_sec = deadline / 1000;
+	ts.tv_nsec = (deadline % 1000) * 1000000;
+	pthread_mutex_lock(&r->lock);
+	while (!r->done)
+		if (pthread_cond_timedwait(&r->cv, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	*timedout = !r->done;
+	e = r->done ? r->err : EAI_AGAIN;
+	*res = r->res;
+	pthread_mutex_unlock(&r->lock);
+	return e;
+}
+
+/*
+ * Resolve host, then connect: a numeric address at once, a name through
+ * a resolving thread. n->fd is set; -1 with why on failure.
+ */
+static int
+resolve_connect(struct auth_net *n, const char *host, int port, char *why,
+    size_t whysz)
+{
+	struct addrinfo hints, *res;
+	struct resolve *r;
+	char serv[8];
+	int e, timedout = 0;
+
+	snprintf(serv, sizeof(serv), "%d", port & 0xffff);
+	resolve_hints(&hints, AI_NUMERICHOST);
+	if (getaddrinfo(host, serv, &hints, &res) == 0) {
+		if ((n->fd = connect_list(res, n->deadline)) == -1)
+			auth_net_why(n, errno, why, whysz);
+		freeaddrinfo(res);
+		return n->fd == -1 ? -1 : 0;
+	}
 	if ((r = resolve_start(host, port)) == NULL) {
 		snprintf(why, whysz, "cannot start name lookup");
 		return -1;
 	}
-	e = resolve_wait(r, n->deadline);
-	if (e == EAI_AGAIN && auth_net_now() >= n->deadline)
+	e = resolve_wait(r, n->deadline, &res, &timedout);
+	if (timedout)
 		snprintf(why, whysz, "timeout after %ds resolving host",
-		    timeout_sec);
+		    n->timeout_sec);
 	else if (e != 0)
 		snprintf(why, whysz, "cannot resolve host");
-	else if ((n->fd = connect_list(r->cb.ar_result, n->deadline)) == -1)
+	else if ((n->fd = connect_list(res, n->deadline)) == -1)
 		auth_net_why(n, errno, why, whysz);
 	resolve_release(r);
 	return n->fd == -1 ? -1 : 0;
+}
+
+int
+auth_net_open(struct auth_net *n, const char *host, int port,
+    int timeout_sec, char *why, size_t whysz)
+{
+	n->fd = -1;
+	n->len = 0;
+	n->timeout_sec = timeout_sec;
+	n->deadline = auth_net_now() + (long long)timeout_sec * 1000;
+	return resolve_connect(n, host, port, why, whysz);
 }
 
 void

@@ -7,14 +7,18 @@
 
 #define IPLIMIT_BUCKETS 4096
 
+#define IPLIMIT_SWEEP_AT 8192	/* entries before expired ones are swept */
+
 struct ip_entry {
 	struct ip_entry *next;
 	long count;
+	long since;		/* fail: start of the window */
 	char addr[];
 };
 
 struct iplimit {
 	struct ip_entry *b[IPLIMIT_BUCKETS];
+	size_t n;
 };
 
 static size_t
@@ -55,6 +59,7 @@ iplimit_inc(struct iplimit *t, const char *addr)
 			return -1;
 		memcpy(e->addr, addr, n);
 		*pp = e;
+		t->n++;
 	}
 	return ++(*pp)->count;
 }
@@ -69,7 +74,63 @@ iplimit_dec(struct iplimit *t, const char *addr)
 	if (--e->count <= 0) {
 		*pp = e->next;
 		free(e);
+		t->n--;
 	}
+}
+
+/* Drop every failure entry whose window is over. */
+static void
+sweep(struct iplimit *t, long now, long window)
+{
+	struct ip_entry **pp, *e;
+	size_t i;
+
+	for (i = 0; i < IPLIMIT_BUCKETS; i++)
+		for (pp = &t->b[i]; (e = *pp) != NULL;) {
+			if (now - e->since > window) {
+				*pp = e->next;
+				free(e);
+				t->n--;
+			} else
+				pp = &e->next;
+		}
+}
+
+long
+iplimit_fail(struct iplimit *t, const char *addr, long now, long window)
+{
+	struct ip_entry **pp;
+
+	if (t->n >= IPLIMIT_SWEEP_AT)
+		sweep(t, now, window);
+	pp = find(t, addr);
+	if (*pp != NULL && now - (*pp)->since > window) {
+		(*pp)->count = 0;
+		(*pp)->since = now;
+	}
+	if (iplimit_inc(t, addr) == -1)
+		return -1;
+	pp = find(t, addr);
+	if ((*pp)->count == 1)
+		(*pp)->since = now;
+	return (*pp)->count;
+}
+
+int
+iplimit_throttled(struct iplimit *t, const char *addr, long now, long limit,
+    long window)
+{
+	struct ip_entry **pp = find(t, addr), *e = *pp;
+
+	if (e == NULL || limit <= 0)
+		return 0;
+	if (now - e->since > window) {
+		*pp = e->next;
+		free(e);
+		t->n--;
+		return 0;
+	}
+	return e->count >= limit;
 }
 
 long

@@ -1,7 +1,8 @@
 /*
- * iplimit — a count per client address (concurrent sessions). A small
- * chained hash table; an entry disappears when its count returns to zero,
- * so the table holds at most one entry per connected address.
+ * iplimit — a count per client address: concurrent sessions (inc/dec), or
+ * authentication failures within a window (fail/throttled). A small
+ * chained hash table; an entry disappears when its count returns to zero
+ * or its window is over, so the table holds only live addresses.
  */
 #ifndef MPP_IPLIMIT_H
 #define MPP_IPLIMIT_H
@@ -14,6 +15,17 @@ long iplimit_inc(struct iplimit *t, const char *addr);
 /* Take one away (never below zero). */
 void iplimit_dec(struct iplimit *t, const char *addr);
 long iplimit_get(const struct iplimit *t, const char *addr);
+
+/*
+ * One more failure from addr at now; the count restarts when the last
+ * window (window seconds from its first failure) is over. Returns the
+ * count in the current window, or -1 on ENOMEM.
+ */
+long iplimit_fail(struct iplimit *t, const char *addr, long now,
+    long window);
+/* Nonzero when addr has limit or more failures in its current window. */
+int iplimit_throttled(struct iplimit *t, const char *addr, long now,
+    long limit, long window);
 void iplimit_free(struct iplimit *t);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -34,6 +35,7 @@
 
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
 #define SHUTDOWN_GRACE_SEC 30
+#define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
 
 struct server;
 
@@ -50,6 +52,7 @@ struct conn {
 	int gone;			/* socket closed */
 	int eof;			/* client finished sending */
 	int counted;			/* in the per-address table */
+	struct event *delay;		/* a throttled PASS's answer */
 	struct store_req req;
 };
 
@@ -73,6 +76,7 @@ struct server {
 	struct store *store;
 	struct event *auth_ev, *store_ev, *sig_ev[4];
 	struct iplimit *per_ip;
+	struct iplimit *auth_fails;
 	struct conn *conns;
 	long nsessions;
 	unsigned long next_id;
@@ -98,6 +102,54 @@ hook_send(void *host, const char *data, size_t len)
 		bufferevent_write(c->bev, data, len);
 }
 
+/* Count a failed PASS against the client's address. */
+static void
+note_failure(struct conn *c)
+{
+	const struct mpp_config *cfg = c->srv->cfg;
+	long n = iplimit_fail(c->srv->auth_fails, c->addr, (long)time(NULL),
+	    cfg->auth_fail_window);
+
+	if (cfg->auth_fail_limit > 0 && n == cfg->auth_fail_limit)
+		log_warnx("client=[%s] %ld authentication failures: PASS from "
+		    "this address refused for %lds", c->addr, n,
+		    cfg->auth_fail_window);
+}
+
+static void
+throttled_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	event_free(c->delay);
+	c->delay = NULL;
+	c->jobs--;
+	session_auth_done(c->s, OUTCOME_PERM);
+	conn_pump(c);
+}
+
+/* Too many failures from this address: 530 after a delay, unchecked. */
+static int
+throttle(struct conn *c)
+{
+	const struct mpp_config *cfg = c->srv->cfg;
+	struct timeval tv = { THROTTLE_DELAY_MS / 1000,
+	    (THROTTLE_DELAY_MS % 1000) * 1000 };
+
+	if (!iplimit_throttled(c->srv->auth_fails, c->addr, (long)time(NULL),
+	    cfg->auth_fail_limit, cfg->auth_fail_window))
+		return 0;
+	log_info("client=[%s] auth=throttled", c->addr);
+	c->delay = evtimer_new(c->srv->base, throttled_answer, c);
+	if (c->delay == NULL) {
+		session_auth_done(c->s, OUTCOME_PERM);
+		return 1;
+	}
+	c->jobs++;
+	evtimer_add(c->delay, &tv);
+	return 1;
+}
+
 static int
 auth_run(struct workq_job *job)
 {
@@ -115,8 +167,10 @@ auth_done(struct workq_job *job)
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
 
-	log_debug("client=[%s] auth detail: %s", c->addr, aj->detail);
+	log_info("client=[%s] auth backends: %s", c->addr, aj->detail);
 	c->jobs--;
+	if (aj->result == OUTCOME_PERM)
+		note_failure(c);
 	session_auth_done(c->s, aj->result);
 	free(aj);
 	conn_pump(c);
@@ -128,6 +182,8 @@ hook_auth(void *host, const char *user, const char *password)
 	struct conn *c = host;
 	struct auth_job *aj;
 
+	if (throttle(c))
+		return;
 	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
 		session_auth_done(c->s, OUTCOME_TEMP);
 		return;
@@ -295,7 +351,8 @@ conn_pump(struct conn *c)
 		return;
 	}
 	in = bufferevent_get_input(c->bev);
-	while (!session_waiting(c->s) && !session_closed(c->s) &&
+	while (!c->srv->stopping && !session_waiting(c->s) &&
+	    !session_closed(c->s) &&
 	    (len = evbuffer_get_contiguous_space(in)) > 0) {
 		p = evbuffer_pullup(in, (ssize_t)len);
 		used = session_feed(c->s, (const char *)p, len);
@@ -493,9 +550,11 @@ server_setup(struct server *srv, const int *fds, size_t nfds)
 
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
+	srv->auth_fails = iplimit_new();
 	srv->authq = workq_new(4);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
-	if (srv->base == NULL || srv->per_ip == NULL || srv->authq == NULL ||
+	if (srv->base == NULL || srv->per_ip == NULL ||
+	    srv->auth_fails == NULL || srv->authq == NULL ||
 	    srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
@@ -528,15 +587,22 @@ server_teardown(struct server *srv)
 	struct conn *c, *next;
 	size_t i;
 
+	/* Finish the jobs first: their completions still need the conns.
+	   With stopping set, a completed session takes no new command. */
+	srv->stopping = 1;
+	workq_free(srv->authq);
+	store_free(srv->store);
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
-		c->jobs = 0;	/* the stores below finish; we drop replies */
+		if (c->delay != NULL) {
+			event_free(c->delay);
+			c->delay = NULL;
+			c->jobs--;
+		}
 		conn_close(c, "shutdown");
 	}
 	for (i = 0; i < srv->nlev; i++)
 		evconnlistener_free(srv->lev[i]);
-	workq_free(srv->authq);
-	store_free(srv->store);
 	for (i = 0; i < 3; i++)
 		if (srv->sig_ev[i] != NULL)
 			event_free(srv->sig_ev[i]);
@@ -545,6 +611,7 @@ server_teardown(struct server *srv)
 	if (srv->store_ev != NULL)
 		event_free(srv->store_ev);
 	iplimit_free(srv->per_ip);
+	iplimit_free(srv->auth_fails);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 }

@@ -13,6 +13,7 @@
 
 #include <bsd/string.h>
 
+#include "fault.h"
 #include "log.h"
 #include "message.h"
 #include "session.h"
@@ -385,6 +386,7 @@ session_store_done(struct session *s, enum outcome result)
 	assert(s->waiting && s->state == SS_TEXT && s->msg != NULL);
 	s->waiting = 0;
 	if (result == OUTCOME_OK) {
+		FAULT_POINT("before-250");
 		log_message(s, "accepted", "");
 		reply(s, R250);
 		session_set_state(s, SS_ACCEPTED);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -96,9 +97,11 @@ store_commit(struct store *st, struct store_req **reqs, size_t n)
 		log_warnx("index commit of %zu messages failed: %s", n,
 		    index_errmsg(st->ix));
 		store_undo(st, reqs, n);
-	} else
+	} else {
+		FAULT_POINT("after-commit");
 		for (i = 0; i < n; i++)
 			reqs[i]->result = OUTCOME_OK;
+	}
 	spool_wake(st->sp);
 	for (i = 0; i < n; i++)
 		workq_finish(st->writers, &reqs[i]->job);

@@ -21,6 +21,7 @@
 #include <bsd/string.h>
 
 #include "bounce.h"
+#include "fault.h"
 #include "index_queue.h"
 #include "log.h"
 #include "reconcile.h"
@@ -322,6 +323,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 		m.fd = fd;
 		m.size = (off_t)c->size;
 		transport_deliver(w->t, &m, a.tr, n);
+		FAULT_POINT("after-mta-accept");
 	}
 	attempt_record(w, &a, fd);
 	if (fd != -1)

@@ -734,6 +734,11 @@ test_cache_hit_and_miss(void **state)
 	assert_false(auth_cache_hit(c, "a", "bc"));
 	assert_false(auth_cache_hit(c, "abc", ""));
 	assert_true(auth_cache_hit(c, "ab", "c"));
+	auth_cache_clear(c);
+	assert_false(auth_cache_hit(c, "ab", "c"));
+	assert_false(auth_cache_hit(c, "alice", "secret"));
+	auth_cache_put(c, "alice", "secret");
+	assert_true(auth_cache_hit(c, "alice", "secret"));
 	auth_cache_free(c);
 }
 

@@ -1,0 +1,878 @@
+/*
+ * transport_smtp — delivery to one relay over SMTP (transport smtp:HOST:PORT,
+ * DESIGN.md "Delivery"; RFC 5321, SIZE from RFC 1870, PIPELINING from RFC
+ * 2920).
+ *
+ * One struct smtp per delivery thread, holding at most one connection,
+ * kept open between messages and closed (QUIT) by transport_idle(). A
+ * message on a kept connection starts with RSET, which both clears the
+ * server's state and shows whether the connection still lives; when it
+ * turns out dead (write error, EOF, 421) before the end of the text was
+ * sent, the message is tried once more on a new connection. After the end
+ * of the text nothing is retried at once: the MTA may have taken it, so a
+ * later attempt risks a duplicate only, never a loss.
+ *
+ * I/O is blocking in spirit but done on a non-blocking socket through
+ * poll(), so that every step (connect to one address, one reply, one flush
+ * of the output buffer) ends within cfg->delivery_timeout. Writes use
+ * MSG_NOSIGNAL: a relay that goes away must never kill the runner with
+ * SIGPIPE. The message file is streamed in chunks through a fixed output
+ * buffer that turns LF into CRLF and dot-stuffs, so a message of any size
+ * costs the same memory.
+ *
+ * Results per recipient follow the reply to its RCPT, then the reply to
+ * the end of DATA for those accepted; a failure of the connection leaves
+ * every recipient not yet settled OUTCOME_TEMP with the reason.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "smtp_reply.h"
+#include "transport.h"
+#include "util.h"
+
+#define SMTP_DEFAULT_PORT 25
+#define SMTP_HOST_MAX 256
+#define SMTP_IN_MAX 4096		/* receive buffer */
+#define SMTP_OUT_MAX 65536		/* commands and message text */
+#define SMTP_CHUNK 16384		/* bytes read from the file at once */
+#define SMTP_CMD_MAX 512		/* a command line with CRLF (§4.5.3.1.4) */
+/*
+ * Longest address we put into a command: "MAIL FROM:<...> SIZE=n" must
+ * fit SMTP_CMD_MAX. (RFC 5321 allows 256 for a path; relays take more.)
+ */
+#define SMTP_ADDR_MAX 400
+#define SMTP_QUIT_MS 5000		/* how long QUIT may wait for 221 */
+
+struct smtp {
+	char host[SMTP_HOST_MAX];
+	char port[8];
+	char helo[CONFIG_STR_MAX];	/* the name in EHLO / HELO */
+	long long step_ms;		/* bound on each step */
+	int fd;				/* -1: not connected */
+	char peer[SMTP_HOST_MAX + 16];	/* address connected to, for logs */
+	int used;			/* a message was tried on fd */
+	int dead;			/* fd failed as a lost connection does */
+	int pipelining;			/* the server offers PIPELINING */
+	int has_size;			/* ... and SIZE */
+	unsigned long long size_max;	/* its limit, 0 for none */
+	size_t answered;		/* recipients with a RCPT reply */
+	const char *id;			/* queue id of the message, for logs */
+	struct smtp_reply_parser parser;
+	struct smtp_reply rep;		/* the last reply read */
+	char why[TRANSPORT_REPLY_MAX];	/* why the last step failed */
+	size_t in_off, in_len;
+	char in[SMTP_IN_MAX];
+	size_t out_len;
+	char out[SMTP_OUT_MAX];
+};
+
+/* What one try of a message came to. */
+enum attempt {
+	ATTEMPT_DONE,		/* every result is set */
+	ATTEMPT_RETRY		/* a kept connection was dead: try a new one */
+};
+
+/* The LF-to-CRLF, dot-stuffing state carried across file chunks. */
+struct stuffer {
+	int bol;		/* the next byte starts a line */
+	int after_cr;		/* a CR was just turned into CRLF */
+};
+
+static void
+set_why(struct smtp *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Record why a step failed (cut to fit the recipients' reply field). */
+static void
+set_why(struct smtp *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* A reason longer than reply[] is cut; it stays a valid string. */
+	(void)vsnprintf(st->why, sizeof(st->why), fmt, ap);
+	va_end(ap);
+}
+
+/* Close the connection without a word (it failed, or QUIT was said). */
+static void
+conn_drop(struct smtp *st)
+{
+	if (st->fd != -1)
+		close(st->fd);
+	st->fd = -1;
+	st->used = 0;
+	st->in_off = st->in_len = 0;
+	st->out_len = 0;
+}
+
+/*
+ * Wait until fd is ready for events or deadline (monotonic ms) passes.
+ * 1 ready, 0 timed out, -1 with errno.
+ */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd pfd;
+	long long left;
+	int r;
+
+	for (;;) {
+		left = deadline - util_now_ms();
+		if (left <= 0)
+			return 0;
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 1;
+		if (r == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* "192.0.2.1:25" or "[2001:db8::1]:25" for one resolved address. */
+static void
+addr_text(const struct addrinfo *ai, char *out, size_t outsz)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	int n;
+
+	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strlcpy(out, "?", outsz);
+		return;
+	}
+	n = snprintf(out, outsz, ai->ai_family == AF_INET6 ? "[%s]:%s" :
+	    "%s:%s", host, serv);
+	if (n < 0 || (size_t)n >= outsz)
+		strlcpy(out, host, outsz);
+}
+
+/* Connect to one address within one step; the socket, or -1 (why set). */
+static int
+connect_one(struct smtp *st, const struct addrinfo *ai)
+{
+	socklen_t len = sizeof(int);
+	int fd, err = 0, r;
+
+	addr_text(ai, st->peer, sizeof(st->peer));
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd == -1) {
+		set_why(st, "connect to %s: %s", st->peer, strerror(errno));
+		return -1;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		err = errno;
+	else if ((r = wait_fd(fd, POLLOUT, util_now_ms() + st->step_ms)) != 1)
+		err = r == 0 ? ETIMEDOUT : errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0)
+		return fd;
+	set_why(st, "connect to %s: %s", st->peer, strerror(err));
+	close(fd);
+	return -1;
+}
+
+/* Resolve the relay and connect to its addresses in turn; 0 or -1. */
+static int
+conn_open(struct smtp *st)
+{
+	struct addrinfo hints, *res, *ai;
+	int r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((r = getaddrinfo(st->host, st->port, &hints, &res)) != 0) {
+		set_why(st, "cannot resolve %s: %s", st->host,
+		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return -1;
+	}
+	st->fd = -1;
+	for (ai = res; ai != NULL && st->fd == -1; ai = ai->ai_next)
+		st->fd = connect_one(st, ai);
+	freeaddrinfo(res);
+	if (st->fd == -1)
+		return -1;
+	st->used = st->dead = 0;
+	st->in_off = st->in_len = st->out_len = 0;
+	smtp_reply_init(&st->parser);
+	return 0;
+}
+
+/* Write the output buffer whole, within one step; 0, or -1 (dropped). */
+static int
+conn_flush(struct smtp *st, const char *what)
+{
+	long long deadline = util_now_ms() + st->step_ms;
+	size_t off = 0;
+	ssize_t n;
+	int r;
+
+	while (off < st->out_len) {
+		n = send(st->fd, st->out + off, st->out_len - off,
+		    MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if ((r = wait_fd(st->fd, POLLOUT, deadline)) == 1)
+				continue;
+			if (r == 0) {
+				set_why(st, "timeout sending %s", what);
+				conn_drop(st);
+				return -1;
+			}
+		}
+		set_why(st, "lost connection sending %s: %s", what,
+		    strerror(errno));
+		st->dead = 1;
+		conn_drop(st);
+		return -1;
+	}
+	st->out_len = 0;
+	return 0;
+}
+
+static int
+conn_put(struct smtp *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Queue one command line (CRLF added) for the next flush; the buffer is
+ * flushed first when it cannot hold one more command. 0, or -1 (dropped).
+ */
+static int
+conn_put(struct smtp *st, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (st->out_len + SMTP_CMD_MAX > sizeof(st->out) &&
+	    conn_flush(st, "commands") == -1)
+		return -1;
+	va_start(ap, fmt);
+	n = vsnprintf(st->out + st->out_len, SMTP_CMD_MAX - 1, fmt, ap);
+	va_end(ap);
+	/* Callers check lengths first; a cut command must never be sent. */
+	if (n < 0 || n >= SMTP_CMD_MAX - 1) {
+		set_why(st, "command too long");
+		conn_drop(st);
+		return -1;
+	}
+	st->out_len += (size_t)n;
+	st->out[st->out_len++] = '\r';
+	st->out[st->out_len++] = '\n';
+	return 0;
+}
+
+/* Feed the parser what is buffered: 1 a reply, 0 need more, -1 garbled. */
+static int
+reply_from_buffer(struct smtp *st, const char *what)
+{
+	enum smtp_reply_status s;
+	size_t used;
+
+	s = smtp_reply_feed(&st->parser, st->in + st->in_off,
+	    st->in_len - st->in_off, &used, &st->rep);
+	st->in_off += used;
+	if (s == SMTP_REPLY_MORE)
+		return 0;
+	if (s == SMTP_REPLY_DONE)
+		return 1;
+	set_why(st, "garbled reply to %s: %s", what, st->parser.error);
+	return -1;
+}
+
+/* Read more bytes within deadline: 0, or -1 with why (and maybe dead). */
+static int
+conn_fill(struct smtp *st, const char *what, long long deadline)
+{
+	ssize_t n;
+	int r;
+
+	st->in_off = st->in_len = 0;
+	for (;;) {
+		if ((r = wait_fd(st->fd, POLLIN, deadline)) == 0) {
+			set_why(st, "timeout waiting for reply to %s", what);
+			return -1;
+		}
+		n = r == 1 ? recv(st->fd, st->in, sizeof(st->in), 0) : -1;
+		if (n > 0) {
+			st->in_len = (size_t)n;
+			return 0;
+		}
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == 0)
+			set_why(st, "connection closed waiting for reply "
+			    "to %s", what);
+		else
+			set_why(st, "lost connection waiting for reply to "
+			    "%s: %s", what, strerror(errno));
+		st->dead = 1;
+		return -1;
+	}
+}
+
+/*
+ * Read the next reply into st->rep within one step. 0; or -1 with why set
+ * and the connection dropped: timeout, lost connection, garbled reply, or
+ * 421 (the server is closing it; then why is its reply).
+ */
+static int
+conn_reply(struct smtp *st, const char *what)
+{
+	long long deadline = util_now_ms() + st->step_ms;
+	int r;
+
+	while ((r = reply_from_buffer(st, what)) == 0)
+		if (conn_fill(st, what, deadline) == -1) {
+			conn_drop(st);
+			return -1;
+		}
+	if (r == -1) {
+		conn_drop(st);
+		return -1;
+	}
+	if (st->rep.code == 421) {
+		set_why(st, "%s", st->rep.text);
+		st->dead = 1;
+		conn_drop(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* Send one command and read its reply; 0 or -1 as conn_reply(). */
+static int
+conn_command(struct smtp *st, const char *what, const char *cmd)
+{
+	if (conn_put(st, "%s", cmd) == -1 || conn_flush(st, what) == -1)
+		return -1;
+	return conn_reply(st, what);
+}
+
+/* Take a failed reply as the reason, say QUIT without waiting, close. */
+static int
+session_refused(struct smtp *st)
+{
+	set_why(st, "%s", st->rep.text);
+	if (conn_put(st, "QUIT") == 0)
+		(void)conn_flush(st, "QUIT");
+	conn_drop(st);
+	return -1;
+}
+
+/* EHLO, or HELO when EHLO is refused for good; 0, or -1 (closed). */
+static int
+session_hello(struct smtp *st)
+{
+	char cmd[SMTP_CMD_MAX];
+	int n;
+
+	n = snprintf(cmd, sizeof(cmd), "EHLO %s", st->helo);
+	if (n < 0 || (size_t)n >= sizeof(cmd) - 2) {
+		set_why(st, "hostname too long for EHLO");
+		conn_drop(st);
+		return -1;
+	}
+	if (conn_command(st, "EHLO", cmd) == -1)
+		return -1;
+	if (st->rep.code / 100 == 2) {
+		st->pipelining = st->rep.has_pipelining;
+		st->has_size = st->rep.has_size;
+		st->size_max = st->rep.size_max;
+		return 0;
+	}
+	if (st->rep.code / 100 != 5)
+		return session_refused(st);
+	/* An old server: plain SMTP, no extensions. */
+	cmd[0] = 'H';
+	if (conn_command(st, "HELO", cmd) == -1)
+		return -1;
+	return st->rep.code / 100 == 2 ? 0 : session_refused(st);
+}
+
+/* Connect, read the greeting, say hello; 0, or -1 with why. */
+static int
+session_open(struct smtp *st)
+{
+	st->pipelining = st->has_size = 0;
+	st->size_max = 0;
+	if (conn_open(st) == -1)
+		return -1;
+	if (conn_reply(st, "greeting") == -1)
+		return -1;
+	if (st->rep.code != 220)
+		return session_refused(st);
+	if (session_hello(st) == -1)
+		return -1;
+	log_debug("relay=%s connected%s%s", st->peer,
+	    st->pipelining ? " pipelining" : "", st->has_size ? " size" : "");
+	return 0;
+}
+
+/* QUIT, a short wait for its reply, close. */
+static void
+session_quit(struct smtp *st)
+{
+	long long step = st->step_ms;
+
+	if (st->fd == -1)
+		return;
+	/* The reply hardly matters; a slow server must not hold us up. */
+	if (st->step_ms > SMTP_QUIT_MS)
+		st->step_ms = SMTP_QUIT_MS;
+	if (conn_command(st, "QUIT", "QUIT") == 0)
+		conn_drop(st);
+	st->step_ms = step;
+}
+
+/* Nonzero when addr may go into a command: no control bytes, not long. */
+static int
+addr_ok(const char *addr)
+{
+	size_t i;
+
+	for (i = 0; addr[i] != '\0'; i++)
+		if ((unsigned char)addr[i] < 0x20 || addr[i] == 0x7f ||
+		    i >= SMTP_ADDR_MAX)
+			return 0;
+	return 1;
+}
+
+/* The outcome a reply code means: 2xx done, 5xx refused, the rest later. */
+static enum outcome
+code_outcome(int code)
+{
+	if (code / 100 == 2)
+		return OUTCOME_OK;
+	return code / 100 == 5 ? OUTCOME_PERM : OUTCOME_TEMP;
+}
+
+static void
+rcpt_set(struct transport_rcpt *r, enum outcome result, const char *reply)
+{
+	r->result = result;
+	strlcpy(r->reply, reply, sizeof(r->reply));
+}
+
+/*
+ * The connection failed: every recipient not yet settled (no RCPT reply
+ * yet, or accepted but the text not yet taken) is tried again later.
+ */
+static void
+fail_rest(struct smtp *st, struct transport_rcpt *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (addr_ok(r[i].addr) && (i >= st->answered ||
+		    r[i].result == OUTCOME_OK))
+			rcpt_set(&r[i], OUTCOME_TEMP, st->why);
+}
+
+/* Queue MAIL FROM, with SIZE when the server takes it. */
+static int
+put_mail(struct smtp *st, const struct transport_msg *m)
+{
+	if (st->has_size)
+		return conn_put(st, "MAIL FROM:<%s> SIZE=%lld", m->sender,
+		    (long long)m->size);
+	return conn_put(st, "MAIL FROM:<%s>", m->sender);
+}
+
+/* Queue every RCPT TO (pipelining). */
+static int
+put_all_rcpts(struct smtp *st, const struct transport_rcpt *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (addr_ok(r[i].addr) &&
+		    conn_put(st, "RCPT TO:<%s>", r[i].addr) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * MAIL FROM was refused: every recipient gets that reply. With pipelining
+ * the RCPT replies are still on their way and are read to stay in step.
+ */
+static int
+mail_refused(struct smtp *st, struct transport_rcpt *r, size_t n)
+{
+	enum outcome o = st->rep.code / 100 == 5 ? OUTCOME_PERM :
+	    OUTCOME_TEMP;
+	char reply[TRANSPORT_REPLY_MAX];
+	size_t i;
+
+	strlcpy(reply, st->rep.text, sizeof(reply));
+	for (i = 0; i < n; i++)
+		if (addr_ok(r[i].addr))
+			rcpt_set(&r[i], o, reply);
+	st->answered = n;
+	for (i = 0; st->pipelining && i < n; i++)
+		if (addr_ok(r[i].addr) && conn_reply(st, "RCPT TO") == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * The envelope: MAIL FROM, then one RCPT TO per valid recipient, all in
+ * one write with pipelining, else one command at a time. Each recipient's
+ * RCPT reply settles it, an accepted one for now (OUTCOME_OK until the
+ * text is taken). *accepted counts those. 0, or -1 when the connection
+ * failed (why set, dropped).
+ */
+static int
+envelope(struct smtp *st, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n, size_t *accepted)
+{
+	size_t i;
+
+	*accepted = 0;
+	st->answered = 0;
+	if (put_mail(st, m) == -1 ||
+	    (st->pipelining && put_all_rcpts(st, r, n) == -1) ||
+	    conn_flush(st, "MAIL FROM") == -1 ||
+	    conn_reply(st, "MAIL FROM") == -1)
+		return -1;
+	if (st->rep.code / 100 != 2)
+		return mail_refused(st, r, n);
+	for (i = 0; i < n; i++, st->answered = i) {
+		if (!addr_ok(r[i].addr))
+			continue;
+		if (!st->pipelining &&
+		    (conn_put(st, "RCPT TO:<%s>", r[i].addr) == -1 ||
+		    conn_flush(st, "RCPT TO") == -1))
+			return -1;
+		if (conn_reply(st, "RCPT TO") == -1)
+			return -1;
+		rcpt_set(&r[i], code_outcome(st->rep.code), st->rep.text);
+		if (r[i].result == OUTCOME_OK)
+			(*accepted)++;
+	}
+	st->answered = n;
+	return 0;
+}
+
+/* Give every accepted recipient the outcome of the reply in st->rep. */
+static void
+settle_accepted(struct smtp *st, struct transport_rcpt *r, size_t n)
+{
+	enum outcome o = code_outcome(st->rep.code);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (addr_ok(r[i].addr) && r[i].result == OUTCOME_OK)
+			rcpt_set(&r[i], o, st->rep.text);
+}
+
+/* Make room for a few more bytes of text; 0, or -1 (dropped). */
+static int
+text_room(struct smtp *st, size_t need)
+{
+	if (st->out_len + need <= sizeof(st->out))
+		return 0;
+	return conn_flush(st, "message text");
+}
+
+/*
+ * Convert one chunk of the stored file: LF (and, should one be there, CR
+ * or CRLF) becomes CRLF, and a line starting with '.' gets one more
+ * (RFC 5321 §4.5.2).
+ */
+static int
+text_chunk(struct smtp *st, struct stuffer *sf, const char *p, size_t len)
+{
+	size_t i;
+	char c;
+
+	for (i = 0; i < len; i++) {
+		c = p[i];
+		if (text_room(st, 3) == -1)
+			return -1;
+		if (c == '\n' && sf->after_cr) {
+			sf->after_cr = 0;
+			continue;
+		}
+		sf->after_cr = c == '\r';
+		if (c == '\n' || c == '\r') {
+			st->out[st->out_len++] = '\r';
+			st->out[st->out_len++] = '\n';
+			sf->bol = 1;
+			continue;
+		}
+		if (sf->bol && c == '.')
+			st->out[st->out_len++] = '.';
+		st->out[st->out_len++] = c;
+		sf->bol = 0;
+	}
+	return 0;
+}
+
+/*
+ * Stream the message file, then the final ".". 0; -1 when the connection
+ * failed (why set, dropped); -2 when the file could not be read (the
+ * connection is dropped too: a DATA cannot be taken back otherwise).
+ */
+static int
+send_text(struct smtp *st, const struct transport_msg *m)
+{
+	struct stuffer sf = { 1, 0 };
+	char chunk[SMTP_CHUNK];
+	off_t off = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = pread(m->fd, chunk, sizeof(chunk), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			set_why(st, "cannot read message file: %s",
+			    strerror(errno));
+			conn_drop(st);
+			return -2;
+		}
+		if (n == 0)
+			break;
+		if (text_chunk(st, &sf, chunk, (size_t)n) == -1)
+			return -1;
+		off += n;
+	}
+	if (text_room(st, 5) == -1)
+		return -1;
+	if (!sf.bol) {
+		st->out[st->out_len++] = '\r';
+		st->out[st->out_len++] = '\n';
+	}
+	memcpy(st->out + st->out_len, ".\r\n", 3);
+	st->out_len += 3;
+	return conn_flush(st, "message text");
+}
+
+/*
+ * DATA, the text, and the reply that settles the accepted recipients.
+ * 0 when done; -1 when the connection failed before the text was whole
+ * (may be retried); -2 when it failed later, or on a local error (results
+ * left to the caller's fail_rest()).
+ */
+static int
+data(struct smtp *st, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n)
+{
+	int rc;
+
+	if (conn_command(st, "DATA", "DATA") == -1)
+		return -1;
+	if (st->rep.code != 354) {
+		if (st->rep.code / 100 == 2)
+			/* A server that takes DATA without text is lost. */
+			st->rep.code = 451;
+		settle_accepted(st, r, n);
+		return 0;
+	}
+	if ((rc = send_text(st, m)) != 0)
+		return rc;
+	if (conn_reply(st, "end of DATA") == -1)
+		return -2;
+	settle_accepted(st, r, n);
+	return 0;
+}
+
+/*
+ * Start the results of a try: valid recipients wait ("not attempted"),
+ * ones that cannot be put into a command are refused for good.
+ */
+static void
+results_start(struct transport_rcpt *r, size_t n)
+{
+	size_t i;
+
+	transport_set_all(r, n, OUTCOME_TEMP, "not attempted");
+	for (i = 0; i < n; i++)
+		if (!addr_ok(r[i].addr))
+			rcpt_set(&r[i], OUTCOME_PERM,
+			    "invalid recipient address");
+}
+
+/*
+ * Settle the results of what cannot be sent at all: a bad sender, a
+ * message over the server's SIZE limit. 1 when so (results set), else 0.
+ */
+static int
+refuse_early(struct smtp *st, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n)
+{
+	char why[TRANSPORT_REPLY_MAX];
+	size_t i;
+	int len;
+
+	if (!addr_ok(m->sender)) {
+		transport_set_all(r, n, OUTCOME_PERM, "invalid sender address");
+		return 1;
+	}
+	if (!st->has_size || st->size_max == 0 ||
+	    (unsigned long long)m->size <= st->size_max)
+		return 0;
+	len = snprintf(why, sizeof(why), "message size %lld exceeds the "
+	    "relay's limit of %llu bytes", (long long)m->size, st->size_max);
+	if (len < 0 || (size_t)len >= sizeof(why))
+		strlcpy(why, "message too large for the relay", sizeof(why));
+	for (i = 0; i < n; i++)
+		if (addr_ok(r[i].addr))
+			rcpt_set(&r[i], OUTCOME_PERM, why);
+	return 1;
+}
+
+/* The connection failed: retry on a new one, or give the reason. */
+static enum attempt
+lost(struct smtp *st, int may_retry, struct transport_rcpt *r, size_t n)
+{
+	if (may_retry && st->dead)
+		return ATTEMPT_RETRY;
+	fail_rest(st, r, n);
+	return ATTEMPT_DONE;
+}
+
+/*
+ * One try of the message on the open connection; may_retry when it is a
+ * kept one that may turn out dead.
+ */
+static enum attempt
+transaction(struct smtp *st, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n, int may_retry)
+{
+	size_t accepted;
+	int rc;
+
+	results_start(r, n);
+	st->answered = 0;
+	if (st->used && conn_command(st, "RSET", "RSET") == -1)
+		return lost(st, may_retry, r, n);
+	if (st->used && st->rep.code / 100 != 2) {
+		set_why(st, "%s", st->rep.text);
+		st->dead = 1;
+		conn_drop(st);
+		return lost(st, may_retry, r, n);
+	}
+	st->used = 1;
+	if (refuse_early(st, m, r, n))
+		return ATTEMPT_DONE;
+	if (envelope(st, m, r, n, &accepted) == -1)
+		return lost(st, may_retry, r, n);
+	if (accepted == 0) {
+		/* Nobody to send to: end the transaction, no DATA. */
+		if (st->fd != -1)
+			(void)conn_command(st, "RSET", "RSET");
+		return ATTEMPT_DONE;
+	}
+	if ((rc = data(st, m, r, n)) == -1)
+		return lost(st, may_retry, r, n);
+	if (rc == -2)
+		fail_rest(st, r, n);
+	return ATTEMPT_DONE;
+}
+
+static void
+smtp_deliver(void *state, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n)
+{
+	struct smtp *st = state;
+	int kept = st->fd != -1;
+
+	st->id = m->id != NULL ? m->id : "-";
+	if (!kept && session_open(st) == -1) {
+		transport_set_all(r, n, OUTCOME_TEMP, st->why);
+		return;
+	}
+	if (transaction(st, m, r, n, kept) == ATTEMPT_DONE)
+		return;
+	log_info("id=%s relay=%s kept connection lost (%s), reconnecting",
+	    st->id, st->peer, st->why);
+	if (session_open(st) == -1) {
+		transport_set_all(r, n, OUTCOME_TEMP, st->why);
+		return;
+	}
+	(void)transaction(st, m, r, n, 0);
+}
+
+static void *
+smtp_open(const struct mpp_config *cfg, const char *arg, char *err,
+    size_t errsz)
+{
+	struct smtp *st;
+	int port, n;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	st->fd = -1;
+	if (config_split_hostport(arg, strlen(arg), st->host,
+	    sizeof(st->host), &port, SMTP_DEFAULT_PORT) == -1) {
+		snprintf(err, errsz, "bad SMTP relay \"%s\" (want HOST:PORT)",
+		    arg);
+		free(st);
+		return NULL;
+	}
+	n = snprintf(st->port, sizeof(st->port), "%d", port);
+	if (n < 0 || (size_t)n >= sizeof(st->port) ||
+	    strlcpy(st->helo, cfg->hostname[0] != '\0' ? cfg->hostname :
+	    "localhost", sizeof(st->helo)) >= sizeof(st->helo)) {
+		snprintf(err, errsz, "bad SMTP relay settings");
+		free(st);
+		return NULL;
+	}
+	st->step_ms = (cfg->delivery_timeout > 0 ? cfg->delivery_timeout :
+	    300) * 1000LL;
+	return st;
+}
+
+static void
+smtp_idle(void *state)
+{
+	session_quit(state);
+}
+
+static void
+smtp_close(void *state)
+{
+	if (state == NULL)
+		return;
+	session_quit(state);
+	free(state);
+}
+
+const struct transport_ops transport_smtp_ops = {
+	.open = smtp_open,
+	.deliver = smtp_deliver,
+	.idle = smtp_idle,
+	.close = smtp_close,
+};
