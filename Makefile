@@ -72,7 +72,7 @@ $(BUILD)/%.o: %.c
 # The schema is compiled in from sql/schema.sql.
 $(BUILD)/gen/schema_sql.h: sql/schema.sql
 	@mkdir -p $(dir $@)
-	{ echo 'static const char schema_sql[] ='; \
+	$(Q){ echo 'static const char schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
 $(BUILD)/common/index.o: $(BUILD)/gen/schema_sql.h
@@ -126,7 +126,7 @@ test: deps all fault-build unit-test fuzz-replay integration-test
 # Programs with the crash points of common/fault.h compiled in, for the
 # crash tests only (MPP_FAULT_BIN); never installed.
 fault-build:
-	$(MAKE) --no-print-directory BUILD=build/fault BIN=build/fault/bin \
+	@$(MAKE) --no-print-directory BUILD=build/fault BIN=build/fault/bin \
 	  EXTRA_CPPFLAGS=-DMPP_FAULT_INJECTION build/fault/bin/mppd build/fault/bin/mppqueue
 
 unit-test: $(UNIT_TESTS)

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MPP_BIN", ROOT / "bin"))
+FAULT_BIN = Path(os.environ.get("MPP_FAULT_BIN", ROOT / "build" / "fault" / "bin"))
 
 REPLY = {
     220: b"220 Message Posting Service Ready.\r\n",
@@ -164,13 +165,16 @@ class Mppd:
             wait_for(lambda: self.log().count("password data reloaded") > mark,
                      what="password reload")
 
-    def start(self, extra_args=()):
+    def start(self, extra_args=(), env=None, bindir=None):
+        """Start mppd; env adds environment variables, bindir picks
+        another build (the fault-injection one)."""
         self.write_config()
         self.logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
-            [str(self.bin / "mppd"), "-d", "-v", "-c", str(self.config_path),
-             *extra_args],
-            stdout=self.logf, stderr=subprocess.STDOUT)
+            [str((bindir or self.bin) / "mppd"), "-d", "-v", "-c",
+             str(self.config_path), *extra_args],
+            stdout=self.logf, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})})
         host, _, port = self.settings["listen"].split(",")[0].strip().rpartition(":")
         host = host.strip("[]")
 
@@ -289,12 +293,15 @@ class Mppqueue:
         return [str(self.mppd.bin / "mppqueue"), "-v", "-c",
                 str(self.mppd.config_path), *extra]
 
-    def once(self, timeout=60, **overrides):
+    def once(self, timeout=60, env=None, bindir=None, **overrides):
         """mppqueue -1: deliver what is due; returns the CompletedProcess."""
         self.mppd.settings.update({k: str(v) for k, v in overrides.items()})
+        args = self.args("-1", "-d")
+        if bindir:
+            args[0] = str(bindir / "mppqueue")
         with open(self.logfile, "ab") as logf:
-            return subprocess.run(self.args("-1", "-d"), stdout=logf,
-                                  stderr=subprocess.STDOUT, timeout=timeout)
+            return subprocess.run(args, stdout=logf, stderr=subprocess.STDOUT,
+                                  timeout=timeout, env={**os.environ, **(env or {})})
 
     def start(self, **overrides):
         self.mppd.settings.update({k: str(v) for k, v in overrides.items()})
