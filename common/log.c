@@ -73,6 +73,10 @@ log_vemit(int prio, const char *errstr, const char *fmt, va_list ap)
 		snprintf(msg + len, sizeof(msg) - len, ": %s", errstr);
 	}
 	log_emit(prio, msg);
+	/* A fatal error before daemonising must reach the administrator's
+	   terminal too, not only syslog. */
+	if (prio == LOG_CRIT && log_to == LOG_TO_SYSLOG)
+		fprintf(stderr, "%s: %s\n", log_progname, msg);
 }
 
 void

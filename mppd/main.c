@@ -131,8 +131,9 @@ main(int argc, char **argv)
 	if (!o.inetd && server_bind(cfg.listen, fds, &nfds, err,
 	    sizeof(err)) == -1)
 		fatalx(EX_UNAVAILABLE, "%s", err);
-	if (!o.foreground && !o.inetd && daemon(0, 0) == -1)
-		fatal(EX_OSERR, "daemon");
+	/* Everything that can fail happens before the fork, so a failed
+	   start is an exit status, not only a line in syslog. No thread may
+	   exist before daemon(). */
 	drop_privileges(&cfg, &o);
 	open_spool(&sp, &cfg);
 	memset(&ctx, 0, sizeof(ctx));
@@ -141,6 +142,8 @@ main(int argc, char **argv)
 	ctx.spool = &sp;
 	if ((ctx.auth = auth_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "auth: %s", err);
+	if (!o.foreground && !o.inetd && daemon(0, 0) == -1)
+		fatal(EX_OSERR, "daemon");
 	rc = server_run(&ctx, fds, nfds, o.inetd);
 	auth_free(ctx.auth);
 	spool_close(&sp);

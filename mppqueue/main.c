@@ -106,14 +106,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "mppqueue: %s\n", err);
 		fatalx(EX_CONFIG, "%s", err);
 	}
-	if (!o.foreground && !o.oneshot && daemon(0, 0) == -1)
-		fatal(EX_OSERR, "daemon");
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
 	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)
 		fatalx(EX_OSERR, "%s", err);
 	if (spool_open(&sp, cfg.spool_dir, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	reconcile(&sp, &cfg);
+	if (!o.foreground && !o.oneshot && daemon(0, 0) == -1)
+		fatal(EX_OSERR, "daemon");
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = &cfg;
 	ctx.sp = &sp;
