@@ -61,6 +61,8 @@ FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 .PHONY: all test fault-build unit-test fuzz-replay integration-test asan fuzz run bench \
 	install uninstall clean deps format
 .SUFFIXES:
+# Keep test objects between runs (they are intermediate in pattern chains).
+.SECONDARY:
 
 all: $(PROGRAMS)
 
@@ -166,6 +168,35 @@ run: deps all
 
 bench: deps all
 	sh tests/bench/run.sh
+
+# Daemons in sbin, user programs in bin; man pages; the schema for
+# reference; an example config that never overwrites an installed one.
+MAN1 = docs/mppsend.1
+MAN5 = docs/mpp.conf.5
+MAN8 = docs/mppd.8 docs/mppqueue.8 docs/mppq.8 docs/mpppasswd.8
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/mpp
+	install -m 755 $(BIN)/mppd $(BIN)/mppqueue $(BIN)/mpppasswd $(DESTDIR)$(SBINDIR)
+	install -m 755 $(BIN)/mppsend $(BIN)/mppq $(DESTDIR)$(BINDIR)
+	for f in $(MAN1); do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(MANDIR)/man1; done
+	for f in $(MAN5); do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(MANDIR)/man5; done
+	for f in $(MAN8); do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(MANDIR)/man8; done
+	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/schema.sql
+	install -m 644 docs/mpp.conf.example $(DESTDIR)$(DATADIR)/mpp.conf.example
+	for f in docs/systemd/*; do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(DATADIR); done
+	[ -f $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf ] || \
+	  install -m 644 docs/mpp.conf.example $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/mppd $(DESTDIR)$(SBINDIR)/mppqueue \
+	  $(DESTDIR)$(SBINDIR)/mpppasswd $(DESTDIR)$(BINDIR)/mppsend $(DESTDIR)$(BINDIR)/mppq
+	for f in $(MAN1); do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$f); done
+	for f in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$$(basename $$f); done
+	for f in $(MAN8); do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$f); done
+	rm -rf $(DESTDIR)$(DATADIR)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/mpp (configuration and passwords)"
 
 format:
 	clang-format -i common/*.[ch] mppd/*.[ch] mppqueue/*.[ch] client/*.[ch]

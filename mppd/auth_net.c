@@ -13,7 +13,9 @@
  * runs on; it and we each hold a reference to the request, and whoever
  * lets go last frees it, so abandoning it is safe. (getaddrinfo_a() would
  * do the same, but its threads are invisible to ThreadSanitizer and it is
- * glibc's alone.) Numeric addresses need no thread.
+ * glibc's alone.) Numeric addresses need no thread. Abandoned lookups
+ * are bounded by the auth worker pool: each worker starts at most one per
+ * auth_timeout, and each ends with the resolver's own timeout.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -118,7 +118,7 @@ list_rcpt_line(const struct index_admin_rcpt *r)
 	if (r->state != NULL && strcmp(r->state, "pending") != 0)
 		printf(" [%s]", r->state);
 	if (r->last_error != NULL)
-		printf(" %s", safe(r->last_error, e, sizeof(e)));
+		printf(" (%s)", safe(r->last_error, e, sizeof(e)));
 	putchar('\n');
 }
 

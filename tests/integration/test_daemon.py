@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -159,6 +160,48 @@ def test_trickling_client_is_not_idle(mppd):
     c.send(b"\r\n")
     assert c.line() == REPLY[501]
     assert c.cmd("NOOP") == 250
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+@pytest.mark.parametrize("size", [100, 200 * 1024], ids=["small", "spilled"])
+def test_disconnect_in_text_not_stored(mppd, size, how):
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    assert c.cmd("DATA") == 354
+    text = message(subject="cut").encode()
+    text += (b"k" * 98 + b"\r\n") * (size // 100) + b"no end"
+    c.send(text)
+    if how == "reset":
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          struct.pack("ii", 1, 0))
+    c.close()
+    wait_for(lambda: "abandoned" in mppd.log() or "disconnect" in mppd.log()
+             or "error" in mppd.log(), what="the session end in the log")
+    wait_for(lambda: tmp_empty(mppd), timeout=5, what="tmp/ to be emptied")
+    post_session(mppd.client(), "next")
+    assert subjects(mppd) == ["next"]
+
+
+def test_close_right_after_end_marker_still_stored(mppd):
+    """The text was finished: the client leaving before it reads the
+    reply does not undo the message."""
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    assert c.cmd("DATA") == 354
+    c.send(message(subject="hasty").encode() + b".\r\nQUIT\r\n")
+    c.close()
+    wait_for(lambda: subjects(mppd) == ["hasty"], what="the message stored")
+    assert mppd.running()
+    assert tmp_empty(mppd)
+
+
+def test_idle_timeout_frees_session_slot(mppd):
+    mppd.restart(idle_timeout=1, max_sessions_per_ip=1)
+    c1 = greeted(mppd.port)
+    assert rest_of_stream(Client(mppd.port)) == REPLY[451]
+    assert rest_of_stream(c1) == b""              # idle: closed
+    c2 = greeted(mppd.port)
+    assert c2.cmd("NOOP") == 250
 
 
 # Listeners
@@ -396,6 +439,20 @@ def test_inetd_from_pipe_prints_replies(mppd_factory):
     (row,) = m.stored()
     assert row["text"].endswith(b"\n\n.dotted\n")
     assert subjects(m) == ["piped"]
+
+
+def test_inetd_pipe_eof_in_text_not_stored(mppd_factory):
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    m.write_config()
+    session = (b"USER alice\r\nPASS secret\r\nDATA\r\n" +
+               message(subject="cut").encode() + b"no end marker\r\n")
+    r = subprocess.run([str(MPPD), "-i", "-c", str(m.config_path)],
+                       input=session, capture_output=True, timeout=20)
+    assert r.stdout == REPLY[220] + REPLY[250] + REPLY[250] + REPLY[354]
+    assert r.returncode == 0
+    assert m.stored() == []
+    assert tmp_empty(m)
 
 
 def test_inetd_idle_timeout(mppd_factory):
@@ -648,3 +705,28 @@ def test_startup_reconciliation(mppd):
     # and it still posts
     post_session(mppd.client(), "after")
     assert sorted(subjects(mppd)) == ["after", "kept"]
+
+
+def test_startup_releases_dead_and_expired_leases(mppd):
+    """A 'sending' row goes back to 'deferred' when its lease ran out or
+    its owner (this host, a pid) no longer exists; a live lease stays."""
+    for n in range(3):
+        post_session(mppd.client(), f"lease {n}")
+    ids = [r["id"] for r in mppd.stored()]
+    mppd.stop()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    now = int(time.time())
+    host = mppd.settings["hostname"]
+    rows = [(host, dead.pid, now + 3600),        # owner gone
+            (host, os.getpid(), now - 10),       # lease ran out
+            (host, os.getpid(), now + 3600)]     # alive and valid
+    with mppd.db() as conn:
+        for qid, (h, pid, until) in zip(ids, rows):
+            conn.execute("UPDATE message SET state = 'sending', "
+                         "lease_host = ?, lease_pid = ?, lease_until = ? "
+                         "WHERE id = ?", (h, pid, until, qid))
+    conn.close()
+    mppd.start()
+    states = {r["id"]: r["state"] for r in mppd.stored()}
+    assert [states[i] for i in ids] == ["deferred", "deferred", "sending"]

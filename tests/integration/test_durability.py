@@ -100,7 +100,6 @@ def test_kill9_during_concurrent_posting_loses_no_250(mppd):
         for th in threads:
             th.join(30)
             assert not th.is_alive()
-        print("ROUND", rnd, len(round_acked))
         assert round_acked, f"round {rnd}: nothing was acknowledged"
 
         mppd.start()
@@ -153,6 +152,11 @@ def test_full_filesystem_451_never_false_250(tiny_fs, mppd_factory):
         assert c.login("alice", "secret") == 250
         assert c.post(text_for("before-fill")) == 250
         c.close()
+        # a few one-page spacer files, freed one by one later
+        spacers = []
+        for i in range(8):
+            spacers.append(tiny_fs / f"spacer{i}")
+            spacers[-1].write_bytes(b"s" * 4096)
         # fill all but ~300 KiB with a file we can delete later
         filler = tiny_fs / "filler"
         with open(filler, "wb") as f:
@@ -183,8 +187,20 @@ def test_full_filesystem_451_never_false_250(tiny_fs, mppd_factory):
                 consecutive_451 = 0
         if c is not None:
             c.close()
-        print("ANSWERS", list(answers.values()))
         assert 451 in answers.values(), "the file system never filled up"
+        # now free one page at a time and post small messages: the file
+        # may fit while the index commit does not (or the other way round)
+        for i, spacer in enumerate(spacers):
+            spacer.unlink()
+            tag = f"page-{i}"
+            c = m.client()
+            assert c.login("alice", "secret") == 250
+            assert c.cmd("DATA") == 354
+            c.send(text_for(tag, 500).encode() + b".\r\n")
+            line = c.line()
+            assert line in (REPLY[250], REPLY[451]), (tag, line)
+            answers[tag] = int(line[:3])
+            c.close()
 
         wait_for(lambda: not list((spool / "tmp").iterdir()), timeout=5,
                  what="tmp/ to be empty")

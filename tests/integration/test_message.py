@@ -191,6 +191,13 @@ def test_bcc_removed_from_stored_text(srv):
     assert split(r["text"])[1] == b"Hello.\n"
 
 
+def test_bcc_only(srv):
+    r = post_one(srv, "From: alice@example.org\r\nBcc: x@example.com\r\n"
+                      "Subject: bcc only\r\n\r\nhi\r\n")
+    assert r["recipients"] == ["x@example.com"]
+    assert b"x@example.com" not in r["text"]
+
+
 # Trace and added headers
 
 def test_received_header(srv):
@@ -288,6 +295,37 @@ def test_client_headers_kept_in_order(srv):
     client = [n for n in names if n in ("from", "to", "subject", "x-one", "x-two")]
     assert client == ["from", "to", "subject", "x-one", "x-two", "x-one"]
     assert field_values(r["text"], "x-one") == ["1", "3"]
+
+
+def test_added_headers_stay_in_header_section(srv):
+    """A header section ended by a line that is no field (no empty line):
+    that line starts the body, and the added headers come before it."""
+    r = post_one(srv, "To: bob@example.com\r\nnot a header line\r\nbody\r\n")
+    head, body = split(r["text"])
+    assert body == b"not a header line\nbody\n"
+    names = [n for n, _ in fields(r["text"])]
+    assert {"received", "to", "from", "date", "message-id"} <= set(names)
+
+
+def test_second_login_in_session_changes_sender(srv):
+    srv.add_user("carol", "pw3")
+    c = srv.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(stuff(message(subject="as alice"))) == 250
+    assert c.login("carol", "pw3") == 250
+    assert c.post(stuff(message(subject="as carol"))) == 250
+    assert c.cmd("QUIT") == 221
+    a, b = srv.stored()
+    assert (a["auth_user"], a["sender"]) == ("alice", "alice@example.org")
+    assert (b["auth_user"], b["sender"]) == ("carol", "carol@example.org")
+    assert field_values(a["text"], "sender") == []
+    # carol posted a From: alice text: Sender names carol
+    assert [s for s in field_values(b["text"], "sender")
+            if "carol@example.org" in s]
+    assert re.search(r"\bcarol\b", field_values(b["text"], "received")[0])
+    assert a["id"] != b["id"]
+    assert field_values(a["text"], "message-id") != \
+        field_values(b["text"], "message-id")
 
 
 # Body

@@ -368,6 +368,15 @@ def test_pass_missing_501_then_pass_allowed(mppd):
     expect_state(c, "authed")
 
 
+def test_password_with_spaces(mppd):
+    """The PASS argument is everything after the first space."""
+    mppd.add_user("spacey", "two words  here")
+    c = mppd.client()
+    assert c.login("spacey", "two words  here") == 250
+    c = mppd.client()
+    assert c.login("spacey", "two words here") == 530
+
+
 def test_unknown_user_250_then_530(mppd):
     c = mppd.client()
     assert ask(c, "USER nosuchuser") == REPLY[250]

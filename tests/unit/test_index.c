@@ -1,0 +1,296 @@
+/*
+ * Unit tests for common/index.c: opening (schema creation, version check),
+ * the batch insert of accepted messages and index_exists(). The database
+ * lives in a fresh temporary directory per test; a second, plain SQLite
+ * handle looks at what was written.
+ */
+
+#include <sys/stat.h>
+
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "index.h"
+
+struct fixture {
+	char dir[PATH_MAX / 2];
+	char db[PATH_MAX / 2 + 16];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/mpp-test-index.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/index.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(f);
+	return 0;
+}
+
+/* The first column of the first row of sql, as an integer. */
+static long long
+query_int(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* The same, as text (into out). */
+static void
+query_text(const char *db, const char *sql, char *out, size_t outsz)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+
+	out[0] = '\0';
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_text(st, 0) != NULL)
+		snprintf(out, outsz, "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+}
+
+static struct index *
+open_ok(const struct fixture *f)
+{
+	char err[512] = "";
+	struct index *ix = index_open(f->dir, INDEX_SYNC_FULL, err,
+	    sizeof(err));
+
+	if (ix == NULL) {
+		print_error("index_open: %s\n", err);
+		fail();
+	}
+	return ix;
+}
+
+static void
+test_open_creates_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	char mode[32];
+
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
+	    INDEX_SCHEMA_VERSION);
+	assert_int_equal(INDEX_SCHEMA_VERSION, 1);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'table' AND name IN ('message', 'recipient')"), 2);
+	query_text(f->db, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_string_equal(mode, "wal");
+	index_close(ix);
+	index_close(NULL);
+}
+
+static void
+test_insert_and_exists(void **state)
+{
+	static const char *const r1[] = { "bob@example.com",
+	    "carol@example.com" };
+	static const char *const r2[] = { "dave@example.net" };
+	const struct index_new_msg m1 = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1234, 1700000000, 0, 2, r1 };
+	const struct index_new_msg m2 = { "1.M1P1Q2", "bob", "bob@example.org",
+	    "2001:db8::7", 99, 1700000001, 0, 1, r2 };
+	const struct index_new_msg *batch[] = { &m1, &m2 };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	char text[256];
+
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 0);
+	assert_int_equal(index_insert_batch(ix, batch, 2), 0);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 1);
+	assert_int_equal(index_exists(ix, "1.M1P1Q2"), 1);
+	assert_int_equal(index_exists(ix, "1.M1P1Q3"), 0);
+	assert_int_equal(index_exists(ix, "1.m1p1q1"), 0);
+	/* What the rows say. */
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM recipient "
+	    "WHERE message_id = '1.M1P1Q1'"), 2);
+	query_text(f->db, "SELECT address FROM recipient WHERE message_id = "
+	    "'1.M1P1Q1' AND seq = 1", text, sizeof(text));
+	assert_string_equal(text, "carol@example.com");
+	query_text(f->db, "SELECT state FROM message WHERE id = '1.M1P1Q2'",
+	    text, sizeof(text));
+	assert_string_equal(text, "queued");
+	query_text(f->db, "SELECT client_addr FROM message WHERE id = "
+	    "'1.M1P1Q2'", text, sizeof(text));
+	assert_string_equal(text, "2001:db8::7");
+	assert_int_equal(query_int(f->db, "SELECT size FROM message WHERE id "
+	    "= '1.M1P1Q1'"), 1234);
+	assert_int_equal(query_int(f->db, "SELECT next_attempt_at FROM message"
+	    " WHERE id = '1.M1P1Q2'"), 1700000001);
+	/* An empty batch is fine. */
+	assert_int_equal(index_insert_batch(ix, batch, 0), 0);
+	index_close(ix);
+}
+
+/* A batch is one transaction: a duplicate id rolls back all of it. */
+static void
+test_batch_is_atomic(void **state)
+{
+	static const char *const r[] = { "bob@example.com" };
+	const struct index_new_msg m1 = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg m2 = { "1.M1P1Q2", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg *first[] = { &m1 };
+	const struct index_new_msg *second[] = { &m2, &m1 };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+
+	assert_int_equal(index_insert_batch(ix, first, 1), 0);
+	assert_int_equal(index_insert_batch(ix, second, 2), -1);
+	assert_true(strlen(index_errmsg(ix)) > 0);
+	assert_int_equal(index_exists(ix, "1.M1P1Q2"), 0);
+	/* The handle still works after the failure. */
+	assert_int_equal(index_insert_batch(ix, second, 1), 0);
+	assert_int_equal(index_exists(ix, "1.M1P1Q2"), 1);
+	index_close(ix);
+}
+
+/* Special characters are data, never SQL. */
+static void
+test_bound_parameters(void **state)
+{
+	static const char *const r[] = { "x'); DROP TABLE message; --@e.org" };
+	const struct index_new_msg m = { "1.M1P1Q1", "o'brien",
+	    "o'brien@example.org", "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg *batch[] = { &m };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	char text[256];
+
+	assert_int_equal(index_insert_batch(ix, batch, 1), 0);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 1);
+	assert_int_equal(index_exists(ix, "' OR '1'='1"), 0);
+	query_text(f->db, "SELECT address FROM recipient", text, sizeof(text));
+	assert_string_equal(text, r[0]);
+	index_close(ix);
+}
+
+static void
+test_reopen(void **state)
+{
+	static const char *const r[] = { "bob@example.com" };
+	const struct index_new_msg m = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg *batch[] = { &m };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f), *ix2;
+
+	assert_int_equal(index_insert_batch(ix, batch, 1), 0);
+	index_close(ix);
+	ix = open_ok(f);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 1);
+	/* Two handles at once (as two programs would have). */
+	ix2 = open_ok(f);
+	assert_int_equal(index_exists(ix2, "1.M1P1Q1"), 1);
+	index_close(ix2);
+	index_close(ix);
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+}
+
+static void
+test_newer_version_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	char err[512] = "";
+
+	assert_int_equal(index_exec(ix, "PRAGMA user_version = 2"), 0);
+	index_close(ix);
+	ix = index_open(f->dir, INDEX_SYNC_NORMAL, err, sizeof(err));
+	assert_null(ix);
+	assert_non_null(strstr(err, "version 2"));
+	assert_non_null(strstr(err, f->db));
+}
+
+static void
+test_open_fails(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], err[512] = "";
+
+	snprintf(path, sizeof(path), "%s/no/such/dir", f->dir);
+	assert_null(index_open(path, INDEX_SYNC_FULL, err, sizeof(err)));
+	assert_non_null(strstr(err, path));
+}
+
+static void
+test_exec_error(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+
+	assert_int_equal(index_exec(ix, "SELECT * FROM no_such_table"), -1);
+	assert_non_null(strstr(index_errmsg(ix), "no_such_table"));
+	index_close(ix);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_schema,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_insert_and_exists, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bound_parameters, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_version_refused,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_exec_error, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

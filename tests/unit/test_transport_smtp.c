@@ -1,0 +1,1281 @@
+/*
+ * Unit tests for mppqueue/transport_smtp.c against a fake SMTP server: a
+ * thread on a loopback port that answers from a small script, records
+ * every command line it reads (and "CONNECT" for each connection), and
+ * keeps the message text exactly as it came over the wire. The tests then
+ * compare that transcript and the per-recipient results with what
+ * DESIGN.md ("Delivery") and RFC 5321 / 1870 / 2920 ask for.
+ *
+ * The server can check the client's pacing too: "batch" makes it wait for
+ * MAIL FROM and every RCPT TO before it answers any (a client that waits
+ * for each reply would stall: PIPELINING), "lockstep" notes any command
+ * that arrives before the previous one was answered (no PIPELINING).
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+#include "../../mppqueue/transport.h"
+
+#define HELO_NAME "mpp.test"
+#define SENDER "alice@example.org"
+#define QUEUED "250 2.0.0 Ok: queued as 4AbC"
+
+enum action {
+	ACT_REPLY,		/* send the reply, go on */
+	ACT_REPLY_CLOSE,	/* send the reply, close the connection */
+	ACT_CLOSE,		/* close the connection without a word */
+	ACT_SILENT		/* never answer, keep the connection */
+};
+
+/* A scripted answer to the commands that start with prefix. */
+struct rule {
+	const char *prefix;
+	const char *reply;
+	enum action action;
+	int conn;		/* only on this connection (1-based); 0 any */
+};
+
+struct peer_spec {
+	const char *greeting;	/* NULL: never greet */
+	const char *ehlo;	/* reply to EHLO */
+	const char *data_end;	/* reply after the text; NULL: none ever */
+	const struct rule *rules;	/* up to a NULL prefix */
+	int batch;		/* lines to hold before answering MAIL FROM */
+	int lockstep;		/* note commands sent before their turn */
+	int close_first_after;	/* close connection 1 after this many texts */
+};
+
+struct peer {
+	struct peer_spec spec;
+	int lfd;
+	int port;
+	pthread_t thread;
+	atomic_int stop;
+	/* Read by the test only after the thread is joined. */
+	char log[16384];
+	size_t log_len;
+	char *data;		/* every message text, with its final ".\r\n" */
+	size_t data_len, data_cap;
+	int violations;
+	int conns;
+};
+
+/* One connection's input buffer. */
+struct pconn {
+	int fd;
+	size_t len;
+	char buf[1 << 17];
+};
+
+static void
+plog(struct peer *p, const char *line)
+{
+	size_t n = strlen(line);
+
+	assert_true(p->log_len + n + 2 < sizeof(p->log));
+	memcpy(p->log + p->log_len, line, n);
+	p->log_len += n;
+	p->log[p->log_len++] = '\n';
+	p->log[p->log_len] = '\0';
+}
+
+static void
+say(int fd, const char *s)
+{
+	(void)!send(fd, s, strlen(s), MSG_NOSIGNAL);
+}
+
+/*
+ * Read more into c within ms (-1: until stopped). 1 read, 0 nothing in
+ * time (or stopped), -1 closed.
+ */
+static int
+pconn_fill(struct peer *p, struct pconn *c, int ms)
+{
+	long long deadline = util_now_ms() + ms;
+	struct pollfd pfd;
+	ssize_t n;
+
+	while (!atomic_load(&p->stop)) {
+		if (ms >= 0 && util_now_ms() >= deadline)
+			return 0;
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		if (c->len == sizeof(c->buf))
+			return -1;
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+		if (n <= 0)
+			return -1;
+		c->len += (size_t)n;
+		return 1;
+	}
+	return 0;
+}
+
+/* The next line without its CRLF; 0 when the client went or we stop. */
+static int
+pconn_line(struct peer *p, struct pconn *c, char *line, size_t sz)
+{
+	char *nl;
+	size_t n;
+
+	while ((nl = memchr(c->buf, '\n', c->len)) == NULL)
+		if (pconn_fill(p, c, -1) != 1)
+			return 0;
+	n = (size_t)(nl - c->buf);
+	assert_true(n < sz);
+	memcpy(line, c->buf, n);
+	line[n > 0 && line[n - 1] == '\r' ? n - 1 : n] = '\0';
+	memmove(c->buf, nl + 1, c->len - n - 1);
+	c->len -= n + 1;
+	return 1;
+}
+
+static size_t
+count_lines(const struct pconn *c)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < c->len; i++)
+		k += c->buf[i] == '\n';
+	return k;
+}
+
+/* Nonzero when k more lines arrive within ms. */
+static int
+wait_lines(struct peer *p, struct pconn *c, size_t k, int ms)
+{
+	long long deadline = util_now_ms() + ms, left;
+
+	while (count_lines(c) < k) {
+		if ((left = deadline - util_now_ms()) <= 0 ||
+		    pconn_fill(p, c, (int)left) != 1)
+			return 0;
+	}
+	return 1;
+}
+
+/* Keep the connection open, answering nothing, until it closes. */
+static void
+hold(struct peer *p, struct pconn *c)
+{
+	while (pconn_fill(p, c, -1) == 1)
+		c->len = 0;
+}
+
+static void
+data_add(struct peer *p, const char *s, size_t n)
+{
+	if (p->data_len + n > p->data_cap) {
+		p->data_cap = (p->data_len + n) * 2;
+		p->data = realloc(p->data, p->data_cap);
+		assert_non_null(p->data);
+	}
+	memcpy(p->data + p->data_len, s, n);
+	p->data_len += n;
+}
+
+/* Offset just past the ".\r\n" that ends text t, or 0 while none. */
+static size_t
+text_end(const char *t, size_t n)
+{
+	const char *e;
+
+	if (n >= 3 && memcmp(t, ".\r\n", 3) == 0)
+		return 3;
+	e = memmem(t, n, "\r\n.\r\n", 5);
+	return e == NULL ? 0 : (size_t)(e - t) + 5;
+}
+
+/* Read one message text into p->data; 0 when the client went. */
+static int
+read_text(struct peer *p, struct pconn *c)
+{
+	size_t start = p->data_len, end, extra;
+
+	for (;;) {
+		data_add(p, c->buf, c->len);
+		c->len = 0;
+		if ((end = text_end(p->data + start, p->data_len - start))) {
+			extra = p->data_len - start - end;
+			memcpy(c->buf, p->data + start + end, extra);
+			c->len = extra;
+			p->data_len -= extra;
+			return 1;
+		}
+		if (pconn_fill(p, c, -1) != 1)
+			return 0;
+	}
+}
+
+static int
+starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static const struct rule *
+find_rule(const struct peer *p, const char *line, int conn)
+{
+	const struct rule *r;
+
+	for (r = p->spec.rules; r != NULL && r->prefix != NULL; r++)
+		if (starts(line, r->prefix) && (r->conn == 0 || r->conn == conn))
+			return r;
+	return NULL;
+}
+
+/* After 354: the text, then the reply to it. 0 ends the connection. */
+static int
+take_text(struct peer *p, struct pconn *c, int conn, int *texts)
+{
+	if (!read_text(p, c))
+		return 0;
+	if (p->spec.data_end == NULL) {
+		hold(p, c);
+		return 0;
+	}
+	say(c->fd, p->spec.data_end);
+	++*texts;
+	return !(conn == 1 && *texts == p->spec.close_first_after);
+}
+
+/* Answer one command; 0 ends the connection. */
+static int
+answer(struct peer *p, struct pconn *c, const char *line, int conn,
+    int *texts)
+{
+	const struct rule *r = find_rule(p, line, conn);
+
+	if (r != NULL) {
+		if (r->action == ACT_CLOSE)
+			return 0;
+		if (r->action == ACT_SILENT) {
+			hold(p, c);
+			return 0;
+		}
+		say(c->fd, r->reply);
+		if (r->action == ACT_REPLY_CLOSE)
+			return 0;
+		if (starts(line, "DATA") && starts(r->reply, "354"))
+			return take_text(p, c, conn, texts);
+		return 1;
+	}
+	if (starts(line, "EHLO "))
+		say(c->fd, p->spec.ehlo);
+	else if (starts(line, "HELO "))
+		say(c->fd, "250 fake.example\r\n");
+	else if (starts(line, "MAIL FROM:") || starts(line, "RCPT TO:") ||
+	    strcmp(line, "RSET") == 0)
+		say(c->fd, "250 2.0.0 Ok\r\n");
+	else if (strcmp(line, "QUIT") == 0) {
+		say(c->fd, "221 2.0.0 Bye\r\n");
+		return 0;
+	} else if (strcmp(line, "DATA") == 0) {
+		say(c->fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
+		return take_text(p, c, conn, texts);
+	} else
+		say(c->fd, "502 5.5.2 Error: command not recognized\r\n");
+	return 1;
+}
+
+/* Note a command sent before the one before it was answered. */
+static void
+check_pacing(struct peer *p, struct pconn *c, const char *line)
+{
+	if (p->spec.lockstep && (c->len > 0 || pconn_fill(p, c, 100) == 1))
+		p->violations++;
+	if (p->spec.batch > 0 && starts(line, "MAIL FROM:") &&
+	    !wait_lines(p, c, (size_t)p->spec.batch - 1, 2000))
+		p->violations++;
+}
+
+static void
+serve(struct peer *p, int fd, int conn)
+{
+	struct pconn *c = calloc(1, sizeof(*c));
+	char line[1024];
+	int texts = 0;
+
+	assert_non_null(c);
+	c->fd = fd;
+	if (p->spec.greeting == NULL)
+		hold(p, c);
+	else {
+		say(fd, p->spec.greeting);
+		while (pconn_line(p, c, line, sizeof(line))) {
+			plog(p, line);
+			check_pacing(p, c, line);
+			if (!answer(p, c, line, conn, &texts))
+				break;
+		}
+	}
+	free(c);
+}
+
+static void *
+peer_main(void *arg)
+{
+	struct peer *p = arg;
+	struct pollfd pfd;
+	int fd;
+
+	while (!atomic_load(&p->stop)) {
+		pfd.fd = p->lfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		if ((fd = accept(p->lfd, NULL, NULL)) == -1)
+			continue;
+		p->conns++;
+		plog(p, "CONNECT");
+		serve(p, fd, p->conns);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A listening socket on 127.0.0.1; its port in *port. */
+static int
+listen_loopback(int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd, on = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static const char EHLO_ALL[] = "250-fake.example\r\n250-PIPELINING\r\n"
+    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n";
+static const char EHLO_PLAIN[] = "250-fake.example\r\n250 8BITMIME\r\n";
+static const char GREETING[] = "220 fake.example ESMTP\r\n";
+
+static struct peer *
+peer_start(const struct peer_spec *spec)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+
+	assert_non_null(p);
+	p->spec = *spec;
+	p->lfd = listen_loopback(&p->port);
+	atomic_init(&p->stop, 0);
+	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
+	return p;
+}
+
+/* Stop the server; its transcript may be read from now on. */
+static void
+peer_stop(struct peer *p)
+{
+	atomic_store(&p->stop, 1);
+	pthread_join(p->thread, NULL);
+	close(p->lfd);
+}
+
+static void
+peer_free(struct peer *p)
+{
+	free(p->data);
+	free(p);
+}
+
+/* The client side. */
+
+static void *
+client_open(int port, long timeout)
+{
+	struct mpp_config cfg;
+	char arg[64], err[256];
+	void *t;
+
+	config_defaults(&cfg);
+	strcpy(cfg.hostname, HELO_NAME);
+	cfg.delivery_timeout = timeout;
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d", port);
+	t = transport_smtp_ops.open(&cfg, arg, err, sizeof(err));
+	if (t == NULL)
+		print_error("open: %s\n", err);
+	assert_non_null(t);
+	return t;
+}
+
+/* An unlinked file holding text; the caller closes it. */
+static int
+msg_file(const char *text, size_t len)
+{
+	char path[] = "/tmp/test_transport_smtp.XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(util_write_all(fd, text, len), 0);
+	return fd;
+}
+
+/* Deliver text from sender to the NULL-ended addrs; results into r. */
+static void
+deliver_len(void *t, const char *sender, const char *text, size_t len,
+    const char *const *addrs, struct transport_rcpt *r)
+{
+	struct transport_msg m;
+	size_t n;
+
+	for (n = 0; addrs[n] != NULL; n++) {
+		memset(&r[n], 0, sizeof(r[n]));
+		r[n].addr = addrs[n];
+		r[n].result = OUTCOME_OK;	/* the transport must set it */
+		strcpy(r[n].reply, "unset");
+	}
+	m.id = "TESTID";
+	m.sender = sender;
+	m.fd = msg_file(text, len);
+	m.size = (off_t)len;
+	transport_smtp_ops.deliver(t, &m, r, n);
+	close(m.fd);
+}
+
+static void
+deliver(void *t, const char *sender, const char *text,
+    const char *const *addrs, struct transport_rcpt *r)
+{
+	deliver_len(t, sender, text, strlen(text), addrs, r);
+}
+
+static void
+check_rcpt(const struct transport_rcpt *r, enum outcome want,
+    const char *reply)
+{
+	if (r->result == want && strcmp(r->reply, reply) == 0)
+		return;
+	print_error("%s: got %d \"%s\", want %d \"%s\"\n", r->addr,
+	    r->result, r->reply, want, reply);
+	fail();
+}
+
+/* Like check_rcpt(), the reply only by its start. */
+static void
+check_rcpt_prefix(const struct transport_rcpt *r, enum outcome want,
+    const char *prefix)
+{
+	if (r->result == want && starts(r->reply, prefix))
+		return;
+	print_error("%s: got %d \"%s\", want %d \"%s...\"\n", r->addr,
+	    r->result, r->reply, want, prefix);
+	fail();
+}
+
+/* Close the client (QUIT), stop the server, compare the transcript. */
+static void
+finish(void *t, struct peer *p, const char *want_log)
+{
+	transport_smtp_ops.close(t);
+	peer_stop(p);
+	assert_string_equal(p->log, want_log);
+	assert_int_equal(p->violations, 0);
+}
+
+static const char TEXT[] = "Subject: hi\n\nHello.\n";
+static const char TEXT_WIRE[] = "Subject: hi\r\n\r\nHello.\r\n.\r\n";
+static const char *const TWO[] = { "a@example.com", "b@example.com", NULL };
+static const char *const THREE[] = { "a@example.com", "b@example.com",
+    "c@example.com", NULL };
+
+/* The cases. */
+
+static void
+test_pipelining_size(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 3,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n"
+	    "DATA\nQUIT\n");
+	assert_int_equal(p->data_len, strlen(TEXT_WIRE));
+	assert_memory_equal(p->data, TEXT_WIRE, p->data_len);
+	peer_free(p);
+}
+
+static void
+test_lockstep(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_PLAIN, QUEUED "\r\n", NULL,
+	    0, 1, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n"
+	    "DATA\nQUIT\n");
+	peer_free(p);
+}
+
+static void
+test_helo_fallback(void **state)
+{
+	static const struct rule rules[] = {
+		{ "EHLO", "502 5.5.2 Error: command not recognized\r\n",
+		  ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules,
+	    0, 1, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nHELO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER ">\nRCPT TO:<a@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+static void
+test_null_sender(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 2,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, "", TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+/* One message through one server; the text as the server got it. */
+static void
+wire_text(const char *text, size_t len, const char *want, size_t want_len)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	deliver_len(t, SENDER, text, len, one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	transport_smtp_ops.close(t);
+	peer_stop(p);
+	assert_int_equal(p->data_len, want_len);
+	assert_memory_equal(p->data, want, want_len);
+	peer_free(p);
+}
+
+static void
+test_dot_stuffing(void **state)
+{
+	static const struct {
+		const char *in, *wire;
+	} cases[] = {
+		{ "Subject: x\n\n.hidden\n..two\nmid.dle\n.\nend\n",
+		  "Subject: x\r\n\r\n..hidden\r\n...two\r\nmid.dle\r\n..\r\n"
+		  "end\r\n.\r\n" },
+		{ "no final line end", "no final line end\r\n.\r\n" },
+		{ ".", "..\r\n.\r\n" },
+		{ "", ".\r\n" },
+		{ "\n", "\r\n.\r\n" },
+		{ "a\r\nb\rc\n", "a\r\nb\r\nc\r\n.\r\n" },
+		{ "x\n.\r\n.y", "x\r\n..\r\n..y\r\n.\r\n" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		wire_text(cases[i].in, strlen(cases[i].in), cases[i].wire,
+		    strlen(cases[i].wire));
+}
+
+/*
+ * A message of several megabytes whose lines of varying length start with
+ * dots now and then, so line ends and dots fall on every boundary of the
+ * file chunks and of the output buffer; the expected wire form is built
+ * line by line, independently of the transport's byte loop.
+ */
+static void
+test_large_text(void **state)
+{
+	size_t cap = 4 << 20, len = 0, wlen = 0, k, n;
+	char *text = malloc(cap), *wire = malloc(cap * 2 + 8);
+
+	(void)state;
+	assert_non_null(text);
+	assert_non_null(wire);
+	for (k = 0; len + 200 < cap; k++) {
+		n = k * 7919 % 150;
+		if (k % 3 == 0)
+			wire[wlen++] = '.';
+		memset(text + len, k % 3 == 0 ? '.' : 'x', n + 1);
+		memset(wire + wlen, k % 3 == 0 ? '.' : 'x', n + 1);
+		len += n + 1;
+		wlen += n + 1;
+		text[len++] = '\n';
+		wire[wlen++] = '\r';
+		wire[wlen++] = '\n';
+	}
+	memcpy(wire + wlen, ".\r\n", 3);
+	wire_text(text, len, wire, wlen + 3);
+	free(text);
+	free(wire);
+}
+
+/* RCPT replies 2xx / 4xx / 5xx, with and without pipelining. */
+static void
+rcpt_mix(int pipelining)
+{
+	static const struct rule rules[] = {
+		{ "RCPT TO:<b@", "450 4.2.0 <b@example.com>: greylisted\r\n",
+		  ACT_REPLY, 0 },
+		{ "RCPT TO:<c@", "550-5.1.1 <c@example.com>: no such user\r\n"
+		  "550 5.1.1 here\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, pipelining ? EHLO_ALL :
+	    EHLO_PLAIN, QUEUED "\r\n", rules, pipelining ? 4 : 0,
+	    !pipelining, 0 };
+	struct transport_rcpt r[3];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	deliver(t, SENDER, TEXT, THREE, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	check_rcpt(&r[1], OUTCOME_TEMP, "450 4.2.0 <b@example.com>: "
+	    "greylisted");
+	check_rcpt(&r[2], OUTCOME_PERM, "550-5.1.1 <c@example.com>: no such "
+	    "user 550 5.1.1 here");
+	finish(t, p, pipelining ?
+	    "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n"
+	    "RCPT TO:<c@example.com>\nDATA\nQUIT\n" :
+	    "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n"
+	    "RCPT TO:<c@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+static void
+test_rcpt_mix(void **state)
+{
+	(void)state;
+	rcpt_mix(1);
+	rcpt_mix(0);
+}
+
+/* No recipient accepted: no DATA, the transaction is reset. */
+static void
+test_no_rcpt_accepted(void **state)
+{
+	static const struct rule rules[] = {
+		{ "RCPT TO:<a@", "451 4.3.0 later\r\n", ACT_REPLY, 0 },
+		{ "RCPT TO:<b@", "550 5.1.1 unknown\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 3,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "451 4.3.0 later");
+	check_rcpt(&r[1], OUTCOME_PERM, "550 5.1.1 unknown");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nRSET\nQUIT\n");
+	assert_int_equal(p->data_len, 0);
+	peer_free(p);
+}
+
+/*
+ * MAIL FROM refused: every recipient gets the reply; the RCPT replies that
+ * follow in a pipeline are read and do not change that. The connection
+ * stays usable for the next message.
+ */
+static void
+mail_refused(const char *reply, enum outcome want)
+{
+	const struct rule rules[] = {
+		{ "MAIL FROM:<bad@", reply, ACT_REPLY, 0 },
+		{ "RCPT TO:<a@", "503 5.5.1 Error: need MAIL command\r\n",
+		  ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 3,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	const char *one[] = { "c@example.com", NULL };
+	char want_reply[128];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	strcpy(want_reply, reply);
+	want_reply[strcspn(want_reply, "\r")] = '\0';
+	deliver(t, "bad@example.org", TEXT, TWO, r);
+	check_rcpt(&r[0], want, want_reply);
+	check_rcpt(&r[1], want, want_reply);
+	p->spec.batch = 2;	/* read by the server only at MAIL FROM */
+	deliver(t, SENDER, TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<bad@example.org> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nRSET\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<c@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+static void
+test_mail_from_refused(void **state)
+{
+	(void)state;
+	mail_refused("451 4.3.0 try later\r\n", OUTCOME_TEMP);
+	mail_refused("553 5.7.1 <bad@example.org>: sender rejected\r\n",
+	    OUTCOME_PERM);
+}
+
+/* The reply to the end of DATA settles the accepted recipients only. */
+static void
+data_end_reply(const char *reply, enum outcome want)
+{
+	static const struct rule rules[] = {
+		{ "RCPT TO:<b@", "550 5.1.1 unknown\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, reply, rules, 0, 0, 0 };
+	struct transport_rcpt r[3];
+	char want_reply[128];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	strcpy(want_reply, reply);
+	want_reply[strcspn(want_reply, "\r")] = '\0';
+	deliver(t, SENDER, TEXT, THREE, r);
+	check_rcpt(&r[0], want, want_reply);
+	check_rcpt(&r[1], OUTCOME_PERM, "550 5.1.1 unknown");
+	check_rcpt(&r[2], want, want_reply);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n"
+	    "RCPT TO:<c@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+static void
+test_data_end_refused(void **state)
+{
+	(void)state;
+	data_end_reply("452 4.3.1 Insufficient system storage\r\n",
+	    OUTCOME_TEMP);
+	data_end_reply("554 5.7.1 Message rejected: spam\r\n", OUTCOME_PERM);
+}
+
+static void
+test_data_command_refused(void **state)
+{
+	static const struct rule rules[] = {
+		{ "DATA", "554 5.5.1 Error: no valid recipients\r\n", ACT_REPLY,
+		  0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_PERM, "554 5.5.1 Error: no valid recipients");
+	check_rcpt(&r[1], OUTCOME_PERM, "554 5.5.1 Error: no valid recipients");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nQUIT\n");
+	assert_int_equal(p->data_len, 0);
+	peer_free(p);
+}
+
+/* A server that never greets: the greeting step times out. */
+static void
+test_timeout_greeting(void **state)
+{
+	struct peer_spec spec = { NULL, EHLO_ALL, QUEUED "\r\n", NULL, 0, 0,
+	    0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 1);
+	long long t0 = util_now_ms(), took;
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	took = util_now_ms() - t0;
+	assert_true(took >= 900 && took < 3000);
+	check_rcpt(&r[0], OUTCOME_TEMP, "timeout waiting for reply to greeting");
+	check_rcpt(&r[1], OUTCOME_TEMP, "timeout waiting for reply to greeting");
+	finish(t, p, "CONNECT\n");
+	peer_free(p);
+}
+
+/* Silent after the text: the message is not known to be taken. */
+static void
+test_timeout_data_end(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, NULL, NULL, 0, 0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 1);
+	long long t0 = util_now_ms(), took;
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	took = util_now_ms() - t0;
+	assert_true(took >= 900 && took < 3000);
+	check_rcpt(&r[0], OUTCOME_TEMP,
+	    "timeout waiting for reply to end of DATA");
+	check_rcpt(&r[1], OUTCOME_TEMP,
+	    "timeout waiting for reply to end of DATA");
+	/* No retry after the text was sent, and no QUIT on a dead line. */
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n");
+	peer_free(p);
+}
+
+/* Silent after RCPT: a timeout in a middle step. */
+static void
+test_timeout_rcpt(void **state)
+{
+	static const struct rule rules[] = {
+		{ "RCPT TO:<b@", NULL, ACT_SILENT, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_PLAIN, QUEUED "\r\n", rules,
+	    0, 1, 0 };
+	struct transport_rcpt r[3];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 1);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, THREE, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "timeout waiting for reply to RCPT TO");
+	check_rcpt(&r[1], OUTCOME_TEMP, "timeout waiting for reply to RCPT TO");
+	check_rcpt(&r[2], OUTCOME_TEMP, "timeout waiting for reply to RCPT TO");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n");
+	peer_free(p);
+}
+
+static void
+test_connection_refused(void **state)
+{
+	struct transport_rcpt r[2];
+	char want[128];
+	void *t;
+	int port, fd;
+
+	(void)state;
+	fd = listen_loopback(&port);
+	close(fd);
+	t = client_open(port, 5);
+	deliver(t, SENDER, TEXT, TWO, r);
+	snprintf(want, sizeof(want), "connect to 127.0.0.1:%d: Connection "
+	    "refused", port);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	check_rcpt(&r[1], OUTCOME_TEMP, want);
+	transport_smtp_ops.close(t);
+}
+
+/* Two messages on one connection, RSET between them. */
+static void
+test_reuse(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	const char *one[] = { "c@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	deliver(t, SENDER, "x\n", one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n"
+	    "RSET\nMAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\n"
+	    "DATA\nQUIT\n");
+	assert_int_equal(p->data_len, strlen(TEXT_WIRE) + 6);
+	assert_memory_equal(p->data + strlen(TEXT_WIRE), "x\r\n.\r\n", 6);
+	peer_free(p);
+}
+
+/* After idle, the next message opens a new connection. */
+static void
+test_idle_quit(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	transport_smtp_ops.idle(t);
+	transport_smtp_ops.idle(t);
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nQUIT\n"
+	    "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+static const char SECOND_ON_NEW[] = "CONNECT\nEHLO " HELO_NAME "\n"
+    "MAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\nDATA\nQUIT\n";
+
+/* The server closed the kept connection: reconnect, send once. */
+static void
+test_reconnect_after_close(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 1 };
+	struct transport_rcpt r[2];
+	const char *one[] = { "c@example.com", NULL };
+	char want[1024];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	deliver(t, SENDER, "x\n", one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	snprintf(want, sizeof(want), "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n%s",
+	    SECOND_ON_NEW);
+	finish(t, p, want);
+	assert_int_equal(p->data_len, strlen(TEXT_WIRE) + 6);
+	peer_free(p);
+}
+
+/* The kept connection answers RSET with 421: reconnect. */
+static void
+test_reconnect_after_421(void **state)
+{
+	static const struct rule rules[] = {
+		{ "RSET", "421 4.4.2 fake.example Error: timeout exceeded\r\n",
+		  ACT_REPLY_CLOSE, 1 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	const char *one[] = { "c@example.com", NULL };
+	char want[1024];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	deliver(t, SENDER, "x\n", one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	snprintf(want, sizeof(want), "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nRSET\n%s",
+	    SECOND_ON_NEW);
+	finish(t, p, want);
+	peer_free(p);
+}
+
+/* Reconnect only once: a second failure is the message's result. */
+static void
+test_reconnect_once(void **state)
+{
+	static const struct rule rules[] = {
+		{ "RSET", "421 4.4.2 going away\r\n", ACT_REPLY_CLOSE, 1 },
+		{ "MAIL FROM", "421 4.3.2 shutting down\r\n", ACT_REPLY_CLOSE,
+		  2 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	const char *one[] = { "c@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	deliver(t, SENDER, "x\n", one, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "421 4.3.2 shutting down");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nRSET\n"
+	    "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER "> SIZE=2\n");
+	peer_free(p);
+}
+
+/* 421 in the middle of a fresh session: all TEMP, no retry. */
+static void
+test_421_rcpt(void **state)
+{
+	static const struct rule rules[] = {
+		{ "RCPT TO:<b@", "421 4.7.0 too many errors\r\n",
+		  ACT_REPLY_CLOSE, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_PLAIN, QUEUED "\r\n", rules,
+	    0, 1, 0 };
+	struct transport_rcpt r[3];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, THREE, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "421 4.7.0 too many errors");
+	check_rcpt(&r[1], OUTCOME_TEMP, "421 4.7.0 too many errors");
+	check_rcpt(&r[2], OUTCOME_TEMP, "421 4.7.0 too many errors");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\n");
+	peer_free(p);
+}
+
+static void
+test_garbled(void **state)
+{
+	struct peer_spec spec = { GREETING, "hello there\r\n", QUEUED "\r\n",
+	    NULL, 0, 0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_TEMP,
+	    "garbled reply to EHLO: malformed reply line");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n");
+	peer_free(p);
+}
+
+static void
+test_greeting_refused(void **state)
+{
+	struct peer_spec spec = { "554 5.3.2 no service here\r\n", EHLO_ALL,
+	    QUEUED "\r\n", NULL, 0, 0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "554 5.3.2 no service here");
+	finish(t, p, "CONNECT\nQUIT\n");
+	peer_free(p);
+}
+
+/* The server offers SIZE 100: a larger message is not even offered. */
+static void
+test_size_limit(void **state)
+{
+	struct peer_spec spec = { GREETING, "250-fake\r\n250 SIZE 100\r\n",
+	    QUEUED "\r\n", NULL, 0, 0, 0 };
+	struct transport_rcpt r[2];
+	char big[201];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	memset(big, 'x', 199);
+	big[199] = '\n';
+	big[200] = '\0';
+	deliver(t, SENDER, big, TWO, r);
+	check_rcpt(&r[0], OUTCOME_PERM, "message size 200 exceeds the relay's "
+	    "limit of 100 bytes");
+	check_rcpt(&r[1], OUTCOME_PERM, "message size 200 exceeds the relay's "
+	    "limit of 100 bytes");
+	deliver(t, SENDER, "small\n", TWO, r);
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nRSET\n"
+	    "MAIL FROM:<" SENDER "> SIZE=6\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+/* An address that would smuggle a command is refused, never sent. */
+static void
+test_bad_address(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	const char *addrs[] = { "x@example.com>\r\nRCPT TO:<y@example.com",
+	    "a@example.com", NULL };
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, addrs, r);
+	check_rcpt(&r[0], OUTCOME_PERM, "invalid recipient address");
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
+	deliver(t, "evil\r\nRSET", TEXT, addrs + 1, r);
+	check_rcpt(&r[0], OUTCOME_PERM, "invalid sender address");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\n"
+	    "DATA\nRSET\nQUIT\n");
+	peer_free(p);
+}
+
+/*
+ * The server takes DATA, then drops the connection while a large text is
+ * being written: the write fails (EPIPE or ECONNRESET), and the process
+ * must live on (no SIGPIPE) with the recipients deferred.
+ */
+static void
+test_peer_drops_during_text(void **state)
+{
+	static const struct rule rules[] = {
+		{ "DATA", "354 go ahead\r\n", ACT_REPLY_CLOSE, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	size_t len = 8 << 20, i;
+	char *big = malloc(len);
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'y', len);
+	for (i = 70; i < len; i += 71)
+		big[i] = '\n';
+	signal(SIGPIPE, SIG_DFL);
+	deliver_len(t, SENDER, big, len, one, r);
+	check_rcpt_prefix(&r[0], OUTCOME_TEMP, "lost connection sending "
+	    "message text: ");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=8388608\nRCPT TO:<a@example.com>\n"
+	    "DATA\n");
+	free(big);
+	peer_free(p);
+}
+
+static void
+test_open_arg(void **state)
+{
+	struct mpp_config cfg;
+	char err[256];
+	void *t;
+
+	(void)state;
+	config_defaults(&cfg);
+	t = transport_smtp_ops.open(&cfg, "host:port", err, sizeof(err));
+	assert_null(t);
+	assert_string_equal(err, "bad SMTP relay \"host:port\" "
+	    "(want HOST:PORT)");
+	t = transport_smtp_ops.open(&cfg, "[::1]:2525", err, sizeof(err));
+	assert_non_null(t);
+	transport_smtp_ops.close(t);
+	transport_smtp_ops.close(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pipelining_size),
+		cmocka_unit_test(test_lockstep),
+		cmocka_unit_test(test_helo_fallback),
+		cmocka_unit_test(test_null_sender),
+		cmocka_unit_test(test_dot_stuffing),
+		cmocka_unit_test(test_large_text),
+		cmocka_unit_test(test_rcpt_mix),
+		cmocka_unit_test(test_no_rcpt_accepted),
+		cmocka_unit_test(test_mail_from_refused),
+		cmocka_unit_test(test_data_end_refused),
+		cmocka_unit_test(test_data_command_refused),
+		cmocka_unit_test(test_timeout_greeting),
+		cmocka_unit_test(test_timeout_data_end),
+		cmocka_unit_test(test_timeout_rcpt),
+		cmocka_unit_test(test_connection_refused),
+		cmocka_unit_test(test_reuse),
+		cmocka_unit_test(test_idle_quit),
+		cmocka_unit_test(test_reconnect_after_close),
+		cmocka_unit_test(test_reconnect_after_421),
+		cmocka_unit_test(test_reconnect_once),
+		cmocka_unit_test(test_421_rcpt),
+		cmocka_unit_test(test_garbled),
+		cmocka_unit_test(test_greeting_refused),
+		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test(test_bad_address),
+		cmocka_unit_test(test_peer_drops_during_text),
+		cmocka_unit_test(test_open_arg),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
