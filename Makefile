@@ -25,7 +25,8 @@ HARDEN   = -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
 ALL_CPPFLAGS = -D_GNU_SOURCE -Icommon -I$(BUILD)/gen $(CPPFLAGS) $(EXTRA_CPPFLAGS)
 ALL_CFLAGS   = $(WARNINGS) $(HARDEN) $(CFLAGS) $(EXTRA_CFLAGS)
 ALL_LDFLAGS  = -pie -Wl,-z,relro,-z,now $(LDFLAGS) $(EXTRA_LDFLAGS)
-LIBS     = -levent_pthreads -levent -lsqlite3 -lcrypt -lbsd -lpthread
+LIBS     = -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lsqlite3 \
+	   -lcrypt -lbsd -lpthread
 
 # BUILD holds objects, BIN the programs; make asan points both elsewhere.
 BUILD ?= build

@@ -33,6 +33,18 @@ static int check_listen(const char *);
 static int check_auth(const char *);
 static int check_transport(const char *);
 static int check_path(const char *);
+static int check_listen_opt(const char *);
+static int check_path_opt(const char *);
+static int check_tls_version(const char *);
+static int check_yesno(const char *);
+
+/* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
+   OpenSSL's defaults, all of which the profile allows). */
+#define TLS_CIPHERS_INTERMEDIATE "ECDHE-ECDSA-AES128-GCM-SHA256:" \
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:" \
+    "ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:" \
+    "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
 #define S(k, d, c) { #k, KEY_STR, offsetof(struct mpp_config, k), d, 0, 0, c }
 #define L(k, d, lo, hi) { #k, KEY_LONG, offsetof(struct mpp_config, k), d, lo, hi, NULL }
@@ -45,6 +57,12 @@ static const struct config_key config_keys[] = {
 	S(sender_domain, NULL, NULL),
 	S(auth, "file:/etc/mpp/passwd", check_auth),
 	S(transport, "sendmail:/usr/sbin/sendmail", check_transport),
+	S(listen_tls, "", check_listen_opt),
+	S(tls_cert, "", check_path_opt),
+	S(tls_key, "", check_path_opt),
+	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
+	S(tls_min_version, "1.2", check_tls_version),
+	S(require_tls, "no", check_yesno),
 	L(idle_timeout, "300", 1, 86400),
 	L(max_message_size, "10485760", 1024, 1073741824),
 	L(max_sessions, "1000", 1, 1000000),
@@ -274,6 +292,12 @@ config_load(struct mpp_config *cfg, const char *path, int must_exist,
 	}
 	if (cfg->sender_domain[0] == '\0')
 		strlcpy(cfg->sender_domain, cfg->hostname, CONFIG_STR_MAX);
+	if (cfg->listen_tls[0] != '\0' &&
+	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+		snprintf(err, errsz, "%s: key listen_tls: needs tls_cert and "
+		    "tls_key", path != NULL ? path : "config");
+		return -1;
+	}
 	if (cfg->retry_max < cfg->retry_min) {
 		snprintf(err, errsz, "%s: key retry_max: smaller than "
 		    "retry_min", path != NULL ? path : "config");
@@ -413,6 +437,30 @@ static int
 check_path(const char *v)
 {
 	return v[0] == '/' ? 0 : -1;
+}
+
+static int
+check_path_opt(const char *v)
+{
+	return v[0] == '\0' ? 0 : check_path(v);
+}
+
+static int
+check_listen_opt(const char *v)
+{
+	return v[0] == '\0' ? 0 : check_listen(v);
+}
+
+static int
+check_tls_version(const char *v)
+{
+	return strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0 ? 0 : -1;
+}
+
+static int
+check_yesno(const char *v)
+{
+	return strcmp(v, "yes") == 0 || strcmp(v, "no") == 0 ? 0 : -1;
 }
 
 int

@@ -22,6 +22,12 @@ struct mpp_config {
 	char sender_domain[CONFIG_STR_MAX];
 	char auth[CONFIG_STR_MAX];
 	char transport[CONFIG_STR_MAX];
+	char listen_tls[CONFIG_STR_MAX];
+	char tls_cert[CONFIG_STR_MAX];
+	char tls_key[CONFIG_STR_MAX];
+	char tls_ciphers[CONFIG_STR_MAX];
+	char tls_min_version[CONFIG_STR_MAX];
+	char require_tls[CONFIG_STR_MAX];
 	long idle_timeout;
 	long max_message_size;
 	long max_sessions;

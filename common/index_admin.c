@@ -274,10 +274,10 @@ done:
 
 /* A change to one message: see index_admin.h for each. */
 struct admin_action {
-	const char *name;		/* for error messages */
-	unsigned applies;		/* states in which sql runs */
-	unsigned done;			/* states in which it is already done */
-	const char *sql[3];		/* ?1 the id, ?2 now; NULL ends */
+	const char *name;	/* for error messages */
+	unsigned applies;	/* states in which sql runs */
+	unsigned done;		/* states in which it is already done */
+	const char *sql[3];	/* ?1 the id, ?2 now; NULL ends */
 };
 
 static const struct admin_action act_flush = {

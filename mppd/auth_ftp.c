@@ -7,7 +7,8 @@
  * acceptance (after USER it means the server wants no password for this
  * user). 4xx, 421 included, means try later; a 5xx or 332 (an account is
  * also required, which we cannot give) is a rejection; any other code is
- * a protocol error, so temporary.
+ * a protocol error, so temporary. Server text is quoted in why only from
+ * the greeting and the reply to USER, before the password was sent.
  *
  * The names "anonymous" and "ftp" are refused before connecting: on a
  * server that offers anonymous FTP they log in with any password at all
@@ -118,28 +119,41 @@ ftp_command(struct auth_net *n, const char *verb, const char *arg,
 	return ftp_reply(n, line, linesz, why, whysz);
 }
 
-/* The outcome of a 332, 4xx or 5xx after USER or PASS, with why. */
+/*
+ * The outcome of a reply other than 230 or 331 after USER or PASS, with
+ * why. line, the reply to USER (NULL after PASS), is quoted in why.
+ */
 static enum outcome
-ftp_refusal(int code, const char *verb, char *why, size_t whysz)
+ftp_refusal(int code, const char *verb, const char *line, char *why,
+    size_t whysz)
 {
+	char reason[64];
+	enum outcome r;
+
 	if (code == 332) {
-		snprintf(why, whysz, "account required");
-		return OUTCOME_PERM;
-	}
-	if (code >= 400 && code < 500) {
-		snprintf(why, whysz, "temporary failure %d at %s", code, verb);
-		return OUTCOME_TEMP;
-	}
-	if (code >= 500) {
-		if (code == 530 && strcmp(verb, "PASS") == 0)
-			snprintf(why, whysz, "rejected");
+		snprintf(reason, sizeof(reason), "account required");
+		r = OUTCOME_PERM;
+	} else if (code >= 400 && code < 500) {
+		snprintf(reason, sizeof(reason), "temporary failure %d at %s",
+		    code, verb);
+		r = OUTCOME_TEMP;
+	} else if (code >= 500) {
+		if (code == 530 && line == NULL)
+			snprintf(reason, sizeof(reason), "rejected");
 		else
-			snprintf(why, whysz, "rejected %d at %s", code, verb);
-		return OUTCOME_PERM;
+			snprintf(reason, sizeof(reason), "rejected %d at %s",
+			    code, verb);
+		r = OUTCOME_PERM;
+	} else {
+		snprintf(reason, sizeof(reason),
+		    "protocol error: unexpected reply %d to %s", code, verb);
+		r = OUTCOME_TEMP;
 	}
-	snprintf(why, whysz, "protocol error: unexpected reply %d to %s",
-	    code, verb);
-	return OUTCOME_TEMP;
+	if (line != NULL)
+		ftp_quote(why, whysz, reason, line);
+	else
+		snprintf(why, whysz, "%s", reason);
+	return r;
 }
 
 static enum outcome
@@ -157,7 +171,7 @@ ftp_login(struct auth_net *n, const char *user, const char *password,
 		return OUTCOME_OK;
 	}
 	if (code != 331)
-		return ftp_refusal(code, "USER", why, whysz);
+		return ftp_refusal(code, "USER", line, why, whysz);
 	code = ftp_command(n, "PASS", password, line, sizeof(line), why,
 	    whysz);
 	if (code == -1)
@@ -166,7 +180,7 @@ ftp_login(struct auth_net *n, const char *user, const char *password,
 		snprintf(why, whysz, "accepted");
 		return OUTCOME_OK;
 	}
-	return ftp_refusal(code, "PASS", why, whysz);
+	return ftp_refusal(code, "PASS", NULL, why, whysz);
 }
 
 /* Say goodbye; the answer is read for politeness, briefly, not checked. */

@@ -16,6 +16,7 @@
 #include "reconcile.h"
 #include "server.h"
 #include "spool.h"
+#include "tls.h"
 #include "util.h"
 
 struct options {
@@ -116,7 +117,8 @@ main(int argc, char **argv)
 	struct spool sp;
 	const char *path;
 	char err[1024];
-	int explicit_path, fds[SERVER_MAX_LISTEN], rc;
+	struct server_listen fds[SERVER_MAX_LISTEN];
+	int explicit_path, rc;
 	size_t nfds = 0;
 
 	parse_options(argc, argv, &o);
@@ -128,15 +130,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "mppd: %s\n", err);
 		fatalx(EX_CONFIG, "%s", err);
 	}
-	if (!o.inetd && server_bind(cfg.listen, fds, &nfds, err,
-	    sizeof(err)) == -1)
+	if (!o.inetd && (server_bind(cfg.listen, 0, fds, &nfds, err,
+	    sizeof(err)) == -1 || server_bind(cfg.listen_tls, 1, fds, &nfds,
+	    err, sizeof(err)) == -1))
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	/* Everything that can fail happens before the fork, so a failed
 	   start is an exit status, not only a line in syslog. No thread may
 	   exist before daemon(). */
+	memset(&ctx, 0, sizeof(ctx));
+	/* The key may be readable by root only: load it before the drop. */
+	if (cfg.listen_tls[0] != '\0' && !o.inetd &&
+	    (ctx.tls = tls_new(&cfg, err, sizeof(err))) == NULL)
+		fatalx(EX_CONFIG, "%s", err);
 	drop_privileges(&cfg, &o);
 	open_spool(&sp, &cfg);
-	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = &cfg;
 	ctx.config_path = path;
 	ctx.spool = &sp;
@@ -146,6 +153,7 @@ main(int argc, char **argv)
 		fatal(EX_OSERR, "daemon");
 	rc = server_run(&ctx, fds, nfds, o.inetd);
 	auth_free(ctx.auth);
+	tls_free(ctx.tls);
 	spool_close(&sp);
 	return rc == 0 ? EX_OK : EX_SOFTWARE;
 }

@@ -20,7 +20,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+
+#include <openssl/err.h>
 
 #include <bsd/string.h>
 
@@ -30,6 +33,7 @@
 #include "server.h"
 #include "session.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 #include "workq.h"
 
@@ -52,6 +56,8 @@ struct conn {
 	int gone;			/* socket closed */
 	int eof;			/* client finished sending */
 	int counted;			/* in the per-address table */
+	int tls;			/* a TLS listener's connection */
+	int tls_up;			/* its handshake is done */
 	struct event *delay;		/* a throttled PASS's answer */
 	struct store_req req;
 };
@@ -66,12 +72,19 @@ struct auth_job {
 	enum outcome result;
 };
 
+struct listener {
+	struct server *srv;
+	int tls;
+};
+
 struct server {
 	struct server_ctx *ctx;
 	const struct mpp_config *cfg;
 	struct event_base *base;
 	struct evconnlistener *lev[SERVER_MAX_LISTEN];
+	struct listener lsn[SERVER_MAX_LISTEN];
 	size_t nlev;
+	unsigned long tls_failures;
 	struct workq *authq;
 	struct store *store;
 	struct event *auth_ev, *store_ev, *sig_ev[4];
@@ -312,6 +325,9 @@ conn_close(struct conn *c, const char *reason)
 	if (!c->gone) {
 		session_abort(c->s, reason);
 		c->gone = 1;
+		/* A TLS peer is owed a close_notify after a clean end. */
+		if (c->bev != NULL && c->tls && c->tls_up)
+			(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		c->bev = NULL;
@@ -385,11 +401,55 @@ conn_write(struct bufferevent *bev, void *arg)
 		conn_close(c, "quit");
 }
 
+/* Why a handshake failed: the last OpenSSL error that names a reason. */
+static void
+tls_bev_error(struct bufferevent *bev, short what, char *why, size_t whysz)
+{
+	unsigned long e, best = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if (ERR_GET_REASON(e) != 0 && ERR_GET_LIB(e) != 0)
+			best = e;
+	if (best != 0)
+		ERR_error_string_n(best, why, whysz);
+	else
+		snprintf(why, whysz, "%s", what & BEV_EVENT_TIMEOUT ?
+		    "timeout" : what & BEV_EVENT_EOF ? "connection closed" :
+		    "not a TLS client");
+}
+
+/* A TLS connection's handshake ended, well or not. */
+static int
+conn_tls_event(struct conn *c, short what)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char why[256];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		c->tls_up = 1;
+		log_info("client=[%s] tls=%s cipher=%s", c->addr,
+		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		return 1;
+	}
+	if (!c->tls_up && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF |
+	    BEV_EVENT_TIMEOUT))) {
+		c->srv->tls_failures++;
+		tls_bev_error(c->bev, what, why, sizeof(why));
+		log_info("client=[%s] tls handshake failed: %s (%lu so far)",
+		    c->addr, why, c->srv->tls_failures);
+		conn_close(c, "tls-handshake");
+		return 1;
+	}
+	return 0;
+}
+
 static void
 conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->tls && conn_tls_event(c, what))
+		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (session_waiting(c->s)) {	/* we are slow, not them */
 			bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -403,8 +463,30 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "error");
 }
 
+static struct bufferevent *
+conn_bev(struct server *srv, int fd, int tls)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!tls)
+		return bufferevent_socket_new(srv->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if ((ssl = tls_ssl_new(srv->ctx->tls)) == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* A client that closes without close_notify is just gone. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 static struct conn *
-conn_new(struct server *srv, int fd, int outfd, const char *addr)
+conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 {
 	struct timeval tv = { srv->cfg->idle_timeout, 0 };
 	char id[32];
@@ -417,7 +499,8 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr)
 	c->tmpfd = -1;
 	strlcpy(c->addr, addr, sizeof(c->addr));
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->tls = tls;
+	c->bev = conn_bev(srv, fd, tls);
 	c->s = session_new(&conn_hooks, c, srv->cfg, addr, id);
 	if (c->bev == NULL || c->s == NULL) {
 		if (c->bev != NULL)
@@ -451,6 +534,20 @@ sockaddr_text(const struct sockaddr *sa, char *out, size_t outsz)
 		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
+/* The connection arrived on a loopback address of ours. */
+static int
+local_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[64];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return 0;
+	sockaddr_text((struct sockaddr *)&ss, addr, sizeof(addr));
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
 /* Over a limit: answer 451 at once and close, never leave it hanging. */
 static void
 refuse(int fd, const char *addr, const char *why)
@@ -464,7 +561,8 @@ static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
-	struct server *srv = arg;
+	struct listener *lsn = arg;
+	struct server *srv = lsn->srv;
 	char addr[64];
 	struct conn *c;
 
@@ -477,11 +575,15 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		refuse(fd, addr, "max_sessions_per_ip");
 		return;
 	}
-	if ((c = conn_new(srv, fd, -1, addr)) == NULL) {
+	if ((c = conn_new(srv, fd, -1, addr, lsn->tls)) == NULL) {
 		refuse(fd, addr, "out-of-memory");
 		return;
 	}
 	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
+	if (!lsn->tls && strcmp(srv->cfg->require_tls, "yes") == 0 &&
+	    !local_is_loopback(fd))
+		session_refuse_pass(c->s, "require_tls: password sent in clear "
+		    "on a non-loopback address");
 	session_start(c->s);
 }
 
@@ -536,13 +638,21 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			    "data: %s", err);
 		else
 			log_info("password data reloaded");
+		if (srv->ctx->tls != NULL) {
+			if (tls_reload(srv->ctx->tls, err, sizeof(err)) == -1)
+				log_warnx("TLS reload failed, keeping the old "
+				    "certificate: %s", err);
+			else
+				log_info("TLS certificate reloaded");
+		}
 		return;
 	}
 	server_stop(srv);
 }
 
 static int
-server_setup(struct server *srv, const int *fds, size_t nfds)
+server_setup(struct server *srv, const struct server_listen *fds,
+    size_t nfds)
 {
 	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	char err[512];
@@ -572,8 +682,10 @@ server_setup(struct server *srv, const int *fds, size_t nfds)
 		event_add(srv->sig_ev[i], NULL);
 	}
 	for (i = 0; i < nfds; i++) {
-		srv->lev[i] = evconnlistener_new(srv->base, on_accept, srv,
-		    LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		srv->lsn[i].srv = srv;
+		srv->lsn[i].tls = fds[i].tls;
+		srv->lev[i] = evconnlistener_new(srv->base, on_accept,
+		    &srv->lsn[i], LEV_OPT_CLOSE_ON_FREE, -1, fds[i].fd);
 		if (srv->lev[i] == NULL)
 			return -1;
 		srv->nlev++;
@@ -633,14 +745,15 @@ server_inetd(struct server *srv)
 	if (fstat(STDIN_FILENO, &st) == 0 && !S_ISSOCK(st.st_mode))
 		outfd = STDOUT_FILENO;
 	evutil_make_socket_nonblocking(STDIN_FILENO);
-	if ((c = conn_new(srv, STDIN_FILENO, outfd, addr)) == NULL)
+	if ((c = conn_new(srv, STDIN_FILENO, outfd, addr, 0)) == NULL)
 		return -1;
 	session_start(c->s);
 	return 0;
 }
 
 int
-server_run(struct server_ctx *ctx, const int *fds, size_t nfds, int inetd)
+server_run(struct server_ctx *ctx, const struct server_listen *fds,
+    size_t nfds, int inetd)
 {
 	struct server srv;
 	int rc = 0;
@@ -700,14 +813,13 @@ bind_one(const char *host, int port, char *err, size_t errsz)
 }
 
 int
-server_bind(const char *listen_list, int *fds, size_t *nfds, char *err,
-    size_t errsz)
+server_bind(const char *listen_list, int tls, struct server_listen *fds,
+    size_t *nfds, char *err, size_t errsz)
 {
 	const char *p = listen_list, *comma, *e;
 	char host[256];
 	int port;
 
-	*nfds = 0;
 	while (*p != '\0') {
 		while (*p == ' ' || *p == ',')
 			p++;
@@ -723,7 +835,8 @@ server_bind(const char *listen_list, int *fds, size_t *nfds, char *err,
 			snprintf(err, errsz, "bad listen address");
 			return -1;
 		}
-		if ((fds[*nfds] = bind_one(host, port, err, errsz)) == -1)
+		fds[*nfds].tls = tls;
+		if ((fds[*nfds].fd = bind_one(host, port, err, errsz)) == -1)
 			return -1;
 		(*nfds)++;
 		p = comma != NULL ? comma + 1 : e;

@@ -16,25 +16,34 @@
 
 #define SERVER_MAX_LISTEN 16
 
+struct tls;
+
 struct server_ctx {
 	const struct mpp_config *cfg;
 	const char *config_path;	/* for the log on SIGHUP */
 	struct spool *spool;
 	struct auth *auth;
+	struct tls *tls;		/* NULL without listen_tls */
+};
+
+struct server_listen {
+	int fd;
+	int tls;			/* implicit TLS on this socket */
 };
 
 /*
- * Create, bind and listen on every address of listen (config syntax).
- * Fills fds (at most SERVER_MAX_LISTEN). -1 with err.
+ * Create, bind and listen on every address of listen (config syntax),
+ * appending to fds (*nfds in and out; at most SERVER_MAX_LISTEN), each
+ * marked tls or not. -1 with err.
  */
-int server_bind(const char *listen, int *fds, size_t *nfds, char *err,
-    size_t errsz);
+int server_bind(const char *listen, int tls, struct server_listen *fds,
+    size_t *nfds, char *err, size_t errsz);
 
 /*
  * Serve until SIGTERM or SIGINT (or, with inetd set, until the one session
  * on stdin/stdout ends). Returns an exit code.
  */
-int server_run(struct server_ctx *ctx, const int *fds, size_t nfds,
-    int inetd);
+int server_run(struct server_ctx *ctx, const struct server_listen *fds,
+    size_t nfds, int inetd);
 
 #endif

@@ -37,7 +37,7 @@ struct session {
 	char qid[SESSION_QID_MAX];
 	struct text_reader text;
 	struct message *msg;
-	long long text_start_ms;
+	const char *pass_refusal;	/* PASS gets 530 unchecked: why */
 };
 
 typedef void (*cmd_fn)(struct session *, const char *, size_t);
@@ -121,6 +121,12 @@ session_new(const struct session_hooks *hooks, void *host,
 }
 
 void
+session_refuse_pass(struct session *s, const char *why)
+{
+	s->pass_refusal = why;
+}
+
+void
 session_start(struct session *s)
 {
 	reply(s, R220);
@@ -186,6 +192,13 @@ cmd_pass(struct session *s, const char *arg, size_t len)
 
 	if (!pass_valid(arg, len)) {
 		reply(s, R501);
+		return;
+	}
+	if (s->pass_refusal != NULL) {
+		log_info("session=%s client=[%s] auth=refused reason=\"%s\"",
+		    s->id, s->client_addr, s->pass_refusal);
+		reply(s, R530);
+		session_set_state(s, SS_SPENT);
 		return;
 	}
 	memcpy(pass, arg, len);

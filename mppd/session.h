@@ -71,6 +71,12 @@ struct session;
 struct session *session_new(const struct session_hooks *hooks, void *host,
     const struct mpp_config *cfg, const char *client_addr, const char *id);
 
+/*
+ * PASS on this connection is answered 530 without a check, logging why
+ * (require_tls: a password must not cross this network in clear).
+ */
+void session_refuse_pass(struct session *s, const char *why);
+
 /* Send the greeting. */
 void session_start(struct session *s);
 

@@ -18,9 +18,9 @@
 struct json {
 	FILE *f;
 	int depth;
-	int after_key;			/* a key was written, its value is next */
+	int after_key;		/* a key was written, its value is next */
 	int error;
-	unsigned long count[JSON_DEPTH_MAX];	/* members so far per level */
+	unsigned long count[JSON_DEPTH_MAX];	/* members per level */
 	char kind[JSON_DEPTH_MAX];		/* '{' or '[' per level */
 };
 

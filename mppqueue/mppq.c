@@ -267,7 +267,8 @@ show_meta(const struct index_admin_msg *m)
 	printf("id:              %s\n", safe(m->id, b, sizeof(b)));
 	printf("state:           %s\n", safe(m->state, b, sizeof(b)));
 	if (m->held_from != NULL)
-		printf("held_from:       %s\n", safe(m->held_from, b, sizeof(b)));
+		printf("held_from:       %s\n",
+		    safe(m->held_from, b, sizeof(b)));
 	printf("auth_user:       %s\n", safe(m->auth_user, b, sizeof(b)));
 	printf("sender:          %s\n", m->sender != NULL &&
 	    m->sender[0] == '\0' ? "<>" : safe(m->sender, b, sizeof(b)));
@@ -280,7 +281,8 @@ show_meta(const struct index_admin_msg *m)
 	printf("last_error:      %s\n", safe(m->last_error, b, sizeof(b)));
 	printf("is_bounce:       %s\n", m->is_bounce ? "yes" : "no");
 	if (m->done_at != 0)
-		printf("done_at:         %s\n", rfc3339(m->done_at, t, sizeof(t)));
+		printf("done_at:         %s\n",
+		    rfc3339(m->done_at, t, sizeof(t)));
 	if (m->lease_host != NULL)
 		printf("lease:           host %s pid %lld until %s\n",
 		    safe(m->lease_host, b, sizeof(b)), m->lease_pid,
@@ -557,7 +559,8 @@ stats_prometheus(const struct index_admin_stats *st, time_t now)
 {
 	int s;
 
-	prom_head("mpp_queue_messages", "Messages in the queue index by state.");
+	prom_head("mpp_queue_messages",
+	    "Messages in the queue index by state.");
 	for (s = 0; s < IA_NSTATES; s++)
 		printf("mpp_queue_messages{state=\"%s\"} %lld\n",
 		    index_admin_state_name(s), st->count[s]);
@@ -760,13 +763,13 @@ open_ctx(struct ctx *c, const struct mpp_config *cfg, int needs_spool)
 		say("%s", err);
 		return -1;
 	}
-	if (needs_spool) {
-		if (spool_open(&c->sp, cfg->spool_dir, err, sizeof(err)) == -1) {
-			say("%s", err);
-			return -1;
-		}
-		c->have_spool = 1;
+	if (!needs_spool)
+		return 0;
+	if (spool_open(&c->sp, cfg->spool_dir, err, sizeof(err)) == -1) {
+		say("%s", err);
+		return -1;
 	}
+	c->have_spool = 1;
 	return 0;
 }
 

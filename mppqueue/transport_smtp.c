@@ -412,7 +412,7 @@ session_hello(struct smtp *st)
 	if (st->rep.code / 100 != 5)
 		return session_refused(st);
 	/* An old server: plain SMTP, no extensions. */
-	cmd[0] = 'H';
+	memcpy(cmd, "HELO", 4);
 	if (conn_command(st, "HELO", cmd) == -1)
 		return -1;
 	return st->rep.code / 100 == 2 ? 0 : session_refused(st);
@@ -774,6 +774,8 @@ transaction(struct smtp *st, const struct transport_msg *m,
 
 	results_start(r, n);
 	st->answered = 0;
+	if (refuse_early(st, m, r, n))
+		return ATTEMPT_DONE;
 	if (st->used && conn_command(st, "RSET", "RSET") == -1)
 		return lost(st, may_retry, r, n);
 	if (st->used && st->rep.code / 100 != 2) {
@@ -783,14 +785,16 @@ transaction(struct smtp *st, const struct transport_msg *m,
 		return lost(st, may_retry, r, n);
 	}
 	st->used = 1;
-	if (refuse_early(st, m, r, n))
-		return ATTEMPT_DONE;
 	if (envelope(st, m, r, n, &accepted) == -1)
 		return lost(st, may_retry, r, n);
 	if (accepted == 0) {
-		/* Nobody to send to: end the transaction, no DATA. */
-		if (st->fd != -1)
-			(void)conn_command(st, "RSET", "RSET");
+		/*
+		 * Nobody to send to: no DATA; RSET ends the transaction now,
+		 * so the next message needs none.
+		 */
+		if (st->fd != -1 && conn_command(st, "RSET", "RSET") == 0 &&
+		    st->rep.code / 100 == 2)
+			st->used = 0;
 		return ATTEMPT_DONE;
 	}
 	if ((rc = data(st, m, r, n)) == -1)

@@ -5,10 +5,10 @@
 #   tests/deps.sh build    only what building needs
 set -e
 
-BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-dev"
+BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-dev libssl-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest sqlite3 strace clang
   libclang-rt-14-dev mandoc dovecot-pop3d python3-pyftpdlib git git-email
-  postfix valgrind"
+  postfix valgrind openssl iproute2 systemd"
 
 want="$BUILD_PKGS"
 [ "${1:-all}" = build ] || want="$want $TEST_PKGS"

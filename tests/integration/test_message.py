@@ -212,7 +212,7 @@ def test_received_header(srv):
     assert r["id"] in value
     assert "mpp.test" in value
     assert "bob@example.com" not in value and "cc@example.net" not in value
-    assert not re.search(r"\bfor\b", value)
+    assert "example.com" not in value and "example.net" not in value
     # ends with a date
     assert email.utils.parsedate_to_datetime(value.rsplit(";", 1)[1].strip())
 

@@ -187,6 +187,8 @@ hold(struct peer *p, struct pconn *c)
 static void
 data_add(struct peer *p, const char *s, size_t n)
 {
+	if (n == 0)
+		return;
 	if (p->data_len + n > p->data_cap) {
 		p->data_cap = (p->data_len + n) * 2;
 		p->data = realloc(p->data, p->data_cap);
@@ -219,7 +221,8 @@ read_text(struct peer *p, struct pconn *c)
 		c->len = 0;
 		if ((end = text_end(p->data + start, p->data_len - start))) {
 			extra = p->data_len - start - end;
-			memcpy(c->buf, p->data + start + end, extra);
+			if (extra > 0)
+				memcpy(c->buf, p->data + start + end, extra);
 			c->len = extra;
 			p->data_len -= extra;
 			return 1;
@@ -758,7 +761,7 @@ mail_refused(const char *reply, enum outcome want)
 	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 3,
 	    0, 0 };
 	struct transport_rcpt r[2];
-	const char *one[] = { "c@example.com", NULL };
+	const char *other[] = { "c@example.com", "d@example.com", NULL };
 	char want_reply[128];
 	struct peer *p = peer_start(&spec);
 	void *t = client_open(p->port, 5);
@@ -768,14 +771,15 @@ mail_refused(const char *reply, enum outcome want)
 	deliver(t, "bad@example.org", TEXT, TWO, r);
 	check_rcpt(&r[0], want, want_reply);
 	check_rcpt(&r[1], want, want_reply);
-	p->spec.batch = 2;	/* read by the server only at MAIL FROM */
-	deliver(t, SENDER, TEXT, one, r);
+	deliver(t, SENDER, TEXT, other, r);
 	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
 	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<bad@example.org> SIZE=20\n"
 	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nRSET\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\n"
-	    "RCPT TO:<c@example.com>\nDATA\nQUIT\n");
+	    "RCPT TO:<c@example.com>\nRCPT TO:<d@example.com>\nDATA\n"
+	    "QUIT\n");
 	peer_free(p);
 }
 
@@ -1158,7 +1162,7 @@ test_size_limit(void **state)
 	    "limit of 100 bytes");
 	deliver(t, SENDER, "small\n", TWO, r);
 	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
-	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nRSET\n"
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=6\n"
 	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nQUIT\n");
 	peer_free(p);
@@ -1184,7 +1188,7 @@ test_bad_address(void **state)
 	check_rcpt(&r[0], OUTCOME_PERM, "invalid sender address");
 	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\n"
-	    "DATA\nRSET\nQUIT\n");
+	    "DATA\nQUIT\n");
 	peer_free(p);
 }
 

@@ -1,0 +1,269 @@
+/*
+ * Fuzz target for the text reader and the message builder together
+ * (mppd/text.c, mppd/message.c): raw bytes as the client's DATA text.
+ *
+ * Input: byte 0 picks options (see OPT_*), bytes 1..2 the piece sizes for
+ * the chunked run; the rest is the text. When the text has no end marker,
+ * "\r\n.\r\n" is fed after it, as a client must send one. Three runs, fed
+ * whole, in pieces and one byte at a time, must agree on the verdict, its
+ * reason, the recipients and (for MSG_OK) every byte of the output.
+ *
+ * For MSG_OK the output must be a sound message: our Received: header
+ * first, no CR or NUL (the reader emits a CR only for a bare one, which
+ * refuses the text), LF-ended, its header section made only of whole
+ * fields with no Bcc:, Return-Path: or client Sender:, and From:, Date:
+ * and Message-ID: present. Recipients: 1..max, distinct ignoring case,
+ * each with an '@'. MSG_TEMPFAIL only when the spill hook failed; a text
+ * over max_size or with a bare CR/LF or NUL is never MSG_OK.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "rfc5322.h"
+#include "../../mppd/message.h"
+#include "../../mppd/text.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(x) do {							\
+	if (!(x)) {							\
+		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
+		    __LINE__, #x);					\
+		abort();						\
+	}								\
+} while (0)
+
+#define OPT_SMALL_SIZE	0x01	/* max_size 300 */
+#define OPT_FEW_RCPTS	0x02	/* max_rcpts 2 */
+#define OPT_SPILL_FAIL	0x04	/* the first spill fails */
+#define OPT_NO_SPILL	0x08	/* no spill hook: all output in memory */
+#define OPT_LOW_SPILL	0x10	/* pad so that output crosses the spill mark */
+
+#define HEADER_BYTES 3
+
+#define RECEIVED "Received: from [192.0.2.7] (user alice)\n" \
+	"\tby mpp.test (mppd) with MPP id 1.M1P1Q1;\n" \
+	"\tThu, 1 Jan 1970 00:00:00 +0000\n"
+
+struct run {
+	struct message *m;
+	struct text_reader t;
+	struct buf out;			/* spilled, then the rest */
+	int spills, spill_fail;
+	enum message_verdict verdict;
+};
+
+static int
+emit(void *ctx, const char *data, size_t len)
+{
+	struct run *r = ctx;
+
+	CHECK(len > 0);
+	CHECK(message_append(r->m, data, len) == 0);
+	return 0;
+}
+
+static int
+spill(void *ctx, const char *data, size_t len)
+{
+	struct run *r = ctx;
+
+	CHECK(len >= MESSAGE_SPILL_AT);
+	r->spills++;
+	if (r->spill_fail && r->spills == 1)
+		return -1;
+	CHECK(buf_append(&r->out, data, len) == 0);
+	return 0;
+}
+
+/* Feed in[0..len) to the reader in pieces of step (0: whole). */
+static void
+feed(struct run *r, const char *in, size_t len, const uint8_t *steps)
+{
+	size_t off = 0, n, k = 0;
+	long used;
+
+	while (off < len && r->t.pos != TP_DONE) {
+		n = steps == NULL ? len - off : 1 + (size_t)steps[k++ % 2];
+		if (n > len - off)
+			n = len - off;
+		used = text_feed(&r->t, in + off, n, emit, r);
+		CHECK(used >= 0 && (size_t)used <= n);
+		CHECK((size_t)used == n || r->t.pos == TP_DONE);
+		off += (size_t)used;
+	}
+}
+
+static void
+run(const struct message_params *p, unsigned opts, const char *in,
+    size_t len, const uint8_t *steps, struct run *r)
+{
+	static const char end[] = "\r\n.\r\n";
+	static const uint8_t one[2] = { 0, 0 };
+	struct buf *rest;
+
+	memset(r, 0, sizeof(*r));
+	r->spill_fail = (opts & OPT_SPILL_FAIL) != 0;
+	r->m = message_new(p, (opts & OPT_NO_SPILL) ? NULL : spill, r);
+	CHECK(r->m != NULL);
+	text_init(&r->t);
+	feed(r, in, len, steps);
+	if (r->t.pos != TP_DONE)
+		feed(r, end, sizeof(end) - 1, steps == NULL ? NULL : one);
+	CHECK(r->t.pos == TP_DONE);
+	r->verdict = message_finish(r->m, r->t.bare_crlf, r->t.nul);
+	CHECK(r->verdict == MSG_OK || r->verdict == MSG_REJECT ||
+	    r->verdict == MSG_TEMPFAIL);
+	rest = message_output(r->m);
+	CHECK(buf_append(&r->out, rest->data, rest->len) == 0);
+}
+
+/* The header section of the output is whole fields, as they should be. */
+static void
+check_header(const char *out, size_t len)
+{
+	struct rfc5322_field f;
+	size_t hlen, off = 0;
+	int from = 0, date = 0, msgid = 0, received = 0, rc;
+	const char *sep = NULL;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++)
+		if (out[i] == '\n' && out[i + 1] == '\n') {
+			sep = out + i + 1;
+			break;
+		}
+	hlen = sep != NULL ? (size_t)(sep - out) : len;
+	while ((rc = rfc5322_next_field(out, hlen, &off, &f)) == 1) {
+		CHECK(f.raw[f.raw_len - 1] == '\n');
+		CHECK(!rfc5322_field_is(&f, "Bcc"));
+		CHECK(!rfc5322_field_is(&f, "Return-Path"));
+		from += rfc5322_field_is(&f, "From");
+		date += rfc5322_field_is(&f, "Date");
+		msgid += rfc5322_field_is(&f, "Message-ID");
+		received += rfc5322_field_is(&f, "Received");
+		if (rfc5322_field_is(&f, "Sender"))
+			CHECK(f.raw_len == strlen("Sender: <alice@example.org>\n")
+			    && memcmp(f.raw, "Sender: <alice@example.org>\n",
+			    f.raw_len) == 0);
+	}
+	CHECK(rc == 0 && off == hlen);		/* nothing but fields */
+	CHECK(from >= 1 && date >= 1 && msgid >= 1 && received >= 1);
+}
+
+static void
+check_ok(const struct run *r, const struct message_params *p)
+{
+	size_t i, j, n = message_rcpt_count(r->m);
+
+	CHECK(!r->t.bare_crlf && !r->t.nul);
+	CHECK(r->t.bytes <= p->max_size);
+	CHECK(message_size(r->m) == r->out.len);
+	CHECK(r->out.len >= sizeof(RECEIVED) - 1);
+	CHECK(memcmp(r->out.data, RECEIVED, sizeof(RECEIVED) - 1) == 0);
+	CHECK(memchr(r->out.data, '\r', r->out.len) == NULL);
+	CHECK(memchr(r->out.data, '\0', r->out.len) == NULL);
+	CHECK(r->out.data[r->out.len - 1] == '\n');
+	check_header(r->out.data, r->out.len);
+	CHECK(n >= 1 && n <= p->max_rcpts);
+	for (i = 0; i < n; i++) {
+		const char *a = message_rcpt(r->m, i);
+
+		CHECK(a != NULL && strlen(a) < MESSAGE_ADDR_MAX);
+		CHECK(strchr(a, '@') != NULL);
+		CHECK(strpbrk(a, "\r\n") == NULL);
+		for (j = 0; j < i; j++)
+			CHECK(strcasecmp(a, message_rcpt(r->m, j)) != 0);
+	}
+}
+
+static void
+run_free(struct run *r)
+{
+	message_free(r->m);
+	buf_free(&r->out);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint8_t one[2] = { 0, 0 };
+	struct message_params p = { "1.M1P1Q1", "192.0.2.7", "mpp.test",
+	    "alice", "alice@example.org", "example.org", 0, 10485760, 100 };
+	const uint8_t *steps = one;
+	struct run whole, pieces, bytes;
+	struct buf text = { 0 };
+	unsigned opts = size > 0 ? data[0] : 0;
+	char *copy;
+	size_t i;
+
+	if (size >= HEADER_BYTES) {
+		steps = data + 1;
+		data += HEADER_BYTES;
+		size -= HEADER_BYTES;
+	} else
+		size = 0;
+	if (opts & OPT_SMALL_SIZE)
+		p.max_size = 300;
+	if (opts & OPT_FEW_RCPTS)
+		p.max_rcpts = 2;
+	/* Pad the body so the output crosses the spill mark. */
+	CHECK(buf_append(&text, data, size) == 0);
+	if (opts & OPT_LOW_SPILL)
+		for (i = 0; i < MESSAGE_SPILL_AT / 64 + 1; i++)
+			CHECK(buf_puts(&text, "padding padding padding "
+			    "padding padding padding padding\r\n") == 0);
+	/* An exact copy, so ASan sees a read past the text. */
+	copy = malloc(text.len > 0 ? text.len : 1);
+	CHECK(copy != NULL);
+	if (text.len > 0)
+		memcpy(copy, text.data, text.len);
+	run(&p, opts, copy, text.len, NULL, &whole);
+	run(&p, opts, copy, text.len, steps, &pieces);
+	run(&p, opts, copy, text.len, one, &bytes);
+	free(copy);
+	buf_free(&text);
+
+	if (whole.verdict == MSG_TEMPFAIL)
+		CHECK((opts & OPT_SPILL_FAIL) && !(opts & OPT_NO_SPILL) &&
+		    whole.spills >= 1);
+	if (whole.t.bare_crlf || whole.t.nul || whole.t.bytes > p.max_size)
+		CHECK(whole.verdict != MSG_OK);
+	if (whole.verdict == MSG_OK)
+		check_ok(&whole, &p);
+
+	/* The way the text was cut changes nothing. */
+	CHECK(pieces.verdict == whole.verdict && bytes.verdict == whole.verdict);
+	CHECK(strcmp(message_reason(pieces.m), message_reason(whole.m)) == 0);
+	CHECK(strcmp(message_reason(bytes.m), message_reason(whole.m)) == 0);
+	CHECK(pieces.t.bytes == whole.t.bytes && bytes.t.bytes == whole.t.bytes);
+	CHECK(pieces.t.bare_crlf == whole.t.bare_crlf &&
+	    bytes.t.nul == whole.t.nul);
+	if (whole.verdict == MSG_OK) {
+		const struct run *o[2] = { &pieces, &bytes };
+
+		for (i = 0; i < 2; i++) {
+			CHECK(o[i]->out.len == whole.out.len);
+			CHECK(memcmp(o[i]->out.data, whole.out.data,
+			    whole.out.len) == 0);
+			CHECK(message_rcpt_count(o[i]->m) ==
+			    message_rcpt_count(whole.m));
+		}
+		for (i = 0; i < message_rcpt_count(whole.m); i++) {
+			CHECK(strcmp(message_rcpt(pieces.m, i),
+			    message_rcpt(whole.m, i)) == 0);
+			CHECK(strcmp(message_rcpt(bytes.m, i),
+			    message_rcpt(whole.m, i)) == 0);
+		}
+	}
+	run_free(&whole);
+	run_free(&pieces);
+	run_free(&bytes);
+	return 0;
+}
