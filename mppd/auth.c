@@ -258,6 +258,17 @@ auth_check(struct auth *a, const char *user, const char *password,
 	return any_temp ? OUTCOME_TEMP : OUTCOME_PERM;
 }
 
+int
+auth_has_remote(const struct auth *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (a->b[i].type != AB_FILE)
+			return 1;
+	return 0;
+}
+
 void
 auth_free(struct auth *a)
 {

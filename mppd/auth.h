@@ -28,6 +28,9 @@ int auth_reload(struct auth *a, char *err, size_t errsz);
  */
 enum outcome auth_check(struct auth *a, const char *user,
     const char *password, char *detail, size_t detailsz);
+/* Nonzero when a check may wait on the network (a pop3 or ftp backend). */
+int auth_has_remote(const struct auth *a);
+
 void auth_free(struct auth *a);
 
 #endif

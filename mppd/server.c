@@ -40,6 +40,13 @@
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
+/*
+ * Auth workers: enough for the CPU when checks are local crypt(3) calls;
+ * many more when a check may wait up to auth_timeout on a remote server,
+ * so a dead backend holds threads, not every other login.
+ */
+#define AUTH_THREADS_LOCAL 4
+#define AUTH_THREADS_REMOTE 32
 
 struct server;
 
@@ -661,7 +668,8 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
 	srv->auth_fails = iplimit_new();
-	srv->authq = workq_new(4);
+	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
+	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
 	if (srv->base == NULL || srv->per_ip == NULL ||
 	    srv->auth_fails == NULL || srv->authq == NULL ||

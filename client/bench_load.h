@@ -1,0 +1,54 @@
+/*
+ * bench_load — posting load: `concurrency` threads, each running sessions
+ * one after another (connect, 220, USER, PASS, then per message DATA 354,
+ * text, 250, and QUIT 221) until `total` messages have been posted, each
+ * session posting at most `per_session`. Every reply is checked; a session
+ * that gets an unexpected reply is counted as failed, with its messages, and
+ * its thread goes on with the next session.
+ *
+ * Latency of a message: from the moment its final "." has been handed to
+ * the kernel to the moment its 250 has been read. Post time of a session:
+ * from the start of its connect to the 250 of its first message.
+ */
+#ifndef BENCH_LOAD_H
+#define BENCH_LOAD_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bench_msg.h"
+
+#define BENCH_ERR_MAX	512
+
+struct bench_load_cfg {
+	const char *host, *port, *user, *password;
+	int concurrency;
+	long total;		/* messages */
+	long per_session;	/* messages in one session */
+	double rate;		/* messages/s over all threads; 0: as fast as possible */
+	int timeout;		/* seconds per reply or write */
+	const struct bench_msg *msg;
+	unsigned long first_seq;	/* sequence number of the first message */
+};
+
+struct bench_load_result {
+	long messages;		/* accepted with 250 */
+	long sessions;		/* ended with 221 */
+	long failed_sessions;
+	long failed_messages;	/* not posted, or refused */
+	double elapsed_s;
+	double *lat_ms;		/* messages entries, unsorted; owned */
+	double *post_ms;	/* one per session that posted; owned */
+	long npost;
+	long long *sent_wall_ns;	/* by seq - first_seq: when "." left; 0 if not; owned */
+	char first_error[BENCH_ERR_MAX];
+};
+
+/* Run the load. 0, or -1 when it could not start (threads, memory). */
+int bench_load_run(const struct bench_load_cfg *cfg,
+    struct bench_load_result *res);
+
+/* Free what res owns. */
+void bench_load_free(struct bench_load_result *res);
+
+#endif /* BENCH_LOAD_H */
