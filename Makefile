@@ -55,11 +55,11 @@ LIBCLIENT = $(BUILD)/libmppclient.a
 ALL_LIBS  = $(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON)
 
 PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
-	   $(BIN)/mppsend
+	   $(BIN)/mppsend $(BIN)/mppbench
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
-.PHONY: all test fault-build unit-test fuzz-replay integration-test asan fuzz run bench \
+.PHONY: all test fault-build valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
 	install uninstall clean deps format
 .SUFFIXES:
 # Keep test objects between runs (they are intermediate in pattern chains).
@@ -147,6 +147,13 @@ asan:
 	$(MAKE) BUILD=build/asan BIN=build/asan/bin \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+# The daemons under valgrind for the tests that drive them most (slow:
+# about ten times the plain run).
+VALGRIND_TESTS ?= tests/integration/test_protocol.py \
+	tests/integration/test_message.py tests/integration/test_queue.py
+valgrind: all
+	MPP_BIN=$(abspath $(BIN)) MPP_VALGRIND=1 $(PYTEST) $(PYTEST_ARGS) $(VALGRIND_TESTS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -40,7 +40,9 @@ struct bench_load_result {
 	double *lat_ms;		/* messages entries, unsorted; owned */
 	double *post_ms;	/* one per session that posted; owned */
 	long npost;
-	long long *sent_wall_ns;	/* by seq - first_seq: when "." left; 0 if not; owned */
+	long long *sent_wall_ns;	/* by message index (seq - first_seq):
+					   wall clock when its "." left, 0 if
+					   it never did; owned */
 	char first_error[BENCH_ERR_MAX];
 };
 

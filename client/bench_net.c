@@ -48,7 +48,7 @@ bench_net_step(struct mpp_client *c, const char *verb, const char *arg,
 	return bench_net_expect(c, want, verb, err, errsz);
 }
 
-/* Wait until fd can take data, at most timeout_ms. 0 / -1 with errno. */
+/* Wait until fd can take data or the deadline passes. 0 / -1 with errno. */
 static int
 wait_out(int fd, long long deadline_ns)
 {

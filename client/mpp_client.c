@@ -9,6 +9,10 @@
  * A primitive that fails on the connection (I/O error, end of stream,
  * timeout, a line that is not a reply) closes it: the dialogue is out of step
  * and nothing more can be said on it.
+ *
+ * Bytes go through conn_read/conn_write, plain or TLS alike: each tries
+ * first and, when the socket is not ready, says which readiness to wait
+ * for (TLS may need to read in order to write, and the reverse).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -148,6 +152,8 @@ mpp_client_init(struct mpp_client *c, int timeout)
 void
 mpp_client_close(struct mpp_client *c)
 {
+	mpp_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
@@ -331,6 +337,8 @@ mpp_client_connect(struct mpp_client *c, const char *host, const char *port)
 	}
 	c->fd = fd;
 	trace(c, "connected to %s", c->peer);
+	if (c->tls_ctx != NULL)
+		return mpp_client_start_tls(c, host);
 	return 0;
 }
 
@@ -346,6 +354,46 @@ mpp_client_attach(struct mpp_client *c, int fd, const char *name)
 	strlcpy(c->peer, name, sizeof(c->peer));
 }
 
+/* A failed handshake: record why, with the server's name, and close. */
+static int
+tls_failed(struct mpp_client *c, const char *why)
+{
+	set_err(c, EX_TEMPFAIL, "TLS: %s (%s)", why, c->peer);
+	mpp_client_close(c);
+	return -1;
+}
+
+int
+mpp_client_start_tls(struct mpp_client *c, const char *host)
+{
+	long long deadline = deadline_of(c);
+	char why[MPP_TLS_ERR_MAX];
+	short want;
+
+	if (c->fd == -1 || c->tls_ctx == NULL)
+		return tls_failed(c, c->fd == -1 ? "not connected" :
+		    "no TLS context");
+	if ((c->tls = mpp_tls_new(c->tls_ctx, c->fd, host, why,
+	    sizeof(why))) == NULL)
+		return tls_failed(c, why);
+	while (mpp_tls_handshake(c->tls, &want) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return tls_failed(c, mpp_tls_error(c->tls));
+		if (wait_fd(c->fd, want, deadline) == -1) {
+			if (errno != ETIMEDOUT)
+				return tls_failed(c, strerror(errno));
+			(void)snprintf(why, sizeof(why), "no handshake "
+			    "within %d s", c->timeout);
+			return tls_failed(c, why);
+		}
+	}
+	trace(c, "TLS %s, certificate verified for %s",
+	    mpp_tls_describe(c->tls, why, sizeof(why)), host);
+	return 0;
+}
+
 /* A failure on the connection: record it and close (see the top). */
 static int
 conn_failed(struct mpp_client *c, int fail, const char *what, int err)
@@ -359,6 +407,50 @@ conn_failed(struct mpp_client *c, int fail, const char *what, int err)
 	return -1;
 }
 
+/* A TLS error (EPROTO from mpp_tls), or a system one: record, close. */
+static int
+io_failed(struct mpp_client *c, int err)
+{
+	if (c->tls != NULL && err == EPROTO) {
+		set_err(c, EX_TEMPFAIL, "%s: TLS: %s", c->peer,
+		    mpp_tls_error(c->tls));
+		mpp_client_close(c);
+		return -1;
+	}
+	return conn_failed(c, EX_TEMPFAIL, "", err);
+}
+
+/* Write some bytes: the count, or -1 (EAGAIN: wait for *want). */
+static ssize_t
+conn_write(struct mpp_client *c, const char *buf, size_t len, short *want)
+{
+	ssize_t n;
+
+	if (c->tls != NULL)
+		return mpp_tls_write(c->tls, buf, len, want);
+	*want = POLLOUT;
+	/* MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE. */
+	n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	if (n == -1 && errno == EWOULDBLOCK)
+		errno = EAGAIN;
+	return n;
+}
+
+/* Read some bytes: the count, 0 at the end, or -1 (EAGAIN: *want). */
+static ssize_t
+conn_read(struct mpp_client *c, char *buf, size_t len, short *want)
+{
+	ssize_t n;
+
+	if (c->tls != NULL)
+		return mpp_tls_read(c->tls, buf, len, want);
+	*want = POLLIN;
+	n = read(c->fd, buf, len);
+	if (n == -1 && errno == EWOULDBLOCK)
+		errno = EAGAIN;
+	return n;
+}
+
 /* Send everything buffered. 0 / -1. */
 static int
 flush_out(struct mpp_client *c)
@@ -366,22 +458,25 @@ flush_out(struct mpp_client *c)
 	long long deadline = deadline_of(c);
 	size_t off = 0;
 	ssize_t n;
+	short want;
 
 	if (c->fd == -1) {
 		set_err(c, EX_TEMPFAIL, "not connected");
 		return -1;
 	}
 	while (off < c->out_len) {
-		if (wait_fd(c->fd, POLLOUT, deadline) == -1)
+		n = conn_write(c, c->out + off, c->out_len - off, &want);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno != EAGAIN)
+			return io_failed(c, errno);
+		if (wait_fd(c->fd, want, deadline) == -1)
 			return conn_failed(c, EX_TEMPFAIL, "took no data",
 			    errno);
-		/* MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE. */
-		n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n == -1)
-			return conn_failed(c, EX_TEMPFAIL, "", errno);
-		off += (size_t)n;
 	}
 	c->out_len = 0;
 	return 0;
@@ -412,17 +507,15 @@ static int
 fill_in(struct mpp_client *c, long long deadline)
 {
 	ssize_t n;
+	short want;
 
 	c->in_off = c->in_len = 0;
+	if (c->fd == -1) {
+		set_err(c, EX_TEMPFAIL, "not connected");
+		return -1;
+	}
 	for (;;) {
-		if (c->fd == -1) {
-			set_err(c, EX_TEMPFAIL, "not connected");
-			return -1;
-		}
-		if (wait_fd(c->fd, POLLIN, deadline) == -1)
-			return conn_failed(c, EX_TEMPFAIL, "sent no reply",
-			    errno);
-		n = read(c->fd, c->in, sizeof(c->in));
+		n = conn_read(c, c->in, sizeof(c->in), &want);
 		if (n > 0) {
 			c->in_len = (size_t)n;
 			return 0;
@@ -433,8 +526,13 @@ fill_in(struct mpp_client *c, long long deadline)
 			mpp_client_close(c);
 			return -1;
 		}
-		if (errno != EAGAIN && errno != EINTR)
-			return conn_failed(c, EX_TEMPFAIL, "", errno);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return io_failed(c, errno);
+		if (wait_fd(c->fd, want, deadline) == -1)
+			return conn_failed(c, EX_TEMPFAIL, "sent no reply",
+			    errno);
 	}
 }
 
@@ -756,8 +854,9 @@ mpp_client_quit(struct mpp_client *c)
 	strlcpy(err, c->err, sizeof(err));
 	if (c->fd != -1) {
 		c->timeout = timeout < QUIT_TIMEOUT ? timeout : QUIT_TIMEOUT;
-		if (mpp_client_send_command(c, "QUIT", NULL) == 0)
-			(void)mpp_client_read_reply(c);
+		if (mpp_client_send_command(c, "QUIT", NULL) == 0 &&
+		    mpp_client_read_reply(c) != -1)
+			mpp_tls_close_notify(c->tls);
 		c->timeout = timeout;
 	}
 	mpp_client_close(c);

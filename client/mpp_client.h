@@ -17,6 +17,13 @@
  *    550, EX_SOFTWARE for another 5xx, EX_PROTOCOL for a reply that makes no
  *    sense), with mpp_client_error() naming the server's reply.
  *
+ * TLS (RFC 8314's implicit TLS: MPP inside TLS from the first byte): set
+ * c->tls_ctx (see mpp_tls.h) before connecting, and mpp_client_connect
+ * performs the handshake, verifying the server's certificate for the host
+ * name it was given, before a byte of MPP is read or sent. A failed
+ * handshake or verification is EX_TEMPFAIL, "TLS: " and the reason in
+ * mpp_client_error(); no command (no password) has been sent then.
+ *
  * The password never reaches the trace: PASS is traced as "PASS ****".
  * No global state: a load generator may run many struct mpp_client at once.
  */
@@ -25,6 +32,8 @@
 
 #include <stddef.h>
 #include <stdio.h>
+
+#include "mpp_tls.h"
 
 #define MPP_CLIENT_DEFAULT_PORT	"218"	/* RFC 1204 §3.2 */
 #define MPP_CLIENT_DEFAULT_TIMEOUT 60	/* seconds */
@@ -45,6 +54,8 @@ struct mpp_client {
 	FILE *trace;		/* the dialogue goes here when not NULL */
 	int fail;		/* sysexits code of the last failure */
 	char peer[MPP_CLIENT_HOST_MAX + 16];	/* "HOST port PORT" */
+	struct mpp_tls_ctx *tls_ctx;	/* not NULL: speak TLS; not owned */
+	struct mpp_tls *tls;		/* the TLS connection, when up */
 
 	char in[MPP_CLIENT_IN_MAX];	/* bytes read, not yet consumed */
 	size_t in_off, in_len;
@@ -80,12 +91,23 @@ int mpp_client_parse_server(const char *spec, const char *defport,
  */
 int mpp_client_parse_reply(const char *line, size_t len, int *final);
 
-/* Connect to host/port, trying each address, each within c->timeout. */
+/*
+ * Connect to host/port, trying each address, each within c->timeout; then,
+ * when c->tls_ctx is set, the TLS handshake (mpp_client_start_tls).
+ */
 int mpp_client_connect(struct mpp_client *c, const char *host,
     const char *port);
 
 /* Use an already connected fd (a socket; made non-blocking). For tests. */
 void mpp_client_attach(struct mpp_client *c, int fd, const char *name);
+
+/*
+ * TLS handshake on the connected socket with c->tls_ctx, within c->timeout,
+ * verifying the certificate for host (a name or an IP literal). 0 / -1;
+ * on -1 the connection is closed. mpp_client_connect calls it when
+ * c->tls_ctx is set; a test may call it after mpp_client_attach.
+ */
+int mpp_client_start_tls(struct mpp_client *c, const char *host);
 
 /* Send "VERB ARG" (or "VERB" when arg is NULL). 0 / -1. */
 int mpp_client_send_command(struct mpp_client *c, const char *verb,

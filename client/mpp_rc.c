@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -42,6 +43,7 @@ mpp_rc_init(struct mpp_rc *rc)
 {
 	memset(rc, 0, sizeof(*rc));
 	rc->pw_source = MPP_RC_PW_NONE;
+	rc->tls = -1;
 }
 
 void
@@ -63,6 +65,18 @@ mpp_rc_parse_timeout(const char *s, int *out)
 	if (errno != 0 || *end != '\0' || v < 1 || v > MPP_RC_TIMEOUT_MAX)
 		return -1;
 	*out = (int)v;
+	return 0;
+}
+
+int
+mpp_rc_parse_yesno(const char *s, int *out)
+{
+	if (strcasecmp(s, "yes") == 0 || strcmp(s, "1") == 0)
+		*out = 1;
+	else if (strcasecmp(s, "no") == 0 || strcmp(s, "0") == 0)
+		*out = 0;
+	else
+		return -1;
 	return 0;
 }
 
@@ -110,6 +124,13 @@ set_key(struct mpp_rc *rc, const char *key, const char *value,
 		r = copy_path(rc->password_file, sizeof(rc->password_file),
 		    value, home);
 		rc->pw_source = MPP_RC_PW_FILE;
+	} else if (strcmp(key, "ca") == 0) {
+		r = copy_path(rc->ca, sizeof(rc->ca), value, home);
+	} else if (strcmp(key, "tls") == 0) {
+		if (mpp_rc_parse_yesno(value, &rc->tls) == -1) {
+			set_err(err, errsz, "tls must be yes or no");
+			return -1;
+		}
 	} else if (strcmp(key, "timeout") == 0) {
 		if (mpp_rc_parse_timeout(value, &rc->timeout) == -1) {
 			set_err(err, errsz, "timeout must be whole seconds "

@@ -4,10 +4,12 @@
  * The rc file holds `key = value` lines; blank lines and lines whose first
  * non-blank character is `#` are ignored (a `#` later in a line is part of the
  * value, so a password may hold one). Keys: server, user, password_file,
- * password, timeout. Surrounding blanks of key and value are dropped. A later
- * line wins over an earlier one; of password and password_file, whichever
- * comes last is the one used. An unknown key, a line without `=`, an empty
- * value or a bad timeout is an error naming the file and line.
+ * password, timeout, tls (yes or no), ca (a file of trusted certificates for
+ * TLS). Surrounding blanks of key and value are dropped. A later line wins
+ * over an earlier one; of password and password_file, whichever comes last
+ * is the one used. An unknown key, a line without `=`, an empty value, a bad
+ * timeout or a tls that is neither yes nor no is an error naming the file and
+ * line.
  *
  * A file that holds a password is refused unless only its owner can read or
  * write it (mode 0600 or 0400) and the owner is the user running the program.
@@ -36,6 +38,8 @@ struct mpp_rc {
 	char password[MPP_RC_VALUE_MAX];
 	char password_file[MPP_RC_VALUE_MAX];	/* ~/ already expanded */
 	int timeout;				/* 0 when not set */
+	int tls;				/* 1 yes, 0 no, -1 not set */
+	char ca[MPP_RC_VALUE_MAX];		/* ~/ expanded; "" not set */
 	int holds_password;			/* a password key was seen */
 	enum mpp_rc_pw pw_source;
 };
@@ -62,6 +66,9 @@ int mpp_rc_load(struct mpp_rc *rc, const char *path, int must_exist,
 
 /* Parse a timeout: whole seconds, 1 to MPP_RC_TIMEOUT_MAX. */
 int mpp_rc_parse_timeout(const char *s, int *out);
+
+/* Parse a switch: "yes" or "1" gives 1, "no" or "0" gives 0 (any case). */
+int mpp_rc_parse_yesno(const char *s, int *out);
 
 /*
  * Read the password from the first line of the file at path (its line end

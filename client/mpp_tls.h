@@ -20,8 +20,8 @@
  * error (EPIPE), never a SIGPIPE. The socket itself stays the caller's.
  * No global state: a context may serve many connections, in one thread.
  */
-#ifndef MPP_TLS_H
-#define MPP_TLS_H
+#ifndef CLIENT_MPP_TLS_H
+#define CLIENT_MPP_TLS_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -76,4 +76,4 @@ const char *mpp_tls_error(const struct mpp_tls *t);
 /* Is host an IPv4 or IPv6 literal (no brackets)? */
 int mpp_tls_is_ip_literal(const char *host);
 
-#endif /* MPP_TLS_H */
+#endif /* CLIENT_MPP_TLS_H */

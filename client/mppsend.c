@@ -4,7 +4,7 @@
  *
  * This file holds only the command line, the settings (~/.mpprc, then the
  * environment, then flags) and the order of a run; the dialogue itself is
- * mpp_client's. Exit codes are sysexits(3), as a mail program expects from
+ * mpp_client's, and TLS mpp_tls's. Exit codes are sysexits(3), as a mail program expects from
  * sendmail: see mppsend(1).
  *
  * Operands are files to post, one message each, unless mppsend runs in
@@ -34,10 +34,21 @@
 #include "mpp_client.h"
 #include "mpp_rc.h"
 #include "mpp_rcpt.h"
+#include "mpp_tls.h"
 
 #define DEFAULT_SERVER	"localhost"
 #define OPTSTRING	"+:s:u:P:T:vtio:f:F:r:B:N:R:b:"
 #define SENDMAIL_FLAGS	"tiofFrBNRb"
+
+/* Long options have no short form: their values are above any char. */
+enum { OPT_TLS = 256, OPT_NO_TLS, OPT_CA };
+
+static const struct option long_options[] = {
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
+	{ "ca", required_argument, NULL, OPT_CA },
+	{ NULL, 0, NULL, 0 }
+};
 
 /* A sendmail flag that was accepted and has no effect. */
 struct ignored {
@@ -47,6 +58,8 @@ struct ignored {
 
 struct opts {
 	const char *server, *user, *passfile;
+	const char *ca;		/* --ca FILE, or NULL */
+	int tls;		/* --tls 1, --no-tls 0, neither -1 */
 	int timeout;		/* 0: not given */
 	int verbose;
 	int sendmail_mode;	/* operands are recipients */
@@ -63,6 +76,7 @@ struct settings {
 	char user[MPP_RC_VALUE_MAX];
 	char password[MPP_RC_VALUE_MAX];
 	int timeout;
+	struct mpp_tls_ctx *tls_ctx;	/* NULL: plain MPP */
 };
 
 /* What one run needs; large, so it lives on the heap. */
@@ -90,12 +104,14 @@ warnx_(const char *fmt, ...)
 static int
 usage(void)
 {
-	fputs("usage: mppsend [-itv] [-s host[:port]] [-u user] "
-	    "[-P passfile] [-T seconds] [file ...]\n"
-	    "       mppsend [-itv] [-s host[:port]] [-u user] "
-	    "[-P passfile] [-T seconds]\n"
-	    "               [-B type] [-F name] [-f addr] [-o option] "
-	    "[--] [recipient ...]\n", stderr);
+	fputs("usage: mppsend [-itv] [--tls [--ca file] | --no-tls] "
+	    "[-s host[:port]] [-u user]\n"
+	    "               [-P passfile] [-T seconds] [file ...]\n"
+	    "       mppsend [-itv] [--tls [--ca file] | --no-tls] "
+	    "[-s host[:port]] [-u user]\n"
+	    "               [-P passfile] [-T seconds] [-B type] [-F name] "
+	    "[-f addr]\n"
+	    "               [-o option] [--] [recipient ...]\n", stderr);
 	return EX_USAGE;
 }
 
@@ -132,6 +148,13 @@ take_option(struct opts *o, int ch, char *arg)
 	case 'v':
 		o->verbose = 1;
 		break;
+	case OPT_TLS:
+	case OPT_NO_TLS:
+		o->tls = ch == OPT_TLS;
+		break;
+	case OPT_CA:
+		o->ca = arg;
+		break;
 	case 'b':
 		if (strcmp(arg, "m") != 0) {
 			warnx_("-b%s: only -bm (post a message) is supported",
@@ -145,31 +168,51 @@ take_option(struct opts *o, int ch, char *arg)
 	return EX_OK;
 }
 
+/* Name the option getopt_long stopped at, for an error message. */
+static void
+bad_option(int ch, char **argv)
+{
+	const char *what = ch == ':' ? "missing argument to" :
+	    "unknown option";
+	const struct option *lo;
+
+	for (lo = long_options; lo->name != NULL; lo++)
+		if (lo->val == optopt) {
+			warnx_("%s --%s", what, lo->name);
+			return;
+		}
+	if (optopt != 0)
+		warnx_("%s -%c", what, optopt);
+	else			/* an unknown long option */
+		warnx_("%s %s", what, argv[optind - 1]);
+}
+
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
 	int ch, ex;
 
 	memset(o, 0, sizeof(*o));
+	o->tls = -1;
 	if ((o->ign = calloc((size_t)argc, sizeof(*o->ign))) == NULL) {
 		warnx_("out of memory");
 		return EX_OSERR;
 	}
 	o->sendmail_mode = called_sendmail(argv[0]);
 	opterr = 0;
-	while ((ch = getopt(argc, argv, OPTSTRING)) != -1) {
+	while ((ch = getopt_long(argc, argv, OPTSTRING, long_options,
+	    NULL)) != -1) {
 		if (ch == '?' || ch == ':') {
-			warnx_("%s -%c", ch == ':' ? "missing argument to" :
-			    "unknown option", optopt);
+			bad_option(ch, argv);
 			return usage();
 		}
-		if (strchr(SENDMAIL_FLAGS, ch) != NULL) {
+		if (ch < 256 && strchr(SENDMAIL_FLAGS, ch) != NULL) {
 			o->sendmail_mode = 1;
 			o->headers_only |= ch == 't';
 			o->ign[o->nign].flag = (char)ch;
 			o->ign[o->nign++].arg = optarg;
 		}
-		if (strchr("tiofFrBNR", ch) == NULL &&
+		if ((ch >= 256 || strchr("tiofFrBNR", ch) == NULL) &&
 		    (ex = take_option(o, ch, optarg)) != EX_OK)
 			return ex == EX_USAGE ? usage() : ex;
 	}
@@ -353,6 +396,41 @@ settle_server(const struct opts *o, const struct mpp_rc *rc,
 	return EX_OK;
 }
 
+/*
+ * TLS: --tls or --no-tls, else $MPP_TLS, else the rc file; off by default.
+ * The trusted certificates are loaded now, so a bad CA file is reported
+ * before anyone is asked for a password.
+ */
+static int
+settle_tls(const struct opts *o, const struct mpp_rc *rc, struct settings *s)
+{
+	char err[MPP_CLIENT_ERR_MAX];
+	const char *v, *ca;
+	int tls = o->tls;
+
+	if (tls == -1 && (v = env("MPP_TLS")) != NULL &&
+	    mpp_rc_parse_yesno(v, &tls) == -1) {
+		warnx_("$MPP_TLS must be yes or no (or 1 or 0)");
+		return EX_USAGE;
+	}
+	if (tls == -1)
+		tls = rc->tls == 1;
+	if (o->ca != NULL && !tls) {
+		warnx_("--ca names the certificates that TLS trusts: "
+		    "give --tls too");
+		return EX_USAGE;
+	}
+	if (!tls)
+		return EX_OK;
+	ca = o->ca != NULL ? o->ca : rc->ca[0] != '\0' ? rc->ca : NULL;
+	if ((s->tls_ctx = mpp_tls_ctx_new(ca, err, sizeof(err))) == NULL) {
+		warnx_("%s", err);
+		return o->ca != NULL ? EX_NOINPUT : ca != NULL ? EX_CONFIG :
+		    EX_OSERR;
+	}
+	return EX_OK;
+}
+
 /* Read the password from a file; from_flag picks the exit code. */
 static int
 password_from_file(const char *path, struct settings *s, int from_flag)
@@ -427,7 +505,8 @@ settle(const struct opts *o, const struct mpp_rc *rc, struct settings *s)
 	s->timeout = o->timeout ? o->timeout : rc->timeout ? rc->timeout :
 	    MPP_CLIENT_DEFAULT_TIMEOUT;
 	if ((ex = settle_server(o, rc, s)) != EX_OK ||
-	    (ex = settle_user(o, rc, s)) != EX_OK)
+	    (ex = settle_user(o, rc, s)) != EX_OK ||
+	    (ex = settle_tls(o, rc, s)) != EX_OK)
 		return ex;
 	if (o->verbose)
 		report_ignored(o, s->user);
@@ -552,6 +631,7 @@ run(const struct opts *o, const struct settings *s)
 	r->o = o;
 	mpp_client_init(&r->client, s->timeout);
 	r->client.trace = o->verbose ? stderr : NULL;
+	r->client.tls_ctx = s->tls_ctx;
 	ex = post_all(r, s);
 	mpp_client_quit(&r->client);
 	free(r);
@@ -574,6 +654,7 @@ main(int argc, char **argv)
 	    (ex = settle(&o, &rc, &s)) == EX_OK)
 		ex = run(&o, &s);
 	mpp_rc_clear(&rc);
+	mpp_tls_ctx_free(s.tls_ctx);
 	explicit_bzero(s.password, sizeof(s.password));
 	free(o.ign);
 	return ex;

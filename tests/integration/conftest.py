@@ -14,6 +14,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MPP_BIN", ROOT / "bin"))
 FAULT_BIN = Path(os.environ.get("MPP_FAULT_BIN", ROOT / "build" / "fault" / "bin"))
+# MPP_VALGRIND=1 runs the daemons under valgrind (make valgrind); any
+# report fails the test, as does a sanitizer report in a daemon's log.
+VALGRIND = os.environ.get("MPP_VALGRIND") == "1"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def wrap(cmd, logdir):
+    """The command line, under valgrind when asked."""
+    if not VALGRIND:
+        return cmd
+    return ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+            "--trace-children=no", f"--log-file={logdir}/valgrind.%p.log"] + cmd
+
+
+def memory_reports(logdir, logs):
+    """Valgrind and sanitizer findings left by the daemons of one test."""
+    found = []
+    for f in Path(logdir).glob("valgrind.*.log"):
+        text = f.read_text(errors="replace").strip()
+        if text:
+            found.append(f"{f.name}:\n{text}")
+    for text in logs:
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                found.append(text[text.index(mark) - 200 if text.index(mark) > 200 else 0:][:4000])
+                break
+    return found
 
 REPLY = {
     220: b"220 Message Posting Service Ready.\r\n",
@@ -155,6 +184,8 @@ class Mppd:
 
     def add_user(self, name, password, method=None):
         args = [str(self.bin / "mpppasswd"), "-f", str(self.passwd), "-s"]
+        if method is None and VALGRIND:
+            method = "sha512"      # yescrypt is very slow under valgrind
         if method:
             args += ["-m", method]
         subprocess.run(args + ["add", name], input=password + "\n",
@@ -171,8 +202,8 @@ class Mppd:
         self.write_config()
         self.logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
-            [str((bindir or self.bin) / "mppd"), "-d", "-v", "-c",
-             str(self.config_path), *extra_args],
+            wrap([str((bindir or self.bin) / "mppd"), "-d", "-v", "-c",
+                  str(self.config_path), *extra_args], self.dir),
             stdout=self.logf, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})})
         host, _, port = self.settings["listen"].split(",")[0].strip().rpartition(":")
@@ -190,7 +221,7 @@ class Mppd:
                 return True
             except OSError:
                 return False
-        wait_for(up, what="mppd to listen")
+        wait_for(up, timeout=60 if VALGRIND else 10, what="mppd to listen")
         return self
 
     def running(self):
@@ -270,6 +301,10 @@ def mppd_factory(tmp_path):
     yield make
     for m in made:
         m.stop()
+    logs = [m.log() for m in made] + [
+        f.read_text(errors="replace") for m in made for f in m.dir.glob("*.log")]
+    reports = [r for m in made for r in memory_reports(m.dir, logs)]
+    assert not reports, "memory errors:\n" + "\n".join(reports[:3])
 
 
 @pytest.fixture
@@ -290,15 +325,15 @@ class Mppqueue:
 
     def args(self, *extra):
         self.mppd.write_config()
-        return [str(self.mppd.bin / "mppqueue"), "-v", "-c",
-                str(self.mppd.config_path), *extra]
+        return wrap([str(self.mppd.bin / "mppqueue"), "-v", "-c",
+                     str(self.mppd.config_path), *extra], self.mppd.dir)
 
     def once(self, timeout=60, env=None, bindir=None, **overrides):
         """mppqueue -1: deliver what is due; returns the CompletedProcess."""
         self.mppd.settings.update({k: str(v) for k, v in overrides.items()})
         args = self.args("-1", "-d")
         if bindir:
-            args[0] = str(bindir / "mppqueue")
+            args[args.index(str(self.mppd.bin / "mppqueue"))] = str(bindir / "mppqueue")
         with open(self.logfile, "ab") as logf:
             return subprocess.run(args, stdout=logf, stderr=subprocess.STDOUT,
                                   timeout=timeout, env={**os.environ, **(env or {})})

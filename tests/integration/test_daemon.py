@@ -638,6 +638,30 @@ def test_mpp_config_bad_named_in_error_and_c_wins(mppd_factory, tmp_path):
     post_session(m.client(), "-c wins")
 
 
+def test_config_syntax_comments_blank_lines_no_spaces(mppd_factory):
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    body = "".join(f"{k}={v}\n" if i % 2 else f"  {k}\t=  {v}  \n"
+                   for i, (k, v) in enumerate(m.settings.items()))
+    write(m.config_path, "# mpp test config\n\n" + body + "\n# end\n")
+    launch(m, ["-d", "-c", str(m.config_path)])
+    post_session(m.client(), "syntax")
+    assert subjects(m) == ["syntax"]
+
+
+def test_spool_created_mode_0700(mppd_factory):
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    assert not m.spool.exists()
+    m.start()
+    for sub in ("", "tmp", "new", "cur"):
+        mode = (m.spool / sub).stat().st_mode & 0o777
+        assert mode == 0o700, (sub, oct(mode))
+    assert (m.spool / "index.db").exists()
+    post_session(m.client(), "fresh spool")
+    assert subjects(m) == ["fresh spool"]
+
+
 def readable_warnings(m):
     return [l for l in m.log().splitlines()
             if str(m.passwd) in l and re.search(r"readable|world|others", l)]

@@ -136,6 +136,18 @@ def test_user_with_at_used_as_is(srv):
     assert "bob@other.org@" not in r["text"].decode()
 
 
+def test_sender_domain_defaults_to_hostname(mppd_factory):
+    m = mppd_factory()
+    del m.settings["sender_domain"]
+    m.add_user("alice", "secret")
+    m.start()
+    r = post_one(m, message())
+    assert r["sender"] == "alice@mpp.test"
+    # From: alice@example.org is now someone else
+    assert [s for s in field_values(r["text"], "sender") if "alice@mpp.test" in s]
+    spool_clean(m)
+
+
 # Recipients
 
 def test_recipients_from_to_cc_bcc(srv):
@@ -150,6 +162,28 @@ def test_recipients_from_to_cc_bcc(srv):
         "bob@example.com", "jane@example.com", "f1@example.com",
         "f2@example.com", "john@example.net", "carol@example.net",
         "hidden1@example.org", "hidden2@example.org"])
+
+
+@pytest.mark.parametrize("to,expected", [
+    # RFC 5322 appendix A, and some obsolete forms it allows
+    ("Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>",
+     ["mary@x.test", "jdoe@example.org", "one@y.test"]),
+    ("<boss@nil.test>, \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>",
+     ["boss@nil.test", "sysservices@example.net"]),
+    ("A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;",
+     ["c@a.test", "joe@where.test", "jdoe@one.test"]),
+    ("Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+     ["pete@silly.test"]),
+    ("(a (nested) comment) x@y.test", ["x@y.test"]),
+    ("<@route.test:r@y.test>", ["r@y.test"]),
+    ("=?UTF-8?B?SsO8cmdlbg==?= <enc@y.test>", ["enc@y.test"]),
+    ("user@[192.0.2.1]", ["user@[192.0.2.1]"]),
+    ("a@b.test,,d@e.test", ["a@b.test", "d@e.test"]),
+], ids=["A.1.2", "A.1.2-quoted", "A.1.3-group", "A.5-comments", "nested",
+        "obs-route", "encoded-word", "domain-literal", "obs-empty-element"])
+def test_recipient_address_forms(srv, to, expected):
+    r = post_one(srv, message(to=to))
+    assert sorted(r["recipients"]) == sorted(expected)
 
 
 def test_recipients_from_folded_header_lines(srv):
@@ -211,6 +245,9 @@ def test_received_header(srv):
     assert re.search(r"\balice\b", value)
     assert r["id"] in value
     assert "mpp.test" in value
+    # the queue id names the file and the log lines about the message
+    assert srv.file_of(r["id"]).name == r["id"]
+    assert r["id"] in srv.log()
     assert "bob@example.com" not in value and "cc@example.net" not in value
     assert "example.com" not in value and "example.net" not in value
     # ends with a date
@@ -465,6 +502,23 @@ def test_max_recipients(srv):
     assert refused(srv, message(to="a@example.com, b@example.com",
                                 extra="Cc: c@example.com\r\n"
                                       "Bcc: d@example.com\r\n").encode())
+
+
+def test_sizes_around_the_spill_threshold(srv):
+    """Stored byte-exact whatever side of 64 KiB of output a text ends on."""
+    c = srv.client()
+    assert c.login("alice", "secret") == 250
+    head = message(body="").encode()
+    sizes = list(range(65536 - 700, 65536 + 100, 23))
+    for n in sizes:
+        body = b"y" * (n % 97) + b"\r\n" + b"z" * n + b"\r\n"
+        assert c.post(head + body) == 250, n
+    assert c.cmd("QUIT") == 221
+    stored = srv.stored()
+    assert len(stored) == len(sizes)
+    for n, r in zip(sizes, stored):
+        body = b"y" * (n % 97) + b"\n" + b"z" * n + b"\n"
+        assert split(r["text"])[1] == body, n
 
 
 # Large messages (spill path)

@@ -10,6 +10,7 @@ only the expected state gives.
 import os
 import signal
 import socket
+import threading
 import time
 import warnings
 
@@ -349,6 +350,14 @@ def test_user_501_then_user_again(mppd, line):
     expect_state(c, "start")
 
 
+@pytest.mark.parametrize("name", ["john.doe", "a+tag", "x_y-z", "UPPER",
+                                  "1234", "a@b", "o'neil", "a%b!c"])
+def test_user_valid_names_250(mppd, name):
+    c = mppd.client()
+    assert ask(c, f"USER {name}") == REPLY[250]
+    assert ask(c, "PASS wrong") == REPLY[530]
+
+
 def test_user_64_bytes_accepted(mppd):
     c = mppd.client()
     assert ask(c, "USER " + "a" * 64) == REPLY[250]
@@ -510,6 +519,34 @@ def test_pipelined_session_in_one_send(mppd):
     stored = mppd.stored()
     assert [b"Subject: pipelined" in m["text"] for m in stored] == [True, False]
     assert b"Subject: second" in stored[1]["text"]
+
+
+def test_pipelined_large_texts_while_auth_pending(mppd):
+    """Megabytes pipelined behind a PASS still being checked: the input is
+    held, not lost or misread, and read again once the answer is in."""
+    c = mppd.client(timeout=30)
+    big = message(body="").encode() + (b"w" * 998 + b"\r\n") * 1500
+    data = (b"USER alice\r\nPASS secret\r\nDATA\r\n" + big + b".\r\n" +
+            b"DATA\r\n" + big.replace(b"w", b"v") + b".\r\nQUIT\r\n")
+    sender = threading.Thread(target=c.send, args=(data,))
+    sender.start()
+    replies = rest_of_stream(c, timeout=30)
+    sender.join(30)
+    assert replies == (REPLY[250] + REPLY[250] + REPLY[354] + REPLY[250] +
+                       REPLY[354] + REPLY[250] + REPLY[221])
+    a, b = mppd.stored()
+    assert a["text"].endswith((b"w" * 998 + b"\n") * 1500)
+    assert b["text"].endswith((b"v" * 998 + b"\n") * 1500)
+
+
+def test_many_pipelined_noops_unread(mppd):
+    c = mppd.client(timeout=30)
+    n = 50000
+    sender = threading.Thread(target=c.send, args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
+    sender.start()
+    replies = rest_of_stream(c, timeout=30)
+    sender.join(30)
+    assert replies == REPLY[250] * n + REPLY[221]
 
 
 def test_pipelined_after_failed_pass_text_lines_are_commands(mppd):

@@ -650,8 +650,11 @@ big_text(size_t lines, size_t *len)
 	memcpy(t, head, sizeof(head) - 1);
 	p = t + sizeof(head) - 1;
 	for (i = 0; i < lines; i++, p += 64) {
-		snprintf(p, 64, "%08zu-------------------------------------"
-		    "------------------", i);
+		char num[24];
+
+		snprintf(num, sizeof(num), "%08zu", i % 100000000);
+		memset(p, '-', 63);
+		memcpy(p, num, 8);
 		p[63] = '\n';
 	}
 	return t;

@@ -69,7 +69,9 @@ struct peer {
 	int lfd;
 	int port;
 	pthread_t thread;
-	atomic_int stop;
+	atomic_int stop;		/* stop accepting; end the connection */
+	atomic_llong stop_at;		/* ... once the client has gone, or */
+					/* this much later (ms) */
 	/* Read by the test only after the thread is joined. */
 	char log[16384];
 	size_t log_len;
@@ -105,6 +107,16 @@ say(int fd, const char *s)
 }
 
 /*
+ * Nonzero while a connection may go on: the client is given a moment
+ * after the test stops the server to have its last command read.
+ */
+static int
+running(struct peer *p)
+{
+	return !atomic_load(&p->stop) || util_now_ms() < atomic_load(&p->stop_at);
+}
+
+/*
  * Read more into c within ms (-1: until stopped). 1 read, 0 nothing in
  * time (or stopped), -1 closed.
  */
@@ -115,7 +127,7 @@ pconn_fill(struct peer *p, struct pconn *c, int ms)
 	struct pollfd pfd;
 	ssize_t n;
 
-	while (!atomic_load(&p->stop)) {
+	while (running(p)) {
 		if (ms >= 0 && util_now_ms() >= deadline)
 			return 0;
 		pfd.fd = c->fd;
@@ -204,6 +216,8 @@ text_end(const char *t, size_t n)
 {
 	const char *e;
 
+	if (n == 0)
+		return 0;
 	if (n >= 3 && memcmp(t, ".\r\n", 3) == 0)
 		return 3;
 	e = memmem(t, n, "\r\n.\r\n", 5);
@@ -394,6 +408,7 @@ peer_start(const struct peer_spec *spec)
 	p->spec = *spec;
 	p->lfd = listen_loopback(&p->port);
 	atomic_init(&p->stop, 0);
+	atomic_init(&p->stop_at, 0);
 	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
 	return p;
 }
@@ -402,6 +417,7 @@ peer_start(const struct peer_spec *spec)
 static void
 peer_stop(struct peer *p)
 {
+	atomic_store(&p->stop_at, util_now_ms() + 2000);
 	atomic_store(&p->stop, 1);
 	pthread_join(p->thread, NULL);
 	close(p->lfd);

@@ -1,0 +1,229 @@
+/*
+ * bench_load — see bench_load.h. Threads share only atomic counters and
+ * result arrays indexed by message or session number (each slot written by
+ * one thread), plus a lock for the first error.
+ */
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bsd/string.h>
+
+#include "bench_load.h"
+#include "bench_net.h"
+#include "mpp_client.h"
+
+struct shared {
+	const struct bench_load_cfg *cfg;
+	struct bench_load_result *res;
+	long long t0;			/* monotonic ns at start */
+	atomic_long remaining;		/* messages not given to a session */
+	atomic_long next_msg;		/* index of the next message */
+	atomic_long next_session;	/* index of the next session's post time */
+	atomic_long messages, sessions, failed_sessions, failed_messages;
+	pthread_mutex_t lock;		/* first_error */
+};
+
+/* Give a session up to want messages; 0 when none are left. */
+static long
+take(struct shared *sh, long want)
+{
+	long cur = atomic_load(&sh->remaining), k;
+
+	while (cur > 0) {
+		k = cur < want ? cur : want;
+		if (atomic_compare_exchange_weak(&sh->remaining, &cur,
+		    cur - k))
+			return k;
+	}
+	return 0;
+}
+
+/* A session failed; lost messages were given to it and not posted. */
+static void
+session_failed(struct shared *sh, const char *err, long lost)
+{
+	atomic_fetch_add(&sh->failed_sessions, 1);
+	atomic_fetch_add(&sh->failed_messages, lost);
+	pthread_mutex_lock(&sh->lock);
+	if (sh->res->first_error[0] == '\0')
+		strlcpy(sh->res->first_error, err,
+		    sizeof(sh->res->first_error));
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* With a rate, sleep until message idx is due. */
+static void
+pace(const struct shared *sh, long idx)
+{
+	long long due;
+	struct timespec ts;
+
+	if (sh->cfg->rate <= 0)
+		return;
+	due = sh->t0 + (long long)((double)idx * 1e9 / sh->cfg->rate);
+	ts.tv_sec = (time_t)(due / 1000000000LL);
+	ts.tv_nsec = (long)(due % 1000000000LL);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	    EINTR)
+		;
+}
+
+/* DATA, the text of message idx, and its 250; the latency in ms. */
+static int
+post_one(struct shared *sh, struct mpp_client *c, long idx, double *lat,
+    char *err, size_t errsz)
+{
+	static char dot[] = ".\r\n";
+	const struct bench_msg *m = sh->cfg->msg;
+	char head[BENCH_MSG_HEAD_MAX];
+	struct iovec iov[3];
+	long long t;
+
+	if (bench_net_step(c, "DATA", NULL, 354, err, errsz) == -1)
+		return -1;
+	iov[0].iov_base = head;
+	iov[0].iov_len = bench_msg_head(m, sh->cfg->first_seq +
+	    (unsigned long)idx, head, sizeof(head));
+	iov[1].iov_base = m->body;
+	iov[1].iov_len = m->body_len;
+	iov[2].iov_base = dot;
+	iov[2].iov_len = sizeof(dot) - 1;
+	if (bench_net_send_raw(c, iov, 3, err, errsz) == -1)
+		return -1;
+	t = bench_now_ns();
+	sh->res->sent_wall_ns[idx] = bench_wall_ns();
+	if (bench_net_expect(c, 250, "message text", err, errsz) == -1)
+		return -1;
+	*lat = (double)(bench_now_ns() - t) / 1e6;
+	return 0;
+}
+
+/* One session posting k messages. */
+static void
+run_session(struct shared *sh, struct mpp_client *c, long k)
+{
+	const struct bench_load_cfg *cfg = sh->cfg;
+	char err[BENCH_ERR_MAX];
+	long long start = bench_now_ns();
+	long j, idx;
+	double lat;
+
+	if (bench_net_login(c, cfg->host, cfg->port, cfg->user,
+	    cfg->password, err, sizeof(err)) == -1) {
+		session_failed(sh, err, k);
+		return;
+	}
+	for (j = 0; j < k; j++) {
+		idx = atomic_fetch_add(&sh->next_msg, 1);
+		pace(sh, idx);
+		if (post_one(sh, c, idx, &lat, err, sizeof(err)) == -1) {
+			session_failed(sh, err, k - j);
+			return;
+		}
+		sh->res->lat_ms[atomic_fetch_add(&sh->messages, 1)] = lat;
+		if (j == 0)
+			sh->res->post_ms[atomic_fetch_add(&sh->next_session,
+			    1)] = (double)(bench_now_ns() - start) / 1e6;
+	}
+	if (bench_net_quit(c, err, sizeof(err)) == -1) {
+		session_failed(sh, err, 0);
+		return;
+	}
+	atomic_fetch_add(&sh->sessions, 1);
+}
+
+static void *
+worker(void *arg)
+{
+	struct shared *sh = arg;
+	struct mpp_client c;
+	long k;
+
+	mpp_client_init(&c, sh->cfg->timeout);
+	while ((k = take(sh, sh->cfg->per_session)) > 0)
+		run_session(sh, &c, k);
+	mpp_client_close(&c);
+	return NULL;
+}
+
+/* Allocate the result arrays for total messages. */
+static int
+result_alloc(struct bench_load_result *res, long total)
+{
+	size_t n = (size_t)total;
+
+	memset(res, 0, sizeof(*res));
+	res->lat_ms = calloc(n, sizeof(*res->lat_ms));
+	res->post_ms = calloc(n, sizeof(*res->post_ms));
+	res->sent_wall_ns = calloc(n, sizeof(*res->sent_wall_ns));
+	if (res->lat_ms == NULL || res->post_ms == NULL ||
+	    res->sent_wall_ns == NULL) {
+		bench_load_free(res);
+		return -1;
+	}
+	return 0;
+}
+
+int
+bench_load_run(const struct bench_load_cfg *cfg,
+    struct bench_load_result *res)
+{
+	struct shared sh;
+	pthread_t *tids;
+	int i, started = 0, rc = 0;
+
+	if (cfg->total <= 0 || cfg->concurrency <= 0 ||
+	    cfg->per_session <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (result_alloc(res, cfg->total) == -1)
+		return -1;
+	if ((tids = calloc((size_t)cfg->concurrency, sizeof(*tids))) == NULL) {
+		bench_load_free(res);
+		return -1;
+	}
+	memset(&sh, 0, sizeof(sh));
+	sh.cfg = cfg;
+	sh.res = res;
+	atomic_init(&sh.remaining, cfg->total);
+	pthread_mutex_init(&sh.lock, NULL);
+	sh.t0 = bench_now_ns();
+	for (i = 0; i < cfg->concurrency; i++) {
+		if ((errno = pthread_create(&tids[i], NULL, worker, &sh)) != 0) {
+			rc = -1;
+			atomic_store(&sh.remaining, 0);	/* stop the others */
+			break;
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	res->elapsed_s = (double)(bench_now_ns() - sh.t0) / 1e9;
+	res->messages = atomic_load(&sh.messages);
+	res->sessions = atomic_load(&sh.sessions);
+	res->failed_sessions = atomic_load(&sh.failed_sessions);
+	res->failed_messages = atomic_load(&sh.failed_messages);
+	res->npost = atomic_load(&sh.next_session);
+	pthread_mutex_destroy(&sh.lock);
+	free(tids);
+	if (rc == -1)
+		bench_load_free(res);
+	return rc;
+}
+
+void
+bench_load_free(struct bench_load_result *res)
+{
+	free(res->lat_ms);
+	free(res->post_ms);
+	free(res->sent_wall_ns);
+	res->lat_ms = res->post_ms = NULL;
+	res->sent_wall_ns = NULL;
+}

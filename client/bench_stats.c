@@ -1,0 +1,81 @@
+/*
+ * bench_stats — see bench_stats.h.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_net.h"
+#include "bench_stats.h"
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double
+bench_percentile(double *v, size_t n, double p)
+{
+	size_t rank;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	/* nearest rank: the smallest value with at least p % at or below */
+	rank = (size_t)((p / 100.0) * (double)n + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return v[rank - 1];
+}
+
+long
+bench_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	long kib = -1;
+
+	(void)snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+double
+bench_crypt_ms(const char *hash, const char *password, int n, char *err,
+    size_t errsz)
+{
+	struct crypt_data *cd;
+	long long t0;
+	const char *out;
+	int i;
+
+	if ((cd = calloc(1, sizeof(*cd))) == NULL) {
+		(void)snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	t0 = bench_now_ns();
+	for (i = 0; i < n; i++) {
+		out = crypt_rn(password, hash, cd, (int)sizeof(*cd));
+		if (out == NULL || strcmp(out, hash) != 0) {
+			(void)snprintf(err, errsz, "%s", out == NULL ?
+			    strerror(errno) : "the password does not match "
+			    "the hash");
+			free(cd);
+			return -1;
+		}
+	}
+	free(cd);
+	return (double)(bench_now_ns() - t0) / 1e6 / n;
+}

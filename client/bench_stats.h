@@ -1,0 +1,27 @@
+/*
+ * bench_stats — small measurements for mppbench: percentiles of a sample,
+ * the resident memory of a process, the cost of one password check.
+ */
+#ifndef BENCH_STATS_H
+#define BENCH_STATS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * The p-th percentile (0..100, nearest rank) of v[0..n); sorts v in place.
+ * 0 when n is 0.
+ */
+double bench_percentile(double *v, size_t n, double p);
+
+/* VmRSS of process pid in KiB, or -1 (no such process, no /proc). */
+long bench_rss_kib(pid_t pid);
+
+/*
+ * Check password against a crypt(3) hash n times; the mean milliseconds of
+ * one check, or -1 with a reason in err (unknown method, wrong password).
+ */
+double bench_crypt_ms(const char *hash, const char *password, int n,
+    char *err, size_t errsz);
+
+#endif /* BENCH_STATS_H */

@@ -1,0 +1,418 @@
+/*
+ * mpp_tls — the client's TLS layer over OpenSSL 3. See mpp_tls.h.
+ *
+ * OpenSSL's own socket BIO writes with write(2), so a server that hangs up
+ * would kill the client with SIGPIPE; a small BIO of ours reads and writes
+ * the socket with recv/send and MSG_NOSIGNAL instead. Its method table is
+ * made once per process (pthread_once) and never changed after: it is
+ * constant data, not state.
+ *
+ * A TLS connection that meets a system or protocol error is dead: OpenSSL
+ * must not be asked to shut it down, so t->dead stops close_notify.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <bsd/string.h>
+
+#include "mpp_tls.h"
+
+struct mpp_tls_ctx {
+	SSL_CTX *ssl_ctx;
+};
+
+struct mpp_tls {
+	SSL *ssl;
+	int fd;
+	int eof;		/* the socket reached its end */
+	int dead;		/* a fatal error: no close_notify */
+	char err[MPP_TLS_ERR_MAX];
+};
+
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *bio_method;	/* set once, then only read */
+
+static void set_err(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_err(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	/* A message cut to fit still says enough. */
+	if (n < 0 && errsz > 0)
+		strlcpy(err, "error message could not be formatted", errsz);
+}
+
+/* OpenSSL's reason for the first error queued, or fallback. */
+static const char *
+ssl_reason(const char *fallback)
+{
+	const char *r = ERR_reason_error_string(ERR_peek_error());
+
+	return r != NULL ? r : fallback;
+}
+
+/* ---- the socket BIO ---- */
+
+static int
+bio_write(BIO *b, const char *buf, size_t len, size_t *written)
+{
+	struct mpp_tls *t = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	n = send(t->fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0) {
+		*written = (size_t)n;
+		return 1;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		BIO_set_retry_write(b);
+	return 0;
+}
+
+static int
+bio_read(BIO *b, char *buf, size_t len, size_t *got)
+{
+	struct mpp_tls *t = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	n = recv(t->fd, buf, len, 0);
+	if (n > 0) {
+		*got = (size_t)n;
+		return 1;
+	}
+	if (n == 0)
+		t->eof = 1;
+	else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		BIO_set_retry_read(b);
+	return 0;
+}
+
+static long
+bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct mpp_tls *t = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;	/* nothing is buffered here */
+	case BIO_CTRL_EOF:
+		return t != NULL && t->eof;
+	default:
+		return 0;
+	}
+}
+
+static int
+bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+bio_method_make(void)
+{
+	BIO_METHOD *m;
+
+	m = BIO_meth_new(BIO_TYPE_SOURCE_SINK | BIO_get_new_index(),
+	    "mpp socket");
+	if (m == NULL)
+		return;
+	if (!BIO_meth_set_write_ex(m, bio_write) ||
+	    !BIO_meth_set_read_ex(m, bio_read) ||
+	    !BIO_meth_set_ctrl(m, bio_ctrl) ||
+	    !BIO_meth_set_create(m, bio_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	bio_method = m;
+}
+
+/* ---- contexts ---- */
+
+/* Load cafile into ctx; -1 with a reason naming it. */
+static int
+load_ca(SSL_CTX *ctx, const char *cafile, char *err, size_t errsz)
+{
+	int fd;
+
+	/* OpenSSL's errors for a missing file are obscure: look first. */
+	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		set_err(err, errsz, "CA file %s: %s", cafile,
+		    strerror(errno));
+		return -1;
+	}
+	close(fd);
+	ERR_clear_error();
+	if (SSL_CTX_load_verify_file(ctx, cafile) != 1) {
+		set_err(err, errsz, "CA file %s: %s", cafile,
+		    ssl_reason("no certificate in it"));
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+struct mpp_tls_ctx *
+mpp_tls_ctx_new(const char *cafile, char *err, size_t errsz)
+{
+	struct mpp_tls_ctx *ctx;
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		set_err(err, errsz, "out of memory");
+		return NULL;
+	}
+	ERR_clear_error();
+	if ((ctx->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    !SSL_CTX_set_min_proto_version(ctx->ssl_ctx, TLS1_2_VERSION)) {
+		set_err(err, errsz, "TLS: %s", ssl_reason("cannot start"));
+		goto fail;
+	}
+	SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
+	/*
+	 * MPP replies say where they end; a server that closes without
+	 * close_notify only ends the dialogue (the caller sees EOF).
+	 */
+	SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (cafile != NULL) {
+		if (load_ca(ctx->ssl_ctx, cafile, err, errsz) == -1)
+			goto fail;
+	} else if (SSL_CTX_set_default_verify_paths(ctx->ssl_ctx) != 1) {
+		set_err(err, errsz, "TLS: cannot load the system's trusted "
+		    "certificates: %s", ssl_reason("unknown error"));
+		goto fail;
+	}
+	ERR_clear_error();
+	return ctx;
+fail:
+	ERR_clear_error();
+	mpp_tls_ctx_free(ctx);
+	return NULL;
+}
+
+void
+mpp_tls_ctx_free(struct mpp_tls_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	SSL_CTX_free(ctx->ssl_ctx);
+	free(ctx);
+}
+
+/* ---- connections ---- */
+
+int
+mpp_tls_is_ip_literal(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 ||
+	    inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* Tell OpenSSL which name (and SNI) or address the certificate must hold. */
+static int
+expect_host(SSL *ssl, const char *host)
+{
+	if (mpp_tls_is_ip_literal(host))
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    host) == 1 ? 0 : -1;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
+	    SSL_set1_host(ssl, host) != 1)
+		return -1;
+	return 0;
+}
+
+struct mpp_tls *
+mpp_tls_new(struct mpp_tls_ctx *ctx, int fd, const char *host, char *err,
+    size_t errsz)
+{
+	struct mpp_tls *t;
+	BIO *bio;
+
+	if (pthread_once(&bio_once, bio_method_make) != 0 ||
+	    bio_method == NULL) {
+		set_err(err, errsz, "TLS: cannot make a socket BIO");
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		set_err(err, errsz, "out of memory");
+		return NULL;
+	}
+	t->fd = fd;
+	ERR_clear_error();
+	if ((t->ssl = SSL_new(ctx->ssl_ctx)) == NULL ||
+	    (bio = BIO_new(bio_method)) == NULL) {
+		set_err(err, errsz, "TLS: %s", ssl_reason("out of memory"));
+		goto fail;
+	}
+	BIO_set_data(bio, t);
+	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
+	if (expect_host(t->ssl, host) == -1) {
+		set_err(err, errsz, "TLS: cannot check the certificate for "
+		    "\"%s\": %s", host, ssl_reason("bad host name"));
+		goto fail;
+	}
+	ERR_clear_error();
+	return t;
+fail:
+	ERR_clear_error();
+	mpp_tls_free(t);
+	return NULL;
+}
+
+void
+mpp_tls_free(struct mpp_tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_free(t->ssl);
+	free(t);
+}
+
+/* Why an SSL error happened, into t->err. */
+static void
+describe_ssl_error(struct mpp_tls *t)
+{
+	long vr = SSL_get_verify_result(t->ssl);
+
+	if (vr != X509_V_OK)
+		set_err(t->err, sizeof(t->err), "certificate verify failed: "
+		    "%s", X509_verify_cert_error_string(vr));
+	else
+		set_err(t->err, sizeof(t->err), "%s",
+		    ssl_reason("protocol error"));
+}
+
+/* Map a failed SSL call's result r to -1 with errno, *want and t->err. */
+static int
+step_failed(struct mpp_tls *t, int r, short *want)
+{
+	int saved = errno;
+
+	switch (SSL_get_error(t->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		*want = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		*want = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		set_err(t->err, sizeof(t->err), "connection closed");
+		errno = ECONNRESET;
+		break;
+	case SSL_ERROR_SYSCALL:
+		t->dead = 1;
+		errno = saved != 0 ? saved : ECONNRESET;
+		set_err(t->err, sizeof(t->err), "%s", saved != 0 ?
+		    strerror(saved) : "connection closed");
+		break;
+	default:
+		t->dead = 1;
+		describe_ssl_error(t);
+		errno = EPROTO;
+		break;
+	}
+	ERR_clear_error();
+	return -1;
+}
+
+int
+mpp_tls_handshake(struct mpp_tls *t, short *want)
+{
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((r = SSL_connect(t->ssl)) == 1)
+		return 0;
+	return step_failed(t, r, want);
+}
+
+ssize_t
+mpp_tls_read(struct mpp_tls *t, void *buf, size_t len, short *want)
+{
+	size_t got = 0;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((r = SSL_read_ex(t->ssl, buf, len, &got)) == 1)
+		return (ssize_t)got;
+	if (SSL_get_error(t->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+		ERR_clear_error();
+		return 0;
+	}
+	return step_failed(t, r, want);
+}
+
+ssize_t
+mpp_tls_write(struct mpp_tls *t, const void *buf, size_t len, short *want)
+{
+	size_t done = 0;
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((r = SSL_write_ex(t->ssl, buf, len, &done)) == 1)
+		return (ssize_t)done;
+	return step_failed(t, r, want);
+}
+
+void
+mpp_tls_close_notify(struct mpp_tls *t)
+{
+	if (t == NULL || t->dead || !SSL_is_init_finished(t->ssl))
+		return;
+	ERR_clear_error();
+	(void)SSL_shutdown(t->ssl);	/* one try: QUIT is already done */
+	ERR_clear_error();
+}
+
+const char *
+mpp_tls_describe(const struct mpp_tls *t, char *buf, size_t size)
+{
+	/* Only names OpenSSL knows; cut to fit is fine. */
+	(void)snprintf(buf, size, "%s %s", SSL_get_version(t->ssl),
+	    SSL_get_cipher_name(t->ssl));
+	return buf;
+}
+
+const char *
+mpp_tls_error(const struct mpp_tls *t)
+{
+	return t->err[0] != '\0' ? t->err : "no error";
+}
