@@ -307,9 +307,16 @@ describe_ssl_error(struct mpp_tls *t)
 {
 	long vr = SSL_get_verify_result(t->ssl);
 
+	unsigned long e = ERR_peek_error();
+
 	if (vr != X509_V_OK)
 		set_err(t->err, sizeof(t->err), "certificate verify failed: "
 		    "%s", X509_verify_cert_error_string(vr));
+	else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
+		/* What a plain MPP greeting looks like to TLS. */
+		set_err(t->err, sizeof(t->err), "%s: not a TLS port?",
+		    ssl_reason("wrong version number"));
 	else
 		set_err(t->err, sizeof(t->err), "%s",
 		    ssl_reason("protocol error"));

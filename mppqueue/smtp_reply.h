@@ -32,7 +32,7 @@
 /* What smtp_reply_feed() found. */
 enum smtp_reply_status {
 	SMTP_REPLY_ERROR = -1,	/* protocol error; parser->error says which */
-	SMTP_REPLY_MORE = 0,	/* every byte taken, the reply is not complete */
+	SMTP_REPLY_MORE = 0,	/* every byte taken, the reply not complete */
 	SMTP_REPLY_DONE = 1	/* a whole reply is in *out */
 };
 

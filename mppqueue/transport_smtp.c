@@ -49,7 +49,7 @@
 #define SMTP_IN_MAX 4096		/* receive buffer */
 #define SMTP_OUT_MAX 65536		/* commands and message text */
 #define SMTP_CHUNK 16384		/* bytes read from the file at once */
-#define SMTP_CMD_MAX 512		/* a command line with CRLF (§4.5.3.1.4) */
+#define SMTP_CMD_MAX 512		/* command line with CRLF, §4.5.3.1.4 */
 /*
  * Longest address we put into a command: "MAIL FROM:<...> SIZE=n" must
  * fit SMTP_CMD_MAX. (RFC 5321 allows 256 for a path; relays take more.)
@@ -65,7 +65,7 @@ struct smtp {
 	int fd;				/* -1: not connected */
 	char peer[SMTP_HOST_MAX + 16];	/* address connected to, for logs */
 	int used;			/* a message was tried on fd */
-	int dead;			/* fd failed as a lost connection does */
+	int dead;			/* fd failed as a lost connection */
 	int pipelining;			/* the server offers PIPELINING */
 	int has_size;			/* ... and SIZE */
 	unsigned long long size_max;	/* its limit, 0 for none */
@@ -691,12 +691,15 @@ data(struct smtp *st, const struct transport_msg *m,
 
 	if (conn_command(st, "DATA", "DATA") == -1)
 		return -1;
-	if (st->rep.code != 354) {
-		if (st->rep.code / 100 == 2)
-			/* A server that takes DATA without text is lost. */
-			st->rep.code = 451;
+	if (st->rep.code / 100 == 4 || st->rep.code / 100 == 5) {
 		settle_accepted(st, r, n);
 		return 0;
+	}
+	if (st->rep.code != 354) {
+		/* Not a reply DATA can get: this server cannot be trusted. */
+		set_why(st, "unexpected reply to DATA: %s", st->rep.text);
+		conn_drop(st);
+		return -2;
 	}
 	if ((rc = send_text(st, m)) != 0)
 		return rc;
@@ -849,8 +852,11 @@ smtp_open(const struct mpp_config *cfg, const char *arg, char *err,
 	n = snprintf(st->port, sizeof(st->port), "%d", port);
 	if (n < 0 || (size_t)n >= sizeof(st->port) ||
 	    strlcpy(st->helo, cfg->hostname[0] != '\0' ? cfg->hostname :
-	    "localhost", sizeof(st->helo)) >= sizeof(st->helo)) {
-		snprintf(err, errsz, "bad SMTP relay settings");
+	    "localhost", sizeof(st->helo)) >= sizeof(st->helo) ||
+	    !addr_ok(st->helo)) {
+		/* The name goes into EHLO: it must fit one command line. */
+		snprintf(err, errsz, "hostname \"%s\" cannot be used in EHLO",
+		    cfg->hostname);
 		free(st);
 		return NULL;
 	}

@@ -148,16 +148,25 @@ load_overrides(const uint8_t *data, size_t size)
 		free(lines[i]);
 }
 
-/* The first line as HOST:PORT, into host buffers of a few sizes. */
+/*
+ * The first line as HOST:PORT, into host buffers of a few sizes. It ends
+ * at a NUL too: every caller hands over a C string (a config value, an
+ * argument), so bytes after a NUL never reach the function.
+ */
 static void
 split_first_line(const uint8_t *data, size_t size)
 {
 	static const size_t sizes[] = { 1, 2, 8, 64, 300 };
 	const uint8_t *nl = memchr(data, '\n', size);
 	size_t len = nl != NULL ? (size_t)(nl - data) : size, i;
-	char *copy = malloc(len > 0 ? len : 1), host[300 + 1];
+	const uint8_t *nul = memchr(data, '\0', len);
+
+	if (nul != NULL)
+		len = (size_t)(nul - data);
+	char *copy, host[300 + 1];
 	int port;
 
+	copy = malloc(len > 0 ? len : 1);
 	CHECK(copy != NULL);
 	memcpy(copy, data, len);	/* exact: ASan sees a read past len */
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {

@@ -179,8 +179,10 @@ class Mppd:
             self.passwd.chmod(0o640)
 
     def write_config(self):
-        self.config_path.write_text(
-            "".join(f"{k} = {v}\n" for k, v in self.settings.items()))
+        # Atomically: a program starting now must never read half a file.
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{k} = {v}\n" for k, v in self.settings.items()))
+        os.replace(tmp, self.config_path)
 
     def add_user(self, name, password, method=None):
         args = [str(self.bin / "mpppasswd"), "-f", str(self.passwd), "-s"]

@@ -196,10 +196,10 @@ def test_two_runners_deliver_each_message_once(mppd, recorder):
     runners = [Mppqueue(mppd) for _ in range(3)]
     for i, r in enumerate(runners):
         r.logfile = mppd.dir / f"runner{i}.log"
-    procs = [subprocess.Popen(r.args("-1", "-d"), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for r in runners]
-    for p in procs:
-        assert p.wait(60) == 0
+    procs = [subprocess.Popen(r.args("-1", "-d"), stdout=open(r.logfile, "wb"),
+                              stderr=subprocess.STDOUT) for r in runners]
+    for p, r in zip(procs, runners):
+        assert p.wait(60) == 0, r.log()
     subjects = [c["stdin"].split("Subject: ", 1)[1].split("\n", 1)[0]
                 for c in recorder.calls()]
     assert sorted(subjects) == sorted(f"msg {i}" for i in range(n))

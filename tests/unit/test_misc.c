@@ -171,7 +171,10 @@ test_log_escape_all_bytes(void **state)
 static void
 test_mail_date(void **state)
 {
-	static const struct { time_t t; const char *mail, *rfc3339; } cases[] = {
+	static const struct {
+		time_t t;
+		const char *mail, *rfc3339;
+	} cases[] = {
 		{ 0, "Thu, 1 Jan 1970 00:00:00 +0000",
 		  "1970-01-01T00:00:00Z" },
 		{ 1795711200, "Thu, 26 Nov 2026 16:40:00 +0000",
@@ -485,6 +488,8 @@ test_workq_free_finishes(void **state)
 
 /* pwfile */
 
+#define A16 "aaaaaaaaaaaaaaaa"
+
 struct pwdir {
 	char dir[PATH_MAX / 2];
 	char path[PATH_MAX / 2 + 16];
@@ -663,10 +668,8 @@ test_pwfile_user_valid(void **state)
 		{ "alice", 1 },
 		{ "alice@example.org", 1 },
 		{ "a.b_c-d", 1 },
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		  1 },	/* 64 */
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		  0 },	/* 65 */
+		{ A16 A16 A16 A16, 1 },		/* 64 */
+		{ A16 A16 A16 A16 "a", 0 },	/* 65 */
 		{ "", 0 },
 		{ "a:b", 0 },
 		{ "a b", 0 },

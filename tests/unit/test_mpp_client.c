@@ -3,14 +3,24 @@
  * reading, the text writer (CRLF, dot-stuffing; whole and byte by byte),
  * command tracing, and the exit code each server answer leads to. The
  * "server" is the other end of a socketpair, or a loopback listener.
+ *
+ * TLS: a test PKI made at start (two CAs; certificates for localhost and
+ * 127.0.0.1, and for another name), a TLS server in a thread on the other
+ * end of the socketpair; verification by name and by address, an unknown
+ * CA, a server below TLS 1.2, a server that does not speak TLS or says
+ * nothing, large text through non-blocking TLS writes, and a server that
+ * hangs up (an error, never SIGPIPE). Nothing is sent before the
+ * certificate is verified.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,11 +28,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "../../client/mpp_client.h"
+#include "../../client/mpp_tls.h"
 
 /* A client attached to one end of a socketpair; peer is the other end. */
 struct pair {
@@ -680,6 +698,523 @@ test_connect_unresolvable(void **state)
 	assert_non_null(strstr(mpp_client_error(&c), "no-such-host.invalid"));
 }
 
+/* ---- TLS ---- */
+
+#define GREETING "220 Message Posting Service Ready.\r\n"
+
+static char pkidir[] = "/tmp/test_mpp_client.XXXXXX";
+
+/* File names in pkidir. */
+static char ca_pem[256], other_ca_pem[256], garbage_pem[256];
+
+/* Server credentials: [0] localhost + 127.0.0.1 by the CA; [1] the same
+ * names by the other CA; [2] mail.example.org by the CA. */
+static X509 *srv_cert[3];
+static EVP_PKEY *srv_key[3];
+
+static void
+add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	assert_non_null(ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value));
+	assert_int_equal(X509_add_ext(x, ext, -1), 1);
+	X509_EXTENSION_free(ext);
+}
+
+/*
+ * A certificate for key named cn, signed by issuer with ikey (both NULL:
+ * self-signed, a CA). san: subjectAltName, or NULL.
+ */
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+    const char *san, long serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *name;
+
+	assert_non_null(x);
+	assert_int_equal(X509_set_version(x, 2), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	name = X509_get_subject_name(x);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0), 1);
+	assert_int_equal(X509_set_issuer_name(x, issuer != NULL ?
+	    X509_get_subject_name(issuer) : name), 1);
+	add_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints,
+	    issuer != NULL ? "critical,CA:FALSE" : "critical,CA:TRUE");
+	add_ext(x, issuer != NULL ? issuer : x, NID_key_usage, issuer !=
+	    NULL ? "critical,digitalSignature" :
+	    "critical,keyCertSign,cRLSign");
+	add_ext(x, issuer != NULL ? issuer : x, NID_subject_key_identifier,
+	    "hash");
+	if (san != NULL)
+		add_ext(x, issuer, NID_subject_alt_name, san);
+	assert_true(X509_sign(x, ikey != NULL ? ikey : key, EVP_sha256()) >
+	    0);
+	return x;
+}
+
+static void
+write_pem(char *path, size_t size, const char *name, X509 *x)
+{
+	FILE *f;
+
+	snprintf(path, size, "%s/%s", pkidir, name);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+}
+
+static int
+pki_setup(void **state)
+{
+	EVP_PKEY *ca_key, *other_key;
+	X509 *ca, *other;
+	FILE *f;
+	int i;
+
+	(void)state;
+	if (mkdtemp(pkidir) == NULL)
+		return -1;
+	ca_key = EVP_EC_gen("P-256");
+	other_key = EVP_EC_gen("P-256");
+	for (i = 0; i < 3; i++)
+		srv_key[i] = EVP_EC_gen("P-256");
+	if (ca_key == NULL || other_key == NULL || srv_key[0] == NULL ||
+	    srv_key[1] == NULL || srv_key[2] == NULL)
+		return -1;
+	ca = make_cert(ca_key, "mpp test CA", NULL, NULL, NULL, 1);
+	other = make_cert(other_key, "another test CA", NULL, NULL, NULL, 2);
+	srv_cert[0] = make_cert(srv_key[0], "localhost", ca, ca_key,
+	    "DNS:localhost,IP:127.0.0.1", 10);
+	srv_cert[1] = make_cert(srv_key[1], "localhost", other, other_key,
+	    "DNS:localhost,IP:127.0.0.1", 11);
+	srv_cert[2] = make_cert(srv_key[2], "mail.example.org", ca, ca_key,
+	    "DNS:mail.example.org", 12);
+	write_pem(ca_pem, sizeof(ca_pem), "ca.pem", ca);
+	write_pem(other_ca_pem, sizeof(other_ca_pem), "other.pem", other);
+	snprintf(garbage_pem, sizeof(garbage_pem), "%s/garbage.pem", pkidir);
+	if ((f = fopen(garbage_pem, "w")) == NULL)
+		return -1;
+	fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n", f);
+	fclose(f);
+	X509_free(ca);
+	X509_free(other);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(other_key);
+	return 0;
+}
+
+static int
+pki_teardown(void **state)
+{
+	char cmd[sizeof(pkidir) + 16];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		X509_free(srv_cert[i]);
+		EVP_PKEY_free(srv_key[i]);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", pkidir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A TLS server on the peer end of a pair, in a thread. */
+struct tls_server {
+	int fd;
+	int cred;		/* which srv_cert / srv_key */
+	int max_version;	/* 0, or the highest version it speaks */
+	const char *says;	/* sent once the handshake is done */
+	int hang_up;		/* then close the socket at once */
+	int handshake_ok;
+	char *got;		/* what the client sent, decrypted */
+	size_t gotlen, gotcap;
+	pthread_t th;
+};
+
+/*
+ * The server thread; no cmocka asserts here (they belong to the test's
+ * thread): a broken setup aborts. Its OpenSSL writes with write(2), so
+ * SIGPIPE is blocked in this thread only; the client's thread keeps it, to
+ * show the client never raises it.
+ */
+static void *
+tls_server_main(void *arg)
+{
+	struct tls_server *ts = arg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	sigset_t pipe;
+	SSL *ssl;
+	size_t n;
+	char *more;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+	if (ctx == NULL)
+		abort();
+	if (ts->max_version != 0) {
+		SSL_CTX_set_security_level(ctx, 0);
+		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+		SSL_CTX_set_max_proto_version(ctx, ts->max_version);
+	}
+	if (SSL_CTX_use_certificate(ctx, srv_cert[ts->cred]) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, srv_key[ts->cred]) != 1 ||
+	    (ssl = SSL_new(ctx)) == NULL)
+		abort();
+	SSL_set_fd(ssl, ts->fd);
+	if (SSL_accept(ssl) == 1) {
+		ts->handshake_ok = 1;
+		if (ts->says != NULL)
+			(void)SSL_write(ssl, ts->says, (int)strlen(ts->says));
+		if (ts->hang_up) {
+			close(ts->fd);
+			ts->fd = -1;
+		}
+		while (ts->fd != -1 && SSL_read_ex(ssl, ts->got + ts->gotlen,
+		    ts->gotcap - ts->gotlen, &n) == 1) {
+			ts->gotlen += n;
+			if (ts->gotlen == ts->gotcap) {
+				if ((more = realloc(ts->got, ts->gotcap * 2)) ==
+				    NULL)
+					abort();
+				ts->got = more;
+				ts->gotcap *= 2;
+			}
+		}
+	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
+}
+
+/* A client on a socketpair with a TLS server thread on the other end. */
+static struct pair *
+tls_pair(struct tls_server *ts, struct mpp_tls_ctx *ctx, int timeout)
+{
+	struct pair *p = pair_new(timeout);
+
+	ts->fd = p->peer;
+	ts->gotcap = 1 << 16;
+	assert_non_null(ts->got = malloc(ts->gotcap));
+	assert_int_equal(pthread_create(&ts->th, NULL, tls_server_main, ts),
+	    0);
+	p->c.tls_ctx = ctx;
+	return p;
+}
+
+/* Close the client, wait for the server thread, free the pair. */
+static void
+tls_pair_done(struct pair *p, struct tls_server *ts)
+{
+	mpp_client_close(&p->c);
+	assert_int_equal(pthread_join(ts->th, NULL), 0);
+	if (ts->fd == -1)
+		p->peer = socket(AF_UNIX, SOCK_STREAM, 0);	/* closed */
+	pair_free(p);
+}
+
+static struct mpp_tls_ctx *
+ctx_for(const char *cafile)
+{
+	struct mpp_tls_ctx *ctx;
+	char err[MPP_TLS_ERR_MAX];
+
+	ctx = mpp_tls_ctx_new(cafile, err, sizeof(err));
+	if (ctx == NULL)
+		fail_msg("mpp_tls_ctx_new(%s): %s", cafile, err);
+	return ctx;
+}
+
+static void
+test_tls_ip_literal(void **state)
+{
+	static const struct {
+		const char *host;
+		int ip;
+	} t[] = {
+		{ "127.0.0.1", 1 }, { "192.0.2.7", 1 }, { "::1", 1 },
+		{ "2001:db8::7", 1 }, { "::ffff:192.0.2.1", 1 },
+		{ "localhost", 0 }, { "mpp.example.org", 0 }, { "127.1", 0 },
+		{ "[::1]", 0 }, { "", 0 }, { "192.0.2.7.example.org", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (mpp_tls_is_ip_literal(t[i].host) != t[i].ip)
+			fail_msg("\"%s\"", t[i].host);
+}
+
+static void
+test_tls_ctx_errors(void **state)
+{
+	char err[MPP_TLS_ERR_MAX], missing[300];
+	struct mpp_tls_ctx *ctx;
+
+	(void)state;
+	snprintf(missing, sizeof(missing), "%s/absent.pem", pkidir);
+	assert_null(mpp_tls_ctx_new(missing, err, sizeof(err)));
+	assert_non_null(strstr(err, "absent.pem"));
+	assert_non_null(strstr(err, "No such file"));
+	assert_null(mpp_tls_ctx_new(garbage_pem, err, sizeof(err)));
+	assert_non_null(strstr(err, "garbage.pem"));
+	assert_null(mpp_tls_ctx_new(pkidir, err, sizeof(err)));
+	/* the system store */
+	assert_non_null(ctx = mpp_tls_ctx_new(NULL, err, sizeof(err)));
+	mpp_tls_ctx_free(ctx);
+	mpp_tls_ctx_free(NULL);
+}
+
+/* A whole dialogue inside TLS, verified by name and by address. */
+static void
+test_tls_dialogue(void **state)
+{
+	static const char *hosts[] = { "localhost", "127.0.0.1" };
+	static const char sent[] = "USER alice\r\nPASS s3cret\r\nDATA\r\n"
+	    "To: b@example.org\r\n\r\n..hi\r\n.\r\nQUIT\r\n";
+	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_server ts;
+	char *trace = NULL;
+	size_t tracelen = 0, i;
+	struct pair *p;
+	FILE *tf;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		memset(&ts, 0, sizeof(ts));
+		ts.says = GREETING "250 Command OK.\r\n250 Command OK.\r\n"
+		    "354 go\r\n250 Command OK.\r\n221 Closing Connection.\r\n";
+		p = tls_pair(&ts, ctx, 5);
+		assert_non_null(tf = open_memstream(&trace, &tracelen));
+		p->c.trace = tf;
+		assert_int_equal(mpp_client_start_tls(&p->c, hosts[i]), 0);
+		assert_non_null(p->c.tls);
+		assert_int_equal(mpp_client_read_reply(&p->c), 220);
+		assert_int_equal(mpp_client_login(&p->c, "alice", "s3cret"),
+		    EX_OK);
+		assert_int_equal(mpp_client_post_buf(&p->c,
+		    "To: b@example.org\n\n.hi\n", 23), EX_OK);
+		mpp_client_quit(&p->c);
+		assert_null(p->c.tls);
+		fclose(tf);
+		tls_pair_done(p, &ts);
+		assert_true(ts.handshake_ok);
+		assert_int_equal(ts.gotlen, strlen(sent));
+		assert_memory_equal(ts.got, sent, ts.gotlen);
+		assert_non_null(strstr(trace, "certificate verified for"));
+		assert_non_null(strstr(trace, "TLSv1.3"));
+		assert_null(strstr(trace, "s3cret"));
+		free(ts.got);
+		free(trace);
+		trace = NULL;
+	}
+	mpp_tls_ctx_free(ctx);
+}
+
+/* Verification failures: nothing is sent, EX_TEMPFAIL, the reason. */
+static void
+test_tls_verify_failures(void **state)
+{
+	static const struct {
+		const char *cafile_is;	/* "ca", "other" */
+		int cred;
+		const char *host;
+		const char *why;
+	} t[] = {
+		{ "other", 0, "localhost",
+		    "certificate verify failed: unable to get local issuer "
+		    "certificate" },
+		{ "ca", 1, "localhost",
+		    "certificate verify failed: unable to get local issuer "
+		    "certificate" },
+		{ "ca", 2, "localhost",
+		    "certificate verify failed: hostname mismatch" },
+		{ "ca", 0, "mail.example.org",
+		    "certificate verify failed: hostname mismatch" },
+		{ "ca", 0, "local",
+		    "certificate verify failed: hostname mismatch" },
+		{ "ca", 0, "127.0.0.2",
+		    "certificate verify failed: IP address mismatch" },
+		{ "ca", 2, "192.0.2.1",
+		    "certificate verify failed: IP address mismatch" },
+		{ "ca", 0, "::1",
+		    "certificate verify failed: IP address mismatch" },
+	};
+	struct mpp_tls_ctx *ca = ctx_for(ca_pem), *other = ctx_for(other_ca_pem);
+	struct tls_server ts;
+	struct pair *p;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&ts, 0, sizeof(ts));
+		ts.cred = t[i].cred;
+		ts.says = GREETING;
+		p = tls_pair(&ts, strcmp(t[i].cafile_is, "ca") == 0 ? ca :
+		    other, 5);
+		assert_int_equal(mpp_client_start_tls(&p->c, t[i].host), -1);
+		assert_int_equal(p->c.fail, EX_TEMPFAIL);
+		assert_int_equal(p->c.fd, -1);
+		assert_null(p->c.tls);
+		if (strncmp(mpp_client_error(&p->c), "TLS: ", 5) != 0 ||
+		    strstr(mpp_client_error(&p->c), t[i].why) == NULL)
+			fail_msg("case %zu: \"%s\"", i,
+			    mpp_client_error(&p->c));
+		/* mpp_client_open refuses the same way: nothing read */
+		assert_int_equal(mpp_client_send_command(&p->c, "PASS", "x"),
+		    -1);
+		tls_pair_done(p, &ts);
+		assert_false(ts.handshake_ok);
+		assert_int_equal(ts.gotlen, 0);
+		free(ts.got);
+	}
+	mpp_tls_ctx_free(ca);
+	mpp_tls_ctx_free(other);
+}
+
+/* A server that offers no more than TLS 1.1 is refused. */
+static void
+test_tls_old_version_refused(void **state)
+{
+	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_server ts;
+	struct pair *p;
+
+	(void)state;
+	memset(&ts, 0, sizeof(ts));
+	ts.max_version = TLS1_1_VERSION;
+	ts.says = GREETING;
+	p = tls_pair(&ts, ctx, 5);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_non_null(strstr(mpp_client_error(&p->c), "TLS: "));
+	tls_pair_done(p, &ts);
+	assert_false(ts.handshake_ok);
+	assert_int_equal(ts.gotlen, 0);
+	free(ts.got);
+	mpp_tls_ctx_free(ctx);
+}
+
+/* A plain MPP server, and a silent one: a clear error, within the time. */
+static void
+test_tls_not_tls(void **state)
+{
+	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct pair *p;
+	time_t t0;
+
+	(void)state;
+	p = pair_new(5);
+	p->c.tls_ctx = ctx;
+	peer_says(p, GREETING);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_non_null(strstr(mpp_client_error(&p->c), "not a TLS port"));
+	pair_free(p);
+
+	p = pair_new(1);
+	p->c.tls_ctx = ctx;
+	t0 = time(NULL);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_true(time(NULL) - t0 <= 3);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_non_null(strstr(mpp_client_error(&p->c),
+	    "no handshake within 1 s"));
+	pair_free(p);
+
+	/* the server hangs up at once */
+	p = pair_new(5);
+	p->c.tls_ctx = ctx;
+	close(p->peer);
+	p->peer = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_non_null(strstr(mpp_client_error(&p->c), "TLS: "));
+	pair_free(p);
+	mpp_tls_ctx_free(ctx);
+}
+
+/* Megabytes of text through non-blocking TLS writes arrive intact. */
+static void
+test_tls_large_text(void **state)
+{
+	const size_t len = 2 * 1024 * 1024 + 5;
+	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_server ts;
+	struct pair *p;
+	char *in = malloc(len), *want;
+	size_t i, wantlen;
+
+	(void)state;
+	assert_non_null(in);
+	for (i = 0; i < len; i++)
+		in[i] = i % 61 == 60 ? '\n' : i % 61 == 0 ? '.' :
+		    (char)('a' + i % 26);
+	memset(&ts, 0, sizeof(ts));
+	ts.says = GREETING "354 go\r\n250 Command OK.\r\n";
+	p = tls_pair(&ts, ctx, 10);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), 0);
+	assert_int_equal(mpp_client_read_reply(&p->c), 220);
+	assert_int_equal(mpp_client_post_buf(&p->c, in, len), EX_OK);
+	tls_pair_done(p, &ts);
+	want = reference(in, len, &wantlen);
+	assert_int_equal(ts.gotlen, wantlen + 6);
+	assert_memory_equal(ts.got, "DATA\r\n", 6);
+	assert_memory_equal(ts.got + 6, want, wantlen);
+	free(want);
+	free(in);
+	free(ts.got);
+	mpp_tls_ctx_free(ctx);
+}
+
+/* The server goes away: a temporary failure, and no SIGPIPE kills us. */
+static void
+test_tls_server_hangs_up(void **state)
+{
+	const size_t len = 4 * 1024 * 1024;
+	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_server ts;
+	struct pair *p;
+	char *in = malloc(len);
+
+	(void)state;
+	assert_non_null(in);
+	memset(in, 'x', len);
+	memset(&ts, 0, sizeof(ts));
+	ts.says = GREETING "354 go\r\n";
+	ts.hang_up = 1;
+	p = tls_pair(&ts, ctx, 5);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), 0);
+	assert_int_equal(mpp_client_read_reply(&p->c), 220);
+	assert_int_equal(mpp_client_post_buf(&p->c, in, len), EX_TEMPFAIL);
+	assert_int_equal(p->c.fd, -1);
+	tls_pair_done(p, &ts);
+
+	/* hang up after the greeting: the next reply meets the end */
+	memset(&ts, 0, sizeof(ts));
+	ts.says = GREETING;
+	ts.hang_up = 1;
+	p = tls_pair(&ts, ctx, 5);
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), 0);
+	assert_int_equal(mpp_client_read_reply(&p->c), 220);
+	assert_int_equal(mpp_client_read_reply(&p->c), -1);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_non_null(strstr(mpp_client_error(&p->c), "closed"));
+	tls_pair_done(p, &ts);
+	free(ts.got);
+	free(in);
+	mpp_tls_ctx_free(ctx);
+}
+
 int
 main(void)
 {
@@ -704,7 +1239,15 @@ main(void)
 		cmocka_unit_test(test_connect_and_greeting),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_connect_unresolvable),
+		cmocka_unit_test(test_tls_ip_literal),
+		cmocka_unit_test(test_tls_ctx_errors),
+		cmocka_unit_test(test_tls_dialogue),
+		cmocka_unit_test(test_tls_verify_failures),
+		cmocka_unit_test(test_tls_old_version_refused),
+		cmocka_unit_test(test_tls_not_tls),
+		cmocka_unit_test(test_tls_large_text),
+		cmocka_unit_test(test_tls_server_hangs_up),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }

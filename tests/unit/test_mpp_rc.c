@@ -1,7 +1,7 @@
 /*
  * Unit tests for client/mpp_rc: rc lines one by one, whole rc files (errors
- * name file and line; a file with a password must be private), timeouts, and
- * the password file.
+ * name file and line; a file with a password must be private), timeouts, the
+ * TLS keys (tls, ca) and their yes/no parser, and the password file.
  */
 #include <sys/stat.h>
 
@@ -112,6 +112,11 @@ test_lines_bad(void **state)
 		{ "timeout = 10s", "timeout" },
 		{ "timeout = -5", "timeout" },
 		{ "timeout = ", "needs a value" },
+		{ "tls = maybe", "tls must be yes or no" },
+		{ "tls = true", "tls must be yes or no" },
+		{ "tls = ", "needs a value" },
+		{ "ca =", "needs a value" },
+		{ "TLS = yes", "unknown key" },
 	};
 	struct mpp_rc rc;
 	char err[256];
@@ -145,6 +150,61 @@ test_timeout(void **state)
 }
 
 static void
+test_yesno(void **state)
+{
+	static const struct {
+		const char *s;
+		int r, v;
+	} t[] = {
+		{ "yes", 0, 1 }, { "YES", 0, 1 }, { "Yes", 0, 1 }, { "1", 0, 1 },
+		{ "no", 0, 0 }, { "NO", 0, 0 }, { "0", 0, 0 },
+		{ "", -1, 0 }, { "y", -1, 0 }, { "on", -1, 0 },
+		{ "2", -1, 0 }, { " yes", -1, 0 }, { "yes ", -1, 0 },
+		{ "01", -1, 0 },
+	};
+	size_t i;
+	int v;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		v = -7;
+		if (mpp_rc_parse_yesno(t[i].s, &v) != t[i].r ||
+		    (t[i].r == 0 && v != t[i].v) || (t[i].r == -1 && v != -7))
+			fail_msg("\"%s\"", t[i].s);
+	}
+}
+
+static void
+test_tls_keys(void **state)
+{
+	struct mpp_rc rc;
+	char err[256];
+
+	(void)state;
+	mpp_rc_init(&rc);
+	assert_int_equal(rc.tls, -1);
+	assert_string_equal(rc.ca, "");
+	assert_int_equal(mpp_rc_parse_line(&rc, "tls = yes", NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(rc.tls, 1);
+	assert_int_equal(mpp_rc_parse_line(&rc, "tls=no", NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(rc.tls, 0);
+	/* a bad value leaves the earlier one */
+	assert_int_equal(mpp_rc_parse_line(&rc, "tls = sometimes", NULL, err,
+	    sizeof(err)), -1);
+	assert_int_equal(rc.tls, 0);
+	assert_int_equal(mpp_rc_parse_line(&rc, "ca = ~/certs/mpp-ca.pem",
+	    "/home/alice", err, sizeof(err)), 0);
+	assert_string_equal(rc.ca, "/home/alice/certs/mpp-ca.pem");
+	assert_int_equal(mpp_rc_parse_line(&rc, "ca = /etc/ssl/certs/x.pem",
+	    "/home/alice", err, sizeof(err)), 0);
+	assert_string_equal(rc.ca, "/etc/ssl/certs/x.pem");
+	/* neither key holds a secret: any mode will do */
+	assert_false(rc.holds_password);
+}
+
+static void
 test_load_file(void **state)
 {
 	struct mpp_rc rc;
@@ -153,11 +213,14 @@ test_load_file(void **state)
 
 	(void)state;
 	put_file(path, sizeof(path), "rc1", "# settings\nserver = mpp.example"
-	    ":2218\r\nuser = bob\n\ntimeout=5", 0644);
+	    ":2218\r\nuser = bob\ntls = yes\nca = ~/ca.pem\n\ntimeout=5",
+	    0644);
 	mpp_rc_init(&rc);
-	assert_int_equal(mpp_rc_load(&rc, path, 1, NULL, &loaded, err,
+	assert_int_equal(mpp_rc_load(&rc, path, 1, "/home/bob", &loaded, err,
 	    sizeof(err)), 0);
 	assert_true(loaded);
+	assert_int_equal(rc.tls, 1);
+	assert_string_equal(rc.ca, "/home/bob/ca.pem");
 	assert_string_equal(rc.server, "mpp.example:2218");
 	assert_string_equal(rc.user, "bob");
 	assert_int_equal(rc.timeout, 5);
@@ -274,6 +337,8 @@ main(void)
 		cmocka_unit_test(test_lines_good),
 		cmocka_unit_test(test_lines_bad),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_yesno),
+		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_missing),
 		cmocka_unit_test(test_password_needs_private_file),

@@ -39,9 +39,9 @@ struct host {
 	struct buf out;			/* every reply, in order */
 	int after_close;		/* bytes sent after close: a bug */
 	int later;			/* answer hooks later, not inside */
-	const char *auth_script;	/* 'o' ok, 'p' perm, 't' temp, per call */
+	const char *auth_script;	/* per call: o ok, p perm, t temp */
 	const char *store_script;	/* the same for store */
-	int text_begin_fail;		/* fail this text_begin call (1-based) */
+	int text_begin_fail;		/* fail this text_begin (1-based) */
 	int auth_calls, store_calls, text_begins, text_aborts, closes;
 	int auth_pending, store_pending;
 	char auth_user[128];
@@ -551,6 +551,8 @@ test_prefix_states(void **state)
 
 /* USER arguments. */
 
+#define A16 "aaaaaaaaaaaaaaaa"
+
 static void
 test_user_syntax(void **state)
 {
@@ -558,10 +560,8 @@ test_user_syntax(void **state)
 		{ "alice", R250 },
 		{ "alice@example.org", R250 },
 		{ "a.b-c_d+e", R250 },
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		  R250 },	/* 64 bytes */
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		  R501 },	/* 65 */
+		{ A16 A16 A16 A16, R250 },		/* 64 bytes */
+		{ A16 A16 A16 A16 "a", R501 },	/* 65 */
 		{ "", R501 },
 		{ "a b", R501 },
 		{ "a\tb", R501 },
@@ -913,14 +913,19 @@ static void
 test_text_refused(void **state)
 {
 #define NUL_TEXT "To: bob@example.com\r\n\r\nh\0i\r\n.\r\n"
-	static const struct { const char *label, *text; size_t len; } cases[] = {
+	static const struct {
+		const char *label, *text;
+		size_t len;
+	} cases[] = {
 		{ "no recipient", "Subject: x\r\n\r\nhi\r\n.\r\n", 0 },
-		{ "bare LF", "To: bob@example.com\r\n\r\nhi\nthere\r\n.\r\n", 0 },
-		{ "bare CR", "To: bob@example.com\r\n\r\nhi\rthere\r\n.\r\n", 0 },
+		{ "bare LF", "To: bob@example.com\r\n\r\nhi\nthere\r\n.\r\n",
+		  0 },
+		{ "bare CR", "To: bob@example.com\r\n\r\nhi\rthere\r\n.\r\n",
+		  0 },
 		{ "NUL", NUL_TEXT, sizeof(NUL_TEXT) - 1 },
 		{ "unparseable To", "To: <<\r\n\r\nhi\r\n.\r\n", 0 },
-		{ "leading continuation", " x\r\nTo: bob@example.com\r\n\r\n.\r\n",
-		  0 },
+		{ "leading continuation",
+		  " x\r\nTo: bob@example.com\r\n\r\n.\r\n", 0 },
 	};
 	size_t i;
 

@@ -113,7 +113,8 @@ say(int fd, const char *s)
 static int
 running(struct peer *p)
 {
-	return !atomic_load(&p->stop) || util_now_ms() < atomic_load(&p->stop_at);
+	return !atomic_load(&p->stop) ||
+	    util_now_ms() < atomic_load(&p->stop_at);
 }
 
 /*
@@ -258,7 +259,8 @@ find_rule(const struct peer *p, const char *line, int conn)
 	const struct rule *r;
 
 	for (r = p->spec.rules; r != NULL && r->prefix != NULL; r++)
-		if (starts(line, r->prefix) && (r->conn == 0 || r->conn == conn))
+		if (starts(line, r->prefix) &&
+		    (r->conn == 0 || r->conn == conn))
 			return r;
 	return NULL;
 }
@@ -884,8 +886,10 @@ test_timeout_greeting(void **state)
 	deliver(t, SENDER, TEXT, TWO, r);
 	took = util_now_ms() - t0;
 	assert_true(took >= 900 && took < 3000);
-	check_rcpt(&r[0], OUTCOME_TEMP, "timeout waiting for reply to greeting");
-	check_rcpt(&r[1], OUTCOME_TEMP, "timeout waiting for reply to greeting");
+	check_rcpt(&r[0], OUTCOME_TEMP,
+	    "timeout waiting for reply to greeting");
+	check_rcpt(&r[1], OUTCOME_TEMP,
+	    "timeout waiting for reply to greeting");
 	finish(t, p, "CONNECT\n");
 	peer_free(p);
 }

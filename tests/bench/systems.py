@@ -1,0 +1,320 @@
+"""The systems the benchmark drives: mpp (bin/mppd, bin/mppqueue, the load
+generator bin/mppbench), a private Postfix instance with smtp-source as its
+load, and smtp-sink as the MTA both deliver to.
+
+Everything lives under one work directory on the disk of the work tree (not
+a tmpfs), so mpp's spool and Postfix's queue see the same filesystem.
+Only loopback addresses are used."""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOFILE = 65536                       # descriptors for mppd and mppbench
+
+
+class BenchError(Exception):
+    """A run that could not be done or whose result is not trustworthy."""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise BenchError(f"timed out after {timeout}s waiting for {what}")
+
+
+def greets(port, banner=b"220"):
+    """True when a server on port answers a connection with its banner."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(64).startswith(banner)
+    except OSError:
+        return False
+
+
+def raise_nofile():
+    """preexec_fn: allow NOFILE descriptors (as root, raise the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(NOFILE, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Sink:
+    """smtp-sink on a loopback port; with dump_dir, each message is written
+    to a file there (its mtime is the arrival time)."""
+
+    def __init__(self, work, name, dump=False):
+        self.port = free_port()
+        self.dir = work / name
+        self.dump_dir = self.dir / "dump" if dump else None
+        self.proc = None
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = ["smtp-sink", "-u", "postfix", "-m", "1024"]
+        if self.dump_dir:
+            self.dump_dir.mkdir(exist_ok=True)
+            shutil.chown(self.dump_dir, "postfix")
+            # strftime template plus a random suffix: one file a message
+            args += ["-d", f"{self.dump_dir}/%H%M%S."]
+        args += [f"127.0.0.1:{self.port}", "1024"]
+        self.log = open(self.dir / "sink.log", "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: greets(self.port), 10, f"smtp-sink on {self.port}")
+
+    def clear_dump(self):
+        for p in self.dump_dir.iterdir():
+            p.unlink()
+
+    def dumped(self):
+        return list(self.dump_dir.iterdir())
+
+    def stop(self):
+        stop_proc(self.proc)
+        self.proc = None
+
+
+class Mpp:
+    """mppd and mppqueue over one spool and config; users alice (sha512-crypt)
+    and yves (yescrypt), both with the password "secret"."""
+
+    USERS = {"sha512": "alice", "yescrypt": "yves"}
+    PASSWORD = "secret"
+
+    def __init__(self, work, bindir, sink_port):
+        self.bin = Path(bindir)
+        self.dir = work / "mpp"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.spool = self.dir / "spool"
+        self.passwd = self.dir / "passwd"
+        self.conf = self.dir / "mpp.conf"
+        self.port = free_port()
+        self.mppd = self.queue = None
+        self.sink_port = sink_port
+        self.passwd.write_text("")
+        self.passwd.chmod(0o640)
+        for method, user in self.USERS.items():
+            subprocess.run([str(self.bin / "mpppasswd"), "-f", str(self.passwd),
+                            "-s", "-m", method, "add", user],
+                           input=self.PASSWORD + "\n", text=True, check=True,
+                           capture_output=True)
+        self.conf.write_text(
+            f"spool_dir = {self.spool}\n"
+            f"listen = 127.0.0.1:{self.port}\n"
+            "user =\n"
+            "hostname = mpp.bench.example\n"
+            "sender_domain = bench.example\n"
+            f"auth = file:{self.passwd}\n"
+            "idle_timeout = 900\n"
+            "max_sessions = 20000\n"
+            "max_sessions_per_ip = 20000\n"
+            f"transport = smtp:127.0.0.1:{sink_port}\n")
+
+    def hash_of(self, method):
+        user = self.USERS[method]
+        for line in self.passwd.read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name == user:
+                return rest.split(":")[0]
+        raise BenchError(f"no hash for {user}")
+
+    def start(self, fresh=True):
+        """A fresh mppd: a new, empty spool."""
+        self.stop()
+        if fresh and self.spool.exists():
+            shutil.rmtree(self.spool)
+        self.log = open(self.dir / "mppd.log", "ab")
+        self.mppd = subprocess.Popen([str(self.bin / "mppd"), "-d", "-c", str(self.conf)],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=raise_nofile)
+
+        def up():
+            if self.mppd.poll() is not None:
+                raise BenchError("mppd exited at start; see mppd.log")
+            return greets(self.port)
+        wait_for(up, 20, "mppd to listen")
+
+    def stop(self):
+        self.stop_queue()
+        stop_proc(self.mppd)
+        self.mppd = None
+
+    def start_queue(self, transport_port):
+        self.qlog = open(self.dir / "mppqueue.log", "ab")
+        self.queue = subprocess.Popen(
+            [str(self.bin / "mppqueue"), "-d", "-c", str(self.conf), "-o",
+             f"transport=smtp:127.0.0.1:{transport_port}"],
+            stdout=self.qlog, stderr=subprocess.STDOUT)
+        return self.queue
+
+    def stop_queue(self):
+        stop_proc(self.queue)
+        self.queue = None
+
+    def count(self, state=None):
+        db = self.spool / "index.db"
+        if not db.exists():
+            return 0
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            if state:
+                q = conn.execute("SELECT count(*) FROM message WHERE state = ?",
+                                 (state,))
+            else:
+                q = conn.execute("SELECT count(*) FROM message")
+            return q.fetchone()[0]
+        finally:
+            conn.close()
+
+    def bench(self, *args, method="sha512", timeout=900):
+        """Run mppbench against this mppd; its JSON figures."""
+        cmd = [str(self.bin / "mppbench"), "-s", f"127.0.0.1:{self.port}",
+               "-u", self.USERS[method], "-p", self.PASSWORD, "--json",
+               *[str(a) for a in args]]
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout, preexec_fn=raise_nofile)
+        try:
+            fig = json.loads(r.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise BenchError(f"mppbench printed no figures (exit {r.returncode}): "
+                             f"{r.stderr.strip()}")
+        if r.returncode != 0:
+            raise BenchError(f"mppbench exit {r.returncode}: {r.stderr.strip()}")
+        return fig
+
+    def hash_ms(self, method, checks):
+        r = subprocess.run([str(self.bin / "mppbench"), "-x", self.hash_of(method),
+                            "-p", self.PASSWORD, "-n", str(checks), "--json"],
+                           capture_output=True, text=True, check=True)
+        return json.loads(r.stdout)["hash_ms"]
+
+
+class Postfix:
+    """A private Postfix instance: config, queue and data directories of its
+    own under the work directory, smtpd on a loopback port, relaying to
+    smtp-sink. Modes (set with postconf -e and a reload):
+      accept  defer_transports = smtp: accepted mail stays deferred
+      drain   nothing deferred: the queue goes to the drain sink
+      latency nothing deferred, relayhost = the dumping sink."""
+
+    QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+
+    def __init__(self, work, sink_port, lat_port):
+        self.dir = work / "postfix"
+        self.conf = self.dir / "conf"
+        self.queue_dir = self.dir / "queue"
+        self.port = free_port()
+        self.sink_port, self.lat_port = sink_port, lat_port
+        self.mode = "accept"
+        self.running = False
+        subst = {"@DIR@": str(self.dir), "@SMTPD_PORT@": str(self.port),
+                 "@SINK_PORT@": str(sink_port)}
+        self.conf.mkdir(parents=True, exist_ok=True)
+        for name in ("main.cf", "master.cf"):
+            text = (HERE / "postfix" / name).read_text()
+            for k, v in subst.items():
+                text = text.replace(k, v)
+            (self.conf / name).write_text(text)
+        self.queue_dir.mkdir(exist_ok=True)     # root's; postfix makes the rest
+        (self.dir / "data").mkdir(exist_ok=True)
+        shutil.chown(self.dir / "data", "postfix")
+
+    def cmd(self, *args, check=True):
+        r = subprocess.run([*args[:1], "-c", str(self.conf), *args[1:]],
+                           capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise BenchError(f"{' '.join(args)}: exit {r.returncode}: "
+                             f"{(r.stderr or r.stdout).strip()}")
+        return r
+
+    def start(self):
+        self.cmd("postfix", "start")
+        self.running = True
+        wait_for(lambda: greets(self.port), 20, "Postfix smtpd to listen")
+
+    def stop(self):
+        if self.running:
+            self.cmd("postfix", "stop", check=False)
+            self.running = False
+
+    def set_mode(self, mode):
+        if mode == self.mode:
+            return
+        relay = self.lat_port if mode == "latency" else self.sink_port
+        defer = "smtp" if mode == "accept" else ""
+        self.cmd("postconf", "-e", f"relayhost = [127.0.0.1]:{relay}",
+                 f"defer_transports = {defer}")
+        self.cmd("postfix", "reload")
+        self.mode = mode
+        time.sleep(2)       # let the queue manager restart with the new config
+
+    def queued(self, queues=("incoming", "active", "deferred", "maildrop")):
+        n = 0
+        for q in queues:
+            for _, _, files in os.walk(self.queue_dir / q):
+                n += len(files)
+        return n
+
+    def settle(self, timeout=120):
+        """Wait until the queue manager has taken in everything accepted."""
+        wait_for(lambda: self.queued(("incoming", "active", "maildrop")) == 0,
+                 timeout, "Postfix's incoming and active queues to empty",
+                 interval=0.05)
+
+    def clear(self):
+        self.settle()
+        self.cmd("postsuper", "-d", "ALL")
+        wait_for(lambda: self.queued(self.QUEUES) == 0, 60,
+                 "Postfix's queue to empty")
+
+    def flush(self):
+        self.cmd("postqueue", "-f")
+
+    def source(self, sessions, total, size, keep=False, timeout=900):
+        """smtp-source: total messages from `sessions` parallel sessions,
+        all over one connection each with keep; the seconds it took."""
+        args = ["smtp-source", "-s", str(sessions), "-m", str(total),
+                "-l", str(size), "-f", "bench@bench.example",
+                "-t", "bench@example.net", "-M", "client.bench.example"]
+        if keep:
+            args.append("-d")
+        args.append(f"127.0.0.1:{self.port}")
+        t0 = time.monotonic()
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        dt = time.monotonic() - t0
+        if r.returncode != 0:
+            raise BenchError(f"smtp-source exit {r.returncode}: "
+                             f"{(r.stderr or r.stdout).strip()[-300:]}")
+        return dt
