@@ -129,8 +129,8 @@ test: deps all fault-build unit-test fuzz-replay integration-test
 # Programs with the crash points of common/fault.h compiled in, for the
 # crash tests only (MPP_FAULT_BIN); never installed.
 fault-build:
-	@$(MAKE) --no-print-directory BUILD=build/fault BIN=build/fault/bin \
-	  EXTRA_CPPFLAGS=-DMPP_FAULT_INJECTION build/fault/bin/mppd build/fault/bin/mppqueue
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fault BIN=$(BUILD)/fault/bin \
+	  EXTRA_CPPFLAGS=-DMPP_FAULT_INJECTION $(BUILD)/fault/bin/mppd $(BUILD)/fault/bin/mppqueue
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -140,7 +140,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 	  echo "== replay $$n"; $$t tests/fuzz/corpus/$$n; done
 
 integration-test: all
-	MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath build/fault/bin) \
+	MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath $(BUILD)/fault/bin) \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
 asan:

@@ -504,6 +504,8 @@ runner_run(struct runner_ctx *ctx)
 	pthread_mutex_unlock(&r.lock);
 	for (i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
+	if (ctx->oneshot)
+		chores(&r, ix);		/* a cron-only site purges too */
 	for (i = 0; i < n && i < MAX_THREADS; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);

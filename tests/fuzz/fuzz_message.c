@@ -6,8 +6,8 @@
  * the chunked run; the rest is the text. When the text has no end marker,
  * "\r\n.\r\n" is fed after it, as a client must send one. Three runs, fed
  * whole, in pieces and one byte at a time (texts up to BYTES_RUN_MAX), must
- * agree on the verdict, its reason, the recipients and (for MSG_OK) every
- * byte of the output.
+ * agree on the verdict and, for MSG_OK, on the recipients and every byte of
+ * the output.
  *
  * For MSG_OK the output must be a sound message: our Received: header
  * first, no CR or NUL (the reader emits a CR only for a bare one, which
@@ -287,11 +287,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (whole.verdict == MSG_OK)
 		check_ok(&whole, &p);
 
-	/* The way the text was cut changes nothing. */
+	/*
+	 * The way the text was cut changes nothing but, for a refused text,
+	 * the reason: the first problem met, which may be the size or the
+	 * header syntax depending on where a piece ended (the log's
+	 * business only).
+	 */
 	CHECK(pieces.verdict == whole.verdict);
 	CHECK(bytes.verdict == whole.verdict);
-	CHECK(strcmp(message_reason(pieces.m), message_reason(whole.m)) == 0);
-	CHECK(strcmp(message_reason(bytes.m), message_reason(whole.m)) == 0);
 	CHECK(pieces.t.bytes == whole.t.bytes);
 	CHECK(bytes.t.bytes == whole.t.bytes);
 	CHECK(pieces.t.bare_crlf == whole.t.bare_crlf &&

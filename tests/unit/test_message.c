@@ -607,6 +607,33 @@ test_refusals(void **state)
 	}
 }
 
+/*
+ * Too large and unparseable at once: refused however the text is cut,
+ * though the reason (the first problem met) may differ. Found by
+ * fuzz_message (corpus file crash-reason-order).
+ */
+static void
+test_two_reasons(void **state)
+{
+	static const char text[] = "To: <<<\n\n"
+	    "0123456789012345678901234567890123456789\n";
+	static const size_t steps[] = { 0, 1, 7, 9 };
+	struct message_params p;
+	size_t i;
+
+	default_params(&p);
+	p.max_size = 12;
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct result r = { 0 };
+
+		run(&p, text, sizeof(text) - 1, steps[i], 0, 0, 1, &r);
+		assert_int_equal(r.verdict, MSG_REJECT);
+		assert_true(strstr(r.reason, "too large") != NULL ||
+		    strstr(r.reason, "unparseable") != NULL);
+		result_free(&r);
+	}
+}
+
 /* A recipient longer than MESSAGE_ADDR_MAX once qualified is refused. */
 static void
 test_long_qualified_recipient(void **state)
@@ -819,6 +846,7 @@ main(void)
 		cmocka_unit_test(test_received_names_no_recipient),
 		cmocka_unit_test(test_params_copied),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_two_reasons),
 		cmocka_unit_test(test_long_qualified_recipient),
 		cmocka_unit_test(test_header_max),
 		cmocka_unit_test(test_spill),

@@ -396,23 +396,56 @@ listen_loopback(int *port)
 	return fd;
 }
 
+/* The same on ::1; -1 when this host has no IPv6 loopback. */
+static int
+listen_loopback6(int *port)
+{
+	struct sockaddr_in6 sin6;
+	socklen_t len = sizeof(sin6);
+	int fd;
+
+	if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	if (bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == -1 ||
+	    listen(fd, 8) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin6, &len) == -1) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(sin6.sin6_port);
+	return fd;
+}
+
 static const char EHLO_ALL[] = "250-fake.example\r\n250-PIPELINING\r\n"
     "250-SIZE 10240000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n";
 static const char EHLO_PLAIN[] = "250-fake.example\r\n250 8BITMIME\r\n";
 static const char GREETING[] = "220 fake.example ESMTP\r\n";
 
+/* A server on lfd (listening, its port given), or a new one on 127.0.0.1. */
 static struct peer *
-peer_start(const struct peer_spec *spec)
+peer_start_on(const struct peer_spec *spec, int lfd, int port)
 {
 	struct peer *p = calloc(1, sizeof(*p));
 
 	assert_non_null(p);
 	p->spec = *spec;
-	p->lfd = listen_loopback(&p->port);
+	p->lfd = lfd;
+	p->port = port;
+	if (lfd == -1)
+		p->lfd = listen_loopback(&p->port);
 	atomic_init(&p->stop, 0);
 	atomic_init(&p->stop_at, 0);
 	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
 	return p;
+}
+
+static struct peer *
+peer_start(const struct peer_spec *spec)
+{
+	return peer_start_on(spec, -1, 0);
 }
 
 /* Stop the server; its transcript may be read from now on. */
@@ -434,22 +467,31 @@ peer_free(struct peer *p)
 
 /* The client side. */
 
+/* A transport to arg ("HOST:PORT") with a step timeout in seconds. */
 static void *
-client_open(int port, long timeout)
+client_open_arg(const char *arg, long timeout)
 {
 	struct mpp_config cfg;
-	char arg[64], err[256];
+	char err[256];
 	void *t;
 
 	config_defaults(&cfg);
 	strcpy(cfg.hostname, HELO_NAME);
 	cfg.delivery_timeout = timeout;
-	snprintf(arg, sizeof(arg), "127.0.0.1:%d", port);
 	t = transport_smtp_ops.open(&cfg, arg, err, sizeof(err));
 	if (t == NULL)
 		print_error("open: %s\n", err);
 	assert_non_null(t);
 	return t;
+}
+
+static void *
+client_open(int port, long timeout)
+{
+	char arg[64];
+
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d", port);
+	return client_open_arg(arg, timeout);
 }
 
 /* An unlinked file holding text; the caller closes it. */
@@ -1249,6 +1291,67 @@ test_peer_drops_during_text(void **state)
 	peer_free(p);
 }
 
+/* A reply DATA cannot get: the server is not trusted with the text. */
+static void
+test_data_unexpected_reply(void **state)
+{
+	static const struct rule rules[] = {
+		{ "DATA", "250 2.0.0 sure\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[2];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+
+	(void)state;
+	deliver(t, SENDER, TEXT, TWO, r);
+	check_rcpt(&r[0], OUTCOME_TEMP, "unexpected reply to DATA: 250 2.0.0 "
+	    "sure");
+	check_rcpt(&r[1], OUTCOME_TEMP, "unexpected reply to DATA: 250 2.0.0 "
+	    "sure");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n");
+	peer_free(p);
+}
+
+/* An IPv6 literal in brackets, delivered to and refused by ::1. */
+static void
+test_ipv6_literal(void **state)
+{
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	char arg[64], want[96];
+	struct peer *p;
+	void *t;
+	int fd, port = 0;
+
+	(void)state;
+	if ((fd = listen_loopback6(&port)) == -1)
+		skip();
+	p = peer_start_on(&spec, fd, port);
+	snprintf(arg, sizeof(arg), "[::1]:%d", port);
+	t = client_open_arg(arg, 5);
+	deliver(t, SENDER, TEXT, one, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\n"
+	    "DATA\nQUIT\n");
+	peer_free(p);
+
+	/* The port is free again: now nobody listens there. */
+	t = client_open_arg(arg, 5);
+	deliver(t, SENDER, TEXT, one, r);
+	snprintf(want, sizeof(want), "connect to [::1]:%d: Connection "
+	    "refused", port);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	transport_smtp_ops.close(t);
+}
+
 static void
 test_open_arg(void **state)
 {
@@ -1298,6 +1401,8 @@ main(void)
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_bad_address),
 		cmocka_unit_test(test_peer_drops_during_text),
+		cmocka_unit_test(test_data_unexpected_reply),
+		cmocka_unit_test(test_ipv6_literal),
 		cmocka_unit_test(test_open_arg),
 	};
 

@@ -1,0 +1,503 @@
+"""make bench: mpp against a private Postfix instance on the same machine.
+
+Every scenario is run BENCH_REPS times (at least 3), alternating: mpp then
+Postfix, row by row, repetition after repetition, so both see the same
+machine. The table gives the median of each system's runs and their ratio;
+the raw figures of every run go to a JSON file. See docs/performance.md for
+the method and the targets.
+
+Environment:
+  BENCH_REPS   repetitions (default 3, at least 3)
+  BENCH_OUT    where results go (default build/bench)
+  BENCH_QUICK  1: one short repetition with small counts, to try the
+               harness (its figures mean little)
+  BENCH_ONLY   comma-separated scenario groups to run: accept, sessions,
+               drain, latency, idle (default all)
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from systems import BenchError, Mpp, Postfix, Sink, wait_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+REPS = 1 if QUICK else max(3, int(os.environ.get("BENCH_REPS", "3")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "build" / "bench"))
+NPROC = os.cpu_count() or 1
+KIB = 1024
+
+# (size, sessions, messages per session, total messages)
+ACCEPT = [
+    (1 * KIB, 1, 1, 400), (1 * KIB, 1, 50, 400),
+    (1 * KIB, 8, 1, 1600), (1 * KIB, 8, 50, 1600),
+    (1 * KIB, 32, 1, 3200), (1 * KIB, 32, 50, 3200),
+    (100 * KIB, 1, 1, 200), (100 * KIB, 1, 50, 200),
+    (100 * KIB, 8, 1, 800), (100 * KIB, 8, 50, 800),
+    (100 * KIB, 32, 1, 1600), (100 * KIB, 32, 50, 1600),
+]
+SESSIONS = {"sha512": 1500, "yescrypt": 200}   # sessions per run, 32 at once
+DRAIN = 5000
+LAT_N, LAT_RATE, LAT_PER_SESSION = 200, 50, 50
+IDLE, IDLE_POSTS = 10000, 50
+
+if QUICK:
+    ACCEPT = [(s, c, m, max(c * m, n // 8)) for s, c, m, n in ACCEPT]
+    SESSIONS = {"sha512": 200, "yescrypt": 40}
+    DRAIN, LAT_N, IDLE, IDLE_POSTS = 500, 50, 1000, 10
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def want(group):
+    return not ONLY or group in ONLY
+
+
+def size_label(size):
+    return f"{size // KIB} KiB"
+
+
+# ---------------------------------------------------------------- scenarios
+
+def accept_mpp(mpp, size, c, m, n):
+    mpp.start()
+    fig = mpp.bench("-c", c, "-n", n, "-m", m, "-z", size)
+    stored = mpp.count()
+    if stored != n:
+        raise BenchError(f"{stored} of {n} messages in the index")
+    return {"value": fig["msgs_per_s"], "lat_p50_ms": fig["latency_p50_ms"],
+            "lat_p99_ms": fig["latency_p99_ms"],
+            "sessions_per_s": fig["sessions_per_s"], "elapsed_s": fig["elapsed_s"]}
+
+
+def accept_postfix(pf, size, c, m, n):
+    pf.set_mode("accept")
+    pf.clear()
+    if m == 1:
+        dt = pf.source(c, n, size)
+    else:
+        # smtp-source -d keeps each session for all its messages: one round
+        # is c sessions x m messages; rounds follow one another.
+        dt = sum(pf.source(c, c * m, size, keep=True) for _ in range(n // (c * m)))
+    pf.settle()
+    deferred = pf.queued(("deferred",))
+    if deferred != n:
+        raise BenchError(f"{deferred} of {n} messages in Postfix's deferred queue")
+    return {"value": n / dt, "elapsed_s": dt}
+
+
+def sessions_mpp(mpp, method, n):
+    mpp.start()
+    hash_ms = mpp.hash_ms(method, 200 if method == "sha512" else 30)
+    fig = mpp.bench("-c", 32, "-n", n, "-m", 1, "-z", KIB, method=method)
+    bound = NPROC * 1000.0 / hash_ms
+    return {"value": fig["sessions_per_s"], "ref": bound, "hash_ms": hash_ms,
+            "lat_p50_ms": fig["latency_p50_ms"], "lat_p99_ms": fig["latency_p99_ms"],
+            "post_p50_ms": fig["post_p50_ms"], "post_p99_ms": fig["post_p99_ms"]}
+
+
+def drain_mpp(mpp, sink, n):
+    mpp.start()
+    mpp.bench("-c", 32, "-n", n, "-m", 50, "-z", KIB)
+    if mpp.count("queued") != n:
+        raise BenchError(f"{mpp.count('queued')} of {n} queued before the drain")
+    t0 = time.monotonic()
+    q = mpp.start_queue(sink.port)
+
+    def done():
+        if q.poll() is not None:
+            raise BenchError("mppqueue exited during the drain")
+        return mpp.count("sent") == n
+    wait_for(done, 600, f"{n} messages sent", interval=0.02)
+    dt = time.monotonic() - t0
+    mpp.stop_queue()
+    return {"value": n / dt, "elapsed_s": dt}
+
+
+def drain_postfix(pf, n):
+    pf.set_mode("accept")
+    pf.clear()
+    pf.source(32, n, KIB, keep=True)
+    pf.settle()
+    if pf.queued(("deferred",)) != n:
+        raise BenchError(f"{pf.queued(('deferred',))} of {n} deferred before the drain")
+    pf.set_mode("drain")
+    t0 = time.monotonic()
+    pf.flush()
+    wait_for(lambda: pf.queued() == 0, 600, "Postfix's queue to drain",
+             interval=0.02)
+    dt = time.monotonic() - t0
+    return {"value": n / dt, "elapsed_s": dt}
+
+
+SEQ_RE = re.compile(rb"^X-Bench-Seq: (\d+)\r?$", re.M)
+
+
+def arrival_latencies(sink, sent_ns, n):
+    """Latency of each message from its final "." (sent_ns by sequence
+    number) to its arrival at the sink (the dump file's mtime), in ms."""
+    wait_for(lambda: len(sink.dumped()) >= n, 120, f"{n} messages at the sink",
+             interval=0.05)
+    time.sleep(0.2)         # let the last dump files be closed
+    lat = []
+    for p in sink.dumped():
+        m = SEQ_RE.search(p.read_bytes())
+        if m and int(m.group(1)) in sent_ns:
+            lat.append((p.stat().st_mtime_ns - sent_ns[int(m.group(1))]) / 1e6)
+    if len(lat) != n:
+        raise BenchError(f"{len(lat)} of {n} messages matched at the sink")
+    return lat
+
+
+def pct(values, p):
+    v = sorted(values)
+    k = max(1, min(len(v), int(p / 100.0 * len(v) + 0.999999)))
+    return v[k - 1]
+
+
+def latency_mpp(mpp, lat_sink, work):
+    mpp.start()
+    lat_sink.clear_dump()
+    q = mpp.start_queue(lat_sink.port)
+    wait_for(lambda: b"ready" in (mpp.dir / "mppqueue.log").read_bytes()
+             or q.poll() is not None, 20, "mppqueue to start")
+    times = work / "mpp-times.txt"
+    mpp.bench("-c", 1, "-n", LAT_N, "-m", LAT_PER_SESSION, "-r", LAT_RATE,
+              "-z", KIB, "-T", times)
+    sent = {}
+    for line in times.read_text().splitlines():
+        seq, ns = line.split()
+        sent[int(seq)] = int(ns)
+    lat = arrival_latencies(lat_sink, sent, LAT_N)
+    mpp.stop_queue()
+    return {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)}
+
+
+def smtp_post_paced(port, n, rate, per_session, size):
+    """Post n messages over SMTP at `rate` a second, per_session per
+    connection, each reply checked; the wall-clock time each final "."
+    was sent, by sequence number (the X-Bench-Seq field)."""
+    import smtplib
+    line = b"abcdefghijklmnopqrstuvwxyz0123456789" * 2 + b"\r\n"
+    sent, seq, t0 = {}, 1, time.monotonic()
+    while seq <= n:
+        s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        try:
+            if s.ehlo("client.bench.example")[0] != 250:
+                raise BenchError("EHLO refused")
+            for _ in range(min(per_session, n - seq + 1)):
+                delay = t0 + (seq - 1) / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                head = (b"To: <bench@example.net>\r\nSubject: bench message %010d\r\n"
+                        b"X-Bench-Seq: %010d\r\n\r\n" % (seq, seq))
+                body = line * max(1, (size - len(head)) // len(line))
+                for cmd, code in ((lambda: s.mail("bench@bench.example"), 250),
+                                  (lambda: s.rcpt("bench@example.net"), 250),
+                                  (lambda: s.docmd("DATA"), 354)):
+                    r = cmd()
+                    if r[0] != code:
+                        raise BenchError(f"Postfix replied {r}")
+                s.send(head + body + b".\r\n")
+                sent[seq] = time.time_ns()
+                r = s.getreply()
+                if r[0] != 250:
+                    raise BenchError(f"Postfix replied {r} to the text")
+                seq += 1
+            s.quit()
+        finally:
+            s.close()
+    return sent
+
+
+def latency_postfix(pf, lat_sink):
+    pf.set_mode("latency")
+    pf.clear()
+    lat_sink.clear_dump()
+    sent = smtp_post_paced(pf.port, LAT_N, LAT_RATE, LAT_PER_SESSION, KIB)
+    lat = arrival_latencies(lat_sink, sent, LAT_N)
+    return {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)}
+
+
+def idle_mpp(mpp):
+    mpp.start()
+    mpp.bench("-c", 4, "-n", 40, "-m", 10)         # warm the daemon up
+    fig = mpp.bench("-i", IDLE, "-I", 64, "-c", 1, "-n", IDLE_POSTS, "-m", 1,
+                    "-P", mpp.mppd.pid, timeout=1200)
+    if fig["idle_open"] != IDLE:
+        raise BenchError(f"{fig['idle_open']} of {IDLE} idle sessions held: "
+                         f"{fig['idle_first_error']}")
+    return {"rss_per_session": fig["rss_per_session_bytes"],
+            "rss_before_kib": fig["rss_before_kib"], "rss_after_kib": fig["rss_after_kib"],
+            "post_p50": fig["post_p50_ms"], "post_p99": fig["post_p99_ms"],
+            "setup_s": fig["idle_setup_s"], "held": fig["idle_open"]}
+
+
+# ------------------------------------------------------------------- rows
+
+class Row:
+    """One line of the table: a key, a label, a unit, how a ratio is read,
+    a target (a function of the medians, None if none) and its text."""
+
+    def __init__(self, key, label, unit, target=None, target_text="",
+                 ref_label="Postfix", better="higher"):
+        self.key, self.label, self.unit = key, label, unit
+        self.target, self.target_text = target, target_text
+        self.ref_label, self.better = ref_label, better
+        self.mpp, self.ref, self.extra, self.errors = [], [], [], []
+
+    def median(self, which):
+        v = [x for x in getattr(self, which) if x is not None]
+        return statistics.median(v) if v else None
+
+
+def build_rows():
+    rows = {}
+
+    def add(r):
+        rows[r.key] = r
+        return r
+    for size, c, m, n in ACCEPT:
+        key = f"accept_{size // KIB}k_{c}x{m}"
+        target, text = None, ""
+        if (size, c, m) == (KIB, 32, 50):
+            target, text = (lambda a, b: a / b >= 3), "mpp/Postfix >= 3"
+        if (size, c, m) == (KIB, 32, 1):
+            target, text = (lambda a, b: a / b >= 1), "mpp/Postfix >= 1"
+        add(Row(key, f"accept {size_label(size)}, {c} sess x {m} msg", "msgs/s",
+                target, text))
+    for method in SESSIONS:
+        add(Row(f"sessions_{method}", f"new sessions/s, {method}, 32 at once",
+                "sess/s", lambda a, b: a / b >= 0.9, ">= 90 % of bound",
+                ref_label="bound"))
+    add(Row("drain", f"drain {DRAIN} queued to smtp-sink", "msgs/s",
+            lambda a, b: a / b >= 2, "mpp/Postfix >= 2"))
+    add(Row("e2e_p50", "posting -> MTA latency p50", "ms",
+            lambda a, b: a < 20, "mpp < 20 ms", better="lower"))
+    add(Row("e2e_p99", "posting -> MTA latency p99", "ms",
+            lambda a, b: a < 200, "mpp < 200 ms", better="lower"))
+    add(Row("idle_rss", f"{IDLE} idle sessions: RSS per session", "B",
+            lambda a, b: a <= 16384, "<= 16 KiB", ref_label="-", better="lower"))
+    add(Row("idle_post_p50", f"{IDLE} idle: fresh client post p50", "ms",
+            None, "", ref_label="-", better="lower"))
+    add(Row("idle_post_p99", f"{IDLE} idle: fresh client post p99", "ms",
+            lambda a, b: a < 50, "< 50 ms", ref_label="-", better="lower"))
+    return rows
+
+
+def attempt(rows, key, which, fn, raw, rep):
+    """Run one measurement; record it (or its error) in the row and raw."""
+    t0 = time.monotonic()
+    try:
+        res = fn()
+        err = None
+    except (BenchError, subprocess.SubprocessError, OSError) as e:
+        res, err = None, str(e)
+    raw.append({"row": key, "system": which, "rep": rep, "result": res,
+                "error": err, "wall_s": round(time.monotonic() - t0, 2),
+                "loadavg": os.getloadavg()[0]})
+    if err:
+        log(f"  {key} [{which}] FAILED: {err}")
+        rows[key].errors.append(f"{which} rep {rep}: {err}")
+    return res
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "B":
+        return f"{v:,.0f}"
+    return f"{v:,.1f}" if v >= 100 or unit != "ms" else f"{v:,.2f}"
+
+
+def show(rows, key):
+    r = rows[key]
+    m = fmt(r.mpp[-1] if r.mpp else None, r.unit)
+    ref = fmt(r.ref[-1] if r.ref else None, r.unit) if r.ref_label != "-" else "-"
+    log(f"  {r.label:<44} mpp {m:>10}   {r.ref_label} {ref:>10} {r.unit}")
+
+
+def run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work):
+    """One repetition: every scenario, mpp then Postfix for each."""
+    def pair(key, mfn, pfn, store, shown):
+        m = attempt(rows, key, "mpp", mfn, raw, rep)
+        p = attempt(rows, key, "postfix", pfn, raw, rep) if pfn else None
+        store(m, p)
+        for k in shown:
+            show(rows, k)
+
+    def plain(key):
+        def store(m, p):
+            rows[key].mpp.append(m["value"] if m else None)
+            rows[key].ref.append(p["value"] if p else None)
+            rows[key].extra.append(m or {})
+        return store
+
+    if want("accept"):
+        for size, c, m, n in ACCEPT:
+            key = f"accept_{size // KIB}k_{c}x{m}"
+            pair(key, lambda: accept_mpp(mpp, size, c, m, n),
+                 lambda: accept_postfix(pf, size, c, m, n), plain(key), [key])
+    if want("sessions"):
+        for method, n in SESSIONS.items():
+            key = f"sessions_{method}"
+
+            def store(m, p, key=key):
+                rows[key].mpp.append(m["value"] if m else None)
+                rows[key].ref.append(m["ref"] if m else None)
+                rows[key].extra.append(m or {})
+            pair(key, lambda: sessions_mpp(mpp, method, n), None, store, [key])
+    if want("drain"):
+        pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
+             lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
+    if want("latency"):
+        def store(m, p):
+            for q in ("p50", "p99"):
+                rows[f"e2e_{q}"].mpp.append(m[q] if m else None)
+                rows[f"e2e_{q}"].ref.append(p[q] if p else None)
+        pair("e2e_p50", lambda: latency_mpp(mpp, lat_sink, work),
+             lambda: latency_postfix(pf, lat_sink), store, ["e2e_p50", "e2e_p99"])
+    if want("idle"):
+        def store(m, p):
+            rows["idle_rss"].mpp.append(m["rss_per_session"] if m else None)
+            rows["idle_post_p50"].mpp.append(m["post_p50"] if m else None)
+            rows["idle_post_p99"].mpp.append(m["post_p99"] if m else None)
+        pair("idle_rss", lambda: idle_mpp(mpp), None, store,
+             ["idle_rss", "idle_post_p50", "idle_post_p99"])
+    mpp.stop()
+    pf.set_mode("accept")
+
+
+def table(rows):
+    lines = []
+    head = (f"{'scenario':<44} {'unit':>6} {'mpp':>10} {'Postfix/ref':>12} "
+            f"{'ratio':>7}  {'mpp p50/p99 ms':>15}  {'target':<18} met")
+    lines += [head, "-" * len(head)]
+    verdicts = []
+    for r in rows.values():
+        if not r.mpp and not r.errors:
+            continue
+        a, b = r.median("mpp"), r.median("ref")
+        ratio = f"{a / b:.2f}" if a is not None and b else "-"
+        lat = ""
+        p50 = [e.get("lat_p50_ms") for e in r.extra if e.get("lat_p50_ms") is not None]
+        p99 = [e.get("lat_p99_ms") for e in r.extra if e.get("lat_p99_ms") is not None]
+        if p50:
+            lat = f"{statistics.median(p50):.1f}/{statistics.median(p99):.1f}"
+        met = ""
+        if r.target is not None:
+            needs_ref = r.ref_label != "-" and not r.key.startswith("e2e_")
+            if a is None or (needs_ref and not b):
+                met = "n/a"
+            else:
+                met = "yes" if r.target(a, b) else "NO"
+            verdicts.append((r, met))
+        ref = fmt(b, r.unit) if r.ref_label != "-" else "-"
+        if r.ref_label == "bound" and b is not None:
+            ref = f"{fmt(b, r.unit)} bnd"
+        lines.append(f"{r.label:<44} {r.unit:>6} {fmt(a, r.unit):>10} {ref:>12} "
+                     f"{ratio:>7}  {lat:>15}  {r.target_text:<18} {met}")
+    return lines, verdicts
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    fs = subprocess.run(["df", "-T", "--output=source,fstype", str(OUT)],
+                        capture_output=True, text=True).stdout.split("\n")[1:2]
+    pfv = subprocess.run(["postconf", "-d", "-h", "mail_version"],
+                         capture_output=True, text=True).stdout.strip()
+    return {"nproc": NPROC, "cpu": cpu, "kernel": platform.release(),
+            "filesystem": fs[0].split() if fs else [], "postfix": pfv,
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
+                                os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def main():
+    bindir = Path(os.environ.get("MPP_BIN", ROOT / "bin"))
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = OUT / f"work-{stamp}"
+    work.mkdir()
+    os.chmod(work, 0o755)
+    mach = machine()
+    log(f"mpp benchmark: {REPS} repetition(s){' (quick)' if QUICK else ''}; "
+        f"{mach['nproc']} x {mach['cpu']}; {' '.join(mach['filesystem'])}; "
+        f"Postfix {mach['postfix']}; work directory {work}")
+    rows, raw = build_rows(), []
+    sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
+    mpp = pf = None
+    t_start = time.monotonic()
+    load_start = os.getloadavg()
+    try:
+        sink.start()
+        lat_sink.start()
+        mpp = Mpp(work, bindir, sink.port)
+        pf = Postfix(work, sink.port, lat_sink.port)
+        pf.start()
+        log("warming up")
+        mpp.start()
+        mpp.bench("-c", 8, "-n", 400, "-m", 50)
+        pf.source(8, 400, KIB, keep=True)
+        for rep in range(1, REPS + 1):
+            log(f"repetition {rep} of {REPS} "
+                f"(load average {os.getloadavg()[0]:.2f})")
+            run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work)
+    finally:
+        if mpp:
+            mpp.stop()
+        if pf:
+            pf.stop()
+        sink.stop()
+        lat_sink.stop()
+    elapsed = time.monotonic() - t_start
+    lines, verdicts = table(rows)
+    summary = [f"mpp benchmark {stamp}: medians of {REPS} alternating run(s) "
+               f"each; {elapsed / 60:.1f} min; load average "
+               f"{load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end",
+               f"machine: {mach['nproc']} x {mach['cpu']}, {mach['memory_gib']} GiB, "
+               f"kernel {mach['kernel']}, spool and queue on "
+               f"{' '.join(mach['filesystem'])}; Postfix {mach['postfix']}",
+               ""] + lines
+    met = sum(1 for _, v in verdicts if v == "yes")
+    summary += ["", f"targets met: {met} of {len(verdicts)}"]
+    errors = [e for r in rows.values() for e in r.errors]
+    if errors:
+        summary += ["", f"{len(errors)} failed run(s):"] + [f"  {e}" for e in errors]
+    text = "\n".join(summary) + "\n"
+    print("\n" + text, end="")
+    result = {"stamp": stamp, "machine": mach, "reps": REPS, "quick": QUICK,
+              "elapsed_s": round(elapsed, 1), "loadavg_start": load_start,
+              "loadavg_end": os.getloadavg(), "runs": raw,
+              "medians": {k: {"mpp": r.median("mpp"), "ref": r.median("ref"),
+                              "unit": r.unit} for k, r in rows.items() if r.mpp}}
+    (OUT / f"results-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (OUT / f"results-{stamp}.txt").write_text(text)
+    shutil.copy(OUT / f"results-{stamp}.json", OUT / "latest.json")
+    shutil.copy(OUT / f"results-{stamp}.txt", OUT / "latest.txt")
+    log(f"raw figures: {OUT / f'results-{stamp}.json'}")
+    if os.environ.get("BENCH_KEEP") != "1":
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
