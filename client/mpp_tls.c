@@ -244,11 +244,16 @@ mpp_tls_is_ip_literal(const char *host)
 static int
 expect_host(SSL *ssl, const char *host)
 {
+	char sni[256];		/* a DNS name has at most 253 bytes */
+
 	if (mpp_tls_is_ip_literal(host))
 		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 		    host) == 1 ? 0 : -1;
+	/* The SNI macro takes a non-const pointer. */
+	if (strlcpy(sni, host, sizeof(sni)) >= sizeof(sni))
+		return -1;
 	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (SSL_set_tlsext_host_name(ssl, host) != 1 ||
+	if (SSL_set_tlsext_host_name(ssl, sni) != 1 ||
 	    SSL_set1_host(ssl, host) != 1)
 		return -1;
 	return 0;

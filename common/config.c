@@ -298,6 +298,14 @@ config_load(struct mpp_config *cfg, const char *path, int must_exist,
 		    "tls_key", path != NULL ? path : "config");
 		return -1;
 	}
+	/* A claim must outlast the longest attempt, or another runner could
+	   take the message while it is still being sent. */
+	if (cfg->lease_time <= cfg->delivery_timeout) {
+		snprintf(err, errsz, "%s: key lease_time: must be longer than "
+		    "delivery_timeout (%ld s)", path != NULL ? path : "config",
+		    cfg->delivery_timeout);
+		return -1;
+	}
 	if (cfg->retry_max < cfg->retry_min) {
 		snprintf(err, errsz, "%s: key retry_max: smaller than "
 		    "retry_min", path != NULL ? path : "config");

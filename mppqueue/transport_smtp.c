@@ -62,6 +62,7 @@ struct smtp {
 	char port[8];
 	char helo[CONFIG_STR_MAX];	/* the name in EHLO / HELO */
 	long long step_ms;		/* bound on each step */
+	long long msg_deadline;		/* bound on the whole message, or 0 */
 	int fd;				/* -1: not connected */
 	char peer[SMTP_HOST_MAX + 16];	/* address connected to, for logs */
 	int used;			/* a message was tried on fd */
@@ -118,6 +119,19 @@ conn_drop(struct smtp *st)
 	st->used = 0;
 	st->in_off = st->in_len = 0;
 	st->out_len = 0;
+}
+
+/*
+ * When the current step must end: its own bound, but never after the
+ * message's, so one attempt never outlives the runner's lease on it.
+ */
+static long long
+step_deadline(const struct smtp *st)
+{
+	long long d = util_now_ms() + st->step_ms;
+
+	return st->msg_deadline != 0 && st->msg_deadline < d ?
+	    st->msg_deadline : d;
 }
 
 /*
@@ -182,7 +196,7 @@ connect_one(struct smtp *st, const struct addrinfo *ai)
 		return fd;
 	if (errno != EINPROGRESS)
 		err = errno;
-	else if ((r = wait_fd(fd, POLLOUT, util_now_ms() + st->step_ms)) != 1)
+	else if ((r = wait_fd(fd, POLLOUT, step_deadline(st))) != 1)
 		err = r == 0 ? ETIMEDOUT : errno;
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -225,7 +239,7 @@ conn_open(struct smtp *st)
 static int
 conn_flush(struct smtp *st, const char *what)
 {
-	long long deadline = util_now_ms() + st->step_ms;
+	long long deadline = step_deadline(st);
 	size_t off = 0;
 	ssize_t n;
 	int r;
@@ -347,7 +361,7 @@ conn_fill(struct smtp *st, const char *what, long long deadline)
 static int
 conn_reply(struct smtp *st, const char *what)
 {
-	long long deadline = util_now_ms() + st->step_ms;
+	long long deadline = step_deadline(st);
 	int r;
 
 	while ((r = reply_from_buffer(st, what)) == 0)
@@ -466,6 +480,13 @@ addr_ok(const char *addr)
 	return 1;
 }
 
+/* A recipient must be a usable address, and not the empty one. */
+static int
+rcpt_ok(const char *addr)
+{
+	return addr[0] != '\0' && addr_ok(addr);
+}
+
 /* The outcome a reply code means: 2xx done, 5xx refused, the rest later. */
 static enum outcome
 code_outcome(int code)
@@ -492,7 +513,7 @@ fail_rest(struct smtp *st, struct transport_rcpt *r, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (addr_ok(r[i].addr) && (i >= st->answered ||
+		if (rcpt_ok(r[i].addr) && (i >= st->answered ||
 		    r[i].result == OUTCOME_OK))
 			rcpt_set(&r[i], OUTCOME_TEMP, st->why);
 }
@@ -514,7 +535,7 @@ put_all_rcpts(struct smtp *st, const struct transport_rcpt *r, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (addr_ok(r[i].addr) &&
+		if (rcpt_ok(r[i].addr) &&
 		    conn_put(st, "RCPT TO:<%s>", r[i].addr) == -1)
 			return -1;
 	return 0;
@@ -534,11 +555,11 @@ mail_refused(struct smtp *st, struct transport_rcpt *r, size_t n)
 
 	strlcpy(reply, st->rep.text, sizeof(reply));
 	for (i = 0; i < n; i++)
-		if (addr_ok(r[i].addr))
+		if (rcpt_ok(r[i].addr))
 			rcpt_set(&r[i], o, reply);
 	st->answered = n;
 	for (i = 0; st->pipelining && i < n; i++)
-		if (addr_ok(r[i].addr) && conn_reply(st, "RCPT TO") == -1)
+		if (rcpt_ok(r[i].addr) && conn_reply(st, "RCPT TO") == -1)
 			return -1;
 	return 0;
 }
@@ -566,7 +587,7 @@ envelope(struct smtp *st, const struct transport_msg *m,
 	if (st->rep.code / 100 != 2)
 		return mail_refused(st, r, n);
 	for (i = 0; i < n; i++, st->answered = i) {
-		if (!addr_ok(r[i].addr))
+		if (!rcpt_ok(r[i].addr))
 			continue;
 		if (!st->pipelining &&
 		    (conn_put(st, "RCPT TO:<%s>", r[i].addr) == -1 ||
@@ -590,7 +611,7 @@ settle_accepted(struct smtp *st, struct transport_rcpt *r, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (addr_ok(r[i].addr) && r[i].result == OUTCOME_OK)
+		if (rcpt_ok(r[i].addr) && r[i].result == OUTCOME_OK)
 			rcpt_set(&r[i], o, st->rep.text);
 }
 
@@ -720,7 +741,7 @@ results_start(struct transport_rcpt *r, size_t n)
 
 	transport_set_all(r, n, OUTCOME_TEMP, "not attempted");
 	for (i = 0; i < n; i++)
-		if (!addr_ok(r[i].addr))
+		if (!rcpt_ok(r[i].addr))
 			rcpt_set(&r[i], OUTCOME_PERM,
 			    "invalid recipient address");
 }
@@ -749,7 +770,7 @@ refuse_early(struct smtp *st, const struct transport_msg *m,
 	if (len < 0 || (size_t)len >= sizeof(why))
 		strlcpy(why, "message too large for the relay", sizeof(why));
 	for (i = 0; i < n; i++)
-		if (addr_ok(r[i].addr))
+		if (rcpt_ok(r[i].addr))
 			rcpt_set(&r[i], OUTCOME_PERM, why);
 	return 1;
 }
@@ -807,6 +828,10 @@ transaction(struct smtp *st, const struct transport_msg *m,
 	return ATTEMPT_DONE;
 }
 
+static void smtp_attempt(struct smtp *, const struct transport_msg *,
+    struct transport_rcpt *, size_t, int);
+
+/* One message, within delivery_timeout in all (see step_deadline). */
 static void
 smtp_deliver(void *state, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
@@ -815,6 +840,15 @@ smtp_deliver(void *state, const struct transport_msg *m,
 	int kept = st->fd != -1;
 
 	st->id = m->id != NULL ? m->id : "-";
+	st->msg_deadline = util_now_ms() + st->step_ms;
+	smtp_attempt(st, m, r, n, kept);
+	st->msg_deadline = 0;
+}
+
+static void
+smtp_attempt(struct smtp *st, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n, int kept)
+{
 	if (!kept && session_open(st) == -1) {
 		transport_set_all(r, n, OUTCOME_TEMP, st->why);
 		return;

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from systems import BenchError, Mpp, Postfix, Sink, wait_for  # noqa: E402
+from systems import BenchError, Mpp, Postfix, Sink, Trash, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -329,8 +329,11 @@ def show(rows, key):
     log(f"  {r.label:<44} mpp {m:>10}   {r.ref_label} {ref:>10} {r.unit}")
 
 
-def run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work):
-    """One repetition: every scenario, mpp then Postfix for each."""
+PHASES = ("accept", "sessions", "latency", "idle", "drain")
+
+
+def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
+    """One repetition of one phase: each of its rows, mpp then Postfix."""
     def pair(key, mfn, pfn, store, shown):
         m = attempt(rows, key, "mpp", mfn, raw, rep)
         p = attempt(rows, key, "postfix", pfn, raw, rep) if pfn else None
@@ -345,12 +348,13 @@ def run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work):
             rows[key].extra.append(m or {})
         return store
 
-    if want("accept"):
+    if phase == "accept":
+        pf.set_mode("accept")
         for size, c, m, n in ACCEPT:
             key = f"accept_{size // KIB}k_{c}x{m}"
             pair(key, lambda: accept_mpp(mpp, size, c, m, n),
                  lambda: accept_postfix(pf, size, c, m, n), plain(key), [key])
-    if want("sessions"):
+    elif phase == "sessions":
         for method, n in SESSIONS.items():
             key = f"sessions_{method}"
 
@@ -359,25 +363,24 @@ def run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work):
                 rows[key].ref.append(m["ref"] if m else None)
                 rows[key].extra.append(m or {})
             pair(key, lambda: sessions_mpp(mpp, method, n), None, store, [key])
-    if want("drain"):
-        pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
-             lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
-    if want("latency"):
+    elif phase == "latency":
         def store(m, p):
             for q in ("p50", "p99"):
                 rows[f"e2e_{q}"].mpp.append(m[q] if m else None)
                 rows[f"e2e_{q}"].ref.append(p[q] if p else None)
         pair("e2e_p50", lambda: latency_mpp(mpp, lat_sink, work),
              lambda: latency_postfix(pf, lat_sink), store, ["e2e_p50", "e2e_p99"])
-    if want("idle"):
+    elif phase == "idle":
         def store(m, p):
             rows["idle_rss"].mpp.append(m["rss_per_session"] if m else None)
             rows["idle_post_p50"].mpp.append(m["post_p50"] if m else None)
             rows["idle_post_p99"].mpp.append(m["post_p99"] if m else None)
         pair("idle_rss", lambda: idle_mpp(mpp), None, store,
              ["idle_rss", "idle_post_p50", "idle_post_p99"])
+    elif phase == "drain":
+        pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
+             lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
     mpp.stop()
-    pf.set_mode("accept")
 
 
 def table(rows):
@@ -412,6 +415,38 @@ def table(rows):
     return lines, verdicts
 
 
+def disk_probe(work, threads, seconds=1.5):
+    """Maildir-style writes a second from `threads` threads: create a file
+    in tmp/, write 1 KiB, fsync, close, rename into new/ (files are kept
+    until the end, like every spool: see Trash)."""
+    import threading
+    d = work / f"probe-{threads}"
+    (d / "tmp").mkdir(parents=True)
+    (d / "new").mkdir()
+    data = b"x" * 1023 + b"\n"
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def writer(t):
+        i = 0
+        while time.monotonic() < stop:
+            name = f"{t}.{i}"
+            fd = os.open(d / "tmp" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            os.rename(d / "tmp" / name, d / "new" / name)
+            i += 1
+        counts[t] = i
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) / (time.monotonic() - t0)
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -421,7 +456,7 @@ def machine():
                 break
     except OSError:
         pass
-    fs = subprocess.run(["df", "-T", "--output=source,fstype", str(OUT)],
+    fs = subprocess.run(["df", "--output=source,fstype,target", str(OUT)],
                         capture_output=True, text=True).stdout.split("\n")[1:2]
     pfv = subprocess.run(["postconf", "-d", "-h", "mail_version"],
                          capture_output=True, text=True).stdout.strip()
@@ -442,6 +477,9 @@ def main():
     log(f"mpp benchmark: {REPS} repetition(s){' (quick)' if QUICK else ''}; "
         f"{mach['nproc']} x {mach['cpu']}; {' '.join(mach['filesystem'])}; "
         f"Postfix {mach['postfix']}; work directory {work}")
+    mach["maildir_writes_per_s"] = {n: round(disk_probe(work, n)) for n in (1, 8)}
+    log(f"disk: {mach['maildir_writes_per_s'][1]} maildir-style writes/s from one "
+        f"thread, {mach['maildir_writes_per_s'][8]} from 8")
     rows, raw = build_rows(), []
     sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
     mpp = pf = None
@@ -450,17 +488,22 @@ def main():
     try:
         sink.start()
         lat_sink.start()
-        mpp = Mpp(work, bindir, sink.port)
-        pf = Postfix(work, sink.port, lat_sink.port)
+        trash = Trash(work)
+        mpp = Mpp(work, bindir, sink.port, trash)
+        pf = Postfix(work, sink.port, lat_sink.port, trash)
         pf.start()
         log("warming up")
         mpp.start()
         mpp.bench("-c", 8, "-n", 400, "-m", 50)
         pf.source(8, 400, KIB, keep=True)
-        for rep in range(1, REPS + 1):
-            log(f"repetition {rep} of {REPS} "
-                f"(load average {os.getloadavg()[0]:.2f})")
-            run_rep(rep, rows, raw, mpp, pf, sink, lat_sink, work)
+        # Phase after phase, each repeated, mpp and Postfix alternating
+        # within. The drain comes last: it is the one phase in which both
+        # systems delete files by design (see Trash in systems.py).
+        for phase in filter(want, PHASES):
+            for rep in range(1, REPS + 1):
+                log(f"{phase}, repetition {rep} of {REPS} "
+                    f"(load average {os.getloadavg()[0]:.2f})")
+                run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work)
     finally:
         if mpp:
             mpp.stop()
@@ -476,6 +519,9 @@ def main():
                f"machine: {mach['nproc']} x {mach['cpu']}, {mach['memory_gib']} GiB, "
                f"kernel {mach['kernel']}, spool and queue on "
                f"{' '.join(mach['filesystem'])}; Postfix {mach['postfix']}",
+               f"disk: {mach['maildir_writes_per_s'][1]} maildir-style writes/s "
+               f"(1 KiB, fsync) from 1 thread, {mach['maildir_writes_per_s'][8]} "
+               f"from 8",
                ""] + lines
     met = sum(1 for _, v in verdicts if v == "yes")
     summary += ["", f"targets met: {met} of {len(verdicts)}"]
@@ -495,7 +541,7 @@ def main():
     shutil.copy(OUT / f"results-{stamp}.txt", OUT / "latest.txt")
     log(f"raw figures: {OUT / f'results-{stamp}.json'}")
     if os.environ.get("BENCH_KEEP") != "1":
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)     # trash included
     return 1 if errors else 0
 
 

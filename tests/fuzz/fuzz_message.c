@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define OPT_FEW_RCPTS	0x02	/* max_rcpts 2 */
 #define OPT_SPILL_FAIL	0x04	/* the first spill fails */
 #define OPT_NO_SPILL	0x08	/* no spill hook: all output in memory */
-#define OPT_LOW_SPILL	0x30	/* both: pad so that output crosses the
-				   spill mark (slow, so a quarter of runs) */
+#define OPT_LOW_SPILL	0x70	/* all three: pad so that output crosses
+				   the spill mark (slow: an eighth of runs) */
 
 #define HEADER_BYTES 3
 

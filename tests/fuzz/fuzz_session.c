@@ -383,7 +383,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/*
 	 * The session logs a line per event to stderr, millions under
 	 * libFuzzer. Close the target's stderr (libFuzzer and the
-	 * sanitizers keep theirs) unless -close_fd_mask was given.
+	 * sanitizers keep theirs) unless -close_fd_mask was given: to see
+	 * a failed CHECK's message when replaying a crash, give
+	 * -close_fd_mask=0 (or use build/fuzz-replay/fuzz_session).
 	 */
 	for (i = 1; i < *argc; i++)
 		if (strncmp((*argv)[i], "-close_fd_mask", 14) == 0)

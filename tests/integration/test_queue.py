@@ -210,7 +210,7 @@ def test_kill9_mid_delivery_loses_nothing(mppd, recorder):
     n = 30
     post(mppd, n=n)
     mppd.settings.update(transport=f"sendmail:{recorder.path}", concurrency="2",
-                         lease_time="10")
+                         lease_time="10", delivery_timeout="5")
     recorder.sleep(0.05)
     q = Mppqueue(mppd).start()
     wait_for(lambda: len(recorder.calls()) >= 5, what="some deliveries")
@@ -231,3 +231,9 @@ def test_cron_mode_exits_when_nothing_due(mppd, mppqueue):
     t0 = time.monotonic()
     assert mppqueue.once().returncode == 0
     assert time.monotonic() - t0 < 5
+
+
+def test_lease_must_outlast_an_attempt(mppd, mppqueue):
+    r = mppqueue.once(lease_time="100", delivery_timeout="200")
+    assert r.returncode == 78
+    assert "lease_time" in mppqueue.log()

@@ -1198,6 +1198,7 @@ test_tls_server_hangs_up(void **state)
 	assert_int_equal(mpp_client_post_buf(&p->c, in, len), EX_TEMPFAIL);
 	assert_int_equal(p->c.fd, -1);
 	tls_pair_done(p, &ts);
+	free(ts.got);
 
 	/* hang up after the greeting: the next reply meets the end */
 	memset(&ts, 0, sizeof(ts));

@@ -43,7 +43,8 @@ enum action {
 	ACT_REPLY,		/* send the reply, go on */
 	ACT_REPLY_CLOSE,	/* send the reply, close the connection */
 	ACT_CLOSE,		/* close the connection without a word */
-	ACT_SILENT		/* never answer, keep the connection */
+	ACT_SILENT,		/* never answer, keep the connection */
+	ACT_REPLY_STALL		/* send the reply, then read nothing more */
 };
 
 /* A scripted answer to the commands that start with prefix. */
@@ -295,6 +296,11 @@ answer(struct peer *p, struct pconn *c, const char *line, int conn,
 			return 0;
 		}
 		say(c->fd, r->reply);
+		if (r->action == ACT_REPLY_STALL) {
+			while (!atomic_load(&p->stop))
+				usleep(10000);
+			return 0;
+		}
 		if (r->action == ACT_REPLY_CLOSE)
 			return 0;
 		if (starts(line, "DATA") && starts(r->reply, "354"))
@@ -985,6 +991,43 @@ test_timeout_rcpt(void **state)
 	peer_free(p);
 }
 
+/*
+ * The server takes DATA, then reads no more: once the socket buffers are
+ * full, writing the text times out.
+ */
+static void
+test_timeout_text_write(void **state)
+{
+	static const struct rule rules[] = {
+		{ "DATA", "354 go ahead\r\n", ACT_REPLY_STALL, 0 },
+		{ NULL, NULL, ACT_REPLY, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_PLAIN, QUEUED "\r\n", rules,
+	    0, 0, 0 };
+	struct transport_rcpt r[1];
+	const char *one[] = { "a@example.com", NULL };
+	size_t len = 64 << 20, i;
+	char *big = malloc(len);
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 1);
+	long long t0, took;
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'z', len);
+	for (i = 99; i < len; i += 100)
+		big[i] = '\n';
+	t0 = util_now_ms();
+	deliver_len(t, SENDER, big, len, one, r);
+	took = util_now_ms() - t0;
+	assert_true(took >= 900 && took < 5000);
+	check_rcpt(&r[0], OUTCOME_TEMP, "timeout sending message text");
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER ">\nRCPT TO:<a@example.com>\nDATA\n");
+	free(big);
+	peer_free(p);
+}
+
 static void
 test_connection_refused(void **state)
 {
@@ -1230,23 +1273,27 @@ test_size_limit(void **state)
 	peer_free(p);
 }
 
-/* An address that would smuggle a command is refused, never sent. */
+/*
+ * An address that would smuggle a command, or the empty one, is refused,
+ * never sent; so is such a sender, before any command.
+ */
 static void
 test_bad_address(void **state)
 {
 	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
 	    0, 0 };
-	struct transport_rcpt r[2];
+	struct transport_rcpt r[3];
 	const char *addrs[] = { "x@example.com>\r\nRCPT TO:<y@example.com",
-	    "a@example.com", NULL };
+	    "", "a@example.com", NULL };
 	struct peer *p = peer_start(&spec);
 	void *t = client_open(p->port, 5);
 
 	(void)state;
 	deliver(t, SENDER, TEXT, addrs, r);
 	check_rcpt(&r[0], OUTCOME_PERM, "invalid recipient address");
-	check_rcpt(&r[1], OUTCOME_OK, QUEUED);
-	deliver(t, "evil\r\nRSET", TEXT, addrs + 1, r);
+	check_rcpt(&r[1], OUTCOME_PERM, "invalid recipient address");
+	check_rcpt(&r[2], OUTCOME_OK, QUEUED);
+	deliver(t, "evil\r\nRSET", TEXT, addrs + 2, r);
 	check_rcpt(&r[0], OUTCOME_PERM, "invalid sender address");
 	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\n"
@@ -1389,6 +1436,7 @@ main(void)
 		cmocka_unit_test(test_timeout_greeting),
 		cmocka_unit_test(test_timeout_data_end),
 		cmocka_unit_test(test_timeout_rcpt),
+		cmocka_unit_test(test_timeout_text_write),
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_idle_quit),
