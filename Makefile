@@ -171,7 +171,9 @@ fuzz:
 deps:
 	@sh tests/deps.sh
 
-run: deps all
+run:
+	@sh tests/deps.sh build
+	@$(MAKE) --no-print-directory all
 	sh tests/run-local.sh
 
 bench: deps all

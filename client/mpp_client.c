@@ -458,7 +458,7 @@ flush_out(struct mpp_client *c)
 	long long deadline = deadline_of(c);
 	size_t off = 0;
 	ssize_t n;
-	short want;
+	short want = POLLOUT;
 
 	if (c->fd == -1) {
 		set_err(c, EX_TEMPFAIL, "not connected");
@@ -507,7 +507,7 @@ static int
 fill_in(struct mpp_client *c, long long deadline)
 {
 	ssize_t n;
-	short want;
+	short want = POLLIN;
 
 	c->in_off = c->in_len = 0;
 	if (c->fd == -1) {

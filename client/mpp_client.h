@@ -18,7 +18,7 @@
  *    sense), with mpp_client_error() naming the server's reply.
  *
  * TLS (RFC 8314's implicit TLS: MPP inside TLS from the first byte): set
- * c->tls_ctx (see mpp_tls.h) before connecting, and mpp_client_connect
+ * c->tls_ctx (see mpp_tls.h) after mpp_client_init, and mpp_client_connect
  * performs the handshake, verifying the server's certificate for the host
  * name it was given, before a byte of MPP is read or sent. A failed
  * handshake or verification is EX_TEMPFAIL, "TLS: " and the reason in

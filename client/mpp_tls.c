@@ -9,12 +9,18 @@
  *
  * A TLS connection that meets a system or protocol error is dead: OpenSSL
  * must not be asked to shut it down, so t->dead stops close_notify.
+ *
+ * The BIO keeps the first bytes the server sent: when a handshake fails
+ * because they were no TLS at all but an MPP reply in clear (a plain port,
+ * or a server refusing the connection before any handshake), the error
+ * quotes that reply rather than OpenSSL's "wrong version number".
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,6 +48,8 @@ struct mpp_tls {
 	int fd;
 	int eof;		/* the socket reached its end */
 	int dead;		/* a fatal error: no close_notify */
+	char head[80];		/* the first bytes received */
+	size_t headlen;
 	char err[MPP_TLS_ERR_MAX];
 };
 
@@ -93,6 +101,18 @@ bio_write(BIO *b, const char *buf, size_t len, size_t *written)
 	return 0;
 }
 
+/* Keep the start of what the server sent, for describe_ssl_error. */
+static void
+keep_head(struct mpp_tls *t, const char *buf, size_t n)
+{
+	size_t room = sizeof(t->head) - t->headlen;
+
+	if (n > room)
+		n = room;
+	memcpy(t->head + t->headlen, buf, n);
+	t->headlen += n;
+}
+
 static int
 bio_read(BIO *b, char *buf, size_t len, size_t *got)
 {
@@ -103,6 +123,7 @@ bio_read(BIO *b, char *buf, size_t len, size_t *got)
 	n = recv(t->fd, buf, len, 0);
 	if (n > 0) {
 		*got = (size_t)n;
+		keep_head(t, buf, (size_t)n);
 		return 1;
 	}
 	if (n == 0)
@@ -306,10 +327,37 @@ mpp_tls_free(struct mpp_tls *t)
 	free(t);
 }
 
+/*
+ * Did the server send an MPP reply in clear ("220 ...", "451 ...")? Then
+ * put its first line, printable, into line.
+ */
+static int
+clear_reply(struct mpp_tls *t, char *line, size_t size)
+{
+	const unsigned char *h = (const unsigned char *)t->head;
+	size_t i;
+	ssize_t n;
+
+	/* OpenSSL read a record header: the rest of the line is waiting. */
+	n = recv(t->fd, t->head + t->headlen, sizeof(t->head) - t->headlen,
+	    MSG_DONTWAIT);
+	if (n > 0)
+		t->headlen += (size_t)n;
+	if (t->headlen < 4 || !isdigit(h[0]) || !isdigit(h[1]) ||
+	    !isdigit(h[2]) || (h[3] != ' ' && h[3] != '-'))
+		return 0;
+	for (i = 0; i + 1 < size && i < t->headlen && h[i] != '\r' &&
+	    h[i] != '\n'; i++)
+		line[i] = h[i] >= 0x20 && h[i] < 0x7f ? (char)h[i] : '?';
+	line[i] = '\0';
+	return 1;
+}
+
 /* Why an SSL error happened, into t->err. */
 static void
 describe_ssl_error(struct mpp_tls *t)
 {
+	char line[sizeof(t->head) + 1];
 	long vr = SSL_get_verify_result(t->ssl);
 
 	unsigned long e = ERR_peek_error();
@@ -317,6 +365,10 @@ describe_ssl_error(struct mpp_tls *t)
 	if (vr != X509_V_OK)
 		set_err(t->err, sizeof(t->err), "certificate verify failed: "
 		    "%s", X509_verify_cert_error_string(vr));
+	else if (!SSL_is_init_finished(t->ssl) &&
+	    clear_reply(t, line, sizeof(line)))
+		set_err(t->err, sizeof(t->err), "the server answered without "
+		    "TLS: \"%s\"", line);
 	else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
 		/* What a plain MPP greeting looks like to TLS. */

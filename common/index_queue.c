@@ -299,6 +299,30 @@ fail:
 }
 
 int
+index_renew_lease(struct index *ix, const char *id, const char *host,
+    long pid, time_t until)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(ix->db, "UPDATE message SET lease_until = ?4 "
+	    "WHERE id = ?1 AND state = 'sending' AND lease_host = ?2 AND "
+	    "lease_pid = ?3", -1, &st, NULL) != SQLITE_OK) {
+		index_set_error(ix, "renew");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, pid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)until);
+	if (index_step_done(ix, st, "renew") == -1) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return sqlite3_changes(ix->db) == 1 ? 1 : 0;
+}
+
+int
 index_unclaim(struct index *ix, const char *id, const char *host, long pid,
     time_t now)
 {

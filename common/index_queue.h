@@ -76,6 +76,13 @@ struct index_result {
    longer ours (an administrator changed the message): nothing recorded. */
 int index_record(struct index *ix, const struct index_result *r);
 
+/*
+ * Extend our claim on id to until. 1 when it is still ours, 0 when it is
+ * not (it ran out and another runner took it), -1 on error.
+ */
+int index_renew_lease(struct index *ix, const char *id, const char *host,
+    long pid, time_t until);
+
 /* A claimed message goes back unattempted (shutdown): due now. */
 int index_unclaim(struct index *ix, const char *id, const char *host,
     long pid, time_t now);

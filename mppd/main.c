@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,16 @@ parse_options(int argc, char **argv, struct options *o)
 		usage();
 }
 
+/* -i serves a connected socket (inetd, systemd) or a pipe (tests). */
+static int
+stdin_usable(void)
+{
+	struct stat st;
+
+	return fstat(STDIN_FILENO, &st) == 0 &&
+	    (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
+}
+
 /* Root may only stay root when asked to (empty user) in the foreground. */
 static void
 drop_privileges(const struct mpp_config *cfg, const struct options *o)
@@ -126,10 +137,10 @@ main(int argc, char **argv)
 	    o.verbose);
 	path = config_path(o.config, &explicit_path);
 	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
-	    err, sizeof(err)) == -1) {
-		fprintf(stderr, "mppd: %s\n", err);
+	    err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
-	}
+	if (o.inetd && !stdin_usable())
+		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
 	if (!o.inetd && (server_bind(cfg.listen, 0, fds, &nfds, err,
 	    sizeof(err)) == -1 || server_bind(cfg.listen_tls, 1, fds, &nfds,
 	    err, sizeof(err)) == -1))

@@ -6,8 +6,8 @@
  *
  * Exit codes: 0 done (check: right password); 1 check: wrong password or
  * no such user; 64 usage; 65 add: user exists, or a bad name or empty
- * password; 67 passwd/del: no such user; 74 the file cannot be read or
- * written.
+ * password; 67 passwd/del: no such user; 70 hashing failed; 74 the file
+ * cannot be read or written.
  */
 #include <fcntl.h>
 #include <stdio.h>

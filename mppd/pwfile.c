@@ -212,6 +212,7 @@ pwfile_save(const struct pwfile *pf, const char *path, char *err,
     size_t errsz)
 {
 	char tmp[4096];
+	struct stat old;
 	int fd;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
@@ -222,6 +223,13 @@ pwfile_save(const struct pwfile *pf, const char *path, char *err,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd == -1)
 		goto fail;
+	/* A rewrite keeps the file's owner and group (root:mpp, say), so the
+	   daemon can still read it after root changed a password. */
+	if (stat(path, &old) == 0 && fchown(fd, old.st_uid, old.st_gid) == -1 &&
+	    errno != EPERM) {
+		close(fd);
+		goto fail;
+	}
 	if (fchmod(fd, 0640) == -1 || pwfile_write_fd(pf, fd) == -1) {
 		close(fd);
 		goto fail;

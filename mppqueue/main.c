@@ -102,13 +102,13 @@ main(int argc, char **argv)
 	    o.verbose);
 	path = config_path(o.config, &explicit_path);
 	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
-	    err, sizeof(err)) == -1) {
-		fprintf(stderr, "mppqueue: %s\n", err);
+	    err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
-	}
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
 	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)
 		fatalx(EX_OSERR, "%s", err);
+	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] == '\0')
+		log_warnx("running as root: user is empty");
 	if (spool_open(&sp, cfg.spool_dir, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	reconcile(&sp, &cfg);

@@ -42,6 +42,7 @@ struct runner {
 	unsigned long generation;	/* bumped by every wake-up */
 	int stopping;
 	int failed;			/* a thread could not start */
+	int running;			/* delivery threads not yet done */
 };
 
 struct worker {
@@ -332,16 +333,39 @@ deliver_one(struct worker *w, struct index_claim *c)
 	attempt_free(&a);
 }
 
+/*
+ * A batch is claimed under one lease, but its last message starts only
+ * after the others: renew the claim when less than one whole attempt
+ * (delivery_timeout) is left of it. 0 when it is still ours.
+ */
+static int
+keep_claim(struct worker *w, const struct index_claim *c, time_t claimed)
+{
+	const struct mpp_config *cfg = w->r->cfg;
+	time_t now = time(NULL);
+
+	if (claimed + cfg->lease_time - now > cfg->delivery_timeout)
+		return 0;
+	if (index_renew_lease(w->ix, c->id, w->r->host, w->r->pid,
+	    now + cfg->lease_time) == 1)
+		return 0;
+	log_warnx("id=%s claim lost before delivery; left to its new owner",
+	    c->id);
+	return -1;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct runner *r = w->r;
 	struct index_claim claims[CLAIM_BATCH];
+	time_t claimed;
 	int i, n;
 
 	while (!runner_stopping(r)) {
-		n = index_claim_due(w->ix, r->host, r->pid, time(NULL),
+		claimed = time(NULL);
+		n = index_claim_due(w->ix, r->host, r->pid, claimed,
 		    r->cfg->lease_time, claims, CLAIM_BATCH);
 		if (n < 0)
 			log_warnx("claim failed: %s", index_errmsg(w->ix));
@@ -357,9 +381,14 @@ worker_main(void *arg)
 				    r->host, r->pid, time(NULL));
 				continue;
 			}
-			deliver_one(w, &claims[i]);
+			if (keep_claim(w, &claims[i], claimed) == 0)
+				deliver_one(w, &claims[i]);
 		}
 	}
+	pthread_mutex_lock(&r->lock);
+	r->running--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -375,8 +404,14 @@ worker_start(struct runner *r, struct worker *w)
 		log_warnx("cannot start a delivery thread: %s", err);
 		return -1;
 	}
+	pthread_mutex_lock(&r->lock);
+	r->running++;
+	pthread_mutex_unlock(&r->lock);
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		log_warnx("cannot start a delivery thread");
+		pthread_mutex_lock(&r->lock);
+		r->running--;
+		pthread_mutex_unlock(&r->lock);
 		return -1;
 	}
 	return 0;
@@ -450,6 +485,33 @@ runner_loop(struct runner *r, int sigfd, struct index *ix)
 		close(pfd[1].fd);
 }
 
+/* One-shot: wait for the threads to run dry, or a signal to stop them. */
+static void
+oneshot_wait(struct runner *r, int sigfd)
+{
+	struct pollfd pfd = { sigfd, POLLIN, 0 };
+	struct signalfd_siginfo si;
+	int running;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		running = r->running;
+		pthread_mutex_unlock(&r->lock);
+		if (running == 0)
+			return;
+		if (poll(&pfd, 1, 100) == 1 &&
+		    read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+		    si.ssi_signo != SIGHUP) {
+			log_info("stopping: finishing deliveries in flight");
+			pthread_mutex_lock(&r->lock);
+			r->stopping = 1;
+			pthread_cond_broadcast(&r->cond);
+			pthread_mutex_unlock(&r->lock);
+			return;
+		}
+	}
+}
+
 static int
 block_signals(sigset_t *set)
 {
@@ -498,8 +560,10 @@ runner_run(struct runner_ctx *ctx)
 		pthread_mutex_unlock(&r.lock);
 	} else if (!ctx->oneshot)
 		runner_loop(&r, sigfd, ix);
+	else
+		oneshot_wait(&r, sigfd);
 	pthread_mutex_lock(&r.lock);
-	r.stopping = !ctx->oneshot || started < n;
+	r.stopping = r.stopping || !ctx->oneshot || started < n;
 	pthread_cond_broadcast(&r.cond);
 	pthread_mutex_unlock(&r.lock);
 	for (i = 0; i < started; i++)

@@ -23,6 +23,8 @@ fi
 if [ ! -f "$run/passwd" ]; then
 	printf 'demo\n' | "$top/bin/mpppasswd" -f "$run/passwd" -s add demo
 fi
+# The port the config really has (it may have been edited since).
+port=$(sed -n 's/^listen *= *127\.0\.0\.1:\([0-9]*\).*/\1/p' "$run/mpp.conf")
 cat <<MSG
 mpp is running on 127.0.0.1:$port (config $run/mpp.conf).
 Demo user: demo, password demo. Post with:

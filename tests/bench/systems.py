@@ -92,15 +92,57 @@ class Trash:
         return dest
 
 
+class CloseWatch:
+    """The moment each file in a directory is closed after writing
+    (inotify IN_CLOSE_WRITE), by name, read by a thread as events come.
+    A file's mtime would not do: the kernel may stamp it with a clock that
+    lags by up to a timer tick, which is the order of what is measured."""
+
+    IN_CLOSE_WRITE = 0x8
+
+    def __init__(self, path):
+        import ctypes
+        import struct
+        import threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(
+                self.fd, str(path).encode(), self.IN_CLOSE_WRITE) < 0:
+            raise BenchError(f"inotify on {path}: {os.strerror(ctypes.get_errno())}")
+        self.closed = {}
+        self.struct = struct
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except OSError:
+                return
+            now = time.time_ns()
+            off = 0
+            while off + 16 <= len(buf):
+                _, _, _, n = self.struct.unpack_from("iIII", buf, off)
+                name = buf[off + 16:off + 16 + n].rstrip(b"\0").decode()
+                self.closed.setdefault(name, now)
+                off += 16 + n
+
+    def close(self):
+        os.close(self.fd)
+
+
 class Sink:
-    """smtp-sink on a loopback port; with dump_dir, each message is written
-    to a file there (its mtime is the arrival time)."""
+    """smtp-sink on a loopback port; with dump, each message is written to
+    a file of its own, and the moment smtp-sink closes it (the end of the
+    transaction) is its arrival time."""
 
     def __init__(self, work, name, dump=False):
         self.port = free_port()
         self.dir = work / name
         self.dump_dir = self.dir / "dump" if dump else None
         self.proc = None
+        self.watch = None
 
     def start(self):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +152,7 @@ class Sink:
             shutil.chown(self.dump_dir, "postfix")
             # strftime template plus a random suffix: one file a message
             args += ["-d", f"{self.dump_dir}/%H%M%S."]
+            self.watch = CloseWatch(self.dump_dir)
         args += [f"127.0.0.1:{self.port}", "1024"]
         self.log = open(self.dir / "sink.log", "ab")
         self.proc = subprocess.Popen(args, stdout=self.log,
@@ -117,15 +160,20 @@ class Sink:
         wait_for(lambda: greets(self.port), 10, f"smtp-sink on {self.port}")
 
     def clear_dump(self):
+        """Forget what arrived (few files: deleting them skews nothing)."""
         for p in self.dump_dir.iterdir():
             p.unlink()
+        self.watch.closed.clear()
 
-    def dumped(self):
-        return list(self.dump_dir.iterdir())
+    def arrivals(self):
+        """(path, wall-clock ns when smtp-sink closed it) for each message."""
+        return [(self.dump_dir / name, t) for name, t in list(self.watch.closed.items())]
 
     def stop(self):
         stop_proc(self.proc)
         self.proc = None
+        if self.watch:
+            self.watch.close()
 
 
 class Mpp:

@@ -198,7 +198,8 @@ check_stored(struct fhost *h, struct message *m)
 
 		CHECK(r != NULL && strlen(r) < MESSAGE_ADDR_MAX);
 		CHECK(strchr(r, '@') != NULL && strpbrk(r, "\r\n") == NULL);
-		CHECK(r[0] != '-');
+		/* A leading '-' is valid here: the sendmail transport's
+		   "--" keeps it off the option list (DESIGN.md). */
 	}
 	CHECK(message_size(m) == h->spilled.len + rest->len);
 	first = h->spilled.len > 0 ? h->spilled.data : rest->data;

@@ -758,3 +758,13 @@ def test_startup_releases_dead_and_expired_leases(mppd):
     mppd.start()
     states = {r["id"]: r["state"] for r in mppd.stored()}
     assert [states[i] for i in ids] == ["deferred", "deferred", "sending"]
+
+
+def test_inetd_refuses_a_regular_file_as_stdin(mppd_factory):
+    m = mppd_factory()
+    m.write_config()
+    with open(os.devnull) as devnull:
+        r = subprocess.run([str(m.bin / "mppd"), "-i", "-d", "-c", str(m.config_path)],
+                           stdin=devnull, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 64
+    assert "socket or a pipe" in r.stderr + m.log()

@@ -237,3 +237,21 @@ def test_lease_must_outlast_an_attempt(mppd, mppqueue):
     r = mppqueue.once(lease_time="100", delivery_timeout="200")
     assert r.returncode == 78
     assert "lease_time" in mppqueue.log()
+
+
+def test_cron_run_stops_on_sigterm_and_releases_claims(mppd, recorder):
+    post(mppd, n=12)
+    mppd.settings.update(transport=f"sendmail:{recorder.path}", concurrency="2")
+    recorder.sleep(0.5)
+    q = Mppqueue(mppd)
+    p = subprocess.Popen(q.args("-1", "-d"), stdout=open(q.logfile, "wb"),
+                         stderr=subprocess.STDOUT)
+    wait_for(lambda: len(recorder.calls()) >= 1, what="a first delivery")
+    p.terminate()
+    assert p.wait(10) == 0
+    rows = mppd.stored()
+    assert not [m for m in rows if m["state"] == "sending"], "claims left behind"
+    assert 1 <= sum(m["state"] == "sent" for m in rows) < 12
+    recorder.sleep(0)
+    assert Mppqueue(mppd).once().returncode == 0
+    assert states(mppd) == ["sent"] * 12

@@ -318,8 +318,25 @@ def test_mppsend_tls_against_plain_port(tls_mppd, pki, tmp_path):
                     stdin=HEADERS + b"\nhi\n", env={"MPP_PASSWORD": "secret"},
                     home=tmp_path)
     assert r.returncode == EX_TEMPFAIL
-    assert b"not a TLS port?" in r.stderr
+    assert (b'TLS: the server answered without TLS: "220 Message Posting '
+            b'Service Ready."') in r.stderr
     assert never_authenticated(tls_mppd)
+
+
+def test_mppsend_tls_over_session_limit(mppd_factory, pki, tmp_path):
+    """Over max_sessions_per_ip the answer is 451: a temporary failure
+    that names it, whether it comes in clear or inside TLS."""
+    m = start_tls_mppd(mppd_factory, pki, max_sessions_per_ip=1)
+    hold = m.tls_client()
+    try:
+        r = run_mppsend(["--tls", "--ca", str(pki.ca_pem)],
+                        stdin=HEADERS + b"\nhi\n", env=tls_env(m),
+                        home=tmp_path)
+    finally:
+        hold.close()
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert b"451 Local error encountered." in r.stderr
+    assert m.stored() == []
 
 
 def test_mppsend_plain_against_tls_port_times_out(tls_mppd, tmp_path):

@@ -288,6 +288,10 @@ static const struct rcpt_case rcpt_cases[] = {
 	  "\"john doe\"@example.com" },
 	{ "route dropped", "To: <@relay.example:bob@example.com>\n\n",
 	  "bob@example.com" },
+	/* Valid atext; the sendmail transport's "--" makes it safe. Found
+	   by fuzz_session (corpus file crash-dash-recipient). */
+	{ "leading dash", "To: Bob <bob@example.com>, -carol@example.com\n\n",
+	  "bob@example.com,-carol@example.com" },
 };
 
 static void

@@ -1118,6 +1118,25 @@ test_tls_not_tls(void **state)
 	peer_says(p, GREETING);
 	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
 	assert_int_equal(p->c.fail, EX_TEMPFAIL);
+	assert_string_equal(mpp_client_error(&p->c), "TLS: the server answered "
+	    "without TLS: \"220 Message Posting Service Ready.\" (test peer)");
+	pair_free(p);
+
+	/* a refusal in clear, control characters made harmless */
+	p = pair_new(5);
+	p->c.tls_ctx = ctx;
+	peer_says(p, "451 Local\033[2J error encountered.\r\n");
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_non_null(strstr(mpp_client_error(&p->c), "without TLS: \"451 "
+	    "Local?[2J error encountered.\""));
+	pair_free(p);
+
+	/* some other protocol */
+	p = pair_new(5);
+	p->c.tls_ctx = ctx;
+	peer_says(p, "SSH-2.0-OpenSSH_9.2\r\n");
+	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), -1);
+	assert_int_equal(p->c.fail, EX_TEMPFAIL);
 	assert_non_null(strstr(mpp_client_error(&p->c), "not a TLS port"));
 	pair_free(p);
 
