@@ -37,6 +37,7 @@ static int check_listen_opt(const char *);
 static int check_path_opt(const char *);
 static int check_tls_version(const char *);
 static int check_yesno(const char *);
+static int check_domain(const char *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -53,8 +54,8 @@ static const struct config_key config_keys[] = {
 	S(spool_dir, "/var/spool/mpp", check_path),
 	S(listen, "0.0.0.0:218", check_listen),
 	S(user, "mpp", NULL),
-	S(hostname, NULL, NULL),
-	S(sender_domain, NULL, NULL),
+	S(hostname, NULL, check_domain),
+	S(sender_domain, NULL, check_domain),
 	S(auth, "file:/etc/mpp/passwd", check_auth),
 	S(transport, "sendmail:/usr/sbin/sendmail", check_transport),
 	S(listen_tls, "", check_listen_opt),
@@ -463,6 +464,20 @@ static int
 check_tls_version(const char *v)
 {
 	return strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0 ? 0 : -1;
+}
+
+/* A DNS name (letters, digits, '-', '.', '_'), as it goes into headers
+   and SMTP commands. */
+static int
+check_domain(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 253 || v[0] == '.' || v[0] == '-' ||
+	    strstr(v, "..") != NULL)
+		return -1;
+	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-._") == n ? 0 : -1;
 }
 
 static int

@@ -192,6 +192,12 @@ scan_field(struct message *m, const struct rfc5322_field *f,
 		return rfc5322_parse_addresses(f->value, f->value_len,
 		    rcpt_cb, m) == -1 ? -1 : 0;
 	if (rfc5322_field_is(f, "From")) {
+		/* RFC 5322 allows one From:; a second could show readers
+		   another author than the one Sender: is judged against. */
+		if (hs->has_from) {
+			message_refuse(m, "more than one From: field");
+			return 0;
+		}
 		if (rfc5322_parse_addresses(f->value, f->value_len, from_cb,
 		    &fc) != 0)
 			return -1;

@@ -65,6 +65,7 @@ struct conn {
 	int counted;			/* in the per-address table */
 	int tls;			/* a TLS listener's connection */
 	int tls_up;			/* its handshake is done */
+	char id[16];			/* the session's, for log lines */
 	struct event *delay;		/* a throttled PASS's answer */
 	struct store_req req;
 };
@@ -434,7 +435,7 @@ conn_tls_event(struct conn *c, short what)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		c->tls_up = 1;
-		log_info("client=[%s] tls=%s cipher=%s", c->addr,
+		log_info("session=%s client=[%s] tls=%s cipher=%s", c->id, c->addr,
 		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 		return 1;
 	}
@@ -442,8 +443,8 @@ conn_tls_event(struct conn *c, short what)
 	    BEV_EVENT_TIMEOUT))) {
 		c->srv->tls_failures++;
 		tls_bev_error(c->bev, what, why, sizeof(why));
-		log_info("client=[%s] tls handshake failed: %s (%lu so far)",
-		    c->addr, why, c->srv->tls_failures);
+		log_info("session=%s client=[%s] tls handshake failed: %s "
+		    "(%lu so far)", c->id, c->addr, why, c->srv->tls_failures);
 		conn_close(c, "tls-handshake");
 		return 1;
 	}
@@ -506,6 +507,7 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	c->tmpfd = -1;
 	strlcpy(c->addr, addr, sizeof(c->addr));
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
+	strlcpy(c->id, id, sizeof(c->id));
 	c->tls = tls;
 	c->bev = conn_bev(srv, fd, tls);
 	c->s = session_new(&conn_hooks, c, srv->cfg, addr, id);
@@ -555,11 +557,17 @@ local_is_loopback(int fd)
 	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
 }
 
-/* Over a limit: answer 451 at once and close, never leave it hanging. */
+/*
+ * Over a limit: answer 451 at once and close, never leave it hanging. On
+ * a TLS port a clear-text reply would be garbage to the client (and an
+ * unauthenticated one): close only.
+ */
 static void
-refuse(int fd, const char *addr, const char *why)
+refuse(int fd, int tls, const char *addr, const char *why)
 {
-	(void)!send(fd, R451, sizeof(R451) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (!tls)
+		(void)!send(fd, R451, sizeof(R451) - 1,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 	log_info("client=[%s] refused=%s", addr, why);
 }
@@ -575,15 +583,15 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	sockaddr_text(sa, addr, sizeof(addr));
 	if (srv->nsessions >= srv->cfg->max_sessions) {
-		refuse(fd, addr, "max_sessions");
+		refuse(fd, lsn->tls, addr, "max_sessions");
 		return;
 	}
 	if (iplimit_get(srv->per_ip, addr) >= srv->cfg->max_sessions_per_ip) {
-		refuse(fd, addr, "max_sessions_per_ip");
+		refuse(fd, lsn->tls, addr, "max_sessions_per_ip");
 		return;
 	}
 	if ((c = conn_new(srv, fd, -1, addr, lsn->tls)) == NULL) {
-		refuse(fd, addr, "out-of-memory");
+		refuse(fd, lsn->tls, addr, "out-of-memory");
 		return;
 	}
 	c->counted = iplimit_inc(srv->per_ip, addr) > 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -21,8 +22,17 @@ struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct store_req *ready;	/* published, waiting for commit */
+	int writing;			/* submitted, not yet published */
 	int stopping;
 };
+
+/*
+ * How long the committer waits for writers still busy before it commits
+ * what is ready: the price in latency of sharing one directory fsync and
+ * one WAL sync among more messages. With nothing else in flight it does
+ * not wait at all.
+ */
+#define STORE_GATHER_US 2000
 
 static void
 store_done(struct workq_job *job)
@@ -53,11 +63,16 @@ store_write(struct workq_job *job)
 	pthread_mutex_lock(&st->lock);
 	r->next = st->ready;
 	st->ready = r;
+	st->writing--;
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 	return WORKQ_FORWARDED;
 fail:
 	log_warn("id=%s cannot write spool file", r->id);
+	pthread_mutex_lock(&st->lock);
+	st->writing--;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
 	r->fd = -1;
 	buf_free(&r->data);
 	r->result = OUTCOME_TEMP;
@@ -107,6 +122,23 @@ store_commit(struct store *st, struct store_req **reqs, size_t n)
 		workq_finish(st->writers, &reqs[i]->job);
 }
 
+/* Lock held: let writers in flight join this batch, a little while. */
+static void
+gather(struct store *st)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += STORE_GATHER_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (st->writing > 0 && !st->stopping &&
+	    pthread_cond_timedwait(&st->cond, &st->lock, &until) == 0)
+		;
+}
+
 /* Take up to STORE_BATCH_MAX ready requests, oldest first; 0 at stop. */
 static size_t
 store_take(struct store *st, struct store_req **reqs)
@@ -117,6 +149,7 @@ store_take(struct store *st, struct store_req **reqs)
 	pthread_mutex_lock(&st->lock);
 	while (st->ready == NULL && !st->stopping)
 		pthread_cond_wait(&st->cond, &st->lock);
+	gather(st);
 	for (r = st->ready; r != NULL; r = r->next)
 		total++;
 	/* The list is newest first: skip the newest beyond the batch. */
@@ -193,6 +226,9 @@ store_submit(struct store *st, struct store_req *r)
 	r->job.run = store_write;
 	r->job.done = store_done;
 	r->result = OUTCOME_TEMP;
+	pthread_mutex_lock(&st->lock);
+	st->writing++;
+	pthread_mutex_unlock(&st->lock);
 	workq_push(st->writers, &r->job);
 }
 

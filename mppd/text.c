@@ -82,9 +82,11 @@ text_byte(struct text_reader *t, struct span *sp, const char *p)
 				return -1;
 			t->pos = TP_CR;
 		} else if (c == '\n') {
+			/* Only CRLF starts a line where "." can end the text:
+			   after a bare LF, a dot is just text. */
 			t->bare_crlf = 1;
 			span_take(sp, p);
-			t->pos = TP_BOL;
+			t->pos = TP_MID;
 		} else {
 			span_take(sp, p);
 			t->pos = TP_MID;

@@ -56,13 +56,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define HEADER_BYTES 5
 
 /*
- * BUG: text.c ends a text at LF "." CRLF (after a bare LF), though only
- * CRLF.CRLF may (DESIGN.md). This check finds it at once; it is off until
- * the fix (build with -DCHECK_KNOWN_BUGS=1 to see it), then set it to 1.
+ * Regression: a text once ended at LF "." CRLF (after a bare LF); only
+ * CRLF.CRLF may end it (DESIGN.md), which the check below holds to.
  */
-#ifndef CHECK_KNOWN_BUGS
-#define CHECK_KNOWN_BUGS 0
-#endif
 
 static const char *const reply_lines[] = {
 	R220, R221, R250, R354, R451, R500, R501, R503, R530, R550
@@ -363,8 +359,7 @@ run_bytes(const struct mpp_config *cfg, unsigned opts, const char *in,
 		else if (after != SS_TEXT) {
 			CHECK(h.sends_now == 1 && in[off] == '\n');
 			/* Only CRLF.CRLF ends a text (or "." CRLF first). */
-			if (CHECK_KNOWN_BUGS)
-				CHECK((off + 1 - text_start == 3 &&
+			CHECK((off + 1 - text_start == 3 &&
 				    memcmp(in + text_start, ".\r\n", 3) == 0) ||
 				    (off + 1 - text_start >= 5 &&
 				    memcmp(in + off - 4, "\r\n.\r\n", 5) == 0));

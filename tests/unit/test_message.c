@@ -452,13 +452,12 @@ test_two_from_fields(void **state)
 	struct message_params p;
 	size_t i;
 
-	/* BUG: message.c scan_field() overwrites hs->from_is_sender with
+	/* Regression: message.c scan_field() overwrites hs->from_is_sender with
 	 * each From: field, so only the last one counts. Input: texts[0]
 	 * (From: ceo@..., then From: alice@..., posted by alice).
-	 * Expected: "Sender: <alice@example.org>" added, or MSG_REJECT.
-	 * Actual: MSG_OK, both From: kept, no Sender: -- the message reads
+	 * Now: "Sender: <alice@example.org>" added, or MSG_REJECT.
+	 * It was: MSG_OK, both From: kept, no Sender: -- the message reads
 	 * as from the CEO with nothing naming alice but Received:. */
-	skip();
 	default_params(&p);
 	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		struct result r = { 0 };
