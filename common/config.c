@@ -170,6 +170,34 @@ config_set(struct mpp_config *cfg, const char *key, const char *value,
 	return key_assign(cfg, k, value, err, errsz);
 }
 
+int
+config_cli_option(struct config_cli *cli, int ch, char *arg)
+{
+	if (ch == 'c') {
+		cli->path = arg;
+		return 1;
+	}
+	if (ch != 'o')
+		return 0;
+	if (cli->noverrides == CONFIG_OVERRIDES_MAX)
+		return -1;
+	cli->overrides[cli->noverrides++] = arg;
+	return 1;
+}
+
+int
+config_cli_load(struct mpp_config *cfg, const struct config_cli *cli,
+    const char **used, char *err, size_t errsz)
+{
+	int explicit_path;
+	const char *path = config_path(cli->path, &explicit_path);
+
+	if (used != NULL)
+		*used = path;
+	return config_load(cfg, path, explicit_path, cli->overrides,
+	    cli->noverrides, err, errsz);
+}
+
 void
 config_defaults(struct mpp_config *cfg)
 {

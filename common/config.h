@@ -53,6 +53,26 @@ struct mpp_config {
  */
 const char *config_path(const char *arg, int *explicit_path);
 
+/* The -c FILE and -o key=value options every program takes. */
+struct config_cli {
+	const char *path;		/* -c, or NULL */
+	char *overrides[CONFIG_OVERRIDES_MAX];
+	size_t noverrides;
+};
+
+/* Take getopt's ch/arg if it is -c or -o: 1 taken, 0 not one of them,
+   -1 too many -o. */
+int config_cli_option(struct config_cli *cli, int ch, char *arg);
+
+/*
+ * Load the configuration the way every program does: -c, else
+ * $MPP_CONFIG, else the default file (which alone may be missing), then
+ * the -o overrides. *used (may be NULL) receives the file's path. -1 with
+ * err naming file, line and key.
+ */
+int config_cli_load(struct mpp_config *cfg, const struct config_cli *cli,
+    const char **used, char *err, size_t errsz);
+
 /* Fill cfg with every key's default. */
 void config_defaults(struct mpp_config *cfg);
 

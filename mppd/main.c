@@ -21,12 +21,10 @@
 #include "util.h"
 
 struct options {
-	const char *config;
+	struct config_cli cli;
 	int foreground;
 	int inetd;
 	int verbose;
-	char *overrides[CONFIG_OVERRIDES_MAX];
-	size_t noverrides;
 };
 
 static void __attribute__((noreturn))
@@ -45,25 +43,18 @@ parse_options(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	while ((ch = getopt(argc, argv, "c:dio:v")) != -1) {
 		switch (ch) {
-		case 'c':
-			o->config = optarg;
-			break;
 		case 'd':
 			o->foreground = 1;
 			break;
 		case 'i':
 			o->inetd = 1;
 			break;
-		case 'o':
-			if (o->noverrides == CONFIG_OVERRIDES_MAX)
-				usage();
-			o->overrides[o->noverrides++] = optarg;
-			break;
 		case 'v':
 			o->verbose = 1;
 			break;
 		default:
-			usage();
+			if (config_cli_option(&o->cli, ch, optarg) != 1)
+				usage();
 		}
 	}
 	if (optind != argc)
@@ -129,15 +120,13 @@ main(int argc, char **argv)
 	const char *path;
 	char err[1024];
 	struct server_listen fds[SERVER_MAX_LISTEN];
-	int explicit_path, rc;
+	int rc;
 	size_t nfds = 0;
 
 	parse_options(argc, argv, &o);
 	log_init("mppd", o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    o.verbose);
-	path = config_path(o.config, &explicit_path);
-	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
-	    err, sizeof(err)) == -1)
+	if (config_cli_load(&cfg, &o.cli, &path, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
 	if (o.inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");

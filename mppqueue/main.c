@@ -18,12 +18,10 @@
 #include "util.h"
 
 struct options {
-	const char *config;
+	struct config_cli cli;
 	int foreground;
 	int oneshot;
 	int verbose;
-	char *overrides[CONFIG_OVERRIDES_MAX];
-	size_t noverrides;
 };
 
 static void __attribute__((noreturn))
@@ -45,22 +43,15 @@ parse_options(int argc, char **argv, struct options *o)
 		case '1':
 			o->oneshot = 1;
 			break;
-		case 'c':
-			o->config = optarg;
-			break;
 		case 'd':
 			o->foreground = 1;
-			break;
-		case 'o':
-			if (o->noverrides == CONFIG_OVERRIDES_MAX)
-				usage();
-			o->overrides[o->noverrides++] = optarg;
 			break;
 		case 'v':
 			o->verbose = 1;
 			break;
 		default:
-			usage();
+			if (config_cli_option(&o->cli, ch, optarg) != 1)
+				usage();
 		}
 	}
 	if (optind != argc)
@@ -92,17 +83,14 @@ main(int argc, char **argv)
 	struct runner_ctx ctx;
 	struct options o;
 	struct spool sp;
-	const char *path;
 	char err[1024];
-	int explicit_path, interactive;
+	int interactive;
 
 	parse_options(argc, argv, &o);
 	interactive = o.foreground || (o.oneshot && isatty(STDERR_FILENO));
 	log_init("mppqueue", interactive ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    o.verbose);
-	path = config_path(o.config, &explicit_path);
-	if (config_load(&cfg, path, explicit_path, o.overrides, o.noverrides,
-	    err, sizeof(err)) == -1)
+	if (config_cli_load(&cfg, &o.cli, NULL, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
 	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)

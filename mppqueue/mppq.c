@@ -33,10 +33,8 @@
 #define SAFE_MAX 2048
 
 struct options {
-	const char *config;
+	struct config_cli cli;
 	int log_stderr;
-	char *overrides[CONFIG_OVERRIDES_MAX];
-	size_t noverrides;
 };
 
 /* A command's arguments after its name. */
@@ -712,21 +710,10 @@ parse_options(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	/* "+": stop at the command, whose own options follow it. */
 	while ((ch = getopt(argc, argv, "+c:do:")) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config = optarg;
-			break;
-		case 'd':
+		if (ch == 'd')
 			o->log_stderr = 1;
-			break;
-		case 'o':
-			if (o->noverrides == CONFIG_OVERRIDES_MAX)
-				usage();
-			o->overrides[o->noverrides++] = optarg;
-			break;
-		default:
+		else if (config_cli_option(&o->cli, ch, optarg) != 1)
 			usage();
-		}
 	}
 	if (optind >= argc)
 		usage();
@@ -735,13 +722,9 @@ parse_options(int argc, char **argv, struct options *o)
 static void
 load_config(struct mpp_config *cfg, const struct options *o)
 {
-	const char *path;
 	char err[1024];
-	int explicit_path;
 
-	path = config_path(o->config, &explicit_path);
-	if (config_load(cfg, path, explicit_path, o->overrides, o->noverrides,
-	    err, sizeof(err)) == -1) {
+	if (config_cli_load(cfg, &o->cli, NULL, err, sizeof(err)) == -1) {
 		say("%s", err);
 		exit(EX_CONFIG);
 	}
