@@ -3,6 +3,7 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +79,66 @@ bench_crypt_ms(const char *hash, const char *password, int n, char *err,
 	}
 	free(cd);
 	return (double)(bench_now_ns() - t0) / 1e6 / n;
+}
+
+struct crypt_job {
+	const char *hash, *password;
+	int n;
+	double ms;		/* out: per check, -1 on failure */
+	char err[128];
+};
+
+static void *
+crypt_worker(void *arg)
+{
+	struct crypt_job *j = arg;
+
+	j->ms = bench_crypt_ms(j->hash, j->password, j->n, j->err,
+	    sizeof(j->err));
+	return NULL;
+}
+
+double
+bench_crypt_rate(const char *hash, const char *password, int n, int threads,
+    double *ms, char *err, size_t errsz)
+{
+	struct crypt_job *jobs;
+	pthread_t *tids;
+	long long t0;
+	double sum = 0, elapsed;
+	int i, started = 0, failed = 0;
+
+	jobs = calloc((size_t)threads, sizeof(*jobs));
+	tids = calloc((size_t)threads, sizeof(*tids));
+	if (jobs == NULL || tids == NULL) {
+		(void)snprintf(err, errsz, "out of memory");
+		free(jobs);
+		free(tids);
+		return -1;
+	}
+	t0 = bench_now_ns();
+	for (i = 0; i < threads; i++) {
+		jobs[i].hash = hash;
+		jobs[i].password = password;
+		jobs[i].n = n;
+		if (pthread_create(&tids[i], NULL, crypt_worker, &jobs[i]) != 0)
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	elapsed = (double)(bench_now_ns() - t0) / 1e9;
+	for (i = 0; i < started; i++) {
+		if (jobs[i].ms < 0 && !failed++)
+			(void)snprintf(err, errsz, "%s", jobs[i].err);
+		sum += jobs[i].ms;
+	}
+	if (started < threads && !failed++)
+		(void)snprintf(err, errsz, "cannot start threads");
+	free(jobs);
+	free(tids);
+	if (failed)
+		return -1;
+	*ms = sum / started;
+	return (double)started * n / elapsed;
 }

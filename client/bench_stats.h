@@ -24,4 +24,12 @@ long bench_rss_kib(pid_t pid);
 double bench_crypt_ms(const char *hash, const char *password, int n,
     char *err, size_t errsz);
 
+/*
+ * The same from `threads` threads at once, n checks each: the checks a
+ * second all threads made together (what the machine can hash right now),
+ * and in *ms the mean milliseconds of one check. -1 with a reason in err.
+ */
+double bench_crypt_rate(const char *hash, const char *password, int n,
+    int threads, double *ms, char *err, size_t errsz);
+
 #endif /* BENCH_STATS_H */

@@ -7,7 +7,7 @@ the raw figures of every run go to a JSON file. See docs/performance.md for
 the method and the targets.
 
 Environment:
-  BENCH_REPS   repetitions (default 3, at least 3)
+  BENCH_REPS   repetitions (default 5, at least 3)
   BENCH_OUT    where results go (default build/bench)
   BENCH_QUICK  1: one short repetition with small counts, to try the
                harness (its figures mean little)
@@ -31,7 +31,7 @@ from systems import BenchError, Mpp, Postfix, Sink, Trash, wait_for  # noqa: E40
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-REPS = 1 if QUICK else max(3, int(os.environ.get("BENCH_REPS", "3")))
+REPS = 1 if QUICK else max(3, int(os.environ.get("BENCH_REPS", "5")))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "build" / "bench"))
 NPROC = os.cpu_count() or 1
@@ -79,12 +79,15 @@ def accept_mpp(mpp, size, c, m, n):
         raise BenchError(f"{stored} of {n} messages in the index")
     return {"value": fig["msgs_per_s"], "lat_p50_ms": fig["latency_p50_ms"],
             "lat_p99_ms": fig["latency_p99_ms"],
-            "sessions_per_s": fig["sessions_per_s"], "elapsed_s": fig["elapsed_s"]}
+            "sessions_per_s": fig["sessions_per_s"], "elapsed_s": fig["elapsed_s"],
+            "server_us_per_msg": fig["server_cpu_s"] / n * 1e6,
+            "client_cpu_s": fig["client_cpu_s"]}
 
 
 def accept_postfix(pf, size, c, m, n):
     pf.set_mode("accept")
     pf.clear()
+    c0 = pf.client_cpu_s
     if m == 1:
         dt = pf.source(c, n, size)
     else:
@@ -95,15 +98,29 @@ def accept_postfix(pf, size, c, m, n):
     deferred = pf.queued(("deferred",))
     if deferred != n:
         raise BenchError(f"{deferred} of {n} messages in Postfix's deferred queue")
-    return {"value": n / dt, "elapsed_s": dt}
+    return {"value": n / dt, "elapsed_s": dt, "client_cpu_s": pf.client_cpu_s - c0}
 
 
 def sessions_mpp(mpp, method, n):
+    """New sessions a second, 32 at once, one message each, against the
+    bound nproc / hash time. The bound is measured as the machine is right
+    before and right after the run: checks a second from nproc threads
+    hashing at once (on a shared or memory-bound machine that is less than
+    nproc / one thread's hash time, which is recorded too)."""
     mpp.start()
-    hash_ms = mpp.hash_ms(method, 200 if method == "sha512" else 30)
+    checks = 100 if method == "sha512" else 15
+    one = mpp.hash_rate(method, checks, 1)
+    before = mpp.hash_rate(method, checks, NPROC)
     fig = mpp.bench("-c", 32, "-n", n, "-m", 1, "-z", KIB, method=method)
-    bound = NPROC * 1000.0 / hash_ms
-    return {"value": fig["sessions_per_s"], "ref": bound, "hash_ms": hash_ms,
+    after = mpp.hash_rate(method, checks, NPROC)
+    bound = (before["checks_per_s"] + after["checks_per_s"]) / 2
+    return {"value": fig["sessions_per_s"], "ref": bound,
+            "hash_ms_one_thread": one["hash_ms"],
+            "bound_from_one_thread": NPROC * 1000.0 / one["hash_ms"],
+            "bound_before": before["checks_per_s"], "bound_after": after["checks_per_s"],
+            "hash_ms_parallel": (before["hash_ms"] + after["hash_ms"]) / 2,
+            "server_us_per_session": fig["server_cpu_s"] / n * 1e6,
+            "client_cpu_s": fig["client_cpu_s"],
             "lat_p50_ms": fig["latency_p50_ms"], "lat_p99_ms": fig["latency_p99_ms"],
             "post_p50_ms": fig["post_p50_ms"], "post_p99_ms": fig["post_p99_ms"]}
 
@@ -297,7 +314,7 @@ def build_rows():
     return rows
 
 
-def attempt(rows, key, which, fn, raw, rep):
+def attempt(rows, key, which, fn, raw, rep, disk):
     """Run one measurement; record it (or its error) in the row and raw."""
     t0 = time.monotonic()
     try:
@@ -307,7 +324,7 @@ def attempt(rows, key, which, fn, raw, rep):
         res, err = None, str(e)
     raw.append({"row": key, "system": which, "rep": rep, "result": res,
                 "error": err, "wall_s": round(time.monotonic() - t0, 2),
-                "loadavg": os.getloadavg()[0]})
+                "loadavg": os.getloadavg()[0], "disk_writes_per_s": disk})
     if err:
         log(f"  {key} [{which}] FAILED: {err}")
         rows[key].errors.append(f"{which} rep {rep}: {err}")
@@ -335,8 +352,10 @@ PHASES = ("accept", "sessions", "latency", "idle", "drain")
 def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
     """One repetition of one phase: each of its rows, mpp then Postfix."""
     def pair(key, mfn, pfn, store, shown):
-        m = attempt(rows, key, "mpp", mfn, raw, rep)
-        p = attempt(rows, key, "postfix", pfn, raw, rep) if pfn else None
+        # the disk's state right now: the machine may be shared
+        disk = round(disk_probe(work, 1, 0.3))
+        m = attempt(rows, key, "mpp", mfn, raw, rep, disk)
+        p = attempt(rows, key, "postfix", pfn, raw, rep, disk) if pfn else None
         store(m, p)
         for k in shown:
             show(rows, k)
@@ -386,7 +405,7 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
 def table(rows):
     lines = []
     head = (f"{'scenario':<44} {'unit':>6} {'mpp':>10} {'Postfix/ref':>12} "
-            f"{'ratio':>7}  {'mpp p50/p99 ms':>15}  {'target':<18} met")
+            f"{'ratio':>7}  {'mpp p50/p99 ms':>15} {'mppd us':>8}  {'target':<18} met")
     lines += [head, "-" * len(head)]
     verdicts = []
     for r in rows.values():
@@ -399,6 +418,9 @@ def table(rows):
         p99 = [e.get("lat_p99_ms") for e in r.extra if e.get("lat_p99_ms") is not None]
         if p50:
             lat = f"{statistics.median(p50):.1f}/{statistics.median(p99):.1f}"
+        cpu = [e.get("server_us_per_msg", e.get("server_us_per_session")) for e in r.extra]
+        cpu = [c for c in cpu if c is not None]
+        cpu = f"{statistics.median(cpu):.0f}" if cpu else ""
         met = ""
         if r.target is not None:
             needs_ref = r.ref_label != "-" and not r.key.startswith("e2e_")
@@ -411,8 +433,11 @@ def table(rows):
         if r.ref_label == "bound" and b is not None:
             ref = f"{fmt(b, r.unit)} bnd"
         lines.append(f"{r.label:<44} {r.unit:>6} {fmt(a, r.unit):>10} {ref:>12} "
-                     f"{ratio:>7}  {lat:>15}  {r.target_text:<18} {met}")
+                     f"{ratio:>7}  {lat:>15} {cpu:>8}  {r.target_text:<18} {met}")
     return lines, verdicts
+
+
+PROBES = [0]
 
 
 def disk_probe(work, threads, seconds=1.5):
@@ -420,7 +445,8 @@ def disk_probe(work, threads, seconds=1.5):
     in tmp/, write 1 KiB, fsync, close, rename into new/ (files are kept
     until the end, like every spool: see Trash)."""
     import threading
-    d = work / f"probe-{threads}"
+    PROBES[0] += 1
+    d = work / f"probe-{PROBES[0]}"
     (d / "tmp").mkdir(parents=True)
     (d / "new").mkdir()
     data = b"x" * 1023 + b"\n"
@@ -524,7 +550,24 @@ def main():
                f"from 8",
                ""] + lines
     met = sum(1 for _, v in verdicts if v == "yes")
-    summary += ["", f"targets met: {met} of {len(verdicts)}"]
+    hashes = []
+    for method in SESSIONS:
+        one = [e["hash_ms_one_thread"] for e in rows[f"sessions_{method}"].extra
+               if e.get("hash_ms_one_thread")]
+        if one:
+            hashes.append(f"{method} {statistics.median(one):.1f} ms")
+    if hashes:
+        summary += ["", "one password check (one thread, median): " + ", ".join(hashes)]
+    loads = [r["loadavg"] for r in raw]
+    disks = sorted(r["disk_writes_per_s"] for r in raw)
+    summary += ["", "mppd us: mppd's CPU time per message (per session in the "
+                "sessions rows); bnd: the bound nproc / hash time, measured as "
+                f"checks/s from {NPROC} threads at once around each run",
+                f"during the runs: load average {min(loads, default=0):.1f} to "
+                f"{max(loads, default=0):.1f}; disk {disks[0] if disks else 0} to "
+                f"{disks[-1] if disks else 0} maildir-style writes/s (1 thread, "
+                f"probed before each pair)",
+                "", f"targets met: {met} of {len(verdicts)}"]
     errors = [e for r in rows.values() for e in r.errors]
     if errors:
         summary += ["", f"{len(errors)} failed run(s):"] + [f"  {e}" for e in errors]

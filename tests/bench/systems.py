@@ -59,6 +59,12 @@ def raise_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def child_cpu_s():
+    """CPU seconds used by the children waited for so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
     if proc is None or proc.poll() is not None:
         return
@@ -270,13 +276,21 @@ class Mpp:
         finally:
             conn.close()
 
+    def cpu_s(self):
+        """CPU seconds (user + system) mppd has used so far."""
+        f = Path(f"/proc/{self.mppd.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
     def bench(self, *args, method="sha512", timeout=900):
-        """Run mppbench against this mppd; its JSON figures."""
+        """Run mppbench against this mppd; its JSON figures, with the CPU
+        seconds mppd and mppbench used meanwhile (server_cpu_s, client_cpu_s)."""
         cmd = [str(self.bin / "mppbench"), "-s", f"127.0.0.1:{self.port}",
                "-u", self.USERS[method], "-p", self.PASSWORD, "--json",
                *[str(a) for a in args]]
+        c0, s0 = child_cpu_s(), self.cpu_s()
         r = subprocess.run(cmd, capture_output=True, text=True,
                            timeout=timeout, preexec_fn=raise_nofile)
+        server, client = self.cpu_s() - s0, child_cpu_s() - c0
         try:
             fig = json.loads(r.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
@@ -284,13 +298,17 @@ class Mpp:
                              f"{r.stderr.strip()}")
         if r.returncode != 0:
             raise BenchError(f"mppbench exit {r.returncode}: {r.stderr.strip()}")
+        fig["server_cpu_s"], fig["client_cpu_s"] = round(server, 3), round(client, 3)
         return fig
 
-    def hash_ms(self, method, checks):
+    def hash_rate(self, method, checks, threads):
+        """crypt(3) checks of the user's hash, `checks` in each of `threads`
+        threads: {"hash_ms": one check, "checks_per_s": all threads}."""
         r = subprocess.run([str(self.bin / "mppbench"), "-x", self.hash_of(method),
-                            "-p", self.PASSWORD, "-n", str(checks), "--json"],
+                            "-p", self.PASSWORD, "-n", str(checks), "-c",
+                            str(threads), "--json"],
                            capture_output=True, text=True, check=True)
-        return json.loads(r.stdout)["hash_ms"]
+        return json.loads(r.stdout)
 
 
 class Postfix:
@@ -312,6 +330,7 @@ class Postfix:
         self.sink_port, self.lat_port = sink_port, lat_port
         self.mode = "accept"
         self.running = False
+        self.client_cpu_s = 0.0     # smtp-source's CPU, summed
         subst = {"@DIR@": str(self.dir), "@SMTPD_PORT@": str(self.port),
                  "@SINK_PORT@": str(sink_port)}
         self.conf.mkdir(parents=True, exist_ok=True)
@@ -398,9 +417,10 @@ class Postfix:
         if keep:
             args.append("-d")
         args.append(f"127.0.0.1:{self.port}")
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), child_cpu_s()
         r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
         dt = time.monotonic() - t0
+        self.client_cpu_s += child_cpu_s() - c0
         if r.returncode != 0:
             raise BenchError(f"smtp-source exit {r.returncode}: "
                              f"{(r.stderr or r.stdout).strip()[-300:]}")
