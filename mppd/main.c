@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -59,6 +60,34 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc)
 		usage();
+}
+
+/*
+ * Each session is one descriptor (two while its text is spilled); the
+ * default soft limit (often 1024) would cap max_sessions silently. Raise
+ * the limit to what the config needs, as far as the system lets us.
+ */
+static void
+raise_fd_limit(const struct mpp_config *cfg)
+{
+	rlim_t want = (rlim_t)cfg->max_sessions * 2 + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max < want) {
+		struct rlimit hard = { want, want };
+
+		if (setrlimit(RLIMIT_NOFILE, &hard) == 0)	/* root may */
+			return;
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    want < (rlim_t)cfg->max_sessions * 2 + 64)
+		log_warnx("only %llu file descriptors: fewer sessions than "
+		    "max_sessions (%ld) may be served", (unsigned long long)want,
+		    cfg->max_sessions);
 }
 
 /* -i serves a connected socket (inetd, systemd) or a pipe (tests). */
@@ -128,6 +157,7 @@ main(int argc, char **argv)
 	    o.verbose);
 	if (config_cli_load(&cfg, &o.cli, &path, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
+	raise_fd_limit(&cfg);
 	if (o.inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
 	if (!o.inetd && (server_bind(cfg.listen, 0, fds, &nfds, err,

@@ -40,6 +40,7 @@
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
+#define ACCEPT_PAUSE_MS 100		/* listeners rest after accept fails */
 /*
  * Auth workers: enough for the CPU when checks are local crypt(3) calls;
  * many more when a check may wait up to auth_timeout on a remote server,
@@ -93,6 +94,8 @@ struct server {
 	struct listener lsn[SERVER_MAX_LISTEN];
 	size_t nlev;
 	unsigned long tls_failures;
+	struct event *accept_pause;	/* re-enables listeners after EMFILE */
+	time_t accept_warned;
 	struct workq *authq;
 	struct store *store;
 	struct event *auth_ev, *store_ev, *sig_ev[4];
@@ -603,6 +606,42 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	session_start(c->s);
 }
 
+/*
+ * accept() failed (out of descriptors, most likely): without a pause the
+ * listener would be readable again at once and spin. Rest them all for a
+ * moment; connections wait in the kernel's backlog meanwhile.
+ */
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct listener *lsn = arg;
+	struct server *srv = lsn->srv;
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+	size_t i;
+
+	if (time(NULL) - srv->accept_warned >= 10) {
+		errno = err;
+		log_warn("accept failed, pausing new connections");
+		srv->accept_warned = time(NULL);
+	}
+	for (i = 0; i < srv->nlev; i++)
+		evconnlistener_disable(srv->lev[i]);
+	evtimer_add(srv->accept_pause, &tv);
+}
+
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	size_t i;
+
+	if (srv->stopping)
+		return;
+	for (i = 0; i < srv->nlev; i++)
+		evconnlistener_enable(srv->lev[i]);
+}
+
 /* Events of the loop itself */
 
 static void
@@ -687,6 +726,7 @@ server_setup(struct server *srv, const struct server_listen *fds,
 		    "out of resources");
 		return -1;
 	}
+	srv->accept_pause = evtimer_new(srv->base, on_accept_resume, srv);
 	srv->auth_ev = event_new(srv->base, workq_fd(srv->authq),
 	    EV_READ | EV_PERSIST, on_auth_done, srv->authq);
 	srv->store_ev = event_new(srv->base, store_fd(srv->store),
@@ -705,6 +745,7 @@ server_setup(struct server *srv, const struct server_listen *fds,
 		    &srv->lsn[i], LEV_OPT_CLOSE_ON_FREE, -1, fds[i].fd);
 		if (srv->lev[i] == NULL)
 			return -1;
+		evconnlistener_set_error_cb(srv->lev[i], on_accept_error);
 		srv->nlev++;
 	}
 	return 0;
@@ -739,6 +780,8 @@ server_teardown(struct server *srv)
 		event_free(srv->auth_ev);
 	if (srv->store_ev != NULL)
 		event_free(srv->store_ev);
+	if (srv->accept_pause != NULL)
+		event_free(srv->accept_pause);
 	iplimit_free(srv->per_ip);
 	iplimit_free(srv->auth_fails);
 	if (srv->base != NULL)

@@ -5,8 +5,9 @@
  *
  * One struct smtp per delivery thread, holding at most one connection,
  * kept open between messages and closed (QUIT) by transport_idle(). A
- * message on a kept connection starts with RSET, which both clears the
- * server's state and shows whether the connection still lives; when it
+ * message on a kept connection starts with RSET only when the last
+ * transaction did not end (a refused DATA); after a finished one the
+ * reply to MAIL FROM shows whether the connection still lives. When it
  * turns out dead (write error, EOF, 421) before the end of the text was
  * sent, the message is tried once more on a new connection. After the end
  * of the text nothing is retried at once: the MTA may have taken it, so a
@@ -726,6 +727,10 @@ data(struct smtp *st, const struct transport_msg *m,
 		return rc;
 	if (conn_reply(st, "end of DATA") == -1)
 		return -2;
+	/* Any reply to the end of the text ends the transaction (RFC 5321
+	   §4.1.1.4): the next message needs no RSET; MAIL's reply will show
+	   whether the connection still lives. */
+	st->used = 0;
 	settle_accepted(st, r, n);
 	return 0;
 }

@@ -492,9 +492,26 @@ def machine():
                                 os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 
 
+COOL_DOWN = 120     # seconds after the last run deleted its files
+
+
+def cool_down():
+    """A run that starts right after the previous one deleted its work
+    directory would measure ext4's scan of recently freed inodes (on a
+    filesystem without a journal; see Trash in systems.py): wait."""
+    mark = OUT / "last-cleanup"
+    if mark.exists():
+        left = COOL_DOWN - (time.time() - mark.stat().st_mtime)
+        if 0 < left <= COOL_DOWN:
+            log(f"waiting {left:.0f} s: the previous run deleted its files "
+                f"less than {COOL_DOWN} s ago")
+            time.sleep(left)
+
+
 def main():
     bindir = Path(os.environ.get("MPP_BIN", ROOT / "bin"))
     OUT.mkdir(parents=True, exist_ok=True)
+    cool_down()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = OUT / f"work-{stamp}"
     work.mkdir()
@@ -585,6 +602,7 @@ def main():
     log(f"raw figures: {OUT / f'results-{stamp}.json'}")
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(work, ignore_errors=True)     # trash included
+        (OUT / "last-cleanup").touch()
     return 1 if errors else 0
 
 

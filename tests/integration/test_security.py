@@ -5,6 +5,7 @@ clients, privilege handling, and no shell or string-built SQL in the tree."""
 import os
 import re
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -207,3 +208,53 @@ def test_drops_to_configured_user(mppd_factory):
     assert (m.spool.stat().st_mode & 0o777) == 0o700
     for sub in ("tmp", "new", "cur", "orphans"):
         assert ((m.spool / sub).stat().st_mode & 0o777) == 0o700
+
+
+def _cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_instead_of_spinning(mppd_factory):
+    """With the descriptors used up, accept() fails: mppd pauses its
+    listeners instead of spinning on them, and serves again when
+    descriptors free up."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+        pytest.skip("needs root, setpriv and prlimit (root could raise the limit)")
+    import tempfile
+    shared = Path(tempfile.mkdtemp(prefix="mpp-fd-"))
+    shared.chmod(0o777)
+    m = mppd_factory(spool_dir=str(shared / "spool"), auth=f"file:{shared / 'passwd'}",
+                     max_sessions="500", max_sessions_per_ip="500")
+    m.passwd = shared / "passwd"
+    m.passwd.write_text("")
+    m.add_user("alice", "secret")
+    m.passwd.chmod(0o644)
+    m.config_path = shared / "mpp.conf"     # nobody must reach it
+    m.write_config()
+    m.config_path.chmod(0o644)
+    log = open(m.logfile, "ab")
+    proc = subprocess.Popen(["prlimit", "--nofile=64:64", "setpriv", "--reuid=nobody",
+                             "--regid=nogroup", "--clear-groups", str(m.bin / "mppd"),
+                             "-d", "-c", str(m.config_path)], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: "ready" in m.log(), what="mppd")
+        pid = int(re.search(r"mppd\[(\d+)\]: ready", m.log()).group(1))
+        socks = []
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", m.port))
+            socks.append(s)
+        time.sleep(0.3)
+        cpu0 = _cpu_seconds(pid)
+        time.sleep(2)
+        assert _cpu_seconds(pid) - cpu0 < 0.5, "mppd spins on accept"
+        assert "accept failed, pausing" in m.log()
+        for s in socks:
+            s.close()
+        c = Client(m.port).greet()
+        assert c.login("alice", "secret") == 250
+        assert c.post(message()) == 250
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

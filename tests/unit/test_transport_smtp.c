@@ -1067,7 +1067,7 @@ test_reuse(void **state)
 	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\n"
 	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n"
-	    "RSET\nMAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\n"
+	    "MAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\n"
 	    "DATA\nQUIT\n");
 	assert_int_equal(p->data_len, strlen(TEXT_WIRE) + 6);
 	assert_memory_equal(p->data + strlen(TEXT_WIRE), "x\r\n.\r\n", 6);
@@ -1133,8 +1133,8 @@ static void
 test_reconnect_after_421(void **state)
 {
 	static const struct rule rules[] = {
-		{ "RSET", "421 4.4.2 fake.example Error: timeout exceeded\r\n",
-		  ACT_REPLY_CLOSE, 1 },
+		{ "RCPT TO:<c@", "421 4.4.2 fake.example Error: timeout "
+		  "exceeded\r\n", ACT_REPLY_CLOSE, 1 },
 		{ NULL, NULL, ACT_REPLY, 0 }
 	};
 	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", rules, 0,
@@ -1151,7 +1151,8 @@ test_reconnect_after_421(void **state)
 	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
 	snprintf(want, sizeof(want), "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\n"
-	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nRSET\n%s",
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n"
+	    "MAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\n%s",
 	    SECOND_ON_NEW);
 	finish(t, p, want);
 	peer_free(p);
@@ -1162,7 +1163,8 @@ static void
 test_reconnect_once(void **state)
 {
 	static const struct rule rules[] = {
-		{ "RSET", "421 4.4.2 going away\r\n", ACT_REPLY_CLOSE, 1 },
+		{ "RCPT TO:<c@", "421 4.4.2 going away\r\n", ACT_REPLY_CLOSE,
+		  1 },
 		{ "MAIL FROM", "421 4.3.2 shutting down\r\n", ACT_REPLY_CLOSE,
 		  2 },
 		{ NULL, NULL, ACT_REPLY, 0 }
@@ -1180,7 +1182,8 @@ test_reconnect_once(void **state)
 	check_rcpt(&r[0], OUTCOME_TEMP, "421 4.3.2 shutting down");
 	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
 	    "MAIL FROM:<" SENDER "> SIZE=20\n"
-	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\nRSET\n"
+	    "RCPT TO:<a@example.com>\nRCPT TO:<b@example.com>\nDATA\n"
+	    "MAIL FROM:<" SENDER "> SIZE=2\nRCPT TO:<c@example.com>\n"
 	    "CONNECT\nEHLO " HELO_NAME "\nMAIL FROM:<" SENDER "> SIZE=2\n");
 	peer_free(p);
 }
