@@ -89,10 +89,20 @@ claim_select(struct index *ix, time_t now, struct index_claim *out,
 	size_t n = 0;
 	int rc;
 
-	st = index_stmt(ix, IX_CLAIM_DUE, "SELECT id, sender, auth_user, "
-	    "size, received_at, attempts, is_bounce FROM message "
-	    "WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ?1 "
-	    "ORDER BY next_attempt_at, received_at LIMIT ?2");
+	/*
+	 * One ordered, limited scan of the (state, next_attempt_at) index per
+	 * state, merged: "state IN (...) ORDER BY next_attempt_at" would sort
+	 * every due row on each claim, quadratic over a large queue.
+	 */
+	st = index_stmt(ix, IX_CLAIM_DUE, "SELECT * FROM ("
+	    "SELECT id, sender, auth_user, size, received_at, attempts, "
+	    "is_bounce, next_attempt_at FROM message WHERE state = 'queued' "
+	    "AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) "
+	    "UNION ALL SELECT * FROM ("
+	    "SELECT id, sender, auth_user, size, received_at, attempts, "
+	    "is_bounce, next_attempt_at FROM message WHERE state = 'deferred' "
+	    "AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) "
+	    "ORDER BY 8 LIMIT ?2");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
@@ -349,8 +359,10 @@ index_next_due(struct index *ix)
 	long long v = -1;
 	int rc;
 
-	st = index_stmt(ix, IX_NEXT_DUE, "SELECT MIN(next_attempt_at) FROM "
-	    "message WHERE state IN ('queued', 'deferred')");
+	st = index_stmt(ix, IX_NEXT_DUE, "SELECT MIN(m) FROM ("
+	    "SELECT MIN(next_attempt_at) AS m FROM message WHERE state = "
+	    "'queued' UNION ALL SELECT MIN(next_attempt_at) FROM message "
+	    "WHERE state = 'deferred')");
 	if (st == NULL)
 		return -2;
 	rc = sqlite3_step(st);
