@@ -1,7 +1,8 @@
 """make bench: mpp against a private Postfix instance on the same machine.
 
-Every scenario is run BENCH_REPS times (at least 3), alternating: mpp then
-Postfix, row by row, repetition after repetition, so both see the same
+The scenarios run phase by phase (acceptance, sessions, latency, idle
+sessions, drain); each phase is repeated BENCH_REPS times (at least 3), and
+within a repetition every row runs mpp then Postfix, so both see the same
 machine. The table gives the median of each system's runs and their ratio;
 the raw figures of every run go to a JSON file. See docs/performance.md for
 the method and the targets.
