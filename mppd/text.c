@@ -49,6 +49,29 @@ span_take(struct span *sp, const char *p)
 	sp->len = 1;
 }
 
+/* Take n ordinary bytes at p into the span. */
+static void
+span_run(struct span *sp, const char *p, size_t n)
+{
+	if (sp->start != NULL && sp->start + sp->len == p) {
+		sp->len += n;
+		return;
+	}
+	sp->start = p;
+	sp->len = n;
+}
+
+/* Length of the run of ordinary bytes (not CR, LF or NUL) at p. */
+static size_t
+ordinary_run(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != '\0')
+		i++;
+	return i;
+}
+
 /* Emit literal bytes that are not in the input at this place. */
 static int
 span_literal(struct span *sp, const char *s, size_t n)
@@ -133,11 +156,20 @@ text_feed(struct text_reader *t, const char *in, size_t len,
     text_emit_fn emit, void *ctx)
 {
 	struct span sp = { NULL, 0, emit, ctx, t };
-	size_t i;
+	size_t i = 0, run;
 
-	for (i = 0; i < len && t->pos != TP_DONE; i++)
+	while (i < len && t->pos != TP_DONE) {
+		/* Inside a line, ordinary bytes need no state machine. */
+		if (t->pos == TP_MID &&
+		    (run = ordinary_run(in + i, len - i)) > 0) {
+			span_run(&sp, in + i, run);
+			i += run;
+			continue;
+		}
 		if (text_byte(t, &sp, in + i) == -1)
 			return -1;
+		i++;
+	}
 	if (span_flush(&sp) == -1)
 		return -1;
 	return (long)i;
