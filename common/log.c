@@ -61,6 +61,9 @@ log_emit(int prio, const char *msg)
 	(void)!write(STDERR_FILENO, line, (size_t)n);
 }
 
+static void log_vemit(int, const char *, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(int prio, const char *errstr, const char *fmt, va_list ap)
 {
