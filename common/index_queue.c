@@ -82,8 +82,8 @@ copy_col(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
 
 /* Read up to max due ids (with their fields) into out. */
 static int
-claim_select(struct index *ix, time_t now, struct index_claim *out,
-    size_t max)
+claim_select(struct index *ix, time_t now, time_t retry_by,
+    struct index_claim *out, size_t max)
 {
 	sqlite3_stmt *st;
 	size_t n = 0;
@@ -101,12 +101,13 @@ claim_select(struct index *ix, time_t now, struct index_claim *out,
 	    "UNION ALL SELECT * FROM ("
 	    "SELECT id, sender, auth_user, size, received_at, attempts, "
 	    "is_bounce, next_attempt_at FROM message WHERE state = 'deferred' "
-	    "AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) "
+	    "AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?2) "
 	    "ORDER BY 8 LIMIT ?2");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)retry_by);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
 		struct index_claim *c = &out[n++];
 
@@ -128,14 +129,14 @@ claim_select(struct index *ix, time_t now, struct index_claim *out,
 
 int
 index_claim_due(struct index *ix, const char *host, long pid, time_t now,
-    long lease, struct index_claim *out, size_t max)
+    time_t retry_by, long lease, struct index_claim *out, size_t max)
 {
 	sqlite3_stmt *st;
 	int i, n;
 
 	if (index_begin(ix) == -1)
 		return -1;
-	if ((n = claim_select(ix, now, out, max)) <= 0) {
+	if ((n = claim_select(ix, now, retry_by, out, max)) <= 0) {
 		index_rollback(ix);
 		return n;
 	}

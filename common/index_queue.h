@@ -34,12 +34,14 @@ struct index_claim {
 };
 
 /*
- * Claim up to max due messages (queued or deferred, next_attempt_at <=
- * now, oldest due first): state 'sending' with a lease to host/pid until
- * now + lease. Returns how many were claimed into out, or -1.
+ * Claim up to max due messages (queued with next_attempt_at <= now, or
+ * deferred with next_attempt_at <= retry_by; oldest due first): state
+ * 'sending' with a lease to host/pid until now + lease. Returns how many
+ * were claimed into out, or -1. A one-shot run passes its start time as
+ * retry_by, so it tries each message at most once and always ends.
  */
 int index_claim_due(struct index *ix, const char *host, long pid, time_t now,
-    long lease, struct index_claim *out, size_t max);
+    time_t retry_by, long lease, struct index_claim *out, size_t max);
 
 /* A recipient still to deliver, or one that failed. */
 struct index_rcpt {

@@ -51,6 +51,7 @@ struct runner {
 	int stopping;
 	int failed;			/* a thread could not start */
 	int running;			/* delivery threads not yet done */
+	time_t started;			/* one-shot: retries due by then only */
 };
 
 struct worker {
@@ -381,6 +382,7 @@ worker_main(void *arg)
 		claimed = time(NULL);
 		pthread_mutex_lock(&r->write_lock);
 		n = index_claim_due(w->ix, r->host, r->pid, claimed,
+		    r->ctx->oneshot ? r->started : claimed,
 		    r->cfg->lease_time, claims, CLAIM_BATCH);
 		pthread_mutex_unlock(&r->write_lock);
 		if (n < 0)
@@ -556,6 +558,7 @@ runner_run(struct runner_ctx *ctx)
 	r.ctx = ctx;
 	r.cfg = ctx->cfg;
 	r.pid = (long)getpid();
+	r.started = time(NULL);
 	strlcpy(r.host, ctx->cfg->hostname, sizeof(r.host));
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_mutex_init(&r.write_lock, NULL);

@@ -128,6 +128,21 @@ def test_sendmail_exit_codes(mppd, mppqueue, recorder, code, state):
         assert msgs[0]["text"] is not None
 
 
+def test_oneshot_tries_each_message_once(mppd, mppqueue, recorder):
+    """A -1 run leaves what it defers for the next run, even when a retry
+    falls due before it ends: with an MTA that always says "try later" it
+    would otherwise never end."""
+    mppd.settings.update(transport=f"sendmail:{recorder.path}", retry_min="1",
+                         retry_max="1", concurrency="1")
+    recorder.exit_with(75)
+    recorder.sleep(1.5)
+    post(mppd, n=3)
+    assert mppqueue.once(timeout=30).returncode == 0
+    assert len(recorder.calls()) == 3
+    assert states(mppd) == ["deferred"] * 3
+    assert all(m["attempts"] == 1 for m in mppd.stored())
+
+
 def test_deferred_then_delivered(mppd, mppqueue, recorder):
     mppd.settings.update(transport=f"sendmail:{recorder.path}", retry_min="1", retry_max="2")
     recorder.exit_with(75)
