@@ -16,6 +16,7 @@
 #include <bsd/string.h>
 
 #include "pwfile.h"
+#include "sha512crypt.h"
 #include "util.h"
 
 int
@@ -294,9 +295,16 @@ int
 pwfile_verify(const char *password, const char *hash)
 {
 	struct crypt_data *cd;
+	char fast[SHA512CRYPT_OUT_MAX];
 	size_t n = strlen(hash);
 	int ok = 0;
 
+	if (sha512crypt(password, hash, fast, sizeof(fast)) == 0) {
+		ok = strlen(fast) == n &&
+		    util_timingsafe_bcmp(fast, hash, n) == 0;
+		explicit_bzero(fast, sizeof(fast));
+		return ok;
+	}
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
 		return 0;
 	if (crypt_rn(password, hash, cd, sizeof(*cd)) != NULL &&

@@ -14,6 +14,8 @@ Environment:
                harness (its figures mean little)
   BENCH_ONLY   comma-separated scenario groups to run: accept, sessions,
                drain, latency, idle (default all)
+  BENCH_ROWS   comma-separated row keys to run within those groups, e.g.
+               accept_1k_32x1 (default all; keys are in the JSON file)
 """
 
 import json
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPS = 1 if QUICK else max(3, int(os.environ.get("BENCH_REPS", "5")))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+ROWS = set(filter(None, os.environ.get("BENCH_ROWS", "").split(",")))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "build" / "bench"))
 NPROC = os.cpu_count() or 1
 KIB = 1024
@@ -353,6 +356,8 @@ PHASES = ("accept", "sessions", "latency", "idle", "drain")
 def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
     """One repetition of one phase: each of its rows, mpp then Postfix."""
     def pair(key, mfn, pfn, store, shown):
+        if ROWS and key not in ROWS:
+            return
         # the disk's state right now: the machine may be shared
         disk = round(disk_probe(work, 1, 0.3))
         m = attempt(rows, key, "mpp", mfn, raw, rep, disk)

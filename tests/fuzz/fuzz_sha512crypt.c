@@ -1,0 +1,62 @@
+/*
+ * Differential fuzz target for mppd/sha512crypt.c: the input is a setting,
+ * a NUL, then a password. Whenever sha512crypt takes the setting, its
+ * output must be libxcrypt's crypt(3) output, byte for byte, and hashing
+ * again with that output as setting must give it back. Settings it
+ * declines are crypt(3)'s business. Rounds above ROUNDS_CAP are cut to
+ * keep each run short: the count is a loop bound, not a parser input.
+ */
+#include <crypt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../mppd/sha512crypt.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ROUNDS_CAP 1100
+
+#define CHECK(x) do {							\
+	if (!(x)) {							\
+		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
+		    __LINE__, #x);					\
+		abort();						\
+	}								\
+} while (0)
+
+static int
+rounds_too_many(const char *setting)
+{
+	const char *r = strstr(setting, "rounds=");
+
+	return r != NULL && strtoul(r + 7, NULL, 10) > ROUNDS_CAP;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct crypt_data cd;
+	char out[SHA512CRYPT_OUT_MAX], again[SHA512CRYPT_OUT_MAX];
+	char *buf, *setting, *pw;
+	size_t slen;
+
+	if (size > 1024 || (buf = malloc(size + 2)) == NULL)
+		return 0;
+	memcpy(buf, data, size);
+	buf[size] = buf[size + 1] = '\0';
+	setting = buf;
+	slen = strlen(setting);
+	pw = slen < size ? buf + slen + 1 : buf + size + 1;
+	if (!rounds_too_many(setting) &&
+	    sha512crypt(pw, setting, out, sizeof(out)) == 0) {
+		CHECK(crypt_rn(pw, setting, &cd, sizeof(cd)) != NULL);
+		CHECK(strcmp(out, cd.output) == 0);
+		CHECK(sha512crypt(pw, out, again, sizeof(again)) == 0);
+		CHECK(strcmp(out, again) == 0);
+	}
+	free(buf);
+	return 0;
+}
