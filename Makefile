@@ -100,7 +100,7 @@ $(BIN)/mpppasswd: $(BUILD)/mppd/mpppasswd.o $(LIBMPPD) $(LIBCOMMON)
 $(BIN)/mppqueue: $(BUILD)/mppqueue/main.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppq: $(BUILD)/mppqueue/mppq.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
-$(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBCOMMON)
+$(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBMPPD) $(LIBCOMMON)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

@@ -18,8 +18,10 @@ double bench_percentile(double *v, size_t n, double p);
 long bench_rss_kib(pid_t pid);
 
 /*
- * Check password against a crypt(3) hash n times; the mean milliseconds of
- * one check, or -1 with a reason in err (unknown method, wrong password).
+ * Check password against a hash n times with mppd's own check
+ * (pwfile_verify: crypt(3), or sha512crypt for "$6$"); the mean
+ * milliseconds of one check, or -1 with a reason in err (unknown method,
+ * wrong password).
  */
 double bench_crypt_ms(const char *hash, const char *password, int n,
     char *err, size_t errsz);

@@ -8,8 +8,8 @@
  * final "." to its 250. With -i it first logs in that many sessions that stay
  * idle (one epoll thread) and keeps them open during the load; with -P it
  * reports the server process's resident memory before and after.
- * `mppbench -x HASH` measures crypt(3) checks instead (-n each in -c
- * threads).
+ * `mppbench -x HASH` measures password checks instead, as mppd makes
+ * them (-n each in -c threads).
  *
  * Exit: 0 when every session and message succeeded, 1 when some failed;
  * sysexits(3) codes otherwise: EX_USAGE for a bad command line, EX_DATAERR
