@@ -29,16 +29,9 @@
 #include "rfc5322.h"
 #include "../../mppd/message.h"
 #include "../../mppd/text.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #x);					\
-		abort();						\
-	}								\
-} while (0)
 
 #define OPT_SMALL_SIZE	0x01	/* max_size 300 */
 #define OPT_FEW_RCPTS	0x02	/* max_rcpts 2 */

@@ -34,17 +34,10 @@
 #include "config.h"
 #include "../../mppd/message.h"
 #include "../../mppd/session.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #x);					\
-		abort();						\
-	}								\
-} while (0)
 
 #define OPT_AUTH_FAIL_FIRST	0x01	/* the cycle starts with a failure */
 #define OPT_AUTH_TEMP		0x02	/* cycle ok, fail, temp */

@@ -14,18 +14,11 @@
 #include <string.h>
 
 #include "../../mppd/sha512crypt.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ROUNDS_CAP 1100
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #x);					\
-		abort();						\
-	}								\
-} while (0)
 
 static int
 rounds_too_many(const char *setting)

@@ -17,16 +17,9 @@
 #include <string.h>
 
 #include "../../mppqueue/smtp_reply.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x) do {							\
-	if (!(x)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #x);					\
-		abort();						\
-	}								\
-} while (0)
 
 /* What a run saw: a running digest of its replies, and how it ended. */
 struct run {
