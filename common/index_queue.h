@@ -38,7 +38,8 @@ struct index_claim {
  * deferred with next_attempt_at <= retry_by; oldest due first): state
  * 'sending' with a lease to host/pid until now + lease. Returns how many
  * were claimed into out, or -1. A one-shot run passes its start time as
- * retry_by, so it tries each message at most once and always ends.
+ * retry_by, so it retries nothing it deferred itself: against an MTA that
+ * always defers, it ends once the mail that arrived meanwhile is tried.
  */
 int index_claim_due(struct index *ix, const char *host, long pid, time_t now,
     time_t retry_by, long lease, struct index_claim *out, size_t max);

@@ -58,6 +58,18 @@ parse_rounds(const char **sp, struct setting *st)
 	return 0;
 }
 
+/*
+ * A salt character libxcrypt takes: printable ASCII but for its
+ * separators. Refusing more would send such hashes to crypt(3), whose
+ * different cost would tell an unknown user (checked against a dummy made
+ * like the file's first hash) from a known one.
+ */
+static int
+salt_char(char c)
+{
+	return c > ' ' && c < 0x7f && strchr("$:;*!\\", c) == NULL;
+}
+
 /* After the salt: nothing, or "$" and a hash's characters. */
 static int
 tail_valid(const char *s)
@@ -85,7 +97,7 @@ parse_setting(const char *setting, struct setting *st)
 	    parse_rounds(&s, st) == -1)
 		return -1;
 	for (n = 0; s[n] != '\0' && s[n] != '$'; n++)
-		if (n == SALT_MAX || strchr(b64, s[n]) == NULL)
+		if (n == SALT_MAX || !salt_char(s[n]))
 			return -1;
 	if (n == 0 || !tail_valid(s + n))
 		return -1;

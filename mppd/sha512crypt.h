@@ -5,8 +5,8 @@
  * Why not crypt(3) alone: libxcrypt's SHA-512 is portable C, OpenSSL's is
  * the CPU's vector code; the same check costs about two thirds of the
  * time, and with one check per session the check is most of what a new
- * session costs. Only settings in canonical form are taken (the salt in
- * crypt's alphabet, at most 16 characters; "rounds=N$" only when N is a
+ * session costs. Only settings in canonical form are taken (the salt of
+ * 1 to 16 printable characters libxcrypt takes; "rounds=N$" only when N is a
  * decimal in range without leading zeros; after the salt nothing, or "$"
  * and hash characters); anything else is left to
  * crypt(3). The unit tests hold this output to libxcrypt's for every
@@ -19,9 +19,11 @@
 
 /* "$6$rounds=999999999$" + 16 salt + "$" + 86 hash + NUL */
 #define SHA512CRYPT_OUT_MAX 128
-#define SHA512CRYPT_PASSWORD_MAX 4096
 
 /*
+ * Passwords of CRYPT_MAX_PASSPHRASE_SIZE bytes or more are declined, as
+ * crypt(3) refuses them too.
+ *
  * Hash password with setting ("$6$[rounds=N$]SALT[$...]") into out
  * (at least SHA512CRYPT_OUT_MAX bytes). 0 done; -1 when the setting is not
  * one this module takes, or the password is too long: use crypt(3).

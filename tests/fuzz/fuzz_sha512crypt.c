@@ -3,7 +3,8 @@
  * a NUL, then a password. Whenever sha512crypt takes the setting, its
  * output must be libxcrypt's crypt(3) output, byte for byte, and hashing
  * again with that output as setting must give it back. Settings it
- * declines are crypt(3)'s business. Rounds above ROUNDS_CAP are cut to
+ * declines are crypt(3)'s business. Either way pwfile_verify must give
+ * the answer a check through crypt(3) alone gives. Rounds above ROUNDS_CAP are cut to
  * keep each run short: the count is a loop bound, not a parser input.
  */
 #include <crypt.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../mppd/pwfile.h"
 #include "../../mppd/sha512crypt.h"
 #include "fuzz_check.h"
 
@@ -26,6 +28,14 @@ rounds_too_many(const char *setting)
 	const char *r = strstr(setting, "rounds=");
 
 	return r != NULL && strtoul(r + 7, NULL, 10) > ROUNDS_CAP;
+}
+
+/* The check as it was before the fast path: crypt(3) only. */
+static int
+crypt_only_verify(struct crypt_data *cd, const char *pw, const char *hash)
+{
+	return crypt_rn(pw, hash, cd, sizeof(*cd)) != NULL &&
+	    cd->output[0] != '*' && strcmp(cd->output, hash) == 0;
 }
 
 int
@@ -49,7 +59,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(out, cd.output) == 0);
 		CHECK(sha512crypt(pw, out, again, sizeof(again)) == 0);
 		CHECK(strcmp(out, again) == 0);
+		CHECK(pwfile_verify(pw, out) == 1);
+		CHECK(crypt_only_verify(&cd, pw, out));
 	}
+	/* Only "$6$": other methods' costs (bcrypt's "$2b$31$") would hang. */
+	if (strncmp(setting, "$6$", 3) == 0 && !rounds_too_many(setting))
+		CHECK(pwfile_verify(pw, setting) ==
+		    crypt_only_verify(&cd, pw, setting));
 	free(buf);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * Unit tests for common/index.c: opening (schema creation, version check),
- * the batch insert of accepted messages and index_exists(). The database
+ * the batch insert of accepted messages and index_exists(); and the claim
+ * of due messages (common/index_queue.c). The database
  * lives in a fresh temporary directory per test; a second, plain SQLite
  * handle looks at what was written.
  */
@@ -21,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "index.h"
+#include "index_queue.h"
 
 struct fixture {
 	char dir[PATH_MAX / 2];
@@ -271,6 +273,80 @@ test_exec_error(void **state)
 	index_close(ix);
 }
 
+/* Six messages, received at 100..105; ids 1.M1P1Q0..5. */
+static void
+insert_six(struct index *ix)
+{
+	static const char *const r[] = { "bob@example.com" };
+	struct index_new_msg m[6];
+	const struct index_new_msg *batch[6];
+	static char ids[6][16];
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "1.M1P1Q%d", i);
+		m[i] = (struct index_new_msg){ ids[i], "alice",
+		    "alice@example.org", "192.0.2.7", 10, 100 + i, 0, 1, r };
+		batch[i] = &m[i];
+	}
+	assert_int_equal(index_insert_batch(ix, batch, 6), 0);
+}
+
+/*
+ * Queued messages are due by now, deferred ones by retry_by (a one-shot
+ * run's start); the two lists merge oldest due first, up to max.
+ */
+static void
+test_claim_due(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[8];
+
+	insert_six(ix);
+	/* Q0, Q1 queued (due 100, 101); Q2 deferred due 150; Q3 deferred
+	   due exactly 200; Q4 deferred due 201; Q5 held. */
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = "
+	    "'deferred', next_attempt_at = 150 WHERE id = '1.M1P1Q2'"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = "
+	    "'deferred', next_attempt_at = 200 WHERE id = '1.M1P1Q3'"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = "
+	    "'deferred', next_attempt_at = 201 WHERE id = '1.M1P1Q4'"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = 'held' "
+	    "WHERE id = '1.M1P1Q5'"), 0);
+
+	/* max 3 across both states: Q0 (100), Q1 (101), Q2 (150). */
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 200, 60, c, 3), 3);
+	assert_string_equal(c[0].id, "1.M1P1Q0");
+	assert_string_equal(c[1].id, "1.M1P1Q1");
+	assert_string_equal(c[2].id, "1.M1P1Q2");
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message WHERE "
+	    "state = 'sending' AND lease_host = 'h' AND lease_pid = 7 AND "
+	    "lease_until = 360"), 3);
+	/* Then Q3 (due at retry_by); Q4 is due by now but not by retry_by. */
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 200, 60, c, 8), 1);
+	assert_string_equal(c[0].id, "1.M1P1Q3");
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 200, 60, c, 8), 0);
+	/* A daemon (retry_by = now) takes it. */
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 300, 60, c, 8), 1);
+	assert_string_equal(c[0].id, "1.M1P1Q4");
+	index_close(ix);
+}
+
+/* A queued message not yet due by now stays, whatever retry_by says. */
+static void
+test_claim_not_due(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[8];
+
+	insert_six(ix);
+	assert_int_equal(index_claim_due(ix, "h", 7, 99, 1000, 60, c, 8), 0);
+	assert_int_equal(index_claim_due(ix, "h", 7, 102, 0, 60, c, 8), 3);
+	index_close(ix);
+}
+
 int
 main(void)
 {
@@ -289,6 +365,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_exec_error, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_claim_due, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_claim_not_due, setup,
 		    teardown),
 	};
 

@@ -123,6 +123,10 @@ test_salts_and_rounds(void **state)
 		    1000 + rand() % 50, salt);
 		expect_like_libxcrypt("correct horse", setting);
 	}
+	/* Any printable salt character libxcrypt takes, not only base 64. */
+	expect_like_libxcrypt("pw", "$6$rounds=1000$a-b_c");
+	expect_like_libxcrypt("pw", "$6$rounds=1000$\"#%&'()+,-/<=>?@");
+	expect_like_libxcrypt("pw", "$6$rounds=1000$[]^_`{|}~");
 	expect_like_libxcrypt("demo", "$6$defaultrounds1");
 	expect_like_libxcrypt("demo", "$6$rounds=5000$explicit5000");
 	expect_like_libxcrypt("", "$6$rounds=1000$emptypassword");
@@ -133,7 +137,8 @@ static void
 test_declined(void **state)
 {
 	static const char *bad[] = {
-		"$5$rounds=1000$salt", "$6$", "$6$$", "$6$salt with space",
+		"$5$rounds=1000$salt", "$6$", "$6$$", "$6$salt with space", "$6$s;lt", "$6$s*lt",
+		"$6$s!lt", "$6$s\\lt", "$6$s\177lt",
 		"$6$seventeencharsxxx$", "$6$rounds=999$salt",
 		"$6$rounds=01000$salt", "$6$rounds=1000000000$salt",
 		"$6$rounds=$salt", "$6$rounds=12x$salt", "$6$s:lt",
