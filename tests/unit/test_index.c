@@ -280,7 +280,7 @@ insert_six(struct index *ix)
 	static const char *const r[] = { "bob@example.com" };
 	struct index_new_msg m[6];
 	const struct index_new_msg *batch[6];
-	static char ids[6][16];
+	static char ids[6][24];
 	int i;
 
 	for (i = 0; i < 6; i++) {
