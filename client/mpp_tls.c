@@ -401,8 +401,14 @@ step_failed(struct mpp_tls *t, int r, short *want)
 	case SSL_ERROR_SYSCALL:
 		t->dead = 1;
 		errno = saved != 0 ? saved : ECONNRESET;
-		set_err(t->err, sizeof(t->err), "%s", saved != 0 ?
-		    strerror(saved) : "connection closed");
+		if (saved == 0)
+			set_err(t->err, sizeof(t->err), "connection closed");
+		else if (saved == ECONNRESET || saved == EPIPE)
+			set_err(t->err, sizeof(t->err),
+			    "connection closed by the server (%s)",
+			    strerror(saved));
+		else
+			set_err(t->err, sizeof(t->err), "%s", strerror(saved));
 		break;
 	default:
 		t->dead = 1;

@@ -569,9 +569,19 @@ local_is_loopback(int fd)
 static void
 refuse(int fd, int tls, const char *addr, const char *why)
 {
+	char junk[4096];
+
 	if (!tls)
 		(void)!send(fd, R451, sizeof(R451) - 1,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	/*
+	 * A TLS client has usually sent its hello already; closing with that
+	 * unread would reset the connection instead of ending it. Send the
+	 * FIN first and discard what has arrived, so the client sees an end.
+	 */
+	(void)shutdown(fd, SHUT_WR);
+	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
 	close(fd);
 	log_info("client=[%s] refused=%s", addr, why);
 }
