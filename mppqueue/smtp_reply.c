@@ -137,6 +137,8 @@ ehlo_keyword(struct smtp_reply *r, const char *s, size_t len)
 		r->size_max = size_param(s + 4, len - 4);
 	} else if (keyword_is(s, len, "PIPELINING"))
 		r->has_pipelining = 1;
+	else if (keyword_is(s, len, "8BITMIME"))
+		r->has_8bitmime = 1;
 }
 
 static enum smtp_reply_status

@@ -45,6 +45,7 @@ struct smtp_reply {
 	int has_size;			/* EHLO keyword SIZE seen */
 	unsigned long long size_max;	/* its limit; 0 when none was given */
 	int has_pipelining;		/* EHLO keyword PIPELINING seen */
+	int has_8bitmime;		/* EHLO keyword 8BITMIME seen */
 };
 
 struct smtp_reply_parser {

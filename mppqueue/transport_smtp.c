@@ -1,7 +1,7 @@
 /*
  * transport_smtp — delivery to one relay over SMTP (transport smtp:HOST:PORT,
  * DESIGN.md "Delivery"; RFC 5321, SIZE from RFC 1870, PIPELINING from RFC
- * 2920).
+ * 2920), 8BITMIME from RFC 6152.
  *
  * One struct smtp per delivery thread, holding at most one connection,
  * kept open between messages and closed (QUIT) by transport_idle(). A
@@ -70,6 +70,7 @@ struct smtp {
 	int dead;			/* fd failed as a lost connection */
 	int pipelining;			/* the server offers PIPELINING */
 	int has_size;			/* ... and SIZE */
+	int has_8bitmime;		/* ... and 8BITMIME */
 	unsigned long long size_max;	/* its limit, 0 for none */
 	size_t answered;		/* recipients with a RCPT reply */
 	const char *id;			/* queue id of the message, for logs */
@@ -422,6 +423,7 @@ session_hello(struct smtp *st)
 		st->pipelining = st->rep.has_pipelining;
 		st->has_size = st->rep.has_size;
 		st->size_max = st->rep.size_max;
+		st->has_8bitmime = st->rep.has_8bitmime;
 		return 0;
 	}
 	if (st->rep.code / 100 != 5)
@@ -437,7 +439,7 @@ session_hello(struct smtp *st)
 static int
 session_open(struct smtp *st)
 {
-	st->pipelining = st->has_size = 0;
+	st->pipelining = st->has_size = st->has_8bitmime = 0;
 	st->size_max = 0;
 	if (conn_open(st) == -1)
 		return -1;
@@ -447,8 +449,9 @@ session_open(struct smtp *st)
 		return session_refused(st);
 	if (session_hello(st) == -1)
 		return -1;
-	log_debug("relay=%s connected%s%s", st->peer,
-	    st->pipelining ? " pipelining" : "", st->has_size ? " size" : "");
+	log_debug("relay=%s connected%s%s%s", st->peer,
+	    st->pipelining ? " pipelining" : "", st->has_size ? " size" : "",
+	    st->has_8bitmime ? " 8bitmime" : "");
 	return 0;
 }
 
@@ -519,14 +522,46 @@ fail_rest(struct smtp *st, struct transport_rcpt *r, size_t n)
 			rcpt_set(&r[i], OUTCOME_TEMP, st->why);
 }
 
-/* Queue MAIL FROM, with SIZE when the server takes it. */
+/*
+ * Nonzero when the stored text holds a byte above 127. A file that cannot
+ * be read counts as 8-bit: declaring 8BITMIME for 7-bit text is allowed,
+ * and the read of the text itself reports the error.
+ */
+static int
+text_has_8bit(const struct transport_msg *m)
+{
+	unsigned char chunk[SMTP_CHUNK];
+	off_t off = 0;
+	ssize_t n, i;
+
+	while (off < m->size) {
+		n = pread(m->fd, chunk, sizeof(chunk), off);
+		if (n <= 0)
+			return 1;
+		for (i = 0; i < n; i++)
+			if (chunk[i] & 0x80)
+				return 1;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * Queue MAIL FROM, with SIZE when the server takes it and BODY=8BITMIME
+ * when it does and the text needs it. To a server without 8BITMIME 8-bit
+ * text goes as it is, as other MTAs send it: refusing it would hold back
+ * mail most such servers take.
+ */
 static int
 put_mail(struct smtp *st, const struct transport_msg *m)
 {
+	const char *body = st->has_8bitmime && text_has_8bit(m) ?
+	    " BODY=8BITMIME" : "";
+
 	if (st->has_size)
-		return conn_put(st, "MAIL FROM:<%s> SIZE=%lld", m->sender,
-		    (long long)m->size);
-	return conn_put(st, "MAIL FROM:<%s>", m->sender);
+		return conn_put(st, "MAIL FROM:<%s> SIZE=%lld%s", m->sender,
+		    (long long)m->size, body);
+	return conn_put(st, "MAIL FROM:<%s>%s", m->sender, body);
 }
 
 /* Queue every RCPT TO (pipelining). */

@@ -415,3 +415,37 @@ def test_rcpt_5xx_from_smtp_sink_fails_for_good(mppd, mppqueue, sink_factory):
     assert m["state"] == "failed" and m["attempts"] == 1
     assert mppqueue.log().count("to=<bob@example.com>") == attempts, "not retried"
     assert sink.messages() == []
+
+
+UTF8_BODY = "Grüße aus Köln.\r\n"
+
+
+def test_8bit_text_declared_to_an_8bitmime_relay(mppd, mppqueue, sink):
+    """RFC 6152: text with bytes above 127 goes with BODY=8BITMIME to a relay
+    that offers it; 7-bit text goes without."""
+    post(mppd, subject="plain", body="Hello.\r\n")
+    post(mppd, subject="umlauts", body=UTF8_BODY)
+    assert mppqueue.once(transport=smtp(sink.port)).returncode == 0
+    wait_for(lambda: len(sink.messages()) == 2, what="two dumps")
+    mails = {}
+    for mail, _, text in sink.messages():
+        subject = re.search(rb"(?m)^Subject: (.*)$", text).group(1)
+        mails[subject] = (mail, text)
+    assert mails[b"plain"][0] == "<alice@example.org>"
+    assert mails[b"umlauts"][0] == "<alice@example.org> BODY=8BITMIME"
+    assert mails[b"umlauts"][1].endswith(UTF8_BODY.replace("\r\n", "\n")
+                                         .encode())
+
+
+def test_8bit_text_to_a_relay_without_8bitmime(mppd, mppqueue, sink_factory):
+    """A relay that does not offer 8BITMIME is sent no BODY parameter (it
+    would refuse it); the text goes unchanged."""
+    sink = sink_factory(options=["-8"]).start()
+    post(mppd, subject="umlauts", body=UTF8_BODY)
+    assert mppqueue.once(transport=smtp(sink.port)).returncode == 0
+    wait_for(lambda: len(sink.messages()) == 1, what="the dump")
+    [(mail, _, text)] = sink.messages()
+    assert mail == "<alice@example.org>"
+    assert text.endswith(UTF8_BODY.replace("\r\n", "\n").encode())
+    [m] = originals(mppd)
+    assert m["state"] == "sent"

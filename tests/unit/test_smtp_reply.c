@@ -394,6 +394,35 @@ test_state_reset(void **state)
 	assert_int_equal(used, 0);
 }
 
+/* One whole reply from in; whether it offered 8BITMIME. */
+static int
+offers_8bitmime(const char *in)
+{
+	struct smtp_reply_parser p;
+	struct smtp_reply r;
+	size_t used;
+
+	smtp_reply_init(&p);
+	assert_int_equal(smtp_reply_feed(&p, in, strlen(in), &used, &r),
+	    SMTP_REPLY_DONE);
+	assert_int_equal(used, strlen(in));
+	return r.has_8bitmime;
+}
+
+static void
+test_8bitmime(void **state)
+{
+	(void)state;
+	assert_true(offers_8bitmime("250-mx\r\n250-8BITMIME\r\n"
+	    "250 PIPELINING\r\n"));
+	assert_true(offers_8bitmime("250-mx\r\n250 8bitmime\r\n"));
+	assert_false(offers_8bitmime("250-mx\r\n250-8BITMIMEX\r\n"
+	    "250 X-8BITMIME\r\n"));
+	/* The first line names the server; it is no keyword. */
+	assert_false(offers_8bitmime("250-8BITMIME\r\n250 SIZE\r\n"));
+	assert_false(offers_8bitmime("250 mx\r\n"));
+}
+
 int
 main(void)
 {
@@ -403,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_line_count),
 		cmocka_unit_test(test_truncated_text),
 		cmocka_unit_test(test_state_reset),
+		cmocka_unit_test(test_8bitmime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -742,6 +742,56 @@ test_large_text(void **state)
 	free(wire);
 }
 
+/*
+ * Deliver text of len bytes to one recipient over a server with EHLO reply
+ * ehlo; compare its MAIL FROM line with want_mail.
+ */
+static void
+mail_from_for(const char *ehlo, const char *text, size_t len,
+    const char *want_mail)
+{
+	struct peer_spec spec = { GREETING, ehlo, QUEUED "\r\n", NULL, 0, 0,
+	    0 };
+	static const char *const ONE[] = { "a@example.com", NULL };
+	struct transport_rcpt r[1];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open(p->port, 5);
+	char want[512];
+
+	deliver_len(t, SENDER, text, len, ONE, r);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	snprintf(want, sizeof(want), "CONNECT\nEHLO " HELO_NAME "\n%s\n"
+	    "RCPT TO:<a@example.com>\nDATA\nQUIT\n", want_mail);
+	finish(t, p, want);
+	peer_free(p);
+}
+
+/* RFC 6152: BODY=8BITMIME when the server offers it and the text needs it. */
+static void
+test_8bitmime(void **state)
+{
+	size_t len = 40000;
+	char *text = malloc(len), mail[128];
+
+	(void)state;
+	assert_non_null(text);
+	memset(text, 'x', len);
+	text[len - 1] = '\n';
+	snprintf(mail, sizeof(mail), "MAIL FROM:<" SENDER "> SIZE=%zu", len);
+	mail_from_for(EHLO_ALL, text, len, mail);
+	/* The 8-bit byte past the first chunk read from the file. */
+	text[len - 2] = (char)0xe9;
+	snprintf(mail, sizeof(mail), "MAIL FROM:<" SENDER "> SIZE=%zu "
+	    "BODY=8BITMIME", len);
+	mail_from_for(EHLO_ALL, text, len, mail);
+	mail_from_for(EHLO_PLAIN, text, len,
+	    "MAIL FROM:<" SENDER "> BODY=8BITMIME");
+	/* Not offered: no parameter the server would refuse. */
+	snprintf(mail, sizeof(mail), "MAIL FROM:<" SENDER "> SIZE=%zu", len);
+	mail_from_for("250-fake.example\r\n250 SIZE\r\n", text, len, mail);
+	free(text);
+}
+
 /* RCPT replies 2xx / 4xx / 5xx, with and without pipelining. */
 static void
 rcpt_mix(int pipelining)
@@ -1431,6 +1481,7 @@ main(void)
 		cmocka_unit_test(test_null_sender),
 		cmocka_unit_test(test_dot_stuffing),
 		cmocka_unit_test(test_large_text),
+		cmocka_unit_test(test_8bitmime),
 		cmocka_unit_test(test_rcpt_mix),
 		cmocka_unit_test(test_no_rcpt_accepted),
 		cmocka_unit_test(test_mail_from_refused),
