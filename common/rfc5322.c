@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rfc5322.h"
 
@@ -692,4 +693,15 @@ rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
 	p.cb = cb;
 	p.ctx = ctx;
 	return parse_list(&p, 0);
+}
+
+int
+rfc5322_addr_same(const char *a, const char *b)
+{
+	const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+
+	if (at_a == NULL || at_b == NULL)
+		return at_a == at_b && strcmp(a, b) == 0;
+	return at_a - a == at_b - b && memcmp(a, b, (size_t)(at_a - a)) == 0 &&
+	    strcasecmp(at_a + 1, at_b + 1) == 0;
 }

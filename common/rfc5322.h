@@ -77,4 +77,11 @@ typedef int (*rfc5322_addr_cb)(const char *addr, int has_domain, void *ctx);
 int rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
     void *ctx);
 
+/*
+ * Nonzero when addr-specs a and b name the same mailbox: the local parts
+ * equal byte for byte (RFC 5321 §2.4: only the receiving host may fold their
+ * case), the domains equal ignoring ASCII case.
+ */
+int rfc5322_addr_same(const char *a, const char *b);
+
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <bsd/string.h>
 
@@ -136,7 +135,7 @@ rcpt_add(struct message *m, const char *addr, int has_domain)
 		return 1;
 	}
 	for (i = 0; i < m->nrcpts; i++)
-		if (strcasecmp(m->rcpts[i], full) == 0)
+		if (rfc5322_addr_same(m->rcpts[i], full))
 			return 0;
 	if (m->nrcpts >= m->p.max_rcpts) {
 		message_refuse(m, "too many recipients");
@@ -170,7 +169,7 @@ from_cb(const char *addr, int has_domain, void *ctx)
 	struct from_check *fc = ctx;
 
 	fc->count++;
-	if (has_domain && strcasecmp(addr, fc->sender) == 0)
+	if (has_domain && rfc5322_addr_same(addr, fc->sender))
 		fc->matches++;
 	return 0;
 }

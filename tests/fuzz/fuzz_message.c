@@ -142,7 +142,9 @@ from_addr(const char *addr, int has_domain, void *ctx)
 	struct from_count *fc = ctx;
 
 	fc->n++;
-	fc->sender += has_domain && strcasecmp(addr, "alice@example.org") == 0;
+	/* The local part exact, the domain in any case. */
+	fc->sender += has_domain && strncmp(addr, "alice@", 6) == 0 &&
+	    strcasecmp(addr + 6, "example.org") == 0;
 	return 0;
 }
 
@@ -216,7 +218,7 @@ check_ok(const struct run *r, const struct message_params *p)
 		CHECK(strchr(a, '@') != NULL);
 		CHECK(strpbrk(a, "\r\n") == NULL);
 		for (j = 0; j < i; j++)
-			CHECK(strcasecmp(a, message_rcpt(r->m, j)) != 0);
+			CHECK(!rfc5322_addr_same(a, message_rcpt(r->m, j)));
 	}
 }
 

@@ -267,12 +267,18 @@ static const struct rcpt_case rcpt_cases[] = {
 	  "Bcc: x@y.example\n\n", "x@y.example" },
 	{ "folded list", "To: a@x.example,\n b@y.example,\n\t<c@z.example>\n"
 	  "Subject: s\n\n", "a@x.example,b@y.example,c@z.example" },
-	{ "duplicates, case-insensitively",
-	  "To: a@x.example, A@X.EXAMPLE\nCc: a@x.Example\nBcc: a@x.example\n\n",
+	{ "duplicates, the domain's case ignored",
+	  "To: a@x.example, a@X.EXAMPLE\nCc: a@x.Example\nBcc: a@x.example\n\n",
 	  "a@x.example" },
+	{ "local parts that differ in case are two mailboxes",
+	  "To: a@x.example, A@x.example\nCc: A@X.example\n\n",
+	  "a@x.example,A@x.example" },
+	{ "quoted local part with an @, domain case ignored",
+	  "To: \"a@b\"@x.example, \"a@b\"@X.example, \"a@B\"@x.example\n\n",
+	  "\"a@b\"@x.example,\"a@B\"@x.example" },
 	{ "bare local part qualified", "To: bob\n\n", "bob@example.org" },
 	{ "bare local part, duplicate of qualified",
-	  "To: bob, Bob@Example.Org\n\n", "bob@example.org" },
+	  "To: bob, bob@Example.Org\n\n", "bob@example.org" },
 	{ "several To fields", "To: a@x.example\nTo: b@x.example\n\n",
 	  "a@x.example,b@x.example" },
 	{ "Resent and Reply-To are no recipients",
@@ -375,8 +381,11 @@ static const struct added_case added_cases[] = {
 	  0, 1, 1, 0 },
 	{ "From is the sender, display name",
 	  "From: Alice <alice@example.org>\nTo: b@x.example\n\n", 0, 1, 1, 0 },
-	{ "From is the sender, other case",
-	  "From: Alice@Example.ORG\nTo: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "From is the sender, domain in other case",
+	  "From: alice@Example.ORG\nTo: b@x.example\n\n", 0, 1, 1, 0 },
+	/* User names are case-sensitive: Alice may be another account. */
+	{ "From is the sender's name in other case",
+	  "From: Alice@example.org\nTo: b@x.example\n\n", 0, 1, 1, 1 },
 	{ "From is someone else", "From: bob@example.org\nTo: b@x.example\n\n",
 	  0, 1, 1, 1 },
 	{ "From is the sender and someone else",
@@ -577,7 +586,7 @@ static const struct refuse_case refuse_cases[] = {
 	  MSG_REJECT, "too large" },
 	{ "exactly the limit", "To: a@x.example\n\n12345\n", 0, 23, 0, 0, 0,
 	  MSG_OK, "" },
-	{ "duplicates do not count", "To: a@x.example, A@x.example\n"
+	{ "duplicates do not count", "To: a@x.example, a@x.EXAMPLE\n"
 	  "Cc: a@X.example\n\n", 0, 0, 1, 0, 0, MSG_OK, "" },
 };
 

@@ -737,6 +737,28 @@ test_golden(void **state)
 	}
 }
 
+static void
+test_addr_same(void **state)
+{
+	(void)state;
+	assert_true(rfc5322_addr_same("a@x.example", "a@x.example"));
+	assert_true(rfc5322_addr_same("a@x.example", "a@X.EXAMPLE"));
+	assert_false(rfc5322_addr_same("a@x.example", "A@x.example"));
+	assert_false(rfc5322_addr_same("a@x.example", "ab@x.example"));
+	assert_false(rfc5322_addr_same("ab@x.example", "a@bx.example"));
+	assert_false(rfc5322_addr_same("a@x.example", "a@x.example.org"));
+	/* The last @ starts the domain: a quoted local part may hold one. */
+	assert_true(rfc5322_addr_same("\"a@b\"@x.example",
+	    "\"a@b\"@X.example"));
+	assert_false(rfc5322_addr_same("\"a@b\"@x.example",
+	    "\"a@B\"@x.example"));
+	/* Without a domain only the same bytes are the same. */
+	assert_true(rfc5322_addr_same("bob", "bob"));
+	assert_false(rfc5322_addr_same("bob", "Bob"));
+	assert_false(rfc5322_addr_same("bob", "bob@x.example"));
+	assert_false(rfc5322_addr_same("bob@x.example", "bob"));
+}
+
 int
 main(void)
 {
@@ -751,6 +773,7 @@ main(void)
 		cmocka_unit_test(test_addresses_prefix),
 		cmocka_unit_test(test_callback_stop),
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_addr_same),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
