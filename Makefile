@@ -72,13 +72,15 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-# The schema is compiled in from sql/schema.sql.
-$(BUILD)/gen/schema_sql.h: sql/schema.sql
+# The schema and its migrations are compiled in from sql/*.sql
+# (sql/migrate-2.sql becomes migrate_2_sql[] in migrate-2_sql.h).
+SQL_HEADERS = $(patsubst sql/%.sql,$(BUILD)/gen/%_sql.h,$(wildcard sql/*.sql))
+$(BUILD)/gen/%_sql.h: sql/%.sql
 	@mkdir -p $(dir $@)
-	$(Q){ echo 'static const char schema_sql[] ='; \
+	$(Q){ echo 'static const char $(subst -,_,$*)_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
-$(BUILD)/common/index.o: $(BUILD)/gen/schema_sql.h
+$(BUILD)/common/index.o: $(SQL_HEADERS)
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBMPPD): $(call obj,$(MPPD_SRC))

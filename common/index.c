@@ -14,6 +14,7 @@
 #include "index.h"
 #include "index_impl.h"
 #include "schema_sql.h"
+#include "migrate-2_sql.h"
 
 const char *
 index_errmsg(const struct index *ix)
@@ -74,7 +75,16 @@ index_user_version(struct index *ix)
 	return v;
 }
 
-/* Create the schema in a fresh file, or check the version of an old one. */
+/* migrations[n] takes version n - 1 to n (sql/migrate-N.sql). */
+static const char *const migrations[INDEX_SCHEMA_VERSION + 1] = {
+	[2] = migrate_2_sql
+};
+
+/*
+ * Create the schema in a fresh file, or bring an old one up to this
+ * program's version, all in one transaction: a failed upgrade leaves the
+ * index as it was.
+ */
 static int
 index_schema(struct index *ix)
 {
@@ -88,6 +98,9 @@ index_schema(struct index *ix)
 	}
 	if (v == 0 && index_exec(ix, schema_sql) == -1)
 		goto fail;
+	for (; v > 0 && v < INDEX_SCHEMA_VERSION; v++)
+		if (index_exec(ix, migrations[v + 1]) == -1)
+			goto fail;
 	if (v > INDEX_SCHEMA_VERSION) {
 		snprintf(ix->errmsg, sizeof(ix->errmsg), "index schema "
 		    "version %d is newer than this program's (%d)", v,
@@ -205,6 +218,23 @@ index_insert_msg(struct index *ix, const struct index_new_msg *m)
 }
 
 int
+index_count(struct index *ix, const char *name, long long n)
+{
+	sqlite3_stmt *st;
+
+	if (n == 0)
+		return 0;
+	st = index_stmt(ix, IX_COUNT, "INSERT INTO counter (name, value) "
+	    "VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + "
+	    "excluded.value");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, n);
+	return index_step_done(ix, st, "count");
+}
+
+int
 index_begin(struct index *ix)
 {
 	return index_exec(ix, "BEGIN IMMEDIATE");
@@ -229,16 +259,23 @@ int
 index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
     size_t n)
 {
+	long long bounces = 0;
 	size_t i;
 
 	if (index_begin(ix) == -1)
 		return -1;
-	for (i = 0; i < n; i++)
-		if (index_insert_msg(ix, m[i]) == -1) {
-			index_rollback(ix);
-			return -1;
-		}
+	for (i = 0; i < n; i++) {
+		if (index_insert_msg(ix, m[i]) == -1)
+			goto fail;
+		bounces += m[i]->is_bounce != 0;
+	}
+	if (index_count(ix, "accepted", (long long)n - bounces) == -1 ||
+	    index_count(ix, "bounces", bounces) == -1)
+		goto fail;
 	return index_commit(ix);
+fail:
+	index_rollback(ix);
+	return -1;
 }
 
 int

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define INDEX_SCHEMA_VERSION 1
+#define INDEX_SCHEMA_VERSION 2
 #define INDEX_BUSY_TIMEOUT_MS 5000
 
 struct index;

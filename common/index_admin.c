@@ -489,6 +489,40 @@ stats_counts(struct index *ix, struct index_admin_stats *out)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static const char *const total_names[IA_NTOTALS] = {
+	"accepted", "bounces", "attempts", "rcpt_sent", "rcpt_deferred",
+	"rcpt_failed"
+};
+
+const char *
+index_admin_total_name(enum index_admin_total t)
+{
+	return total_names[t];
+}
+
+/* The totals; a name this program does not know is left out. */
+static int
+stats_totals(struct index *ix, struct index_admin_stats *out)
+{
+	sqlite3_stmt *st;
+	const char *name;
+	int rc, t;
+
+	st = prepare(ix, "SELECT name, value FROM counter");
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		for (t = 0; name != NULL && t < IA_NTOTALS; t++)
+			if (strcmp(name, total_names[t]) == 0)
+				out->total[t] = sqlite3_column_int64(st, 1);
+	}
+	if (rc != SQLITE_DONE)
+		index_set_error(ix, "stats totals");
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* received_at of the oldest message still waiting to go. */
 static int
 stats_oldest(struct index *ix, struct index_admin_stats *out)
@@ -516,7 +550,8 @@ index_admin_stats(struct index *ix, struct index_admin_stats *st)
 	memset(st, 0, sizeof(*st));
 	if (index_exec(ix, "BEGIN") == -1)
 		return -1;
-	rc = stats_counts(ix, st) == 0 && stats_oldest(ix, st) == 0 ? 0 : -1;
+	rc = stats_counts(ix, st) == 0 && stats_oldest(ix, st) == 0 &&
+	    stats_totals(ix, st) == 0 ? 0 : -1;
 	read_end(ix);
 	return rc;
 }

@@ -13,7 +13,7 @@ enum index_stmt_id {
 	IX_INSERT_MSG, IX_INSERT_RCPT, IX_EXISTS,
 	IX_CLAIM_DUE, IX_CLAIM_SET, IX_RCPTS_PENDING, IX_RCPT_SET,
 	IX_MSG_FINISH, IX_MSG_RELEASE, IX_EXPIRED_LEASES, IX_LEASE_CLEAR,
-	IX_PURGE_SENT, IX_NEXT_DUE, IX_GET_MSG, IX_LIST, IX_RCPTS_ALL,
+	IX_PURGE_SENT, IX_NEXT_DUE, IX_GET_MSG, IX_LIST, IX_RCPTS_ALL, IX_COUNT,
 	IX_NSTMTS
 };
 
@@ -32,6 +32,8 @@ int index_begin(struct index *ix);
 /* Insert one new message and its recipients inside an open transaction. */
 int index_insert_msg(struct index *ix, const struct index_new_msg *m);
 int index_commit(struct index *ix);
+/* Add n to the total called name (table counter), inside a transaction. */
+int index_count(struct index *ix, const char *name, long long n);
 void index_rollback(struct index *ix);
 
 #endif

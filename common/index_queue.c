@@ -206,10 +206,12 @@ rcpt_state(int outcome)
 static int
 record_rcpts(struct index *ix, const struct index_result *r)
 {
+	long long tally[3] = { 0, 0, 0 };
 	sqlite3_stmt *st;
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
+		tally[r->outcome[i] == 0 ? 0 : r->outcome[i] == 2 ? 2 : 1]++;
 		st = index_stmt(ix, IX_RCPT_SET, "UPDATE recipient SET "
 		    "state = ?3, last_error = ?4 WHERE message_id = ?1 AND "
 		    "seq = ?2");
@@ -223,6 +225,11 @@ record_rcpts(struct index *ix, const struct index_result *r)
 		if (index_step_done(ix, st, "recipient result") == -1)
 			return -1;
 	}
+	if (index_count(ix, "attempts", 1) == -1 ||
+	    index_count(ix, "rcpt_sent", tally[0]) == -1 ||
+	    index_count(ix, "rcpt_deferred", tally[1]) == -1 ||
+	    index_count(ix, "rcpt_failed", tally[2]) == -1)
+		return -1;
 	return 0;
 }
 
@@ -241,12 +248,14 @@ record_finish(struct index *ix, const struct index_result *r)
 		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 		rc = index_step_done(ix, st, "expire");
 		sqlite3_finalize(st);
-		if (rc == -1)
+		if (rc == -1 || index_count(ix, "rcpt_failed",
+		    sqlite3_changes(ix->db)) == -1)
 			return -1;
 	}
 	if (r->bounce == NULL)
 		return 0;
-	if (index_insert_msg(ix, r->bounce) == -1)
+	if (index_insert_msg(ix, r->bounce) == -1 ||
+	    index_count(ix, "bounces", 1) == -1)
 		return -1;
 	if (sqlite3_prepare_v2(ix->db, "UPDATE recipient SET bounced = 1 "
 	    "WHERE message_id = ?1 AND state = 'failed'", -1, &st, NULL) !=

@@ -542,14 +542,50 @@ stats_json(const struct index_admin_stats *st, time_t now)
 		json_num(&j, index_admin_state_name(s), st->count[s]);
 	json_num(&j, "oldest_age", stats_age(st, now));
 	json_num(&j, "bytes", stats_bytes(st));
+	json_key(&j, "totals");
+	json_begin_object(&j);
+	for (s = 0; s < IA_NTOTALS; s++)
+		json_num(&j, index_admin_total_name(s), st->total[s]);
+	json_end_object(&j);
 	json_end_object(&j);
 	return json_finish(&j) == 0 ? EX_OK : EX_IOERR;
 }
 
 static void
+prom_head_typed(const char *name, const char *help, const char *type)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
 prom_head(const char *name, const char *help)
 {
-	printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+	prom_head_typed(name, help, "gauge");
+}
+
+/* The totals, as counters: they only grow, whatever is purged. */
+static void
+stats_prometheus_totals(const struct index_admin_stats *st)
+{
+	static const char *const result[] = { "sent", "deferred", "failed" };
+	int k;
+
+	prom_head_typed("mpp_messages_accepted_total",
+	    "Messages accepted from clients since the index was made.",
+	    "counter");
+	printf("mpp_messages_accepted_total %lld\n", st->total[IA_ACCEPTED]);
+	prom_head_typed("mpp_bounces_total",
+	    "Bounces made for recipients that failed for good.", "counter");
+	printf("mpp_bounces_total %lld\n", st->total[IA_BOUNCES]);
+	prom_head_typed("mpp_delivery_attempts_total",
+	    "Messages handed to the transport, retries included.", "counter");
+	printf("mpp_delivery_attempts_total %lld\n", st->total[IA_ATTEMPTS]);
+	prom_head_typed("mpp_recipients_total", "Recipients by the result of "
+	    "an attempt: sent, deferred (temporary failure), failed (for "
+	    "good, the lifetime's end included).", "counter");
+	for (k = 0; k < 3; k++)
+		printf("mpp_recipients_total{result=\"%s\"} %lld\n",
+		    result[k], st->total[IA_RCPT_SENT + k]);
 }
 
 static void
@@ -571,6 +607,7 @@ stats_prometheus(const struct index_admin_stats *st, time_t now)
 	prom_head("mpp_queue_oldest_age_seconds",
 	    "Age of the oldest message waiting for delivery.");
 	printf("mpp_queue_oldest_age_seconds %lld\n", stats_age(st, now));
+	stats_prometheus_totals(st);
 }
 
 static void
@@ -583,6 +620,10 @@ stats_human(const struct index_admin_stats *st, time_t now)
 		    st->count[s]);
 	printf("%-11s %lld\n", "oldest_age", stats_age(st, now));
 	printf("%-11s %lld\n", "bytes", stats_bytes(st));
+	printf("totals since the index was made:\n");
+	for (s = 0; s < IA_NTOTALS; s++)
+		printf("%-13s %lld\n", index_admin_total_name(s),
+		    st->total[s]);
 }
 
 static int

@@ -1,6 +1,7 @@
 -- mpp spool index: one row per message, one per recipient.
--- Version 1 (PRAGMA user_version = 1). Later versions add numbered files
--- sql/migrate-N.sql that take version N-1 to N.
+-- Version 2 (PRAGMA user_version = 2). A fresh index is made from this
+-- file; an older one is brought up by sql/migrate-N.sql, which takes
+-- version N-1 to N (each kept in step with this file).
 --
 -- Times are Unix seconds (UTC). A message's file is spool_dir/new/ID or
 -- spool_dir/cur/ID; the row and the file share the queue id.
@@ -39,4 +40,12 @@ CREATE TABLE recipient (
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 1;
+-- Totals since the index was made (version 2): never lowered, so they
+-- serve as Prometheus counters while old rows are purged. Names:
+-- accepted, bounces, attempts, rcpt_sent, rcpt_deferred, rcpt_failed.
+CREATE TABLE counter (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -414,11 +414,43 @@ def test_stats_json(mppd):
 def test_stats_empty(mppd):
     r = mppq(mppd, "stats", "--json")
     assert json.loads(r.stdout) == {**{k: 0 for k in STATES},
-                                    "oldest_age": 0, "bytes": 0}
+                                    "oldest_age": 0, "bytes": 0,
+                                    "totals": {k: 0 for k in TOTALS}}
 
 
-PROM_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{state="([a-z]+)"\})? '
-                         r'(-?\d+)$')
+TOTALS = ["accepted", "bounces", "attempts", "rcpt_sent", "rcpt_deferred",
+          "rcpt_failed"]
+
+
+@pytest.mark.skipif(not (BIN / "mppqueue").exists(), reason="no mppqueue")
+def test_stats_totals_survive_purge_and_delete(mppd):
+    """The totals count what happened since the index was made: they
+    never go down when rows are purged or deleted."""
+    post(mppd, 2)
+    runner = Mppqueue(mppd)
+    assert runner.once().returncode == 0
+    totals = json.loads(mppq(mppd, "stats", "--json").stdout)["totals"]
+    assert totals == {"accepted": 2, "bounces": 0, "attempts": 2,
+                      "rcpt_sent": 2, "rcpt_deferred": 0, "rcpt_failed": 0}
+    # A sendmail that fails for good: the recipient fails, a bounce is
+    # made (and fails too, never bounced itself).
+    [qid] = post(mppd, 1)
+    assert runner.once(transport="sendmail:/bin/false").returncode == 0
+    assert row(mppd, qid)["state"] == "failed"
+    totals = json.loads(mppq(mppd, "stats", "--json").stdout)["totals"]
+    assert totals["accepted"] == 3 and totals["bounces"] == 1
+    assert totals["rcpt_sent"] == 2 and totals["rcpt_failed"] == 2
+    assert totals["attempts"] == 4
+    for r in mppd.stored():
+        assert mppq(mppd, "delete", r["id"]).returncode == EX_OK
+    after = json.loads(mppq(mppd, "stats", "--json").stdout)
+    assert after["totals"] == totals and after["sent"] == 0
+    r = mppq(mppd, "stats")
+    assert re.search(r"^rcpt_failed +2$", r.stdout, re.M), r.stdout
+
+
+PROM_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'
+                         r'(\{(state|result)="([a-z]+)"\})? (-?\d+)$')
 
 
 def test_stats_prometheus(mppd):
@@ -437,15 +469,22 @@ def test_stats_prometheus(mppd):
         else:
             mt = PROM_SAMPLE.match(line)
             assert mt, line
-            name, _, state, value = mt.groups()
+            name, _, _, state, value = mt.groups()
             # Every sample comes after its family's HELP and TYPE.
             assert name in helps and name in types, line
             samples[(name, state)] = int(value)
-    names = {"mpp_queue_messages", "mpp_queue_bytes",
-             "mpp_queue_oldest_age_seconds"}
-    assert set(helps) == set(types) == names
-    assert all(types[n] == "gauge" for n in names)
-    assert all(helps[n] for n in names)
+    gauges = {"mpp_queue_messages", "mpp_queue_bytes",
+              "mpp_queue_oldest_age_seconds"}
+    counters = {"mpp_messages_accepted_total", "mpp_bounces_total",
+                "mpp_delivery_attempts_total", "mpp_recipients_total"}
+    assert set(helps) == set(types) == gauges | counters
+    assert all(types[n] == "gauge" for n in gauges)
+    assert all(types[n] == "counter" for n in counters)
+    assert all(helps[n] for n in helps)
+    assert samples[("mpp_messages_accepted_total", None)] == 3
+    assert samples[("mpp_delivery_attempts_total", None)] == 0
+    for result in ("sent", "deferred", "failed"):
+        assert samples[("mpp_recipients_total", result)] == 0
     for st in STATES:
         want = 1 if st in ("queued", "held", "sent") else 0
         assert samples[("mpp_queue_messages", st)] == want

@@ -1,7 +1,8 @@
 /*
- * Unit tests for common/index.c: opening (schema creation, version check),
- * the batch insert of accepted messages and index_exists(); and the claim
- * of due messages (common/index_queue.c). The database
+ * Unit tests for common/index.c: opening (schema creation, upgrade from
+ * version 1, version check), the batch insert of accepted messages and
+ * index_exists(); the claim of due messages and the totals kept in table
+ * counter (common/index_queue.c). The database
  * lives in a fresh temporary directory per test; a second, plain SQLite
  * handle looks at what was written.
  */
@@ -119,9 +120,10 @@ test_open_creates_schema(void **state)
 
 	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
 	    INDEX_SCHEMA_VERSION);
-	assert_int_equal(INDEX_SCHEMA_VERSION, 1);
+	assert_int_equal(INDEX_SCHEMA_VERSION, 2);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master"
-	    " WHERE type = 'table' AND name IN ('message', 'recipient')"), 2);
+	    " WHERE type = 'table' AND name IN ('message', 'recipient', "
+	    "'counter')"), 3);
 	query_text(f->db, "PRAGMA journal_mode", mode, sizeof(mode));
 	assert_string_equal(mode, "wal");
 	index_close(ix);
@@ -233,7 +235,8 @@ test_reopen(void **state)
 	assert_int_equal(index_exists(ix2, "1.M1P1Q1"), 1);
 	index_close(ix2);
 	index_close(ix);
-	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
+	    INDEX_SCHEMA_VERSION);
 }
 
 static void
@@ -243,11 +246,11 @@ test_newer_version_refused(void **state)
 	struct index *ix = open_ok(f);
 	char err[512] = "";
 
-	assert_int_equal(index_exec(ix, "PRAGMA user_version = 2"), 0);
+	assert_int_equal(index_exec(ix, "PRAGMA user_version = 3"), 0);
 	index_close(ix);
 	ix = index_open(f->dir, INDEX_SYNC_NORMAL, err, sizeof(err));
 	assert_null(ix);
-	assert_non_null(strstr(err, "version 2"));
+	assert_non_null(strstr(err, "version 3"));
 	assert_non_null(strstr(err, f->db));
 }
 
@@ -347,6 +350,187 @@ test_claim_not_due(void **state)
 	index_close(ix);
 }
 
+/* Run sql (a whole script) on the database at path with a plain handle. */
+static void
+plain_exec(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		print_error("%s\n", msg);
+		fail();
+	}
+	sqlite3_close(h);
+}
+
+/* An index as version 1 made it, with one message in it. */
+static void
+make_v1(const char *db)
+{
+	FILE *fp = fopen("tests/unit/golden/index/schema-v1.sql", "r");
+	static char sql[8192];
+	size_t n;
+
+	assert_non_null(fp);
+	n = fread(sql, 1, sizeof(sql) - 1, fp);
+	fclose(fp);
+	assert_true(n > 0 && n < sizeof(sql) - 1);
+	sql[n] = '\0';
+	plain_exec(db, sql);
+	plain_exec(db, "INSERT INTO message (id, auth_user, sender, size, "
+	    "client_addr, received_at, next_attempt_at) VALUES ('1.M1P1Q9', "
+	    "'alice', 'alice@example.org', 5, '192.0.2.7', 1, 1); INSERT INTO "
+	    "recipient (message_id, seq, address) VALUES ('1.M1P1Q9', 0, "
+	    "'bob@example.com')");
+}
+
+/* Every table's and index's SQL, in name order, joined. */
+static void
+schema_text(const char *db, char *out, size_t outsz)
+{
+	char sql[] = "SELECT group_concat(sql, ';') FROM (SELECT sql FROM "
+	    "sqlite_master WHERE sql IS NOT NULL ORDER BY name)";
+
+	query_text(db, sql, out, outsz);
+}
+
+/*
+ * A version 1 index is brought up to this version on open, rows kept, and
+ * ends with the very schema a fresh index has.
+ */
+static void
+test_upgrade_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix;
+	char fresh_db[PATH_MAX], fresh[4096], upgraded[4096];
+
+	make_v1(f->db);
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+	ix = open_ok(f);
+	assert_int_equal(index_exists(ix, "1.M1P1Q9"), 1);
+	index_close(ix);
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
+	    INDEX_SCHEMA_VERSION);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM recipient"), 1);
+
+	snprintf(fresh_db, sizeof(fresh_db), "%s/fresh", f->dir);
+	assert_int_equal(mkdir(fresh_db, 0700), 0);
+	ix = index_open(fresh_db, INDEX_SYNC_NORMAL, fresh, sizeof(fresh));
+	assert_non_null(ix);
+	index_close(ix);
+	strcat(fresh_db, "/index.db");
+	schema_text(fresh_db, fresh, sizeof(fresh));
+	schema_text(f->db, upgraded, sizeof(upgraded));
+	assert_true(strlen(fresh) > 100);
+	assert_string_equal(upgraded, fresh);
+}
+
+/* An upgrade that fails leaves the index as it was, and says why. */
+static void
+test_failed_upgrade_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char err[512] = "";
+
+	make_v1(f->db);
+	/* In the way of version 2's new table. */
+	plain_exec(f->db, "CREATE TABLE counter (x)");
+	assert_null(index_open(f->dir, INDEX_SYNC_FULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "counter"));
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message"), 1);
+}
+
+static long long
+total(const struct fixture *f, const char *name)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT coalesce((SELECT value FROM "
+	    "counter WHERE name = '%s'), 0)", name);
+	return query_int(f->db, sql);
+}
+
+/* Accepted messages and bounces are counted with their rows, or not. */
+static void
+test_totals_on_insert(void **state)
+{
+	static const char *const r[] = { "bob@example.com" };
+	const struct index_new_msg m1 = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg m2 = { "1.M1P1Q2", "", "", "", 1, 1, 1, 1,
+	    r };
+	const struct index_new_msg *both[] = { &m1, &m2 };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+
+	assert_int_equal(index_insert_batch(ix, both, 2), 0);
+	assert_int_equal(total(f, "accepted"), 1);
+	assert_int_equal(total(f, "bounces"), 1);
+	/* A failed batch (a duplicate id) counts nothing. */
+	assert_int_equal(index_insert_batch(ix, both, 1), -1);
+	assert_int_equal(total(f, "accepted"), 1);
+	index_close(ix);
+}
+
+static void
+gone_ignored(const char *id, void *ctx)
+{
+	(void)id;
+	(void)ctx;
+}
+
+/* One attempt's results: an attempt, and each recipient by its outcome. */
+static void
+test_totals_on_record(void **state)
+{
+	static const char *const r[] = { "a@x.example", "b@x.example",
+	    "c@x.example" };
+	const struct index_new_msg m = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 100, 0, 3, r };
+	const struct index_new_msg *one[] = { &m };
+	static const long long seq[] = { 0, 1, 2 };
+	static const int outcome[] = { 0, 1, 2 };
+	static const char *const reply[] = { "250 ok", "451 later", "550 no" };
+	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 3, seq, outcome,
+	    reply, 0, 0, 300, "451 later", NULL };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[1];
+
+	assert_int_equal(index_insert_batch(ix, one, 1), 0);
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 1), 1);
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(total(f, "attempts"), 1);
+	assert_int_equal(total(f, "rcpt_sent"), 1);
+	assert_int_equal(total(f, "rcpt_deferred"), 1);
+	assert_int_equal(total(f, "rcpt_failed"), 1);
+	/* The lifetime ends at the next attempt: b fails for good too. */
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 300, 60, c, 1), 1);
+	res.now = 300;
+	res.n = 1;
+	res.seq = seq + 1;
+	res.outcome = outcome + 1;
+	res.reply = reply + 1;
+	res.finished = 1;
+	res.expired = 1;
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(total(f, "attempts"), 2);
+	assert_int_equal(total(f, "rcpt_deferred"), 2);
+	assert_int_equal(total(f, "rcpt_failed"), 2);
+	/* Not our claim any more: nothing recorded, nothing counted. */
+	assert_int_equal(index_record(ix, &res), 0);
+	assert_int_equal(total(f, "attempts"), 2);
+	/* Purging the sent row leaves the totals. */
+	assert_int_equal(index_purge_sent(ix, 1000000, 1, gone_ignored,
+	    NULL), 1);
+	assert_int_equal(total(f, "rcpt_sent"), 1);
+	index_close(ix);
+}
+
 int
 main(void)
 {
@@ -369,6 +553,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_due, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_claim_not_due, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_failed_upgrade_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_totals_on_insert, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_totals_on_record, setup,
 		    teardown),
 	};
 

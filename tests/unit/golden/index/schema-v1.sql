@@ -1,0 +1,42 @@
+-- mpp spool index: one row per message, one per recipient.
+-- Version 1 (PRAGMA user_version = 1). Later versions add numbered files
+-- sql/migrate-N.sql that take version N-1 to N.
+--
+-- Times are Unix seconds (UTC). A message's file is spool_dir/new/ID or
+-- spool_dir/cur/ID; the row and the file share the queue id.
+
+CREATE TABLE message (
+    id              TEXT PRIMARY KEY,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'sending', 'deferred',
+                                     'held', 'sent', 'failed')),
+    auth_user       TEXT NOT NULL,      -- login given to USER
+    sender          TEXT NOT NULL,      -- envelope sender; '' for a bounce
+    size            INTEGER NOT NULL,   -- bytes of the stored file
+    client_addr     TEXT NOT NULL,
+    received_at     INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    lease_host      TEXT,               -- runner holding a 'sending' claim
+    lease_pid       INTEGER,
+    lease_until     INTEGER,
+    held_from       TEXT,               -- state to return to on release
+    is_bounce       INTEGER NOT NULL DEFAULT 0,
+    done_at         INTEGER             -- when it became sent or failed
+);
+
+CREATE INDEX message_due ON message (state, next_attempt_at);
+
+CREATE TABLE recipient (
+    message_id TEXT NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    address    TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'pending'
+               CHECK (state IN ('pending', 'sent', 'failed')),
+    last_error TEXT,
+    bounced    INTEGER NOT NULL DEFAULT 0,  -- 1 once reported to the sender
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 1;
