@@ -203,6 +203,27 @@ rcpt_state(int outcome)
 	return outcome == 0 ? "sent" : outcome == 2 ? "failed" : "pending";
 }
 
+/*
+ * Count one attempt and its recipients by outcome (tally: sent, deferred,
+ * failed) in one statement: it runs for every message delivered.
+ */
+static int
+count_attempt(struct index *ix, const long long tally[3])
+{
+	sqlite3_stmt *st;
+	int i;
+
+	st = index_stmt(ix, IX_COUNT_ATTEMPT, "INSERT INTO counter (name, "
+	    "value) VALUES ('attempts', 1), ('rcpt_sent', ?1), "
+	    "('rcpt_deferred', ?2), ('rcpt_failed', ?3) ON CONFLICT (name) DO "
+	    "UPDATE SET value = value + excluded.value");
+	if (st == NULL)
+		return -1;
+	for (i = 0; i < 3; i++)
+		sqlite3_bind_int64(st, i + 1, tally[i]);
+	return index_step_done(ix, st, "count attempt");
+}
+
 static int
 record_rcpts(struct index *ix, const struct index_result *r)
 {
@@ -225,12 +246,7 @@ record_rcpts(struct index *ix, const struct index_result *r)
 		if (index_step_done(ix, st, "recipient result") == -1)
 			return -1;
 	}
-	if (index_count(ix, "attempts", 1) == -1 ||
-	    index_count(ix, "rcpt_sent", tally[0]) == -1 ||
-	    index_count(ix, "rcpt_deferred", tally[1]) == -1 ||
-	    index_count(ix, "rcpt_failed", tally[2]) == -1)
-		return -1;
-	return 0;
+	return count_attempt(ix, tally);
 }
 
 /* Final states: expired pending ones fail; failed ones get bounced. */
