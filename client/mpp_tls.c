@@ -405,7 +405,7 @@ step_failed(struct mpp_tls *t, int r, short *want)
 			set_err(t->err, sizeof(t->err), "connection closed");
 		else if (saved == ECONNRESET || saved == EPIPE)
 			set_err(t->err, sizeof(t->err),
-			    "connection closed by the server (%s)",
+			    "connection closed (%s)",
 			    strerror(saved));
 		else
 			set_err(t->err, sizeof(t->err), "%s", strerror(saved));

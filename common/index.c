@@ -98,9 +98,15 @@ index_schema(struct index *ix)
 	}
 	if (v == 0 && index_exec(ix, schema_sql) == -1)
 		goto fail;
-	for (; v > 0 && v < INDEX_SCHEMA_VERSION; v++)
+	for (; v > 0 && v < INDEX_SCHEMA_VERSION; v++) {
+		if (migrations[v + 1] == NULL) {
+			snprintf(ix->errmsg, sizeof(ix->errmsg), "no upgrade "
+			    "from index schema version %d", v);
+			goto fail;
+		}
 		if (index_exec(ix, migrations[v + 1]) == -1)
 			goto fail;
+	}
 	if (v > INDEX_SCHEMA_VERSION) {
 		snprintf(ix->errmsg, sizeof(ix->errmsg), "index schema "
 		    "version %d is newer than this program's (%d)", v,

@@ -121,10 +121,11 @@ int index_admin_requeue(struct index *ix, const char *id, time_t now,
 long long index_admin_flush_all(struct index *ix, time_t now);
 
 /*
- * The totals of table counter, kept since the index was made and never
- * lowered (purges and deletes leave them): messages accepted from
- * clients, bounces made, delivery attempts, and recipients sent, put off
- * (a temporary failure) and failed for good.
+ * The totals of table counter, kept since the index was made (or upgraded
+ * to schema 2) and never lowered (purges and deletes leave them):
+ * messages accepted from clients, bounces made, delivery attempts
+ * recorded, and recipients sent, put off (a temporary failure) and failed
+ * for good.
  */
 enum index_admin_total {
 	IA_ACCEPTED, IA_BOUNCES, IA_ATTEMPTS, IA_RCPT_SENT, IA_RCPT_DEFERRED,

@@ -232,7 +232,11 @@ record_rcpts(struct index *ix, const struct index_result *r)
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
-		tally[r->outcome[i] == 0 ? 0 : r->outcome[i] == 2 ? 2 : 1]++;
+		/* At the lifetime's end a pending one fails, and is counted
+		   so by record_finish(): not as deferred as well. */
+		if (r->outcome[i] != 1 || !r->expired)
+			tally[r->outcome[i] == 0 ? 0 :
+			    r->outcome[i] == 2 ? 2 : 1]++;
 		st = index_stmt(ix, IX_RCPT_SET, "UPDATE recipient SET "
 		    "state = ?3, last_error = ?4 WHERE message_id = ?1 AND "
 		    "seq = ?2");

@@ -570,18 +570,23 @@ static void
 refuse(int fd, int tls, const char *addr, const char *why)
 {
 	char junk[4096];
+	int i;
 
 	if (!tls)
 		(void)!send(fd, R451, sizeof(R451) - 1,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 	/*
-	 * A TLS client has usually sent its hello already; closing with that
+	 * A TLS client has often sent its hello already; closing with that
 	 * unread would reset the connection instead of ending it. Send the
-	 * FIN first and discard what has arrived, so the client sees an end.
+	 * FIN first and discard what has arrived (a bounded amount: this runs
+	 * on the loop every session shares), so the client mostly sees an
+	 * end. Bytes arriving later still draw a reset; either way the
+	 * client learns the connection is gone.
 	 */
 	(void)shutdown(fd, SHUT_WR);
-	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
-		;
+	for (i = 0; i < 4; i++)
+		if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+			break;
 	close(fd);
 	log_info("client=[%s] refused=%s", addr, why);
 }

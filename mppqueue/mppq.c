@@ -571,14 +571,15 @@ stats_prometheus_totals(const struct index_admin_stats *st)
 	int k;
 
 	prom_head_typed("mpp_messages_accepted_total",
-	    "Messages accepted from clients since the index was made.",
+	    "Messages accepted from clients since the index was made "
+	    "(or upgraded to schema 2).",
 	    "counter");
 	printf("mpp_messages_accepted_total %lld\n", st->total[IA_ACCEPTED]);
 	prom_head_typed("mpp_bounces_total",
 	    "Bounces made for recipients that failed for good.", "counter");
 	printf("mpp_bounces_total %lld\n", st->total[IA_BOUNCES]);
 	prom_head_typed("mpp_delivery_attempts_total",
-	    "Messages handed to the transport, retries included.", "counter");
+	    "Delivery attempts recorded, retries included.", "counter");
 	printf("mpp_delivery_attempts_total %lld\n", st->total[IA_ATTEMPTS]);
 	prom_head_typed("mpp_recipients_total", "Recipients by the result of "
 	    "an attempt: sent, deferred (temporary failure), failed (for "

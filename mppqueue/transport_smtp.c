@@ -1,7 +1,7 @@
 /*
  * transport_smtp — delivery to one relay over SMTP (transport smtp:HOST:PORT,
  * DESIGN.md "Delivery"; RFC 5321, SIZE from RFC 1870, PIPELINING from RFC
- * 2920), 8BITMIME from RFC 6152.
+ * 2920, 8BITMIME from RFC 6152).
  *
  * One struct smtp per delivery thread, holding at most one connection,
  * kept open between messages and closed (QUIT) by transport_idle(). A
@@ -536,6 +536,8 @@ text_has_8bit(const struct transport_msg *m)
 
 	while (off < m->size) {
 		n = pread(m->fd, chunk, sizeof(chunk), off);
+		if (n == -1 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return 1;
 		for (i = 0; i < n; i++)

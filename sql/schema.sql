@@ -40,9 +40,10 @@ CREATE TABLE recipient (
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
 
--- Totals since the index was made (version 2): never lowered, so they
--- serve as Prometheus counters while old rows are purged. Names:
--- accepted, bounces, attempts, rcpt_sent, rcpt_deferred, rcpt_failed.
+-- Totals since the index was made or upgraded to version 2 (they start
+-- at 0 then): never lowered, so they serve as Prometheus counters while
+-- old rows are purged. Names: accepted, bounces, attempts, rcpt_sent,
+-- rcpt_deferred, rcpt_failed.
 CREATE TABLE counter (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
