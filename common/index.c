@@ -75,10 +75,10 @@ index_user_version(struct index *ix)
 	return v;
 }
 
-/* migrations[n] takes version n - 1 to n (sql/migrate-N.sql). */
-static const char *const migrations[INDEX_SCHEMA_VERSION + 1] = {
-	[2] = migrate_2_sql
-};
+/* migrations[k] takes version k + 1 to k + 2 (sql/migrate-N.sql). */
+static const char *const migrations[] = { migrate_2_sql };
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
+    INDEX_SCHEMA_VERSION - 1, "one migration for each version after 1");
 
 /*
  * Create the schema in a fresh file, or bring an old one up to this
@@ -98,15 +98,9 @@ index_schema(struct index *ix)
 	}
 	if (v == 0 && index_exec(ix, schema_sql) == -1)
 		goto fail;
-	for (; v > 0 && v < INDEX_SCHEMA_VERSION; v++) {
-		if (migrations[v + 1] == NULL) {
-			snprintf(ix->errmsg, sizeof(ix->errmsg), "no upgrade "
-			    "from index schema version %d", v);
+	for (; v > 0 && v < INDEX_SCHEMA_VERSION; v++)
+		if (index_exec(ix, migrations[v - 1]) == -1)
 			goto fail;
-		}
-		if (index_exec(ix, migrations[v + 1]) == -1)
-			goto fail;
-	}
 	if (v > INDEX_SCHEMA_VERSION) {
 		snprintf(ix->errmsg, sizeof(ix->errmsg), "index schema "
 		    "version %d is newer than this program's (%d)", v,
@@ -223,8 +217,19 @@ index_insert_msg(struct index *ix, const struct index_new_msg *m)
 	return 0;
 }
 
+static const char *const total_names[INDEX_NTOTALS] = {
+	"accepted", "bounces", "attempts", "rcpt_sent", "rcpt_deferred",
+	"rcpt_failed"
+};
+
+const char *
+index_total_name(enum index_total t)
+{
+	return total_names[t];
+}
+
 int
-index_count(struct index *ix, const char *name, long long n)
+index_count(struct index *ix, enum index_total t, long long n)
 {
 	sqlite3_stmt *st;
 
@@ -235,7 +240,7 @@ index_count(struct index *ix, const char *name, long long n)
 	    "excluded.value");
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, total_names[t], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, n);
 	return index_step_done(ix, st, "count");
 }
@@ -275,8 +280,8 @@ index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
 			goto fail;
 		bounces += m[i]->is_bounce != 0;
 	}
-	if (index_count(ix, "accepted", (long long)n - bounces) == -1 ||
-	    index_count(ix, "bounces", bounces) == -1)
+	if (index_count(ix, INDEX_ACCEPTED, (long long)n - bounces) == -1 ||
+	    index_count(ix, INDEX_BOUNCES, bounces) == -1)
 		goto fail;
 	return index_commit(ix);
 fail:

@@ -48,6 +48,21 @@ int index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
 /* 1 when a row with this id exists, 0 when not, -1 on error. */
 int index_exists(struct index *ix, const char *id);
 
+/*
+ * The totals of table counter, kept since the index was made (or upgraded
+ * to schema 2) and never lowered (purges and deletes leave them):
+ * messages accepted from clients, bounces made, delivery attempts
+ * recorded, and recipients sent, put off (a temporary failure) and failed
+ * for good.
+ */
+enum index_total {
+	INDEX_ACCEPTED, INDEX_BOUNCES, INDEX_ATTEMPTS, INDEX_RCPT_SENT,
+	INDEX_RCPT_DEFERRED, INDEX_RCPT_FAILED, INDEX_NTOTALS
+};
+
+/* The name of total t in table counter ("accepted"...). */
+const char *index_total_name(enum index_total t);
+
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);
 

@@ -489,17 +489,6 @@ stats_counts(struct index *ix, struct index_admin_stats *out)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static const char *const total_names[IA_NTOTALS] = {
-	"accepted", "bounces", "attempts", "rcpt_sent", "rcpt_deferred",
-	"rcpt_failed"
-};
-
-const char *
-index_admin_total_name(enum index_admin_total t)
-{
-	return total_names[t];
-}
-
 /* The totals; a name this program does not know is left out. */
 static int
 stats_totals(struct index *ix, struct index_admin_stats *out)
@@ -513,8 +502,8 @@ stats_totals(struct index *ix, struct index_admin_stats *out)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 0);
-		for (t = 0; name != NULL && t < IA_NTOTALS; t++)
-			if (strcmp(name, total_names[t]) == 0)
+		for (t = 0; name != NULL && t < INDEX_NTOTALS; t++)
+			if (strcmp(name, index_total_name(t)) == 0)
 				out->total[t] = sqlite3_column_int64(st, 1);
 	}
 	if (rc != SQLITE_DONE)

@@ -120,23 +120,8 @@ int index_admin_requeue(struct index *ix, const char *id, time_t now,
 /* Make every queued or deferred message due at now; how many, or -1. */
 long long index_admin_flush_all(struct index *ix, time_t now);
 
-/*
- * The totals of table counter, kept since the index was made (or upgraded
- * to schema 2) and never lowered (purges and deletes leave them):
- * messages accepted from clients, bounces made, delivery attempts
- * recorded, and recipients sent, put off (a temporary failure) and failed
- * for good.
- */
-enum index_admin_total {
-	IA_ACCEPTED, IA_BOUNCES, IA_ATTEMPTS, IA_RCPT_SENT, IA_RCPT_DEFERRED,
-	IA_RCPT_FAILED, IA_NTOTALS
-};
-
-/* The name of total t in table counter ("accepted"...). */
-const char *index_admin_total_name(enum index_admin_total t);
-
 struct index_admin_stats {
-	long long total[IA_NTOTALS];
+	long long total[INDEX_NTOTALS];	/* see enum index_total */
 	long long count[IA_NSTATES];
 	long long bytes[IA_NSTATES];	/* sum of size per state */
 	long long oldest;		/* received_at of the oldest queued,

@@ -33,8 +33,8 @@ int index_begin(struct index *ix);
 /* Insert one new message and its recipients inside an open transaction. */
 int index_insert_msg(struct index *ix, const struct index_new_msg *m);
 int index_commit(struct index *ix);
-/* Add n to the total called name (table counter), inside a transaction. */
-int index_count(struct index *ix, const char *name, long long n);
+/* Add n to total t (table counter), inside a transaction. */
+int index_count(struct index *ix, enum index_total t, long long n);
 void index_rollback(struct index *ix);
 
 #endif

@@ -210,17 +210,23 @@ rcpt_state(int outcome)
 static int
 count_attempt(struct index *ix, const long long tally[3])
 {
+	static const enum index_total rcpt[3] = { INDEX_RCPT_SENT,
+	    INDEX_RCPT_DEFERRED, INDEX_RCPT_FAILED };
 	sqlite3_stmt *st;
 	int i;
 
 	st = index_stmt(ix, IX_COUNT_ATTEMPT, "INSERT INTO counter (name, "
-	    "value) VALUES ('attempts', 1), ('rcpt_sent', ?1), "
-	    "('rcpt_deferred', ?2), ('rcpt_failed', ?3) ON CONFLICT (name) DO "
-	    "UPDATE SET value = value + excluded.value");
+	    "value) VALUES (?1, 1), (?2, ?3), (?4, ?5), (?6, ?7) ON CONFLICT "
+	    "(name) DO UPDATE SET value = value + excluded.value");
 	if (st == NULL)
 		return -1;
-	for (i = 0; i < 3; i++)
-		sqlite3_bind_int64(st, i + 1, tally[i]);
+	sqlite3_bind_text(st, 1, index_total_name(INDEX_ATTEMPTS), -1,
+	    SQLITE_STATIC);
+	for (i = 0; i < 3; i++) {
+		sqlite3_bind_text(st, 2 * i + 2, index_total_name(rcpt[i]), -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2 * i + 3, tally[i]);
+	}
 	return index_step_done(ix, st, "count attempt");
 }
 
@@ -268,14 +274,14 @@ record_finish(struct index *ix, const struct index_result *r)
 		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 		rc = index_step_done(ix, st, "expire");
 		sqlite3_finalize(st);
-		if (rc == -1 || index_count(ix, "rcpt_failed",
+		if (rc == -1 || index_count(ix, INDEX_RCPT_FAILED,
 		    sqlite3_changes(ix->db)) == -1)
 			return -1;
 	}
 	if (r->bounce == NULL)
 		return 0;
 	if (index_insert_msg(ix, r->bounce) == -1 ||
-	    index_count(ix, "bounces", 1) == -1)
+	    index_count(ix, INDEX_BOUNCES, 1) == -1)
 		return -1;
 	if (sqlite3_prepare_v2(ix->db, "UPDATE recipient SET bounced = 1 "
 	    "WHERE message_id = ?1 AND state = 'failed'", -1, &st, NULL) !=

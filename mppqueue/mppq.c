@@ -544,8 +544,8 @@ stats_json(const struct index_admin_stats *st, time_t now)
 	json_num(&j, "bytes", stats_bytes(st));
 	json_key(&j, "totals");
 	json_begin_object(&j);
-	for (s = 0; s < IA_NTOTALS; s++)
-		json_num(&j, index_admin_total_name(s), st->total[s]);
+	for (s = 0; s < INDEX_NTOTALS; s++)
+		json_num(&j, index_total_name(s), st->total[s]);
 	json_end_object(&j);
 	json_end_object(&j);
 	return json_finish(&j) == 0 ? EX_OK : EX_IOERR;
@@ -567,26 +567,31 @@ prom_head(const char *name, const char *help)
 static void
 stats_prometheus_totals(const struct index_admin_stats *st)
 {
-	static const char *const result[] = { "sent", "deferred", "failed" };
-	int k;
+	static const struct {
+		const char *label;
+		enum index_total t;
+	} result[] = { { "sent", INDEX_RCPT_SENT },
+	    { "deferred", INDEX_RCPT_DEFERRED },
+	    { "failed", INDEX_RCPT_FAILED } };
+	size_t k;
 
 	prom_head_typed("mpp_messages_accepted_total",
 	    "Messages accepted from clients since the index was made "
 	    "(or upgraded to schema 2).",
 	    "counter");
-	printf("mpp_messages_accepted_total %lld\n", st->total[IA_ACCEPTED]);
+	printf("mpp_messages_accepted_total %lld\n", st->total[INDEX_ACCEPTED]);
 	prom_head_typed("mpp_bounces_total",
 	    "Bounces made for recipients that failed for good.", "counter");
-	printf("mpp_bounces_total %lld\n", st->total[IA_BOUNCES]);
+	printf("mpp_bounces_total %lld\n", st->total[INDEX_BOUNCES]);
 	prom_head_typed("mpp_delivery_attempts_total",
 	    "Delivery attempts recorded, retries included.", "counter");
-	printf("mpp_delivery_attempts_total %lld\n", st->total[IA_ATTEMPTS]);
+	printf("mpp_delivery_attempts_total %lld\n", st->total[INDEX_ATTEMPTS]);
 	prom_head_typed("mpp_recipients_total", "Recipients by the result of "
 	    "an attempt: sent, deferred (temporary failure), failed (for "
 	    "good, the lifetime's end included).", "counter");
-	for (k = 0; k < 3; k++)
+	for (k = 0; k < sizeof(result) / sizeof(result[0]); k++)
 		printf("mpp_recipients_total{result=\"%s\"} %lld\n",
-		    result[k], st->total[IA_RCPT_SENT + k]);
+		    result[k].label, st->total[result[k].t]);
 }
 
 static void
@@ -622,8 +627,8 @@ stats_human(const struct index_admin_stats *st, time_t now)
 	printf("%-11s %lld\n", "oldest_age", stats_age(st, now));
 	printf("%-11s %lld\n", "bytes", stats_bytes(st));
 	printf("totals since the index was made:\n");
-	for (s = 0; s < IA_NTOTALS; s++)
-		printf("%-13s %lld\n", index_admin_total_name(s),
+	for (s = 0; s < INDEX_NTOTALS; s++)
+		printf("%-13s %lld\n", index_total_name(s),
 		    st->total[s]);
 }
 
