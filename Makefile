@@ -126,7 +126,13 @@ $(BUILD)/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
 PYTEST ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q
 
-test: deps all fault-build unit-test fuzz-replay integration-test
+# Packages first, then every build in parallel, then the tests in order:
+# under -j a prerequisite list would build before its packages are in.
+test: deps
+	@$(MAKE) --no-print-directory all fault-build $(UNIT_TESTS) $(FUZZ_REPLAY)
+	@$(MAKE) --no-print-directory unit-test
+	@$(MAKE) --no-print-directory fuzz-replay
+	@$(MAKE) --no-print-directory integration-test
 
 # Programs with the crash points of common/fault.h compiled in, for the
 # crash tests only (MPP_FAULT_BIN); never installed.
@@ -141,7 +147,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t); \
 	  echo "== replay $$n"; $$t tests/fuzz/corpus/$$n; done
 
-integration-test: all
+integration-test: all fault-build
 	MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath $(BUILD)/fault/bin) \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
@@ -178,7 +184,8 @@ run:
 	@$(MAKE) --no-print-directory all
 	sh tests/run-local.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	sh tests/bench/run.sh
 
 # Daemons in sbin, user programs in bin; man pages; the schema for

@@ -2,10 +2,16 @@
  * index — opening, schema, and the accept-side statements. The schema text
  * is sql/schema.sql, compiled in (schema_sql.h is generated from it).
  */
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -124,18 +130,71 @@ index_pragmas(struct index *ix, enum index_sync sync)
 	    "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
-struct index *
-index_open(const char *spool_dir, enum index_sync sync, char *err,
+/*
+ * The lock file that makes opening the index one process at a time. Made
+ * by root (mppq, or a daemon before it drops privileges), it is given to
+ * the spool directory's owner, who must be able to take it too.
+ */
+static int
+index_lock_file(const char *spool_dir, char *err, size_t errsz)
+{
+	char path[4096];
+	struct stat dir;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", spool_dir,
+	    INDEX_LOCK_NAME) >= sizeof(path)) {
+		snprintf(err, errsz, "spool_dir too long");
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && stat(spool_dir, &dir) == 0 &&
+	    fchown(fd, dir.st_uid, dir.st_gid) == -1) {
+		snprintf(err, errsz, "%s: chown: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Take the open lock, waiting up to INDEX_OPEN_LOCK_MS for another
+ * opener. Returns the descriptor that holds it, or -1 with err set.
+ */
+static int
+index_lock(const char *spool_dir, char *err, size_t errsz)
+{
+	const struct timespec pause = { 0, 10 * 1000 * 1000 };
+	int fd, waited;
+
+	if ((fd = index_lock_file(spool_dir, err, errsz)) == -1)
+		return -1;
+	for (waited = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; waited += 10) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    waited >= INDEX_OPEN_LOCK_MS) {
+			snprintf(err, errsz, "%s/%s: %s", spool_dir,
+			    INDEX_LOCK_NAME, errno == EWOULDBLOCK ?
+			    "held by another program for too long" :
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return fd;
+}
+
+/* Open path and make it ready: pragmas, schema. NULL with err set. */
+static struct index *
+index_open_locked(const char *path, enum index_sync sync, char *err,
     size_t errsz)
 {
 	struct index *ix;
-	char path[4096];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/index.db", spool_dir) >=
-	    sizeof(path)) {
-		snprintf(err, errsz, "spool_dir too long");
-		return NULL;
-	}
 	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
@@ -152,6 +211,33 @@ index_open(const char *spool_dir, enum index_sync sync, char *err,
 		index_close(ix);
 		return NULL;
 	}
+	return ix;
+}
+
+/*
+ * Opening is serialised across processes by a lock file: while one
+ * connection switches a new database to WAL mode or creates the schema,
+ * SQLite answers the others SQLITE_BUSY at once, without its busy
+ * handler (waiting there could deadlock), so programs started together
+ * on a fresh spool would fail. Statements after the open need no lock.
+ */
+struct index *
+index_open(const char *spool_dir, enum index_sync sync, char *err,
+    size_t errsz)
+{
+	struct index *ix;
+	char path[4096];
+	int lock;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/index.db", spool_dir) >=
+	    sizeof(path)) {
+		snprintf(err, errsz, "spool_dir too long");
+		return NULL;
+	}
+	if ((lock = index_lock(spool_dir, err, errsz)) == -1)
+		return NULL;
+	ix = index_open_locked(path, sync, err, errsz);
+	close(lock);
 	return ix;
 }
 

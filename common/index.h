@@ -13,6 +13,8 @@
 
 #define INDEX_SCHEMA_VERSION 2
 #define INDEX_BUSY_TIMEOUT_MS 5000
+#define INDEX_OPEN_LOCK_MS 30000	/* longest wait for another opener */
+#define INDEX_LOCK_NAME "index.lock"	/* in spool_dir: serialises opens */
 
 struct index;
 
@@ -20,8 +22,9 @@ struct index;
 enum index_sync { INDEX_SYNC_FULL, INDEX_SYNC_NORMAL };
 
 /*
- * Open spool_dir/index.db, creating or upgrading the schema. NULL with a
- * message in err.
+ * Open spool_dir/index.db, creating or upgrading the schema; safe when
+ * any number of processes do it at once (spool_dir/index.lock). NULL
+ * with a message in err.
  */
 struct index *index_open(const char *spool_dir, enum index_sync sync,
     char *err, size_t errsz);

@@ -66,16 +66,23 @@ transport = smtp:127.0.0.1:{sink_port}
                               text=True, capture_output=True, timeout=30,
                               env={**env, "MPP_PASSWORD": "s3cret"})
         assert post.returncode == 0, post.stderr
-        got = wait_for(lambda: list(sink_dir.iterdir()), timeout=10, what="the MTA to get it")
-        text = got[0].read_text()
+        # smtp-sink writes its dump as the text arrives: it is whole when
+        # it ends with the empty line after the message (smtp-sink(1)).
+        def dumped():
+            files = list(sink_dir.iterdir())
+            text = files[0].read_text() if files else ""
+            return text if "Hello Bob." in text and text.endswith("\n\n") else None
+        text = wait_for(dumped, timeout=10, what="the MTA to get it")
         assert "X-Mail-Args: <alice@example.org>" in text
         assert "X-Rcpt-Args: <bob@example.org>" in text
         assert "Subject: walk-through" in text and "Hello Bob." in text
         qid = text.split("with MPP id ", 1)[1].split(";", 1)[0]
-        # The queue is empty once delivered; grep ID tells the story.
-        out = subprocess.run([str(bin_ / "mppq"), "list", "--json"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-        assert out.strip() == "[]"
+        # The queue is empty once the delivery is recorded (a moment after
+        # the MTA's reply); grep ID tells the story.
+        def listed():
+            return subprocess.run([str(bin_ / "mppq"), "list", "--json"], env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        wait_for(lambda: listed() == "[]", timeout=10, what="the delivery to be recorded")
         story = [l for l in logs.read_text().splitlines() if qid in l]
         assert any("result=accepted" in l for l in story)
         assert any("result=sent" in l and "reply=" in l for l in story)
