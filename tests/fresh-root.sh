@@ -35,7 +35,8 @@ if [ ! -s "$cache" ]; then
 	sources=/etc/apt/sources.list.d/debian.sources
 	[ -f "$sources" ] || sources=/etc/apt/sources.list
 	echo "fresh-root: building the base root (once) into $cache"
-	mmdebstrap --quiet --variant=important --include=ca-certificates \
+	mmdebstrap --quiet --format=tar --variant=important \
+	    --include=ca-certificates \
 	    bookworm "$cache.part" "$sources" || die "mmdebstrap failed"
 	mv "$cache.part" "$cache"
 fi
