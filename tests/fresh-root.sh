@@ -55,7 +55,10 @@ git clone -q "$top" "$root/root/mpp" || die "cannot clone $top"
 # environment, as a root login on the new machine would have.
 unshare --mount --propagation private sh -c '
 	root=$1 cmd=$2
-	mount -t proc proc "$root/proc" &&
+	# The root a mount point of its own, as on a real machine: tests
+	# that make a mount namespace of their own need / to be one.
+	mount --bind "$root" "$root" &&
+	    mount -t proc proc "$root/proc" &&
 	    mount --rbind /sys "$root/sys" &&
 	    mount --rbind /dev "$root/dev" &&
 	    mount -t tmpfs tmpfs "$root/tmp" || exit 2
