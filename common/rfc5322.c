@@ -1,13 +1,17 @@
 /*
  * rfc5322 — header fields and address lists of an Internet message.
  *
- * Two parsers over caller-owned bytes: rfc5322_next_field() splits a header
+ * Parsers over caller-owned bytes: rfc5322_next_field() splits a header
  * section into fields, rfc5322_parse_addresses() walks an address-list and
- * hands each mailbox's addr-spec, normalised, to a callback.
+ * hands each mailbox's addr-spec, normalised, to a callback,
+ * rfc5322_display_text() hands it the display names and comments as a
+ * reader sees them, and rfc5322_received_by() looks for a host after the
+ * "by" of a trace field.
  *
- * Both are pure functions of their input: no allocation, no static state,
+ * All are pure functions of their input: no allocation, no static state,
  * every read checked against the caller's length (the input is not
- * NUL-terminated). The address parser is a small lexer that drops comments
+ * NUL-terminated); display text is rebuilt in a bounded buffer on the
+ * stack. The address parser is a small lexer that drops comments
  * and folding whitespace, under a recursive-descent parser. Lookahead works
  * by copying the cursor, which is only an offset, so there is no token
  * buffer to size and no input that makes the parser allocate or recurse
@@ -21,10 +25,17 @@
  * becomes an SMTP recipient: 8-bit bytes, control characters (HT included,
  * even quoted), empty labels or an over-long result are syntax errors, and a
  * domain literal holds only letters, digits, '.', ':' and '-'.
+ *
+ * The display text and "by" readers lean the other way: they serve to
+ * find what a person would read as an address or as this host, so they
+ * decode and search more than the grammar allows (encoded words inside
+ * quotes, "by" inside comments); a false find costs a Sender: header or a
+ * dropped trace line, a missed one a forgery that passes.
  */
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -704,4 +715,443 @@ rfc5322_addr_same(const char *a, const char *b)
 		return at_a == at_b && strcmp(a, b) == 0;
 	return at_a - a == at_b - b && memcmp(a, b, (size_t)(at_a - a)) == 0 &&
 	    strcasecmp(at_a + 1, at_b + 1) == 0;
+}
+
+/*
+ * Display text. What a reader sees beside the addresses is rebuilt in a
+ * bounded buffer: first the raw bytes with quoting and folding undone
+ * (text_put), then, in place, the encoded words decoded (words_decode).
+ * Decoding never makes text longer, so it needs no second buffer.
+ */
+
+struct text {
+	char s[RFC5322_TEXT_MAX + 1];
+	size_t len;
+	int inexact;
+};
+
+static void
+text_put(struct text *t, char ch)
+{
+	if (t == NULL)
+		return;
+	if (t->len < RFC5322_TEXT_MAX)
+		t->s[t->len++] = ch;
+	else if (!is_wsp((unsigned char)ch))
+		t->inexact = 1;		/* whitespace at the end is trimmed */
+}
+
+/* One encoded word, "=?charset?E?encoded-text?=". */
+struct eword {
+	const char *charset, *data;
+	size_t charset_len, data_len, len;	/* len: the whole word */
+	char enc;				/* 'b' or 'q' */
+};
+
+/* A byte that can be part of a charset or of encoded text. */
+static int
+is_eword_byte(unsigned char ch)
+{
+	return ch > ' ' && ch != '?' && ch != 0x7f;
+}
+
+/* Span of is_eword_byte bytes in s[i..len) from i; the index after them. */
+static size_t
+eword_span(const char *s, size_t len, size_t i)
+{
+	while (i < len && is_eword_byte((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* Is s[0..len) the start of an encoded word? Fills *w when it is. */
+static int
+eword_parse(const char *s, size_t len, struct eword *w)
+{
+	size_t i, cs_end;
+
+	if (len < 2 || s[0] != '=' || s[1] != '?')
+		return 0;
+	cs_end = eword_span(s, len, 2);
+	if (cs_end == 2 || len - cs_end < 3 || s[cs_end] != '?' ||
+	    s[cs_end + 2] != '?')
+		return 0;
+	w->enc = (char)ascii_lower((unsigned char)s[cs_end + 1]);
+	if (w->enc != 'b' && w->enc != 'q')
+		return 0;
+	i = eword_span(s, len, cs_end + 3);
+	if (len - i < 2 || s[i] != '?' || s[i + 1] != '=')
+		return 0;
+	w->charset = s + 2;
+	w->charset_len = cs_end - 2;
+	w->data = s + cs_end + 3;
+	w->data_len = i - (cs_end + 3);
+	w->len = i + 2;
+	return 1;
+}
+
+static int
+b64_value(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Base64 without line breaks; '=' only as padding at the end. */
+static int
+b64_valid(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && b64_value((unsigned char)s[i]) >= 0)
+		i++;
+	while (i < n && s[i] == '=')
+		i++;
+	return i == n;
+}
+
+/* Decode valid base64 s[0..n) to out; out may be s or before it. */
+static size_t
+b64_decode(const char *s, size_t n, char *out)
+{
+	unsigned acc = 0, bits = 0;
+	size_t i, o = 0;
+	int v;
+
+	for (i = 0; i < n && (v = b64_value((unsigned char)s[i])) >= 0; i++) {
+		acc = ((acc << 6) | (unsigned)v) & 0xfffu;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xffu);
+		}
+	}
+	return o;
+}
+
+static int
+hex_value(unsigned char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = ascii_lower(ch);
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/*
+ * Decode RFC 2047 Q text s[0..n) to out (s or before it): "_" is a space,
+ * "=XX" a byte; an '=' without two hex digits is kept, as readers keep it.
+ */
+static size_t
+q_decode(const char *s, size_t n, char *out)
+{
+	size_t i, o = 0;
+	int hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '_')
+			out[o++] = ' ';
+		else if (s[i] == '=' && n - i > 2 &&
+		    (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else
+			out[o++] = s[i];
+	}
+	return o;
+}
+
+/*
+ * A charset that writes ASCII otherwise than as ASCII bytes: its decoded
+ * bytes cannot be searched for '@'. Compared as a prefix, ignoring case,
+ * so "UTF-16BE" and "utf-7*en" (RFC 2231 language) are caught.
+ */
+static int
+charset_opaque(const char *cs, size_t n)
+{
+	static const char *const opaque[] = { "utf-7", "utf7", "utf-16",
+	    "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "ucs-4", "ucs4",
+	    "unicode" };
+	size_t i, k, m;
+
+	for (i = 0; i < sizeof(opaque) / sizeof(opaque[0]); i++) {
+		m = strlen(opaque[i]);
+		for (k = 0; k < m && k < n; k++)
+			if (ascii_lower((unsigned char)cs[k]) !=
+			    (unsigned char)opaque[i][k])
+				break;
+		if (k == m)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Decode the encoded words of t in place. A word that does not decode
+ * (bad base64) stays as it is; whitespace between two words goes, as
+ * RFC 2047 section 6.2 says. Readers decode words even inside a longer
+ * word or a quoted string, so this does too.
+ */
+static void
+words_decode(struct text *t)
+{
+	size_t r = 0, w = 0, after = SIZE_MAX;	/* after: end of last word */
+	struct eword ew;
+	char ch;
+
+	while (r < t->len) {
+		if (eword_parse(t->s + r, t->len - r, &ew) &&
+		    (ew.enc == 'q' || b64_valid(ew.data, ew.data_len))) {
+			/* Before decoding: the output may cover the charset. */
+			if (charset_opaque(ew.charset, ew.charset_len))
+				t->inexact = 1;
+			if (after != SIZE_MAX)
+				w = after;
+			w += ew.enc == 'q' ? q_decode(ew.data, ew.data_len,
+			    t->s + w) : b64_decode(ew.data, ew.data_len,
+			    t->s + w);
+			r += ew.len;
+			after = w;
+			continue;
+		}
+		ch = t->s[r++];
+		if (!is_wsp((unsigned char)ch))
+			after = SIZE_MAX;
+		t->s[w++] = ch;
+	}
+	t->len = w;
+}
+
+/* Hand the finished piece t to cb (unless empty) and empty t. */
+static int
+text_emit(struct text *t, rfc5322_text_cb cb, void *ctx)
+{
+	size_t start = 0, end;
+	int r = 0;
+
+	words_decode(t);
+	end = t->len;
+	while (start < end && is_wsp((unsigned char)t->s[start]))
+		start++;
+	while (end > start && is_wsp((unsigned char)t->s[end - 1]))
+		end--;
+	t->s[end] = '\0';
+	if (end > start)
+		r = cb(t->s + start, end - start, !t->inexact, ctx);
+	t->len = 0;
+	t->inexact = 0;
+	return r;
+}
+
+/*
+ * The quoted string opening at v[p]: its content, unquoted and unfolded,
+ * into t (NULL: skipped). Returns the offset after it (len if unclosed).
+ */
+static size_t
+take_quoted(const char *v, size_t len, size_t p, struct text *t)
+{
+	for (p++; p < len && v[p] != '"'; p++) {
+		if (v[p] == '\\' && p + 1 < len)
+			p++;
+		if (v[p] != '\n')
+			text_put(t, v[p]);
+	}
+	return p < len ? p + 1 : len;
+}
+
+/*
+ * The comment opening at v[p]: its content (nested comments with their
+ * parentheses) into t, unquoted and unfolded. The offset after it.
+ */
+static size_t
+take_comment(const char *v, size_t len, size_t p, struct text *t)
+{
+	size_t depth = 1;
+
+	for (p++; p < len; p++) {
+		if (v[p] == '\\' && p + 1 < len)
+			p++;
+		else if (v[p] == '(')
+			depth++;
+		else if (v[p] == ')' && --depth == 0)
+			return p + 1;
+		if (v[p] != '\n')
+			text_put(t, v[p]);
+	}
+	return len;
+}
+
+/*
+ * One byte of the list outside quotes and comments. A display name ends
+ * at '<', a group name at ':'; what ends at ',' or ';' (or the end of the
+ * value) was an addr-spec, or nothing, and is thrown away. *angle: inside
+ * an angle-addr, where nothing but comments is display text.
+ */
+static int
+list_byte(char ch, int *angle, struct text *name, rfc5322_text_cb cb,
+    void *ctx)
+{
+	if (*angle) {
+		*angle = ch != '>';
+		return 0;
+	}
+	switch (ch) {
+	case '<':
+		*angle = 1;
+		/* FALLTHROUGH */
+	case ':':
+		return text_emit(name, cb, ctx);
+	case ',':
+	case ';':
+		name->len = 0;
+		name->inexact = 0;
+		return 0;
+	case '\n':
+		return 0;
+	default:
+		text_put(name, ch);
+		return 0;
+	}
+}
+
+/* Walk the display text of an address list; see rfc5322.h. */
+int
+rfc5322_display_text(const char *value, size_t len, rfc5322_text_cb cb,
+    void *ctx)
+{
+	struct text name, comment;
+	size_t p = 0;
+	int angle = 0, r = 0;
+
+	assert(cb != NULL && (value != NULL || len == 0));
+	name.len = comment.len = 0;
+	name.inexact = comment.inexact = 0;
+	while (p < len && r == 0) {
+		if (value[p] == '(') {
+			p = take_comment(value, len, p, &comment);
+			r = text_emit(&comment, cb, ctx);
+			if (!angle)
+				text_put(&name, ' ');
+		} else if (value[p] == '"')
+			p = take_quoted(value, len, p, angle ? NULL : &name);
+		else
+			r = list_byte(value[p++], &angle, &name, cb, ctx);
+	}
+	return r;
+}
+
+int
+rfc5322_has_at_sign(const char *text, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (text[i] == '@')
+			return 1;
+		/* U+FF20 FULLWIDTH and U+FE6B SMALL COMMERCIAL AT */
+		if ((unsigned char)text[i] == 0xef && len - i >= 3 &&
+		    (((unsigned char)text[i + 1] == 0xbc &&
+		    (unsigned char)text[i + 2] == 0xa0) ||
+		    ((unsigned char)text[i + 1] == 0xb9 &&
+		    (unsigned char)text[i + 2] == 0xab)))
+			return 1;
+	}
+	return 0;
+}
+
+/* Received: "by". */
+
+/* A byte of a host name, or of a word "by" could be the end of. */
+static int
+is_word_byte(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+	    ch >= 0x80;
+}
+
+/* Does v[p..len) start with host, a trailing dot allowed, then no more? */
+static int
+host_at(const char *v, size_t len, size_t p, const char *host, size_t hl)
+{
+	size_t i;
+
+	if (len - p < hl)
+		return 0;
+	for (i = 0; i < hl; i++)
+		if (ascii_lower((unsigned char)v[p + i]) !=
+		    ascii_lower((unsigned char)host[i]))
+			return 0;
+	p += hl;
+	if (p < len && v[p] == '.')
+		p++;
+	return p == len || !is_word_byte((unsigned char)v[p]);
+}
+
+/* What may stand between "by" and its host, besides comments. */
+static int
+is_by_gap(unsigned char ch)
+{
+	return is_wsp(ch) || ch == '\n' || ch == '"' || ch == '[' || ch == '<';
+}
+
+/* Is there a word "by" at v[i], not part of a longer word? */
+static int
+by_at(const char *v, size_t len, size_t i)
+{
+	return len - i >= 2 && ascii_lower((unsigned char)v[i]) == 'b' &&
+	    ascii_lower((unsigned char)v[i + 1]) == 'y' &&
+	    (i == 0 || !is_word_byte((unsigned char)v[i - 1])) &&
+	    (len - i == 2 || !is_word_byte((unsigned char)v[i + 2]));
+}
+
+/*
+ * One pass, so that no input costs more than linear time (a rescan from
+ * every "by" would be quadratic in a field of nested comments). A "by"
+ * seen at comment depth d waits, as bit d of pending, for the next other
+ * byte at that depth: the host must start there. Comments it meets on
+ * the way are skipped (their own "by"s wait at their depth); the comment
+ * that holds it ending first cancels it. Depths past 63 are skipped whole.
+ */
+int
+rfc5322_received_by(const char *value, size_t len, const char *host)
+{
+	uint64_t pending = 0, bit;
+	size_t i, hl, depth = 0;
+	unsigned char ch;
+
+	assert(host != NULL && (value != NULL || len == 0));
+	if ((hl = strlen(host)) == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		ch = (unsigned char)value[i];
+		bit = depth < 64 ? (uint64_t)1 << depth : 0;
+		if (is_by_gap(ch))
+			continue;
+		if (ch == '(' || ch == ')') {
+			if (ch == '(')
+				depth++;
+			else if (depth > 0) {
+				pending &= ~bit;
+				depth--;
+			}
+			continue;
+		}
+		if (pending & bit) {
+			pending &= ~bit;
+			if (host_at(value, len, i, host, hl))
+				return 1;
+		}
+		if (by_at(value, len, i)) {
+			pending |= bit;
+			i++;
+		} else if (ch == '\\')
+			i++;		/* a quoted pair is one byte */
+	}
+	return 0;
 }

@@ -1,6 +1,8 @@
 /*
- * rfc5322 — parsing of an Internet message's header section and of the
- * address lists in its To:, Cc:, Bcc:, From: and Sender: fields.
+ * rfc5322 — parsing of an Internet message's header section, of the
+ * address lists in its To:, Cc:, Bcc:, From: and Sender: fields (and their
+ * Resent- forms), of the display text around those addresses, and of the
+ * "by" part of a Received: field.
  *
  * The parser works on bytes already normalised by the text reader: lines end
  * in a bare LF (never CRLF), and the input is not NUL-terminated. It does no
@@ -83,5 +85,53 @@ int rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
  * case), the domains equal ignoring ASCII case.
  */
 int rfc5322_addr_same(const char *a, const char *b);
+
+/* Longest piece of display text rendered whole, in bytes. */
+#define RFC5322_TEXT_MAX 1024
+
+/*
+ * Called once per piece of display text of an address list -- each display
+ * name, group name and comment -- as a mail reader shows it: the quotes of
+ * quoted strings and the backslashes of quoted pairs removed, folding
+ * removed, RFC 2047 encoded words ("=?utf-8?q?...?=", B or Q, found
+ * anywhere, even inside quotes) decoded to their bytes without charset
+ * conversion, whitespace between two encoded words dropped, the piece
+ * trimmed of surrounding whitespace. A comment inside a display name is a
+ * piece of its own and a space in the name. Empty pieces are not passed.
+ * text is NUL-terminated, but a decoded word may hold a NUL: len counts.
+ * exact is 0 when the piece could not be rendered faithfully: it was longer
+ * than RFC5322_TEXT_MAX bytes (text is then its beginning), or it holds an
+ * encoded word in a charset that does not write ASCII as ASCII bytes
+ * (UTF-7, UTF-16, UTF-32, UCS-2, UCS-4), where an '@' could hide. Return
+ * 0 to go on, nonzero to stop the walk (which then returns that value).
+ */
+typedef int (*rfc5322_text_cb)(const char *text, size_t len, int exact,
+    void *ctx);
+
+/*
+ * Walk the display text of the address list value[0..len): every comment,
+ * and outside angle brackets the words before a '<' (a display name) or a
+ * ':' (a group name). A mailbox's addr-spec is not display text. Meant for
+ * a value rfc5322_parse_addresses() accepted; any other is still read
+ * within len. 0, or the nonzero value cb returned.
+ */
+int rfc5322_display_text(const char *value, size_t len, rfc5322_text_cb cb,
+    void *ctx);
+
+/* Nonzero when text[0..len) holds an at-sign: '@', U+FF20 or U+FE6B. */
+int rfc5322_has_at_sign(const char *text, size_t len);
+
+/*
+ * Nonzero when the value of a Received: field, value[0..len), names host
+ * after "by": the word "by" in any case, not part of a longer word (no
+ * letter, digit, '-', '.', '_' or 8-bit byte next to it), then any
+ * whitespace, folding, '"', '[', '<' and whole comments, then host in any
+ * ASCII case with at most one trailing dot, not followed by another of
+ * those word bytes. "by" is sought everywhere, inside comments and quoted
+ * strings too (a "by" in a comment needs its host in that comment): a
+ * forger's text is read as broadly as a person reading the trace would.
+ * Linear in len.
+ */
+int rfc5322_received_by(const char *value, size_t len, const char *host);
 
 #endif

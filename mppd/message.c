@@ -1,16 +1,20 @@
 /*
  * message — header section handling for a posted message. The header
  * section is complete at its first empty line, or at the first line that is
- * neither a field nor a continuation (that line begins the body). Then the
- * output header block is built once, and the body streams after it.
+ * neither a field nor a continuation (that line begins the body). Then it
+ * is read twice -- once to find the resent block, once to gather
+ * recipients and judge the authors -- the output header block is built
+ * once, and the body streams after it.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <bsd/string.h>
 
+#include "log.h"
 #include "message.h"
 #include "rfc5322.h"
 #include "util.h"
@@ -157,39 +161,191 @@ rcpt_cb(const char *addr, int has_domain, void *ctx)
 	return rcpt_add(ctx, addr, has_domain);
 }
 
-struct from_check {
+/* For an address list that is checked but names no recipient. */
+static int
+check_cb(const char *addr, int has_domain, void *ctx)
+{
+	return 0;
+}
+
+/*
+ * What a From: or the resent block's Resent-From: says about its author:
+ * how many mailboxes, how many are the poster's, and whether display text
+ * in it shows another address.
+ */
+struct author {
 	const char *sender;
-	int count;
-	int matches;
+	int count, matches, other;
 };
 
 static int
-from_cb(const char *addr, int has_domain, void *ctx)
+author_cb(const char *addr, int has_domain, void *ctx)
 {
-	struct from_check *fc = ctx;
+	struct author *a = ctx;
 
-	fc->count++;
-	if (has_domain && rfc5322_addr_same(addr, fc->sender))
-		fc->matches++;
+	a->count++;
+	if (has_domain && rfc5322_addr_same(addr, a->sender))
+		a->matches++;
 	return 0;
+}
+
+/*
+ * A display name or comment that holds an at-sign shows an address to a
+ * reader; unless it is, whole, the poster's own, it is a claim the
+ * envelope does not back. Text that could not be read faithfully (too
+ * long, a charset hiding ASCII) counts as such a claim.
+ */
+static int
+author_text_cb(const char *text, size_t len, int exact, void *ctx)
+{
+	struct author *a = ctx;
+
+	if (exact && !rfc5322_has_at_sign(text, len))
+		return 0;
+	if (!exact || strlen(text) != len ||
+	    !rfc5322_addr_same(text, a->sender))
+		a->other = 1;
+	return 0;
+}
+
+/* Add field f's mailboxes and display text to *a; -1 if unparseable. */
+static int
+author_add(struct author *a, const struct rfc5322_field *f)
+{
+	if (rfc5322_parse_addresses(f->value, f->value_len, author_cb, a) != 0)
+		return -1;
+	(void)rfc5322_display_text(f->value, f->value_len, author_text_cb, a);
+	return 0;
+}
+
+/* The author is the poster alone, and says nothing else. */
+static int
+author_is_sender(const struct author *a)
+{
+	return a->count == 1 && a->matches == 1 && !a->other;
+}
+
+/*
+ * The resent block: the topmost run of Resent- fields (RFC 5322 3.6.6
+ * prepends each new block, so it is the client's own resending; runs
+ * further down are history). Offsets in the header section.
+ */
+struct resent_block {
+	size_t start, end;	/* its first field; just past its last */
+	int has_rcpt;		/* a Resent-To, -Cc or -Bcc: a resend */
+};
+
+static const char *const rcpt_fields[] = { "To", "Cc", "Bcc", NULL };
+static const char *const resent_rcpt_fields[] = { "Resent-To", "Resent-Cc",
+    "Resent-Bcc", NULL };
+/*
+ * Fields the client may not set: Bcc: and Resent-Bcc: are secret, Sender:
+ * and Resent-Sender: are ours (in an older resent block too, which the
+ * server cannot vouch for either), and so is Return-Path:.
+ */
+static const char *const dropped_fields[] = { "Bcc", "Sender",
+    "Return-Path", "Resent-Bcc", "Resent-Sender", NULL };
+
+/* Is f one of the fields in the NULL-ended list names? */
+static int
+field_in(const struct rfc5322_field *f, const char *const *names)
+{
+	for (; *names != NULL; names++)
+		if (rfc5322_field_is(f, *names))
+			return 1;
+	return 0;
+}
+
+static int
+field_is_resent(const struct rfc5322_field *f)
+{
+	return f->name_len > 7 && strncasecmp(f->name, "Resent-", 7) == 0;
+}
+
+/* Locate the resent block of the header section hdr[0..end) in *b. */
+static void
+find_resent_block(const char *hdr, size_t end, struct resent_block *b)
+{
+	struct rfc5322_field f;
+	size_t off = 0, at;
+	int in = 0;
+
+	memset(b, 0, sizeof(*b));
+	while ((at = off, rfc5322_next_field(hdr, end, &off, &f)) == 1) {
+		if (!field_is_resent(&f)) {
+			if (in)
+				return;
+			continue;
+		}
+		if (!in)
+			b->start = at;
+		in = 1;
+		b->end = off;
+		if (field_in(&f, resent_rcpt_fields))
+			b->has_rcpt = 1;
+	}
 }
 
 struct header_scan {
 	int has_from, has_date, has_msgid;
-	int from_is_sender;
+	int has_rfrom, has_rdate;
+	struct author from, rfrom;
+	struct resent_block blk;
 };
+
+static int
+in_block(const struct message *m, const struct header_scan *hs,
+    const struct rfc5322_field *f)
+{
+	size_t at = (size_t)(f->raw - m->hdr.data);
+
+	return at >= hs->blk.start && at < hs->blk.end;
+}
+
+/*
+ * An address list that may name recipients: those of the resent block
+ * when the message is resent, else To:, Cc: and Bcc:. Others are checked
+ * only (a resend's To: is the original's; an older block's are history
+ * and not checked at all). -1 if unparseable.
+ */
+static int
+scan_rcpt_field(struct message *m, const struct rfc5322_field *f,
+    const struct header_scan *hs, int resent)
+{
+	int take = resent ? in_block(m, hs, f) : !hs->blk.has_rcpt;
+
+	if (resent && !take)
+		return 0;
+	return rfc5322_parse_addresses(f->value, f->value_len,
+	    take ? rcpt_cb : check_cb, m) == -1 ? -1 : 0;
+}
+
+/* The resent block's Resent-From: and Resent-Date:. -1 if unparseable. */
+static int
+scan_resent_field(struct message *m, const struct rfc5322_field *f,
+    struct header_scan *hs)
+{
+	if (!in_block(m, hs, f))
+		return 0;
+	if (rfc5322_field_is(f, "Resent-Date"))
+		hs->has_rdate = 1;
+	if (!rfc5322_field_is(f, "Resent-From"))
+		return 0;
+	hs->has_rfrom = 1;
+	return author_add(&hs->rfrom, f);
+}
 
 /* Look at one field: gather recipients, check From:. -1 if unparseable. */
 static int
 scan_field(struct message *m, const struct rfc5322_field *f,
     struct header_scan *hs)
 {
-	struct from_check fc = { m->p.sender, 0, 0 };
-
-	if (rfc5322_field_is(f, "To") || rfc5322_field_is(f, "Cc") ||
-	    rfc5322_field_is(f, "Bcc"))
-		return rfc5322_parse_addresses(f->value, f->value_len,
-		    rcpt_cb, m) == -1 ? -1 : 0;
+	if (field_in(f, rcpt_fields))
+		return scan_rcpt_field(m, f, hs, 0);
+	if (field_in(f, resent_rcpt_fields))
+		return scan_rcpt_field(m, f, hs, 1);
+	if (field_is_resent(f))
+		return scan_resent_field(m, f, hs);
 	if (rfc5322_field_is(f, "From")) {
 		/* RFC 5322 allows one From:; a second could show readers
 		   another author than the one Sender: is judged against. */
@@ -197,11 +353,8 @@ scan_field(struct message *m, const struct rfc5322_field *f,
 			message_refuse(m, "more than one From: field");
 			return 0;
 		}
-		if (rfc5322_parse_addresses(f->value, f->value_len, from_cb,
-		    &fc) != 0)
-			return -1;
 		hs->has_from = 1;
-		hs->from_is_sender = fc.count == 1 && fc.matches == 1;
+		return author_add(&hs->from, f);
 	} else if (rfc5322_field_is(f, "Date"))
 		hs->has_date = 1;
 	else if (rfc5322_field_is(f, "Message-ID"))
@@ -209,12 +362,30 @@ scan_field(struct message *m, const struct rfc5322_field *f,
 	return 0;
 }
 
-/* Fields the client may not set: Bcc: is secret, Sender: is ours. */
+/*
+ * A Received: naming this host after "by" says this host took the message
+ * in. For this posting that is our own line; a client's copy of an older
+ * one (mail that passed here, posted again) cannot be told from a forgery
+ * in the same format, so it goes, and the log says so.
+ */
 static int
-field_dropped(const struct rfc5322_field *f)
+received_forged(const struct message *m, const struct rfc5322_field *f)
 {
-	return rfc5322_field_is(f, "Bcc") || rfc5322_field_is(f, "Sender") ||
-	    rfc5322_field_is(f, "Return-Path");
+	char text[256];
+
+	if (!rfc5322_field_is(f, "Received") ||
+	    !rfc5322_received_by(f->value, f->value_len, m->p.hostname))
+		return 0;
+	log_escape(text, sizeof(text), f->value, f->value_len);
+	log_info("id=%s dropped=Received reason=\"names this host after by\" "
+	    "value=\"%s\"", m->p.queue_id, text);
+	return 1;
+}
+
+static int
+field_dropped(const struct message *m, const struct rfc5322_field *f)
+{
+	return field_in(f, dropped_fields) || received_forged(m, f);
 }
 
 static void
@@ -227,6 +398,33 @@ add_trace(struct message *m)
 	if (buf_printf(&b, "Received: from [%s] (user %s)\n\tby %s (mppd) "
 	    "with MPP id %s;\n\t%s\n", m->p.client_addr, m->p.auth_user,
 	    m->p.hostname, m->p.queue_id, date) == -1)
+		message_fail(m, "out of memory");
+	else
+		out_add(m, b.data, b.len);
+	buf_free(&b);
+}
+
+/*
+ * The end of the resent block: a resend says who resent it and when
+ * (RFC 5322 requires both), and a Resent-From: that names someone else
+ * gets the poster's Resent-Sender:, as From: gets Sender:.
+ */
+static void
+add_resent(struct message *m, const struct header_scan *hs)
+{
+	char date[64];
+	struct buf b = { 0 };
+	int rc = 0;
+
+	if (hs->blk.has_rcpt && !hs->has_rfrom)
+		rc |= buf_printf(&b, "Resent-From: <%s>\n", m->p.sender);
+	if (hs->blk.has_rcpt && !hs->has_rdate) {
+		util_mail_date(m->p.now, date, sizeof(date));
+		rc |= buf_printf(&b, "Resent-Date: %s\n", date);
+	}
+	if (hs->has_rfrom && !author_is_sender(&hs->rfrom))
+		rc |= buf_printf(&b, "Resent-Sender: <%s>\n", m->p.sender);
+	if (rc != 0)
 		message_fail(m, "out of memory");
 	else
 		out_add(m, b.data, b.len);
@@ -249,13 +447,36 @@ add_missing(struct message *m, const struct header_scan *hs)
 	if (!hs->has_msgid)
 		rc |= buf_printf(&b, "Message-ID: <%s@%s>\n", m->p.queue_id,
 		    m->p.hostname);
-	if (hs->has_from && !hs->from_is_sender)
+	if (hs->has_from && !author_is_sender(&hs->from))
 		rc |= buf_printf(&b, "Sender: <%s>\n", m->p.sender);
 	if (rc != 0)
 		message_fail(m, "out of memory");
 	else
 		out_add(m, b.data, b.len);
 	buf_free(&b);
+}
+
+/* Parse the header section hdr[0..end) into *hs; 0, or -1 when refused. */
+static int
+headers_scan(struct message *m, size_t end, struct header_scan *hs)
+{
+	struct rfc5322_field f;
+	size_t off = 0;
+	int rc;
+
+	hs->from.sender = hs->rfrom.sender = m->p.sender;
+	find_resent_block(m->hdr.data, end, &hs->blk);
+	while ((rc = rfc5322_next_field(m->hdr.data, end, &off, &f)) == 1)
+		if (scan_field(m, &f, hs) == -1) {
+			message_refuse(m, "unparseable address header");
+			return -1;
+		} else if (m->phase == PH_DISCARD)
+			return -1;
+	if (rc == -1 || off != end) {
+		message_refuse(m, "unparseable header section");
+		return -1;
+	}
+	return m->phase == PH_DISCARD ? -1 : 0;
 }
 
 /*
@@ -268,25 +489,16 @@ headers_done(struct message *m, size_t end, int body_sep)
 	struct header_scan hs = { 0 };
 	struct rfc5322_field f;
 	size_t off = 0;
-	int rc;
 
-	while ((rc = rfc5322_next_field(m->hdr.data, end, &off, &f)) == 1)
-		if (scan_field(m, &f, &hs) == -1) {
-			message_refuse(m, "unparseable address header");
-			return;
-		} else if (m->phase == PH_DISCARD)
-			return;
-	if (rc == -1 || off != end) {
-		message_refuse(m, "unparseable header section");
-		return;
-	}
-	if (m->phase == PH_DISCARD)
+	if (headers_scan(m, end, &hs) == -1)
 		return;
 	add_trace(m);
-	off = 0;
-	while (rfc5322_next_field(m->hdr.data, end, &off, &f) == 1)
-		if (!field_dropped(&f))
+	while (rfc5322_next_field(m->hdr.data, end, &off, &f) == 1) {
+		if (!field_dropped(m, &f))
 			out_add(m, f.raw, f.raw_len);
+		if (hs.blk.end > 0 && off == hs.blk.end)
+			add_resent(m, &hs);
+	}
 	add_missing(m, &hs);
 	if (body_sep)
 		out_add(m, "\n", 1);

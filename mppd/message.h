@@ -1,11 +1,14 @@
 /*
  * message — turns the unstuffed text of one posting into the message that
  * is stored: the header section is held until it ends, checked and parsed
- * (recipients from To/Cc/Bcc), Bcc: and any client Sender: dropped, and
- * Received:, plus Date:, Message-ID:, From: and Sender: where needed, added.
- * The body then passes through. Output is buffered; past a threshold it is
- * handed to the spill hook so large messages never sit whole in memory.
- * No I/O of its own.
+ * (recipients from To/Cc/Bcc, or from the topmost resent block's
+ * Resent-To/Cc/Bcc when it names any), Bcc:, Resent-Bcc:, any client
+ * Sender: or Resent-Sender:, Return-Path: and any client Received: naming
+ * this host after "by" dropped, and Received:, plus Date:, Message-ID:,
+ * From:, Sender: and their Resent- forms where needed, added. The body
+ * then passes through. Output is buffered; past a threshold it is handed to
+ * the spill hook so large messages never sit whole in memory. No I/O of
+ * its own but a log line for each Received: dropped.
  */
 #ifndef MPP_MESSAGE_H
 #define MPP_MESSAGE_H

@@ -1,8 +1,9 @@
 /*
  * transport_maildir — local delivery into one maildir (DIR/tmp, new,
- * cur): one copy per message, with Return-Path: and X-Envelope-To:
- * naming the envelope, written to tmp/, fsync'ed and renamed into new/.
- * For the quick start and for tests that need no MTA.
+ * cur): one copy per recipient, with Return-Path: naming the envelope
+ * sender and X-Envelope-To: that recipient alone, written to tmp/,
+ * fsync'ed and renamed into new/. For the quick start and for tests that
+ * need no MTA.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,19 +60,14 @@ maildir_open(const struct mpp_config *cfg, const char *dir, char *err,
 	return md;
 }
 
+/* The envelope lines of the copy for recipient rcpt. */
 static int
-write_envelope(int fd, const struct transport_msg *m,
-    const struct transport_rcpt *r, size_t n)
+write_envelope(int fd, const struct transport_msg *m, const char *rcpt)
 {
 	struct buf b = { 0 };
-	size_t i;
-	int rc = buf_printf(&b, "Return-Path: <%s>\nX-Envelope-To: ",
-	    m->sender);
+	int rc = buf_printf(&b, "Return-Path: <%s>\nX-Envelope-To: <%s>\n",
+	    m->sender, rcpt);
 
-	for (i = 0; i < n && rc == 0; i++)
-		rc = buf_printf(&b, "%s<%s>", i ? ", " : "", r[i].addr);
-	if (rc == 0)
-		rc = buf_puts(&b, "\n");
 	if (rc == 0)
 		rc = util_write_all(fd, b.data, b.len);
 	buf_free(&b);
@@ -93,32 +89,55 @@ copy_file(int out, int in)
 	return n == 0 ? 0 : -1;
 }
 
+/* Write one copy of m for recipient r, durably, and set r's result. */
 static void
-maildir_deliver(void *state, const struct transport_msg *m,
-    struct transport_rcpt *r, size_t n)
+deliver_one(struct maildir *md, const struct transport_msg *m,
+    struct transport_rcpt *r)
 {
-	struct maildir *md = state;
-	char name[SPOOL_ID_MAX + CONFIG_STR_MAX], reply[TRANSPORT_REPLY_MAX];
-	int fd;
+	char name[SPOOL_ID_MAX + CONFIG_STR_MAX];
+	int fd, rc, created = 0;
 
 	spool_new_id(name, SPOOL_ID_MAX);
 	strlcat(name, ".", sizeof(name));
 	strlcat(name, md->host, sizeof(name));
 	fd = openat(md->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600);
-	if (fd == -1 || write_envelope(fd, m, r, n) == -1 ||
-	    copy_file(fd, m->fd) == -1 || fsync(fd) == -1 ||
-	    close(fd) == -1 ||
-	    renameat(md->tmpfd, name, md->newfd, name) == -1 ||
-	    fsync(md->newfd) == -1) {
-		snprintf(reply, sizeof(reply), "maildir: %s", strerror(errno));
-		if (fd != -1)
-			(void)unlinkat(md->tmpfd, name, 0);
-		transport_set_all(r, n, OUTCOME_TEMP, reply);
-		return;
-	}
-	snprintf(reply, sizeof(reply), "delivered to maildir as %.400s", name);
-	transport_set_all(r, n, OUTCOME_OK, reply);
+	if (fd == -1)
+		goto fail;
+	created = 1;
+	if (write_envelope(fd, m, r->addr) == -1 ||
+	    copy_file(fd, m->fd) == -1 || fsync(fd) == -1)
+		goto fail;
+	rc = close(fd);
+	fd = -1;
+	if (rc == -1 || renameat(md->tmpfd, name, md->newfd, name) == -1 ||
+	    fsync(md->newfd) == -1)
+		goto fail;
+	r->result = OUTCOME_OK;
+	snprintf(r->reply, sizeof(r->reply), "delivered to maildir as %.400s",
+	    name);
+	return;
+fail:
+	r->result = OUTCOME_TEMP;
+	snprintf(r->reply, sizeof(r->reply), "maildir: %s", strerror(errno));
+	if (fd != -1)
+		close(fd);
+	if (created)
+		(void)unlinkat(md->tmpfd, name, 0);
+}
+
+/*
+ * One copy per recipient, each naming only its own: a single copy naming
+ * them all would show every reader of the maildir the Bcc recipients.
+ */
+static void
+maildir_deliver(void *state, const struct transport_msg *m,
+    struct transport_rcpt *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		deliver_one(state, m, &r[i]);
 }
 
 static void

@@ -12,8 +12,13 @@
  * For MSG_OK the output must be a sound message: our Received: header
  * first, no CR or NUL (the reader emits a CR only for a bare one, which
  * refuses the text), LF-ended, its header section made only of whole
- * fields with no Bcc:, Return-Path: or client Sender:, and From:, Date:
- * and Message-ID: present. Recipients: 1..max, distinct ignoring case,
+ * fields with no Bcc:, Resent-Bcc:, Return-Path:, client Sender: or
+ * Resent-Sender:, nor a second Received: that reads "by mpp.test", and
+ * From:, Date: and Message-ID: present. Sender: is there when From: is
+ * not the poster alone, or when a quoted string or comment in it shows an
+ * address other than the poster's, or it holds a look-alike at-sign (a
+ * simpler reading than the builder's, which decodes more: it may only ask
+ * for Sender: less often). Recipients: 1..max, distinct ignoring case,
  * each with an '@'. MSG_TEMPFAIL only when the spill hook failed; a text
  * over max_size or with a bare CR/LF or NUL is never MSG_OK.
  */
@@ -50,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define BYTES_RUN_MAX 8192
 #define OUR_SENDER "Sender: <alice@example.org>\n"
+#define OUR_RSENDER "Resent-Sender: <alice@example.org>\n"
 
 #define RECEIVED "Received: from [192.0.2.7] (user alice)\n" \
 	"\tby mpp.test (mppd) with MPP id 1.M1P1Q1;\n" \
@@ -148,6 +154,72 @@ from_addr(const char *addr, int has_domain, void *ctx)
 	return 0;
 }
 
+/*
+ * Does the quoted string or comment content c[0..n) show an address other
+ * than the poster's? Content the builder would unquote, unfold or decode
+ * first (a backslash, an LF, "=?") is not judged here.
+ */
+static int
+content_shows_other(const char *c, size_t n)
+{
+	while (n > 0 && (*c == ' ' || *c == '\t')) {
+		c++;
+		n--;
+	}
+	while (n > 0 && (c[n - 1] == ' ' || c[n - 1] == '\t'))
+		n--;
+	if (memchr(c, '\\', n) || memchr(c, '\n', n) || memmem(c, n, "=?", 2) ||
+	    memchr(c, '@', n) == NULL)
+		return 0;
+	return !(n == 17 && strncmp(c, "alice@", 6) == 0 &&
+	    strncasecmp(c + 6, "example.org", 11) == 0);
+}
+
+/* A From: value whose display text claims another address, read simply. */
+static int
+from_shows_other(const char *v, size_t len)
+{
+	size_t i, start, depth;
+
+	if (memmem(v, len, "\xef\xbc\xa0", 3) || memmem(v, len, "\xef\xb9\xab", 3))
+		return 1;
+	for (i = 0; i < len; i++) {
+		if (v[i] == '"') {
+			for (start = ++i; i < len && v[i] != '"'; i++)
+				i += v[i] == '\\';
+		} else if (v[i] == '(') {
+			for (start = ++i, depth = 1; i < len; i++) {
+				if (v[i] == '\\')
+					i++;
+				else if (v[i] == '(')
+					depth++;
+				else if (v[i] == ')' && --depth == 0)
+					break;
+			}
+		} else
+			continue;
+		if (content_shows_other(v + start, (i < len ? i : len) - start))
+			return 1;
+	}
+	return 0;
+}
+
+/* Does a Received: value read "by mpp.test" (one space or tab between)? */
+static int
+names_us(const char *v, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 11 <= len; i++)
+		if (strncasecmp(v + i, "by", 2) == 0 &&
+		    (v[i + 2] == ' ' || v[i + 2] == '\t') &&
+		    strncasecmp(v + i + 3, "mpp.test", 8) == 0 &&
+		    (i == 0 || strchr(" \t\n(;", v[i - 1]) != NULL) &&
+		    (i + 11 == len || strchr(" \t\n(;", v[i + 11]) != NULL))
+			return 1;
+	return 0;
+}
+
 /* The header section of the output is whole fields, as they should be. */
 static void
 check_header(const char *out, size_t len)
@@ -155,6 +227,7 @@ check_header(const char *out, size_t len)
 	struct rfc5322_field f;
 	size_t hlen, off = 0;
 	int from = 0, date = 0, msgid = 0, received = 0, sender = 0, other = 0;
+	int rsender = 0;
 	int rc;
 	const char *sep = NULL;
 	size_t i;
@@ -168,15 +241,22 @@ check_header(const char *out, size_t len)
 	while ((rc = rfc5322_next_field(out, hlen, &off, &f)) == 1) {
 		CHECK(f.raw[f.raw_len - 1] == '\n');
 		CHECK(!rfc5322_field_is(&f, "Bcc"));
+		CHECK(!rfc5322_field_is(&f, "Resent-Bcc"));
 		CHECK(!rfc5322_field_is(&f, "Return-Path"));
+		if (rfc5322_field_is(&f, "Received") && received > 0)
+			CHECK(!names_us(f.value, f.value_len));
 		from += rfc5322_field_is(&f, "From");
 		date += rfc5322_field_is(&f, "Date");
 		msgid += rfc5322_field_is(&f, "Message-ID");
-		received += rfc5322_field_is(&f, "Received");
 		if (rfc5322_field_is(&f, "Sender")) {
 			CHECK(f.raw_len == sizeof(OUR_SENDER) - 1 &&
 			    memcmp(f.raw, OUR_SENDER, f.raw_len) == 0);
 			sender++;
+		}
+		if (rfc5322_field_is(&f, "Resent-Sender")) {
+			CHECK(f.raw_len == sizeof(OUR_RSENDER) - 1 &&
+			    memcmp(f.raw, OUR_RSENDER, f.raw_len) == 0);
+			rsender++;
 		}
 		if (rfc5322_field_is(&f, "From")) {
 			struct from_count fc = { 0, 0 };
@@ -184,10 +264,13 @@ check_header(const char *out, size_t len)
 			/* The builder parsed it before: it parses. */
 			CHECK(rfc5322_parse_addresses(f.value, f.value_len,
 			    from_addr, &fc) == 0);
-			other += fc.n != 1 || fc.sender != 1;
+			other += fc.n != 1 || fc.sender != 1 ||
+			    from_shows_other(f.value, f.value_len);
 		}
+		/* Counted last: the check above skips our own, the first. */
+		received += rfc5322_field_is(&f, "Received");
 	}
-	CHECK(sender <= 1);
+	CHECK(sender <= 1 && rsender <= 1);
 	/* A From: that is not the poster alone needs our Sender:. */
 	CHECK(from == 1);
 	if (other > 0)

@@ -311,6 +311,122 @@ def test_sender_added_when_from_names_someone_else(srv, from_):
     assert field_values(r["text"], "from") == [from_]
 
 
+@pytest.mark.parametrize("from_", [
+    "\"ceo@example.org\" <alice@example.org>",
+    "alice@example.org (ceo@example.org)",
+    "=?utf-8?q?ceo=40example.org?= <alice@example.org>",
+    "=?UTF-8?B?Y2VvQGV4YW1wbGUub3Jn?= <alice@example.org>",
+    "\"ceo\uff20example.org\" <alice@example.org>",
+], ids=["display-name", "comment", "encoded-q", "encoded-b", "fullwidth-at"])
+def test_sender_added_when_display_text_shows_another_address(srv, from_):
+    """A reader sees the name before the address; one that is an address
+    other than the poster's is a forgery unless Sender: says who posted."""
+    text = message().replace("From: alice@example.org", f"From: {from_}")
+    r = post_one(srv, text.encode())
+    assert field_values(r["text"], "sender") == ["<alice@example.org>"]
+    assert field_values(r["text"], "from") == [from_]
+
+
+@pytest.mark.parametrize("from_", [
+    "\"alice@example.org\" <alice@example.org>",
+    "alice@example.org (alice@EXAMPLE.org)",
+    "=?utf-8?q?Alice_Liddell?= <alice@example.org>",
+])
+def test_no_sender_when_display_text_is_the_user(srv, from_):
+    text = message().replace("From: alice@example.org", f"From: {from_}")
+    r = post_one(srv, text)
+    assert field_values(r["text"], "sender") == []
+
+
+# Resent messages (RFC 5322 3.6.6)
+
+def resent_text(block, original_from="ceo@example.org",
+                original_extra=""):
+    return (block + f"From: {original_from}\r\nTo: staff@example.org\r\n"
+            "Subject: memo\r\nDate: Mon, 1 Jan 2029 00:00:00 +0000\r\n"
+            f"Message-ID: <memo.1@example.org>\r\n{original_extra}\r\n"
+            "The memo.\r\n")
+
+
+def test_resent_goes_to_resent_recipients_only(srv):
+    block = ("Resent-From: alice@example.org\r\n"
+             "Resent-Date: Tue, 2 Jan 2029 00:00:00 +0000\r\n"
+             "Resent-To: dave@example.net\r\n"
+             "Resent-Cc: Frank <frank@example.net>\r\n"
+             "Resent-Bcc: eve@example.net\r\n")
+    r = post_one(srv, resent_text(block,
+                                  original_extra="Bcc: old@example.org\r\n"))
+    assert r["recipients"] == ["dave@example.net", "frank@example.net",
+                               "eve@example.net"]
+    assert b"eve@" not in r["text"] and b"old@" not in r["text"]
+    assert not re.search(rb"(?im)^(resent-)?bcc:", r["text"])
+    assert field_values(r["text"], "resent-sender") == []
+    # the original From: is someone else: Sender: still says who posted
+    assert field_values(r["text"], "sender") == ["<alice@example.org>"]
+    assert field_values(r["text"], "to") == ["staff@example.org"]
+
+
+def test_resent_from_someone_else_gets_resent_sender(srv):
+    block = ("Resent-From: The CEO <ceo@example.org>\r\n"
+             "Resent-Sender: ceo@example.org\r\n"
+             "Resent-To: dave@example.net\r\n")
+    r = post_one(srv, resent_text(block))
+    assert r["recipients"] == ["dave@example.net"]
+    assert field_values(r["text"], "resent-sender") == ["<alice@example.org>"]
+    assert b"Resent-Sender: ceo" not in r["text"]
+    # the block says when it was resent: Resent-Date: added
+    assert len(field_values(r["text"], "resent-date")) == 1
+    names = [n for n, _ in fields(r["text"])]
+    assert names[:6] == ["received", "resent-from", "resent-to",
+                         "resent-date", "resent-sender", "from"]
+
+
+def test_resent_history_blocks_kept_but_not_obeyed(srv):
+    block = ("Resent-From: alice@example.org\r\n"
+             "Resent-To: dave@example.net\r\n"
+             "Received: from mx.example.org by mail.example.org; "
+             "Mon, 1 Jan 2029 00:00:00 +0000\r\n"
+             "Resent-From: ceo@example.org\r\n"
+             "Resent-Date: Mon, 1 Jan 2029 00:00:00 +0000\r\n"
+             "Resent-To: old@example.net\r\n"
+             "Resent-Bcc: oldbcc@example.net\r\n")
+    r = post_one(srv, resent_text(block))
+    assert r["recipients"] == ["dave@example.net"]
+    assert field_values(r["text"], "resent-to") == ["dave@example.net",
+                                                   "old@example.net"]
+    assert b"oldbcc" not in r["text"]
+    assert field_values(r["text"], "resent-sender") == []
+    assert field_values(r["text"], "resent-from")[0] == "alice@example.org"
+
+
+# Trace lines from the client
+
+def test_client_received_naming_this_host_dropped_and_logged(srv):
+    genuine_1 = ("Received: from relay.example.net by mx.example.org; "
+                 "Mon, 1 Jan 2029 00:00:02 +0000\r\n")
+    forged_folded = ("Received: from [10.0.0.9] (user ceo)\r\n"
+                     "\tby mpp.test (mppd) with MPP id 1.M9P9Q9;\r\n"
+                     "\tMon, 1 Jan 2029 00:00:01 +0000\r\n")
+    genuine_2 = ("Received: from a.example.net by relay.example.net; "
+                 "Mon, 1 Jan 2029 00:00:00 +0000\r\n")
+    forged_flat = ("Received: from [10.0.0.9] (user ceo) BY MPP.TEST (mppd) "
+                   "with MPP id 1.M8P8Q8; Mon, 1 Jan 2029 00:00:00 +0000\r\n")
+    text = (genuine_1 + forged_folded + genuine_2 + forged_flat +
+            message())
+    r = post_one(srv, text)
+    received = field_values(r["text"], "received")
+    assert len(received) == 3
+    assert r["id"] in received[0] and "(user alice)" in received[0]
+    assert received[1:] == [
+        "from relay.example.net by mx.example.org; Mon, 1 Jan 2029 00:00:02 +0000",
+        "from a.example.net by relay.example.net; Mon, 1 Jan 2029 00:00:00 +0000"]
+    assert b"user ceo" not in r["text"] and b"1.M9P9Q9" not in r["text"]
+    drops = [l for l in srv.log().splitlines() if "dropped=Received" in l]
+    assert len(drops) == 2
+    assert all(f"id={r['id']} " in l for l in drops)
+    assert "1.M9P9Q9" in drops[0] and "1.M8P8Q8" in drops[1]
+
+
 @pytest.mark.parametrize("from_,expect_sender", [
     ("alice@example.org", False), ("bob@example.com", True)])
 def test_client_sender_header_dropped(srv, from_, expect_sender):

@@ -70,21 +70,57 @@ def states(mppd):
     return sorted(m["state"] for m in mppd.stored())
 
 
+def envelope_to(copy):
+    """The X-Envelope-To: value of a maildir copy (its second line)."""
+    first, second, _ = copy.split(b"\n", 2)
+    assert first == b"Return-Path: <alice@example.org>"
+    assert second.startswith(b"X-Envelope-To: ")
+    return second[len(b"X-Envelope-To: "):].decode()
+
+
 def test_maildir_delivery_and_envelope(mppd, mppqueue):
-    post(mppd, to="Bob <bob@example.com>", extra="Cc: carol@example.net\r\nBcc: dave@example.com\r\n",
+    post(mppd, to="Bob <bob@example.com>", extra="Cc: carol@example.net\r\n",
          body="..dotted\r\nplain\r\n")
     assert mppqueue.once().returncode == 0
     msgs = maildir_messages(mppd)
-    assert len(msgs) == 1
-    text = msgs[0]
-    assert text.startswith(b"Return-Path: <alice@example.org>\nX-Envelope-To: "
-                           b"<bob@example.com>, <carol@example.net>, <dave@example.com>\n")
-    assert b"Bcc:" not in text and b"dave@example.com" not in text.split(b"\n", 2)[2]
-    assert text.endswith(b"\n.dotted\nplain\n")
+    assert sorted(envelope_to(t) for t in msgs) == [
+        "<bob@example.com>", "<carol@example.net>"]
+    for text in msgs:
+        assert text.endswith(b"\n.dotted\nplain\n")
+        # after the envelope lines, the stored message, byte for byte
+        assert text.split(b"\n", 2)[2] == msgs[0].split(b"\n", 2)[2]
     [m] = mppd.stored()
     assert m["state"] == "sent" and m["attempts"] == 1
     assert m["text"] is None, "a sent message's spool file is removed"
-    assert "result=sent" in mppqueue.log()
+    log = mppqueue.log()
+    assert log.count("result=sent") == 2
+    assert "to=<bob@example.com>" in log and "to=<carol@example.net>" in log
+
+
+def test_maildir_bcc_recipient_in_no_other_copy(mppd, mppqueue):
+    """One copy per recipient: a Bcc recipient's address appears in its
+    own copy's X-Envelope-To: and nowhere in any other copy (a single copy
+    naming every recipient showed every reader of the maildir the Bcc)."""
+    post(mppd, to="bob@example.com",
+         extra="Cc: carol@example.net\r\nBcc: dave@example.com, "
+               "Eve <eve@example.org>\r\n")
+    assert mppqueue.once().returncode == 0
+    by_rcpt = {envelope_to(t): t for t in maildir_messages(mppd)}
+    assert sorted(by_rcpt) == ["<bob@example.com>", "<carol@example.net>",
+                               "<dave@example.com>", "<eve@example.org>"]
+    for secret in ("dave@example.com", "eve@example.org"):
+        for rcpt, text in by_rcpt.items():
+            if rcpt != f"<{secret}>":
+                assert secret.encode() not in text, (secret, rcpt)
+        assert by_rcpt[f"<{secret}>"].count(secret.encode()) == 1
+    assert b"Bcc:" not in b"".join(by_rcpt.values())
+    with mppd.db() as conn:
+        states = conn.execute("SELECT address, state FROM recipient "
+                              "ORDER BY seq").fetchall()
+    conn.close()
+    assert [tuple(s) for s in states] == [
+        ("bob@example.com", "sent"), ("carol@example.net", "sent"),
+        ("dave@example.com", "sent"), ("eve@example.org", "sent")]
 
 
 def test_daemon_wakes_on_new_mail(mppd, mppqueue):

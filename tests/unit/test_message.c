@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -281,8 +282,8 @@ static const struct rcpt_case rcpt_cases[] = {
 	  "To: bob, bob@Example.Org\n\n", "bob@example.org" },
 	{ "several To fields", "To: a@x.example\nTo: b@x.example\n\n",
 	  "a@x.example,b@x.example" },
-	{ "Resent and Reply-To are no recipients",
-	  "To: a@x.example\nReply-To: r@x.example\nResent-To: s@x.example\n"
+	{ "Reply-To, From and Sender are no recipients",
+	  "To: a@x.example\nReply-To: r@x.example\n"
 	  "From: f@x.example\nSender: t@x.example\n\n", "a@x.example" },
 	{ "addresses in the body are not",
 	  "To: a@x.example\n\nTo: b@x.example\nCc: c@x.example\n",
@@ -406,6 +407,79 @@ static const struct added_case added_cases[] = {
 	{ "client Sender dropped, From someone else",
 	  "From: bob@example.org\nSender: alice@example.org\n"
 	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	/* Display text that shows an address: issue #12, "Sender truth". */
+	{ "display name is another address",
+	  "From: \"ceo@example.org\" <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "comment is another address",
+	  "From: alice@example.org (ceo@example.org)\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "display name is the sender's address",
+	  "From: \"alice@example.org\" <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 0 },
+	{ "comment is the sender's address, domain in other case",
+	  "From: Alice <alice@example.org> (alice@Example.ORG)\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "display name is the sender's name in other case",
+	  "From: \"ALICE@example.org\" <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "display name holds an address among words",
+	  "From: \"Alice, for ceo@example.org\" <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "display name holds the sender's address among words",
+	  "From: \"Alice alice@example.org\" <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "an at-sign alone counts", "From: \"Alice @ home\" <alice@example.org>"
+	  "\nTo: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "quoted-pair at-sign",
+	  "From: \"ceo\\@example.org\" <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "folded display name",
+	  "From: \"ceo@\n example.org\"\n <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "comment inside the angle brackets",
+	  "From: <alice(ceo@example.org)@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "nested comment",
+	  "From: alice@example.org (Alice (ceo@example.org))\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "group name is another address",
+	  "From: \"ceo@example.org\": alice@example.org;\nTo: b@x.example\n\n",
+	  0, 1, 1, 1 },
+	{ "Q encoded word hides an address",
+	  "From: =?utf-8?q?ceo=40example.org?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "B encoded word hides an address",
+	  "From: =?UTF-8?B?Y2VvQGV4YW1wbGUub3Jn?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "adjacent encoded words join",
+	  "From: =?utf-8?q?ceo?= =?utf-8?q?=40example.org?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "encoded word in a quoted string",
+	  "From: \"=?utf-8?q?ceo=40example.org?=\" <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "encoded word in a comment",
+	  "From: alice@example.org (=?utf-8?b?Y2VvQGV4YW1wbGUub3Jn?=)\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "encoded word is the sender's address",
+	  "From: =?utf-8?b?YWxpY2VAZXhhbXBsZS5vcmc=?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "UTF-7 encoded word cannot be read",
+	  "From: =?utf-7?q?ceo+AEA-example.org?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "fullwidth at-sign", "From: ceo\xef\xbc\xa0" "example.org "
+	  "<alice@example.org>\nTo: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "small at-sign", "From: \"ceo\xef\xb9\xab" "example.org\" "
+	  "<alice@example.org>\nTo: b@x.example\n\n", 0, 1, 1, 1 },
+	{ "encoded display name without an address",
+	  "From: =?utf-8?q?Alice_Sm=C3=B8rensen?= <alice@example.org>\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "8-bit display name without an address",
+	  "From: \"Alice Sm\xc3\xb8rensen\" <alice@example.org> (home)\n"
+	  "To: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "a broken encoded word is text",
+	  "From: =?utf-8?b?!!!?= <alice@example.org>\nTo: b@x.example\n\n",
+	  0, 1, 1, 0 },
 };
 
 static void
@@ -480,6 +554,294 @@ test_two_from_fields(void **state)
 		}
 		result_free(&r);
 	}
+}
+
+/*
+ * A resent message (RFC 5322 3.6.6): the topmost block of Resent- fields
+ * is the client's claim. When it names recipients, they are the only ones;
+ * its Resent-From is held to the Sender rule (Resent-Sender: added), a
+ * client's Resent-Sender and every Resent-Bcc are dropped, and earlier
+ * blocks are history, kept as they are otherwise.
+ */
+struct resent_case {
+	const char *label;
+	const char *text;
+	const char *rcpts;
+	int rsender;		/* our Resent-Sender: added */
+	int sender;		/* our Sender: added */
+	const char *present;	/* in the output's header section, or NULL */
+	const char *absent;	/* nowhere in the output, or NULL */
+};
+
+#define ADDED_RSENDER "Resent-Sender: <alice@example.org>\n"
+
+static const struct resent_case resent_cases[] = {
+	{ "resent by the poster",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nFrom: ceo@example.org\n"
+	  "To: staff@example.org\n\nmemo\n", "dave@example.net", 0, 1,
+	  "Resent-From: alice@example.org\n", NULL },
+	{ "Resent-From names someone else",
+	  "Resent-From: ceo@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nFrom: ceo@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 1, 1, NULL, NULL },
+	{ "Resent-From display name is another address",
+	  "Resent-From: \"ceo@example.org\" <alice@example.org>\n"
+	  "Resent-Date: x\nResent-To: dave@example.net\n"
+	  "From: alice@example.org\nTo: staff@example.org\n\n",
+	  "dave@example.net", 1, 0, NULL, NULL },
+	{ "Resent-From is the poster and someone else",
+	  "Resent-From: alice@example.org, ceo@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 1, 0, NULL, NULL },
+	{ "two Resent-From in the block",
+	  "Resent-From: alice@example.org\nResent-From: ceo@example.org\n"
+	  "Resent-To: dave@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 1, 0, NULL, NULL },
+	{ "Resent-Bcc is a recipient and dropped",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nResent-Bcc: eve@example.net,\n"
+	  " Hidden <frank@example.net>\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n",
+	  "dave@example.net,eve@example.net,frank@example.net", 0, 0,
+	  NULL, "Resent-Bcc" },
+	{ "Resent-Bcc alone",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "resent-bcc: eve@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "eve@example.net", 0, 0, NULL,
+	  "eve@" },
+	{ "client Resent-Sender dropped, Resent-From is the poster",
+	  "Resent-From: alice@example.org\nResent-Sender: mallory@evil.example\n"
+	  "Resent-To: dave@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 0, 0, NULL,
+	  "mallory" },
+	{ "client Resent-Sender dropped, Resent-From someone else",
+	  "Resent-From: ceo@example.org\nResent-Sender: alice@example.org\n"
+	  "Resent-To: dave@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 1, 0, NULL,
+	  "Resent-Sender: alice" },
+	{ "Resent-From and Resent-Date added to a resend",
+	  "Resent-To: dave@example.net\nFrom: alice@example.org\n"
+	  "To: staff@example.org\n\n", "dave@example.net", 0, 0,
+	  "Resent-To: dave@example.net\nResent-From: <alice@example.org>\n"
+	  "Resent-Date: Thu, 1 Jan 1970 00:00:00 +0000\n"
+	  "From: alice@example.org\n", NULL },
+	{ "Resent-Cc, names in any case",
+	  "RESENT-to: a@x.example\nresent-CC: b@x.example\n"
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "To: staff@example.org\n\n", "a@x.example,b@x.example", 0, 0,
+	  NULL, NULL },
+	{ "the block's fields follow one another anywhere",
+	  "From: ceo@example.org\nTo: staff@example.org\n"
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nSubject: s\n\n", "dave@example.net",
+	  0, 1, NULL, NULL },
+	{ "original Bcc dropped in a resend, not a recipient",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nFrom: ceo@example.org\n"
+	  "To: staff@example.org\nBcc: secret@example.org\n\n",
+	  "dave@example.net", 0, 1, NULL, "secret" },
+	{ "earlier blocks are history",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\n"
+	  "Received: from a.example by b.example; x\n"
+	  "Resent-From: ceo@example.org\nResent-Date: y\n"
+	  "Resent-To: old@example.net\nResent-Sender: boss@example.org\n"
+	  "Resent-Bcc: oldbcc@example.net\n"
+	  "Received: from c.example by d.example; y\n"
+	  "From: ceo@example.org\nTo: staff@example.org\n\n",
+	  "dave@example.net", 0, 1,
+	  "Received: from a.example by b.example; x\n"
+	  "Resent-From: ceo@example.org\nResent-Date: y\n"
+	  "Resent-To: old@example.net\n"
+	  "Received: from c.example by d.example; y\n", "oldbcc" },
+	{ "a history block's bad address is not judged",
+	  "Resent-From: alice@example.org\nResent-Date: x\n"
+	  "Resent-To: dave@example.net\nReceived: from a by b; x\n"
+	  "Resent-From: <<<\nResent-To: <<<\n"
+	  "From: alice@example.org\nTo: staff@example.org\n\n",
+	  "dave@example.net", 0, 0, "Resent-To: <<<\n", NULL },
+	{ "a block without recipients: To, Cc and Bcc count",
+	  "Resent-From: ceo@example.org\nResent-Date: x\n"
+	  "From: ceo@example.org\nTo: staff@example.org\n"
+	  "Bcc: b@x.example\n\n", "staff@example.org,b@x.example", 1, 1,
+	  NULL, NULL },
+	{ "no Resent-From in a block without recipients: nothing added",
+	  "Resent-Date: x\nResent-Message-ID: <r@x>\n"
+	  "From: alice@example.org\nTo: staff@example.org\n\n",
+	  "staff@example.org", 0, 0, NULL, "Resent-From" },
+	{ "only the block's recipients count toward the limit",
+	  "Resent-From: alice@example.org\nResent-To: dave@example.net\n"
+	  "From: alice@example.org\n"
+	  "To: a@x.example, b@x.example, c@x.example, d@x.example\n\n",
+	  "dave@example.net", 0, 0, NULL, NULL },
+};
+
+static void
+test_resent(void **state)
+{
+	struct message_params p;
+	size_t i;
+
+	default_params(&p);
+	p.max_rcpts = 3;
+	for (i = 0; i < sizeof(resent_cases) / sizeof(resent_cases[0]); i++) {
+		const struct resent_case *c = &resent_cases[i];
+		struct result r = { 0 };
+		size_t hl;
+
+		run3(&p, c->label, c->text, strlen(c->text), 0, 0, &r);
+		assert_int_equal(buf_nul(&r.out), 0);
+		hl = r.verdict == MSG_OK ? header_len(&r.out) : 0;
+		if (r.verdict != MSG_OK || strcmp(r.rcpts.data, c->rcpts) ||
+		    count_header_line(&r.out, ADDED_RSENDER) != c->rsender ||
+		    count_header_line(&r.out, "Resent-Sender:") != c->rsender ||
+		    count_header_line(&r.out, ADDED_SENDER) != c->sender ||
+		    count_header_line(&r.out, "Sender:") != c->sender ||
+		    count_header_line(&r.out, "Resent-Bcc:") != 0 ||
+		    (c->present != NULL && (strstr(r.out.data, c->present) ==
+		    NULL || strstr(r.out.data, c->present) >= r.out.data + hl)) ||
+		    (c->absent != NULL && strstr(r.out.data, c->absent))) {
+			print_error("%s: verdict %d (%s), rcpts \"%s\", want "
+			    "\"%s\"; output:\n%.*s", c->label, r.verdict,
+			    r.reason, r.rcpts.data, c->rcpts, (int)r.out.len,
+			    r.out.data);
+			fail();
+		}
+		result_free(&r);
+	}
+}
+
+/*
+ * A client's Received: that names this host after "by" cannot be genuine:
+ * it is dropped, the other trace lines stay in their order.
+ */
+struct received_case {
+	const char *label;
+	const char *field;	/* a Received: field, its LF included */
+	int kept;
+};
+
+static const struct received_case received_cases[] = {
+	{ "our format, folded",
+	  "Received: from [10.0.0.9] (user ceo)\n"
+	  "\tby mpp.test (mppd) with MPP id 9.M9P9Q9;\n"
+	  "\tThu, 1 Jan 1970 00:00:00 +0000\n", 0 },
+	{ "our format, unfolded",
+	  "Received: from [10.0.0.9] (user ceo) by mpp.test (mppd) with MPP "
+	  "id 9.M9P9Q9; Thu, 1 Jan 1970 00:00:00 +0000\n", 0 },
+	{ "host name in other case", "Received: from x BY MPP.Test; x\n", 0 },
+	{ "folded between by and the host",
+	  "Received: from x by\n\tmpp.test\n (mppd); x\n", 0 },
+	{ "a comment between by and the host, a trailing dot",
+	  "Received: from x by (it is) mpp.test. with ESMTP; x\n", 0 },
+	{ "a comment right after the host",
+	  "Received: from x by mpp.test(Postfix) id 1; x\n", 0 },
+	{ "by in a comment", "Received: from x (relayed by mpp.test) by y; x\n",
+	  0 },
+	{ "by inside quotes", "Received: from \"(\" by mpp.test; x\n", 0 },
+	{ "field name in other case", "RECEIVED: from x by mpp.test; x\n", 0 },
+	{ "another host", "Received: from mpp.test by relay.example; x\n", 1 },
+	{ "a host below ours", "Received: from x by mx.mpp.test; x\n", 1 },
+	{ "a host above ours", "Received: from x by mpp.test.example; x\n", 1 },
+	{ "by inside a word", "Received: from standby mpp.test by y; x\n", 1 },
+	{ "not after by", "Received: from x by y for <u@mpp.test>; x\n", 1 },
+};
+
+/* Start sending stderr (the log) to a temporary file; returns the saved fd. */
+static int
+stderr_capture(FILE **fp)
+{
+	int saved;
+
+	fflush(stderr);
+	assert_non_null(*fp = tmpfile());
+	assert_true((saved = dup(STDERR_FILENO)) != -1);
+	assert_true(dup2(fileno(*fp), STDERR_FILENO) != -1);
+	return saved;
+}
+
+/* Restore stderr; the captured text, which the caller frees. */
+static char *
+stderr_release(FILE *fp, int saved)
+{
+	char *text;
+	long n;
+
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) != -1);
+	close(saved);
+	n = ftell(fp);
+	assert_true(n >= 0);
+	rewind(fp);
+	assert_non_null(text = malloc((size_t)n + 1));
+	assert_int_equal(fread(text, 1, (size_t)n, fp), (size_t)n);
+	text[n] = '\0';
+	fclose(fp);
+	return text;
+}
+
+static size_t
+count_lines_with(const char *text, const char *needle)
+{
+	const char *line = text, *nl;
+	size_t n = 0;
+
+	for (; *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			nl = line + strlen(line) - 1;
+		if (memmem(line, (size_t)(nl - line), needle,
+		    strlen(needle)) != NULL)
+			n++;
+	}
+	return n;
+}
+
+static void
+test_forged_received(void **state)
+{
+	static const char head[] = "Received: from a.example by b.example; 1\n";
+	static const char tail[] = "Received: from c.example by d.example; 2\n"
+	    "To: b@x.example\n\nbody\n";
+	struct message_params p;
+	char text[1024], want[1024], *log;
+	size_t i, dropped = 0;
+	FILE *fp;
+	int saved;
+
+	default_params(&p);
+	saved = stderr_capture(&fp);
+	for (i = 0; i < sizeof(received_cases) / sizeof(received_cases[0]);
+	    i++) {
+		const struct received_case *c = &received_cases[i];
+		struct result r = { 0 };
+
+		snprintf(text, sizeof(text), "%s%s%s", head, c->field, tail);
+		snprintf(want, sizeof(want), RECEIVED "%s%s"
+		    "Received: from c.example by d.example; 2\nTo: ", head,
+		    c->kept ? c->field : "");
+		run3(&p, c->label, text, strlen(text), 0, 0, &r);
+		assert_int_equal(r.verdict, MSG_OK);
+		if (r.out.len < strlen(want) ||
+		    memcmp(r.out.data, want, strlen(want)) != 0) {
+			stderr_release(fp, saved);
+			print_error("%s: output:\n%.*s--- want it to begin:\n"
+			    "%s\n", c->label, (int)r.out.len, r.out.data, want);
+			fail();
+		}
+		dropped += !c->kept;
+		result_free(&r);
+	}
+	/* One log line per drop (run3 runs each case three times), with the
+	   queue id, the client's text escaped onto that one line. */
+	log = stderr_release(fp, saved);
+	assert_int_equal(count_lines_with(log, "id=1.M1P1Q1 dropped=Received "
+	    "reason=\"names this host after by\" value=\" from [10.0.0.9] "
+	    "(user ceo)\\x0a\\x09by mpp.test (mppd)"), 3);
+	assert_int_equal(count_lines_with(log, "id=1.M1P1Q1 dropped=Received "
+	    "reason="), 3 * dropped);
+	assert_int_equal(count_lines_with(log, "mpp["), 3 * dropped);
+	free(log);
 }
 
 /* The Received: header names no recipient, even a Bcc one. */
@@ -586,6 +948,19 @@ static const struct refuse_case refuse_cases[] = {
 	  MSG_REJECT, "too large" },
 	{ "exactly the limit", "To: a@x.example\n\n12345\n", 0, 23, 0, 0, 0,
 	  MSG_OK, "" },
+	{ "unparseable Resent-To in the block", "Resent-From: alice@example.org"
+	  "\nResent-To: <<<\nTo: a@x.example\n\n", 0, 0, 0, 0, 0, MSG_REJECT,
+	  "unparseable" },
+	{ "unparseable Resent-From in the block", "Resent-From: <alice\n"
+	  "Resent-To: d@x.example\nTo: a@x.example\n\n", 0, 0, 0, 0, 0,
+	  MSG_REJECT, "unparseable" },
+	{ "unparseable To in a resend", "Resent-To: d@x.example\n"
+	  "To: <<<\n\n", 0, 0, 0, 0, 0, MSG_REJECT, "unparseable" },
+	{ "a resend to an empty group", "Resent-To: undisclosed:;\n"
+	  "To: a@x.example\n\n", 0, 0, 0, 0, 0, MSG_REJECT, "no recipient" },
+	{ "too many over Resent fields", "Resent-To: a@x.example\n"
+	  "Resent-Cc: b@x.example\nResent-Bcc: c@x.example\nTo: d@x.example"
+	  "\n\n", 0, 0, 2, 0, 0, MSG_REJECT, "too many recipients" },
 	{ "duplicates do not count", "To: a@x.example, a@x.EXAMPLE\n"
 	  "Cc: a@X.example\n\n", 0, 0, 1, 0, 0, MSG_OK, "" },
 };
@@ -855,6 +1230,8 @@ main(void)
 		cmocka_unit_test(test_recipients),
 		cmocka_unit_test(test_added_headers),
 		cmocka_unit_test(test_two_from_fields),
+		cmocka_unit_test(test_resent),
+		cmocka_unit_test(test_forged_received),
 		cmocka_unit_test(test_received_names_no_recipient),
 		cmocka_unit_test(test_params_copied),
 		cmocka_unit_test(test_refusals),

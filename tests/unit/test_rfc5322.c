@@ -759,6 +759,297 @@ test_addr_same(void **state)
 	assert_false(rfc5322_addr_same("bob@x.example", "bob"));
 }
 
+/* Display text. */
+
+/* Collects "piece|" per piece, "piece~|" when it is not exact. */
+struct text_sink {
+	char buf[4096];
+	size_t len;
+	int calls, stop_at;
+};
+
+static int
+text_cb(const char *text, size_t len, int exact, void *ctx)
+{
+	struct text_sink *s = ctx;
+
+	assert_int_equal(text[len], '\0');
+	assert_true(s->len + len + 3 < sizeof(s->buf));
+	memcpy(s->buf + s->len, text, len);
+	s->len += len;
+	if (!exact)
+		s->buf[s->len++] = '~';
+	s->buf[s->len++] = '|';
+	s->buf[s->len] = '\0';
+	return ++s->calls == s->stop_at ? 5 : 0;
+}
+
+static int
+text_into(const char *in, size_t len, struct text_sink *s)
+{
+	char *copy = dup_exact(in, len);
+	int r;
+
+	s->len = 0;
+	s->calls = 0;
+	s->buf[0] = '\0';
+	r = rfc5322_display_text(copy, len, text_cb, s);
+	free(copy);
+	return r;
+}
+
+struct text_case {
+	const char *in;
+	const char *out;
+};
+
+static const struct text_case text_cases[] = {
+	{ "alice@example.org", "" },
+	{ "<alice@example.org>", "" },
+	{ "Alice <alice@example.org>", "Alice|" },
+	{ "  Alice   Smith  <a@b>", "Alice   Smith|" },
+	{ "\"ceo@example.org\" <a@b>", "ceo@example.org|" },
+	{ "a@b (ceo@example.org)", "ceo@example.org|" },
+	{ "(one) a@b (two), (three) c@d", "one|two|three|" },
+	{ "<a(in the angle)@b>", "in the angle|" },
+	{ "x (a (nested) b) <a@b>", "a (nested) b|x|" },
+	{ "\"q\\\"uo\\\\te\\@d\" <a@b>", "q\"uo\\te@d|" },
+	{ "(c\\) \\( \\@) a@b", "c) ( @|" },
+	{ "\"fold\n ed\"\n <a@b>", "fold ed|" },
+	{ "(fold\n\ted) a@b", "fold\ted|" },
+	{ "A. B. \"C\" <a@b>", "A. B. C|" },
+	{ "\"<a@b>\" <c@d>", "<a@b>|" },
+	{ "\"a,b;c:d\" <e@f>", "a,b;c:d|" },
+	{ "team: a@b, \"n\" <c@d>;, e@f", "team|n|" },
+	{ "\"ceo@x\": a@b;", "ceo@x|" },
+	{ "\"quoted\"@local.example", "" },
+	{ "<\"ceo@x\"@local.example>", "" },
+	{ "a@[192.0.2.1] (lit)", "lit|" },
+	{ "\"\" <a@b>, () c@d", "" },
+	/* RFC 2047 */
+	{ "=?utf-8?q?ceo=40example.org?= <a@b>", "ceo@example.org|" },
+	{ "=?UTF-8?Q?a_b=3D=3f?= <a@b>", "a b=?|" },
+	{ "=?utf-8?b?Y2VvQGV4YW1wbGUub3Jn?= <a@b>", "ceo@example.org|" },
+	{ "=?utf-8?B?YQ==?= <a@b>", "a|" },
+	{ "=?utf-8?b?YWI?= <a@b>", "ab|" },
+	{ "=?utf-8?q?a?= =?utf-8?q?b?=\n =?utf-8?q?c?= d <a@b>", "abc d|" },
+	{ "=?utf-8?q?a?= x =?utf-8?q?b?= <a@b>", "a x b|" },
+	{ "x=?utf-8?q?=40?=y <a@b>", "x@y|" },
+	{ "\"=?utf-8?q?ceo=40x?=\" <a@b>", "ceo@x|" },
+	{ "a@b (=?iso-8859-1?q?ceo=40x?=)", "ceo@x|" },
+	{ "=?utf-8*en?q?ceo=40x?= <a@b>", "ceo@x|" },
+	{ "=?utf-8?q?a=4?= <a@b>", "a=4|" },
+	{ "=?utf-8?q?a=zz?= <a@b>", "a=zz|" },
+	{ "=?utf-8?b?!!!?= <a@b>", "=?utf-8?b?!!!?=|" },
+	{ "=?utf-8?b?YQ=a?= <a@b>", "=?utf-8?b?YQ=a?=|" },
+	{ "=?utf-8?x?a?= <a@b>", "=?utf-8?x?a?=|" },
+	{ "=??q?a?= <a@b>", "=??q?a?=|" },
+	{ "=?utf-8?q?a <a@b>", "=?utf-8?q?a|" },
+	{ "=?utf-8?q?a?x <a@b>", "=?utf-8?q?a?x|" },
+	{ "=?utf-8?q?_a_?= <a@b>", "a|" },
+	{ "=?utf-7?q?ceo+AEA-x?= <a@b>", "ceo+AEA-x~|" },
+	{ "=?UTF-16BE?q?x?= <a@b>", "x~|" },
+	{ "=?ucs-4?q?a?= <a@b>", "a~|" },
+	{ "=?unicode-1-1-utf-7?q?a?= <a@b>", "a~|" },
+	{ "=?utf-8?q?ok?= <a@b> (=?utf-7?q?x?=)", "ok|x~|" },
+	/* not meant for invalid lists, but safe on them */
+	{ "\"unclosed <a@b>", "" },
+	{ "(unclosed <a@b>", "unclosed <a@b>|" },
+	{ "x\\", "" },
+	{ "> a <b@c>", "> a|" },
+};
+
+static void
+test_display_text(void **state)
+{
+	struct text_sink s;
+	size_t i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < sizeof(text_cases) / sizeof(text_cases[0]); i++) {
+		check_int(text_cases[i].in, "return", text_into(text_cases[i].in,
+		    strlen(text_cases[i].in), &s), 0);
+		check_mem(text_cases[i].in, "pieces", s.buf, s.len,
+		    text_cases[i].out);
+	}
+}
+
+/* A decoded NUL stays in the text, counted by len. */
+static void
+test_display_text_nul(void **state)
+{
+	static const char in[] = "=?utf-8?q?a=00b?= <a@b>";
+	struct text_sink s;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(text_into(in, sizeof(in) - 1, &s), 0);
+	assert_int_equal(s.len, 4);
+	assert_memory_equal(s.buf, "a\0b|", 4);
+}
+
+/* RFC5322_TEXT_MAX bytes are exact, one more is cut and flagged. */
+static void
+test_display_text_long(void **state)
+{
+	char in[RFC5322_TEXT_MAX + 32];
+	struct text_sink s;
+	size_t n;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	for (n = RFC5322_TEXT_MAX; n <= RFC5322_TEXT_MAX + 1; n++) {
+		in[0] = '"';
+		memset(in + 1, 'x', n);
+		memcpy(in + 1 + n, "\" <a@b>", 7);
+		assert_int_equal(text_into(in, n + 8, &s), 0);
+		assert_int_equal(s.len, RFC5322_TEXT_MAX + 1 +
+		    (n > RFC5322_TEXT_MAX));
+		assert_int_equal(s.buf[RFC5322_TEXT_MAX],
+		    n > RFC5322_TEXT_MAX ? '~' : '|');
+	}
+}
+
+/* The walk stops at a nonzero callback, and reads nothing past len. */
+static void
+test_display_text_stop_and_prefix(void **state)
+{
+	static const char in[] = "(a) (b) \"c\" <d@e>";
+	struct text_sink s;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	assert_int_equal(text_into(in, sizeof(in) - 1, &s), 5);
+	assert_string_equal(s.buf, "a|b|");
+	s.stop_at = 0;
+	/* Cut inside the comment: it is unclosed, and still a piece. */
+	assert_int_equal(text_into(in, 6, &s), 0);
+	assert_string_equal(s.buf, "a|b|");
+	/* Cut before the '<': the name never ends. */
+	assert_int_equal(text_into(in, 12, &s), 0);
+	assert_string_equal(s.buf, "a|b|");
+	assert_int_equal(text_into(in, 13, &s), 0);
+	assert_string_equal(s.buf, "a|b|c|");
+	assert_int_equal(text_into("", 0, &s), 0);
+	assert_string_equal(s.buf, "");
+}
+
+static void
+test_has_at_sign(void **state)
+{
+	(void)state;
+	assert_true(rfc5322_has_at_sign("a@b", 3));
+	assert_true(rfc5322_has_at_sign("@", 1));
+	assert_false(rfc5322_has_at_sign("a@b", 1));
+	assert_false(rfc5322_has_at_sign("alice", 5));
+	assert_false(rfc5322_has_at_sign("", 0));
+	assert_true(rfc5322_has_at_sign("a\xef\xbc\xa0" "b", 5));
+	assert_true(rfc5322_has_at_sign("a\xef\xb9\xab", 4));
+	/* a sequence cut short, and its neighbours, are no at-sign */
+	assert_false(rfc5322_has_at_sign("a\xef\xbc", 3));
+	assert_false(rfc5322_has_at_sign("a\xef\xbc\xa0", 3));
+	assert_false(rfc5322_has_at_sign("\xef\xbc\xa1\xef\xb9\xac", 6));
+	assert_true(rfc5322_has_at_sign("\0@", 2));
+}
+
+struct by_case {
+	const char *value;
+	int want;
+};
+
+static const struct by_case by_cases[] = {
+	{ " from [10.0.0.9] (user ceo)\n\tby mpp.test (mppd) with MPP id 1;\n"
+	  "\tThu, 1 Jan 1970 00:00:00 +0000", 1 },
+	{ " from x by mpp.test", 1 },
+	{ "by mpp.test", 1 },
+	{ " from x BY MPP.TEST; x", 1 },
+	{ " from x By Mpp.Test.; x", 1 },
+	{ " from x by\n mpp.test", 1 },
+	{ " from x by\n\t\n mpp.test", 1 },
+	{ " from x by (c (nested)) (d)\n mpp.test id 1", 1 },
+	{ " from x by(c)mpp.test(d); x", 1 },
+	{ " from x by \"mpp.test\"", 1 },
+	{ " from x by [mpp.test]", 1 },
+	{ " from x by <mpp.test>", 1 },
+	{ " from x (by mpp.test) by y", 1 },
+	{ " from \"(\" by mpp.test", 1 },
+	{ " from \" by mpp.test", 1 },
+	{ " from x by y; by mpp.test", 1 },
+	{ " from x;by mpp.test", 1 },
+	{ " from x by (unclosed by mpp.test", 1 },
+	{ " from x by mpp.test, y", 1 },
+	{ " from mpp.test by relay.example", 0 },
+	{ " from x by mx.mpp.test", 0 },
+	{ " from x by mpp.test.example", 0 },
+	{ " from x by mpp.test-2", 0 },
+	{ " from x by mpp.test_2", 0 },
+	{ " from x by mpp.test..", 0 },
+	{ " from x by mpp.tes", 0 },
+	{ " from x by mpp", 0 },
+	{ " from x standby mpp.test", 0 },
+	{ " from x.by mpp.test", 0 },
+	{ " from x-by mpp.test", 0 },
+	{ " from x \xc3" "by mpp.test", 0 },
+	{ " from x bympp.test", 0 },
+	{ " from x by", 0 },
+	{ " from x b", 0 },
+	{ " from x by (unclosed mpp.test", 0 },
+	{ " for <u@mpp.test>", 0 },
+	{ " from x (relayed by) mpp.test", 0 },
+	{ " from x (a (by mpp.test) b) by y", 1 },
+	{ " from x by (a (b) c) (by y) mpp.test", 1 },
+	{ " from x by \\mpp.test", 0 },
+	{ " from x (a\\) by mpp.test) by y", 1 },
+	{ " from x by; mpp.test", 0 },
+	{ "", 0 },
+};
+
+static void
+test_received_by(void **state)
+{
+	size_t i, n;
+	char *copy;
+
+	(void)state;
+	for (i = 0; i < sizeof(by_cases) / sizeof(by_cases[0]); i++) {
+		n = strlen(by_cases[i].value);
+		copy = dup_exact(by_cases[i].value, n);
+		check_int(by_cases[i].value, "received_by",
+		    rfc5322_received_by(copy, n, "mpp.test") != 0,
+		    by_cases[i].want);
+		free(copy);
+	}
+	/* The host as configured may have capitals; nothing past len. */
+	assert_true(rfc5322_received_by("by mpp.test", 11, "MPP.Test"));
+	assert_false(rfc5322_received_by("by mpp.test", 10, "mpp.test"));
+	assert_true(rfc5322_received_by("by mpp.testx", 11, "mpp.test"));
+	assert_false(rfc5322_received_by("by mpp.test", 11, ""));
+	assert_false(rfc5322_received_by(NULL, 0, "mpp.test"));
+	/* Past 63 levels of comments nothing is looked at; around them, as
+	   usual. */
+	{
+		char deep[256];
+
+		memset(deep, '(', 70);
+		strcpy(deep + 70, "by mpp.test");
+		n = strlen(deep);
+		assert_false(rfc5322_received_by(deep, n, "mpp.test"));
+		memset(deep, '(', 63);
+		strcpy(deep + 63, "by mpp.test");
+		n = strlen(deep);
+		assert_true(rfc5322_received_by(deep, n, "mpp.test"));
+		memset(deep, 'x', 200);
+		memcpy(deep, "by ", 3);
+		memset(deep + 3, '(', 70);
+		memset(deep + 73, ')', 70);
+		strcpy(deep + 143, " mpp.test");
+		n = strlen(deep);
+		assert_true(rfc5322_received_by(deep, n, "mpp.test"));
+	}
+}
+
 int
 main(void)
 {
@@ -774,6 +1065,12 @@ main(void)
 		cmocka_unit_test(test_callback_stop),
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_addr_same),
+		cmocka_unit_test(test_display_text),
+		cmocka_unit_test(test_display_text_nul),
+		cmocka_unit_test(test_display_text_long),
+		cmocka_unit_test(test_display_text_stop_and_prefix),
+		cmocka_unit_test(test_has_at_sign),
+		cmocka_unit_test(test_received_by),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
