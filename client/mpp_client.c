@@ -802,12 +802,23 @@ int
 mpp_client_post_fd(struct mpp_client *c, int fd, mpp_client_tap_fn *tap,
     void *tap_arg)
 {
+	return mpp_client_post_head_fd(c, NULL, 0, fd, tap, tap_arg);
+}
+
+int
+mpp_client_post_head_fd(struct mpp_client *c, const char *head, size_t hlen,
+    int fd, mpp_client_tap_fn *tap, void *tap_arg)
+{
 	char buf[READ_CHUNK];
 	ssize_t n;
 	int ex;
 
 	if ((ex = start_text(c)) != EX_OK)
 		return ex;
+	if (hlen > 0 && mpp_client_text_write(c, head, hlen) == -1) {
+		err_prefix(c, "message text");
+		return c->fail;
+	}
 	for (;;) {
 		n = read(fd, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)

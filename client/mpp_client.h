@@ -146,6 +146,13 @@ int mpp_client_login(struct mpp_client *c, const char *user,
 int mpp_client_post_fd(struct mpp_client *c, int fd, mpp_client_tap_fn *tap,
     void *tap_arg);
 
+/*
+ * As mpp_client_post_fd, the text starting with head[0..hlen) (what the
+ * caller put in front, or read ahead of fd), which tap does not see.
+ */
+int mpp_client_post_head_fd(struct mpp_client *c, const char *head,
+    size_t hlen, int fd, mpp_client_tap_fn *tap, void *tap_arg);
+
 /* DATA, the text in buf, and the final ".". A sysexits code. */
 int mpp_client_post_buf(struct mpp_client *c, const char *buf, size_t len);
 

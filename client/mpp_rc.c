@@ -19,6 +19,7 @@
 
 #include <bsd/string.h>
 
+#include "config.h"
 #include "mpp_rc.h"
 
 static void set_err(char *, size_t, const char *, ...)
@@ -151,11 +152,11 @@ mpp_rc_parse_line(struct mpp_rc *rc, const char *line, const char *home,
     char *err, size_t errsz)
 {
 	char key[32], value[MPP_RC_VALUE_MAX];
-	const char *ks = line, *ke, *vs, *ve = line + strlen(line);
+	const char *ks = line, *ke, *vs, *ve = line + config_comment_at(line);
 	int r;
 
 	trim(&ks, &ve);
-	if (ks == ve || *ks == '#')
+	if (ks == ve)
 		return 0;
 	if ((vs = memchr(ks, '=', (size_t)(ve - ks))) == NULL) {
 		set_err(err, errsz, "expected \"key = value\"");

@@ -1,9 +1,9 @@
 /*
  * mpp_rc — the client's settings file (~/.mpprc) and password file.
  *
- * The rc file holds `key = value` lines; blank lines and lines whose first
- * non-blank character is `#` are ignored (a `#` later in a line is part of the
- * value, so a password may hold one). Keys: server, user, password_file,
+ * The rc file holds `key = value` lines; `#` starts a comment wherever it
+ * appears, as in mpp.conf (config_comment_at), and blank lines are ignored;
+ * a password holding `#` belongs in the password file. Keys: server, user, password_file,
  * password, timeout, tls (yes or no), ca (a file of trusted certificates for
  * TLS). Surrounding blanks of key and value are dropped. A later line wins
  * over an earlier one; of password and password_file, whichever comes last

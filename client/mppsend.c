@@ -7,12 +7,14 @@
  * mpp_client's, and TLS mpp_tls's. Exit codes are sysexits(3), as a mail program expects from
  * sendmail: see mppsend(1).
  *
- * Operands are files to post, one message each, unless mppsend runs in
- * sendmail mode (a sendmail flag was given, the operands follow "--", or the
- * program is called "sendmail"): then they are recipients, which MPP has no
- * use for (the server takes the recipients from the headers), and the
- * message is read from standard input. A recipient operand is never opened
- * as a file, so a mail program can never make mppsend post a stray file.
+ * Operands are recipients, as sendmail's are, whatever the program is
+ * called: a file to post is named only with -l, so a mail program can never
+ * make mppsend post a stray file. The server takes the recipients from the
+ * To:, Cc: and Bcc: fields, so each message's header section is read before
+ * it is posted (mpp_rcpt), and the operand recipients it does not name go
+ * in front of the text as a Bcc: field, which the server removes. What the
+ * header section tells about the server's verdict (no recipient at all,
+ * say) is said before connecting.
  */
 #include <sys/stat.h>
 
@@ -31,14 +33,15 @@
 #include <bsd/readpassphrase.h>
 #include <bsd/string.h>
 
+#include "buf.h"
 #include "mpp_client.h"
 #include "mpp_rc.h"
 #include "mpp_rcpt.h"
 #include "mpp_tls.h"
 
 #define DEFAULT_SERVER	"localhost"
-#define OPTSTRING	"+:s:u:P:T:vtio:f:F:r:B:N:R:b:"
-#define SENDMAIL_FLAGS	"tiofFrBNRb"
+#define OPTSTRING	"+:s:u:P:T:vl:tio:f:F:r:B:N:R:b:"
+#define SENDMAIL_FLAGS	"tiofFrBNRb"	/* accepted, of no effect */
 
 /* Long options have no short form: their values are above any char. */
 enum { OPT_TLS = 256, OPT_NO_TLS, OPT_CA };
@@ -62,12 +65,12 @@ struct opts {
 	int tls;		/* --tls 1, --no-tls 0, neither -1 */
 	int timeout;		/* 0: not given */
 	int verbose;
-	int sendmail_mode;	/* operands are recipients */
-	int headers_only;	/* -t */
 	struct ignored *ign;
 	size_t nign;
-	char **args;		/* files, or recipients in sendmail mode */
-	int nargs;
+	const char **files;	/* -l, in order ("-": standard input) */
+	int nfiles;		/* 0: one message, from standard input */
+	char **rcpts;		/* the operands */
+	int nrcpts;
 };
 
 struct settings {
@@ -82,7 +85,10 @@ struct settings {
 /* What one run needs; large, so it lives on the heap. */
 struct run {
 	struct mpp_client client;
-	struct mpp_rcpt rcpt;
+	struct mpp_rcpt rcpt;		/* the file being posted */
+	struct mpp_rcpt *in;		/* standard input, read ahead */
+	struct mpp_rcpt_list list;	/* the operands' addresses */
+	struct buf head;		/* Bcc: field, then the read-ahead */
 	const struct opts *o;
 	int posted;
 };
@@ -106,22 +112,12 @@ usage(void)
 {
 	fputs("usage: mppsend [-itv] [--tls [--ca file] | --no-tls] "
 	    "[-s host[:port]] [-u user]\n"
-	    "               [-P passfile] [-T seconds] [file ...]\n"
-	    "       mppsend [-itv] [--tls [--ca file] | --no-tls] "
-	    "[-s host[:port]] [-u user]\n"
-	    "               [-P passfile] [-T seconds] [-B type] [-F name] "
-	    "[-f addr]\n"
-	    "               [-o option] [--] [recipient ...]\n", stderr);
+	    "               [-P passfile] [-T seconds] [-l file]... "
+	    "[-B type] [-bm] [-F name]\n"
+	    "               [-f addr] [-N dsn] [-o option] [-R ret] "
+	    "[-r addr] [--]\n"
+	    "               [recipient ...]\n", stderr);
 	return EX_USAGE;
-}
-
-/* Is the program called "sendmail" (a symlink in place of the MTA)? */
-static int
-called_sendmail(const char *argv0)
-{
-	const char *base = strrchr(argv0, '/');
-
-	return strcmp(base != NULL ? base + 1 : argv0, "sendmail") == 0;
 }
 
 /* Handle one option; EX_OK or EX_USAGE. */
@@ -147,6 +143,9 @@ take_option(struct opts *o, int ch, char *arg)
 		break;
 	case 'v':
 		o->verbose = 1;
+		break;
+	case 'l':
+		o->files[o->nfiles++] = arg;
 		break;
 	case OPT_TLS:
 	case OPT_NO_TLS:
@@ -194,11 +193,11 @@ parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->tls = -1;
-	if ((o->ign = calloc((size_t)argc, sizeof(*o->ign))) == NULL) {
+	if ((o->ign = calloc((size_t)argc, sizeof(*o->ign))) == NULL ||
+	    (o->files = calloc((size_t)argc, sizeof(*o->files))) == NULL) {
 		warnx_("out of memory");
 		return EX_OSERR;
 	}
-	o->sendmail_mode = called_sendmail(argv[0]);
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, OPTSTRING, long_options,
 	    NULL)) != -1) {
@@ -207,8 +206,6 @@ parse_args(int argc, char **argv, struct opts *o)
 			return usage();
 		}
 		if (ch < 256 && strchr(SENDMAIL_FLAGS, ch) != NULL) {
-			o->sendmail_mode = 1;
-			o->headers_only |= ch == 't';
 			o->ign[o->nign].flag = (char)ch;
 			o->ign[o->nign++].arg = optarg;
 		}
@@ -216,10 +213,8 @@ parse_args(int argc, char **argv, struct opts *o)
 		    (ex = take_option(o, ch, optarg)) != EX_OK)
 			return ex == EX_USAGE ? usage() : ex;
 	}
-	if (optind > 1 && strcmp(argv[optind - 1], "--") == 0)
-		o->sendmail_mode = 1;
-	o->args = argv + optind;
-	o->nargs = argc - optind;
+	o->rcpts = argv + optind;
+	o->nrcpts = argc - optind;
 	return EX_OK;
 }
 
@@ -229,8 +224,9 @@ ignore_reason(const struct ignored *g)
 {
 	switch (g->flag) {
 	case 't':
-		return "MPP always takes the recipients from the To:, Cc: "
-		    "and Bcc: headers";
+		return "the recipients are those of the To:, Cc: and Bcc: "
+		    "fields and those given on the command line, with or "
+		    "without -t (as with Postfix)";
 	case 'i':
 		return "a line holding a single dot never ends the message";
 	case 'o':
@@ -256,7 +252,6 @@ report_ignored(const struct opts *o, const char *user)
 {
 	const struct ignored *g;
 	size_t i;
-	int k;
 
 	for (i = 0; i < o->nign; i++) {
 		g = &o->ign[i];
@@ -270,9 +265,6 @@ report_ignored(const struct opts *o, const char *user)
 			    strchr("oBb", g->flag) != NULL ? "" : " ", g->arg,
 			    ignore_reason(g));
 	}
-	for (k = 0; o->sendmail_mode && k < o->nargs; k++)
-		warnx_("ignoring recipient %s: MPP takes the recipients from "
-		    "the To:, Cc: and Bcc: headers", o->args[k]);
 }
 
 /* The value of an environment variable; an empty one counts as unset. */
@@ -513,83 +505,182 @@ settle(const struct opts *o, const struct mpp_rc *rc, struct settings *s)
 	return settle_password(o, rc, s);
 }
 
-/* Before connecting, make sure every file can be read. */
-static int
-check_files(const struct opts *o)
+/* How messages are named in what mppsend says. */
+static const char *
+label(const char *name)
 {
-	struct stat st;
-	int i, fd, stdin_seen = 0;
+	return name == NULL || strcmp(name, "-") == 0 ? "message" : name;
+}
 
-	for (i = 0; !o->sendmail_mode && i < o->nargs; i++) {
-		if (strcmp(o->args[i], "-") == 0) {
-			if (stdin_seen++) {
-				warnx_("standard input (-) named twice");
-				return EX_USAGE;
-			}
-			continue;
+/* The operands' addresses; a malformed one is bad usage. */
+static int
+take_recipients(struct run *r)
+{
+	char err[MPP_CLIENT_ERR_MAX];
+	int k, ex;
+
+	for (k = 0; k < r->o->nrcpts; k++) {
+		if (mpp_rcpt_list_add(&r->list, r->o->rcpts[k], err,
+		    sizeof(err)) == -1) {
+			ex = errno == ENOMEM ? EX_OSERR : EX_USAGE;
+			warnx_("%s", err);
+			return ex;
 		}
-		if ((fd = open(o->args[i], O_RDONLY | O_CLOEXEC)) == -1 ||
-		    fstat(fd, &st) == -1 || S_ISDIR(st.st_mode)) {
-			warnx_("%s: %s", o->args[i], fd == -1 ?
-			    strerror(errno) : "is a directory");
-			if (fd != -1)
-				close(fd);
-			return EX_NOINPUT;
-		}
-		close(fd);
 	}
 	return EX_OK;
 }
 
-static void
-tap_rcpt(void *arg, const char *buf, size_t len)
-{
-	mpp_rcpt_feed(arg, buf, len);
-}
-
-/* Warn about recipient operands that the message's headers do not list. */
-static void
-warn_unlisted(const struct run *r)
-{
-	int k, listed;
-
-	for (k = 0; k < r->o->nargs; k++) {
-		listed = mpp_rcpt_listed(&r->rcpt, r->o->args[k]);
-		if (listed == 0)
-			warnx_("warning: %s is not in the To:, Cc: or Bcc: "
-			    "header and gets no copy: MPP takes the "
-			    "recipients from the headers", r->o->args[k]);
-		else if (listed == -1 && r->o->verbose)
-			warnx_("headers too long to check that %s is in "
-			    "them", r->o->args[k]);
-	}
-}
-
-/* Post one message from name (NULL or "-": standard input). */
+/*
+ * Read a message's header section from fd into m, and refuse the message
+ * when the header section shows that the server would.
+ */
 static int
-post_one(struct run *r, const char *name)
+prepare(struct run *r, struct mpp_rcpt *m, int fd, const char *name)
 {
-	int check = r->o->sendmail_mode && !r->o->headers_only &&
-	    r->o->nargs > 0;
-	int fd = STDIN_FILENO, ex;
+	char why[MPP_CLIENT_ERR_MAX];
+	int saved;
 
-	if (name != NULL && strcmp(name, "-") != 0 &&
-	    (fd = open(name, O_RDONLY | O_CLOEXEC)) == -1) {
-		warnx_("%s: %s", name, strerror(errno));
-		return EX_NOINPUT;
+	mpp_rcpt_clear(m);
+	if (mpp_rcpt_read(m, fd) == -1) {
+		saved = errno;
+		warnx_("%s: %s", label(name), strerror(saved));
+		return saved == ENOMEM ? EX_OSERR : EX_IOERR;
 	}
-	mpp_rcpt_init(&r->rcpt);
-	ex = mpp_client_post_fd(&r->client, fd, check ? tap_rcpt : NULL,
-	    &r->rcpt);
-	if (fd != STDIN_FILENO)
+	if (mpp_rcpt_refusal(m, r->list.n, why, sizeof(why)) != NULL) {
+		warnx_("%s not posted: %s", label(name), why);
+		return EX_DATAERR;
+	}
+	return EX_OK;
+}
+
+/* Open a message file; a directory is no message. -1 when not. */
+static int
+open_message(const char *name)
+{
+	struct stat st;
+	int fd, saved;
+
+	if ((fd = open(name, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto fail;
+	}
+	return fd;
+fail:
+	saved = errno;
+	warnx_("%s: %s", name, strerror(saved));
+	if (fd != -1)
 		close(fd);
-	if (ex == EX_OK && check)
-		warn_unlisted(r);
-	if (ex != EX_OK && name != NULL)
-		warnx_("%s: not posted: %s", name,
+	return -1;
+}
+
+/* Before connecting, make sure every file can be read and posted. */
+static int
+check_files(struct run *r)
+{
+	const struct opts *o = r->o;
+	int i, fd, ex, stdin_seen = 0;
+
+	for (i = 0; i < o->nfiles; i++) {
+		if (strcmp(o->files[i], "-") == 0) {
+			if (stdin_seen++) {
+				warnx_("standard input (-l -) named twice");
+				return EX_USAGE;
+			}
+			continue;
+		}
+		if ((fd = open_message(o->files[i])) == -1)
+			return EX_NOINPUT;
+		ex = prepare(r, &r->rcpt, fd, o->files[i]);
+		close(fd);
+		if (ex != EX_OK)
+			return ex;
+	}
+	return EX_OK;
+}
+
+/* In -v mode: say what becomes of each recipient operand. */
+static void
+report_recipients(const struct run *r, const struct mpp_rcpt *m)
+{
+	const struct mpp_rcpt_addr *a;
+	const char *field;
+	size_t i;
+
+	for (i = 0; i < r->list.n; i++) {
+		a = &r->list.v[i];
+		if (mpp_rcpt_named(m, a, &field))
+			warnx_("recipient %s: named in the %s: field, which "
+			    "the server takes it from", a->addr, field);
+		else
+			warnx_("recipient %s: named only on the command "
+			    "line, so added in a Bcc: field (the server "
+			    "delivers to it and removes the field)", a->addr);
+	}
+}
+
+/* What goes in front of the rest of fd: the Bcc: field, the read-ahead. */
+static int
+compose(struct run *r, const struct mpp_rcpt *m)
+{
+	buf_free(&r->head);
+	if (mpp_rcpt_bcc(m, &r->list, &r->head) == -1 ||
+	    buf_append(&r->head, m->buf, m->len) == -1) {
+		warnx_("out of memory");
+		return EX_OSERR;
+	}
+	if (r->o->verbose)
+		report_recipients(r, m);
+	return EX_OK;
+}
+
+static void
+tap_scan(void *arg, const char *buf, size_t len)
+{
+	mpp_rcpt_scan(arg, buf, len);
+}
+
+/* Post one message, its header section in m already read from fd. */
+static int
+post_one(struct run *r, struct mpp_rcpt *m, int fd, const char *name)
+{
+	char why[MPP_CLIENT_ERR_MAX];
+	unsigned long long added;
+	int ex;
+
+	if ((ex = compose(r, m)) != EX_OK)
+		return ex;
+	added = r->head.len - m->len;
+	ex = mpp_client_post_head_fd(&r->client, r->head.data, r->head.len,
+	    fd, tap_scan, m);
+	if (ex == EX_OK)
+		return EX_OK;
+	if (ex == EX_DATAERR && r->client.code == 550)
+		warnx_("%s not posted: %s: %s", label(name),
+		    mpp_client_error(&r->client), mpp_rcpt_explain(m,
+		    m->text_bytes + added, why, sizeof(why)));
+	else
+		warnx_("%s not posted: %s", label(name),
 		    mpp_client_error(&r->client));
-	else if (ex != EX_OK)
-		warnx_("message not posted: %s", mpp_client_error(&r->client));
+	return ex;
+}
+
+/* Post the file name (or standard input, read ahead into r->in). */
+static int
+post_file(struct run *r, const char *name)
+{
+	int fd, ex;
+
+	if (name == NULL || strcmp(name, "-") == 0)
+		return post_one(r, r->in, STDIN_FILENO, name);
+	if ((fd = open_message(name)) == -1)
+		return EX_NOINPUT;
+	if ((ex = prepare(r, &r->rcpt, fd, name)) == EX_OK)
+		ex = post_one(r, &r->rcpt, fd, name);
+	close(fd);
 	return ex;
 }
 
@@ -598,7 +689,6 @@ static int
 post_all(struct run *r, const struct settings *s)
 {
 	const struct opts *o = r->o;
-	int files = o->sendmail_mode ? 0 : o->nargs;
 	int i, ex;
 
 	if ((ex = mpp_client_open(&r->client, s->host, s->port)) != EX_OK ||
@@ -607,35 +697,62 @@ post_all(struct run *r, const struct settings *s)
 		warnx_("%s", mpp_client_error(&r->client));
 		return ex;
 	}
-	for (i = 0; i < (files > 0 ? files : 1) && ex == EX_OK; i++) {
-		if ((ex = post_one(r, files > 0 ? o->args[i] : NULL)) ==
+	for (i = 0; i < (o->nfiles > 0 ? o->nfiles : 1) && ex == EX_OK; i++) {
+		if ((ex = post_file(r, o->nfiles > 0 ? o->files[i] : NULL)) ==
 		    EX_OK)
 			r->posted++;
 	}
-	if (ex != EX_OK && files > 1)
+	if (ex != EX_OK && o->nfiles > 1)
 		warnx_("%d of %d messages posted before this failure; the "
-		    "others were not", r->posted, files);
+		    "others were not", r->posted, o->nfiles);
 	return ex;
 }
 
+/* Does standard input hold a message to post? */
 static int
-run(const struct opts *o, const struct settings *s)
+reads_stdin(const struct opts *o)
 {
-	struct run *r;
+	int i;
+
+	for (i = 0; i < o->nfiles; i++)
+		if (strcmp(o->files[i], "-") == 0)
+			return 1;
+	return o->nfiles == 0;
+}
+
+static int
+run(struct run *r, const struct settings *s)
+{
 	int ex;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		warnx_("out of memory");
-		return EX_OSERR;
+	if (reads_stdin(r->o)) {
+		if ((r->in = malloc(sizeof(*r->in))) == NULL) {
+			warnx_("out of memory");
+			return EX_OSERR;
+		}
+		mpp_rcpt_init(r->in);
+		if ((ex = prepare(r, r->in, STDIN_FILENO, NULL)) != EX_OK)
+			return ex;
 	}
-	r->o = o;
 	mpp_client_init(&r->client, s->timeout);
-	r->client.trace = o->verbose ? stderr : NULL;
+	r->client.trace = r->o->verbose ? stderr : NULL;
 	r->client.tls_ctx = s->tls_ctx;
 	ex = post_all(r, s);
 	mpp_client_quit(&r->client);
-	free(r);
 	return ex;
+}
+
+static void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	mpp_rcpt_clear(&r->rcpt);
+	mpp_rcpt_clear(r->in);
+	free(r->in);
+	mpp_rcpt_list_free(&r->list);
+	buf_free(&r->head);
+	free(r);
 }
 
 int
@@ -644,18 +761,28 @@ main(int argc, char **argv)
 	struct opts o;
 	struct mpp_rc rc;
 	struct settings s;
+	struct run *r;
 	int ex;
 
 	memset(&s, 0, sizeof(s));
 	mpp_rc_init(&rc);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		warnx_("out of memory");
+		return EX_OSERR;
+	}
+	mpp_rcpt_init(&r->rcpt);
+	r->o = &o;
 	if ((ex = parse_args(argc, argv, &o)) == EX_OK &&
-	    (ex = check_files(&o)) == EX_OK &&
+	    (ex = take_recipients(r)) == EX_OK &&
+	    (ex = check_files(r)) == EX_OK &&
 	    (ex = load_rc(&rc, home_dir())) == EX_OK &&
 	    (ex = settle(&o, &rc, &s)) == EX_OK)
-		ex = run(&o, &s);
+		ex = run(r, &s);
+	run_free(r);
 	mpp_rc_clear(&rc);
 	mpp_tls_ctx_free(s.tls_ctx);
 	explicit_bzero(s.password, sizeof(s.password));
 	free(o.ign);
+	free(o.files);
 	return ex;
 }

@@ -245,15 +245,19 @@ split_kv(char *line, char **key, char **value)
 	return **key == '\0' ? -1 : 0;
 }
 
+size_t
+config_comment_at(const char *line)
+{
+	return strcspn(line, "#");
+}
+
 static int
 config_line(struct mpp_config *cfg, char *line, const char *where,
     char *err, size_t errsz)
 {
-	char *key, *value, *hash, msg[512];
+	char *key, *value, msg[512];
 
-	hash = strchr(line, '#');
-	if (hash != NULL)
-		*hash = '\0';
+	line[config_comment_at(line)] = '\0';
 	line = trim(line);
 	if (*line == '\0')
 		return 0;

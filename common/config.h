@@ -84,6 +84,12 @@ void config_defaults(struct mpp_config *cfg);
 int config_load(struct mpp_config *cfg, const char *path, int must_exist,
     char *const *overrides, size_t noverrides, char *err, size_t errsz);
 
+/*
+ * Length of a config line without its comment: '#' starts one wherever it
+ * appears. The rule of mpp.conf, and of mppsend's ~/.mpprc too.
+ */
+size_t config_comment_at(const char *line);
+
 /* Set one key from its text value; -1 with a message in err (no location). */
 int config_set(struct mpp_config *cfg, const char *key, const char *value,
     char *err, size_t errsz);

@@ -2,14 +2,15 @@
 # Install the Debian packages mpp needs to build and test: with apt-get
 # when run as root, else print the exact command and fail.
 #   tests/deps.sh          build + test packages
-#   tests/deps.sh build    only what building needs
+#   tests/deps.sh build    only what building and make run need
 set -e
 
-BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-dev libssl-dev"
+BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-dev libssl-dev
+  netcat-openbsd"
 TEST_PKGS="libcmocka-dev python3 python3-pytest sqlite3 strace clang
   libclang-rt-14-dev mandoc dovecot-pop3d python3-pyftpdlib git git-email
   postfix valgrind openssl iproute2 systemd
-  libmailtools-perl"
+  libmailtools-perl mutt s-nail"
 
 want="$BUILD_PKGS"
 [ "${1:-all}" = build ] || want="$want $TEST_PKGS"

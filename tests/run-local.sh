@@ -25,11 +25,16 @@ if [ ! -f "$run/passwd" ]; then
 fi
 # The port the config really has (it may have been edited since).
 port=$(sed -n 's/^listen *= *127\.0\.0\.1:\([0-9]*\).*/\1/p' "$run/mpp.conf")
+nc_hint=
+command -v nc >/dev/null 2>&1 ||
+	nc_hint="
+nc is not installed: as root, apt-get install -y netcat-openbsd"
 cat <<MSG
 mpp is running on 127.0.0.1:$port (config $run/mpp.conf).
 Demo user: demo, password demo. Post with:
   printf 'To: you@localhost\nSubject: hi\n\nHello\n' | MPP_PASSWORD=demo bin/mppsend -s 127.0.0.1:$port -u demo
-or by hand (nc 127.0.0.1 $port): USER demo, PASS demo, DATA, the text, '.'.
+or by hand with nc -C 127.0.0.1 $port (-C: MPP needs CRLF line ends): USER demo,
+PASS demo, DATA, the text, a line holding only '.', QUIT.$nc_hint
 Stored:    $run/spool/new/ and index $run/spool/index.db (bin/mppq -c $run/mpp.conf list)
 Delivered: $run/maildir/new/
 Ctrl-C stops both daemons.

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "../../client/mpp_rc.h"
+#include "config.h"
 
 static char tmpdir[] = "/tmp/test_mpp_rc.XXXXXX";
 
@@ -77,10 +78,13 @@ test_lines_good(void **state)
 	assert_int_equal(mpp_rc_parse_line(&rc, "timeout = 15", NULL, err,
 	    sizeof(err)), 0);
 	assert_int_equal(rc.timeout, 15);
-	/* a # inside a value is part of it: passwords may hold one */
+	/* # starts a comment anywhere, as in mpp.conf */
+	assert_int_equal(mpp_rc_parse_line(&rc, "server = mpp.test # note",
+	    NULL, err, sizeof(err)), 0);
+	assert_string_equal(rc.server, "mpp.test");
 	assert_int_equal(mpp_rc_parse_line(&rc, "password = a#b = c", NULL,
 	    err, sizeof(err)), 0);
-	assert_string_equal(rc.password, "a#b = c");
+	assert_string_equal(rc.password, "a");
 	assert_int_equal(rc.pw_source, MPP_RC_PW_LITERAL);
 	assert_true(rc.holds_password);
 	/* whichever of password / password_file comes last is used */
@@ -131,6 +135,52 @@ test_lines_bad(void **state)
 		if (strstr(err, t[i].why) == NULL)
 			fail_msg("\"%s\": \"%s\"", t[i].line, err);
 	}
+}
+
+/*
+ * One comment rule for ~/.mpprc and mpp.conf: each value below, written
+ * after "server = " in the rc file and after "hostname = " in mpp.conf
+ * (as an -o override, which goes through the same line parser as the
+ * file), ends up the same in both.
+ */
+static void
+test_comment_rule_of_mpp_conf(void **state)
+{
+	static const struct {
+		const char *value, *want;
+	} t[] = {
+		{ "mpp.test # note", "mpp.test" },
+		{ "mpp.test#note", "mpp.test" },
+		{ "mpp.test\t# note # more", "mpp.test" },
+		{ "mpp.test", "mpp.test" },
+	};
+	struct mpp_config cfg;
+	struct mpp_rc rc;
+	char line[128], err[256], *ov[1];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		mpp_rc_init(&rc);
+		snprintf(line, sizeof(line), "server = %s", t[i].value);
+		assert_int_equal(mpp_rc_parse_line(&rc, line, NULL, err,
+		    sizeof(err)), 0);
+		assert_string_equal(rc.server, t[i].want);
+		snprintf(line, sizeof(line), "hostname = %s", t[i].value);
+		ov[0] = line;
+		if (config_load(&cfg, NULL, 0, ov, 1, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", line, err);
+		assert_string_equal(cfg.hostname, t[i].want);
+	}
+	/* a line holding only a comment is no line in either */
+	mpp_rc_init(&rc);
+	assert_int_equal(mpp_rc_parse_line(&rc, "  # server = x", NULL, err,
+	    sizeof(err)), 0);
+	assert_string_equal(rc.server, "");
+	/* and a value that is all comment is missing in the rc file */
+	assert_int_equal(mpp_rc_parse_line(&rc, "server = # x", NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs a value"));
 }
 
 static void
@@ -336,6 +386,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines_good),
 		cmocka_unit_test(test_lines_bad),
+		cmocka_unit_test(test_comment_rule_of_mpp_conf),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_yesno),
 		cmocka_unit_test(test_tls_keys),
