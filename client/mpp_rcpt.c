@@ -272,16 +272,26 @@ mpp_rcpt_read(struct mpp_rcpt *r, int fd)
 	return 0;
 }
 
-/* Is f one of the fields the server takes recipients from? */
+/*
+ * The field f names recipients in, as the server takes them: To:, Cc:
+ * and Bcc:, or for a resend only its resent block's recipient fields.
+ * NULL when the server takes none from f.
+ */
 static const char *
-rcpt_field(const struct rfc5322_field *f)
+rcpt_field(const struct mpp_rcpt *r, const struct rfc5322_resent_block *b,
+    const struct rfc5322_field *f)
 {
-	if (rfc5322_field_is(f, "To"))
-		return "To";
-	if (rfc5322_field_is(f, "Cc"))
-		return "Cc";
-	if (rfc5322_field_is(f, "Bcc"))
-		return "Bcc";
+	static const char *const plain[] = { "To", "Cc", "Bcc" };
+	static const char *const resent[] = { "Resent-To", "Resent-Cc",
+	    "Resent-Bcc" };
+	const char *const *names = b->has_rcpt ? resent : plain;
+	size_t at = (size_t)(f->raw - r->fields), i;
+
+	if (b->has_rcpt && (at < b->start || at >= b->end))
+		return NULL;
+	for (i = 0; i < 3; i++)
+		if (rfc5322_field_is(f, names[i]))
+			return names[i];
 	return NULL;
 }
 
@@ -303,13 +313,15 @@ int
 mpp_rcpt_named(const struct mpp_rcpt *r, const struct mpp_rcpt_addr *a,
     const char **field)
 {
+	struct rfc5322_resent_block b;
 	struct rfc5322_field f;
 	struct match m = { a };
 	size_t off = 0;
 	const char *name;
 
+	rfc5322_resent_block(r->fields, r->fields_len, &b);
 	while (rfc5322_next_field(r->fields, r->fields_len, &off, &f) == 1) {
-		if ((name = rcpt_field(&f)) == NULL)
+		if ((name = rcpt_field(r, &b, &f)) == NULL)
 			continue;
 		if (rfc5322_parse_addresses(f.value, f.value_len, match_cb,
 		    &m) == 1) {
@@ -320,19 +332,45 @@ mpp_rcpt_named(const struct mpp_rcpt *r, const struct mpp_rcpt_addr *a,
 	return 0;
 }
 
+const char *
+mpp_rcpt_bcc_name(const struct mpp_rcpt *r)
+{
+	struct rfc5322_resent_block b;
+
+	rfc5322_resent_block(r->fields, r->fields_len, &b);
+	return b.has_rcpt ? "Resent-Bcc" : "Bcc";
+}
+
+size_t
+mpp_rcpt_bcc_at(const struct mpp_rcpt *r)
+{
+	struct rfc5322_resent_block b;
+	size_t i, lf = 0;
+
+	rfc5322_resent_block(r->fields, r->fields_len, &b);
+	if (!b.has_rcpt)
+		return 0;
+	/* fields is buf with the CRs of CRLF taken out: count them back. */
+	for (i = 0; i < r->hdr_end && lf < b.start; i++)
+		if (r->buf[i] != '\r' ||
+		    (i + 1 < r->hdr_end && r->buf[i + 1] != '\n'))
+			lf++;
+	return i;
+}
+
 long
 mpp_rcpt_bcc(const struct mpp_rcpt *r, const struct mpp_rcpt_list *l,
     struct buf *out)
 {
-	const char *field;
+	const char *field, *name = mpp_rcpt_bcc_name(r);
 	size_t i;
 	long n = 0;
 
 	for (i = 0; i < l->n; i++) {
 		if (mpp_rcpt_named(r, &l->v[i], &field))
 			continue;
-		if (buf_printf(out, "%s%s", n == 0 ? "Bcc: " : ",\n ",
-		    l->v[i].addr) == -1)
+		if (buf_printf(out, "%s%s%s", n == 0 ? name : ",\n ",
+		    n == 0 ? ": " : "", l->v[i].addr) == -1)
 			return -1;
 		n++;
 	}
@@ -370,25 +408,47 @@ line_of(const struct mpp_rcpt *r, const char *p)
 	return n;
 }
 
+/*
+ * The name of a field whose addresses the server checks (and may refuse
+ * the message for): From:, To:, Cc:, Bcc:, and the resent block's
+ * Resent-From: and recipient fields. NULL for any other field.
+ */
+static const char *
+checked_field(const struct mpp_rcpt *r, const struct rfc5322_resent_block *b,
+    const struct rfc5322_field *f)
+{
+	static const char *const names[] = { "From", "To", "Cc", "Bcc",
+	    "Resent-From", "Resent-To", "Resent-Cc", "Resent-Bcc" };
+	size_t at = (size_t)(f->raw - r->fields), i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (rfc5322_field_is(f, names[i]))
+			break;
+	if (i == sizeof(names) / sizeof(names[0]))
+		return NULL;
+	if (rfc5322_field_is_resent(f) && (at < b->start || at >= b->end))
+		return NULL;	/* an older block's: history */
+	return names[i];
+}
+
 static void
 scan_fields(const struct mpp_rcpt *r, struct field_scan *s)
 {
+	struct rfc5322_resent_block b;
 	struct rfc5322_field f;
 	size_t off = 0, dummy = 0;
 	const char *name;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	rfc5322_resent_block(r->fields, r->fields_len, &b);
 	while (rfc5322_next_field(r->fields, r->fields_len, &off, &f) == 1) {
-		name = rcpt_field(&f);
-		if (name == NULL && !rfc5322_field_is(&f, "From"))
+		if ((name = checked_field(r, &b, &f)) == NULL)
 			continue;
-		if (name == NULL) {
-			name = "From";
+		if (strcmp(name, "From") == 0)
 			s->nfrom++;
-		}
 		rc = rfc5322_parse_addresses(f.value, f.value_len, count_cb,
-		    strcmp(name, "From") == 0 ? &dummy : &s->naddr);
+		    rcpt_field(r, &b, &f) != NULL ? &s->naddr : &dummy);
 		if (rc != 0 && s->bad == NULL) {
 			s->bad = name;
 			s->bad_line = line_of(r, f.raw);

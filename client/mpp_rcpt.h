@@ -10,7 +10,9 @@
  * ones nowhere else. So the client reads the header section before it
  * posts, and every operand recipient that the To:, Cc: and Bcc: fields do
  * not name goes into a Bcc: field put in front of the text: the server
- * delivers to it and nobody sees it.
+ * delivers to it and nobody sees it. A resend (a resent block with
+ * Resent-To, -Cc or -Bcc) goes to its resent block's recipients only,
+ * so there the field is a Resent-Bcc: put at the top of that block.
  *
  * The header section is read the way mppd reads it (its rules are in
  * docs/architecture.md): it ends at an empty line, at a line that is
@@ -112,17 +114,29 @@ int mpp_rcpt_read(struct mpp_rcpt *r, int fd);
 void mpp_rcpt_scan(struct mpp_rcpt *r, const char *data, size_t len);
 
 /*
- * Is a named in a To:, Cc: or Bcc: field of the header section? 1 (and
- * the field's name, "To", "Cc" or "Bcc", in *field), 0 when not. The
- * header section must have ended without a refusal.
+ * Is a named in a field the server takes recipients from: To:, Cc: or
+ * Bcc:, or for a resend (a resent block with recipient fields, see
+ * rfc5322_resent_block) that block's Resent-To:, -Cc: or -Bcc:? 1 (and
+ * the field's name in *field), 0 when not. The header section must have
+ * ended without a refusal.
  */
 int mpp_rcpt_named(const struct mpp_rcpt *r, const struct mpp_rcpt_addr *a,
     const char **field);
 
+/* The field that carries blind recipients: "Bcc", or "Resent-Bcc". */
+const char *mpp_rcpt_bcc_name(const struct mpp_rcpt *r);
+
 /*
- * Append to out a Bcc: field (LF line ends, one address a line) of the
- * addresses of l that the header section does not name; nothing when it
- * names them all. The count appended, or -1 when memory ran out.
+ * Where in r->buf the blind recipients' field goes: 0, the top; for a
+ * resend, the start of its resent block, so the field joins the block.
+ */
+size_t mpp_rcpt_bcc_at(const struct mpp_rcpt *r);
+
+/*
+ * Append to out the blind recipients' field (mpp_rcpt_bcc_name; LF line
+ * ends, one address a line) of the addresses of l that the header
+ * section does not name; nothing when it names them all. The count
+ * appended, or -1 when memory ran out.
  */
 long mpp_rcpt_bcc(const struct mpp_rcpt *r, const struct mpp_rcpt_list *l,
     struct buf *out);

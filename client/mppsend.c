@@ -617,18 +617,25 @@ report_recipients(const struct run *r, const struct mpp_rcpt *m)
 			    "the server takes it from", a->addr, field);
 		else
 			warnx_("recipient %s: named only on the command "
-			    "line, so added in a Bcc: field (the server "
-			    "delivers to it and removes the field)", a->addr);
+			    "line, so added in a %s: field (the server "
+			    "delivers to it and removes the field)", a->addr,
+			    mpp_rcpt_bcc_name(m));
 	}
 }
 
-/* What goes in front of the rest of fd: the Bcc: field, the read-ahead. */
+/*
+ * What goes in front of the rest of fd: the read-ahead with the blind
+ * recipients' field put in (at the top, or atop a resend's block).
+ */
 static int
 compose(struct run *r, const struct mpp_rcpt *m)
 {
+	size_t at = mpp_rcpt_bcc_at(m);
+
 	buf_free(&r->head);
-	if (mpp_rcpt_bcc(m, &r->list, &r->head) == -1 ||
-	    buf_append(&r->head, m->buf, m->len) == -1) {
+	if (buf_append(&r->head, m->buf, at) == -1 ||
+	    mpp_rcpt_bcc(m, &r->list, &r->head) == -1 ||
+	    buf_append(&r->head, m->buf + at, m->len - at) == -1) {
 		warnx_("out of memory");
 		return EX_OSERR;
 	}

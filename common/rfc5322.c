@@ -152,6 +152,44 @@ rfc5322_field_is(const struct rfc5322_field *f, const char *name)
 	return name[i] == '\0';
 }
 
+int
+rfc5322_field_is_resent(const struct rfc5322_field *f)
+{
+	return f->name_len > 7 && strncasecmp(f->name, "Resent-", 7) == 0;
+}
+
+int
+rfc5322_field_is_resent_rcpt(const struct rfc5322_field *f)
+{
+	return rfc5322_field_is(f, "Resent-To") ||
+	    rfc5322_field_is(f, "Resent-Cc") ||
+	    rfc5322_field_is(f, "Resent-Bcc");
+}
+
+void
+rfc5322_resent_block(const char *hdr, size_t len,
+    struct rfc5322_resent_block *b)
+{
+	struct rfc5322_field f;
+	size_t off = 0, at;
+	int in = 0;
+
+	memset(b, 0, sizeof(*b));
+	while ((at = off, rfc5322_next_field(hdr, len, &off, &f)) == 1) {
+		if (!rfc5322_field_is_resent(&f)) {
+			if (in)
+				return;
+			continue;
+		}
+		if (!in)
+			b->start = at;
+		in = 1;
+		b->end = off;
+		if (rfc5322_field_is_resent_rcpt(&f))
+			b->has_rcpt = 1;
+	}
+}
+
 /* Address lists: the lexer. */
 
 enum tok_type {

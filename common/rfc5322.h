@@ -50,6 +50,29 @@ int rfc5322_next_field(const char *buf, size_t len, size_t *off,
 /* Nonzero when the field's name equals name, ignoring ASCII case. */
 int rfc5322_field_is(const struct rfc5322_field *f, const char *name);
 
+/* Nonzero when the field's name starts with "Resent-" (any case). */
+int rfc5322_field_is_resent(const struct rfc5322_field *f);
+
+/*
+ * The resent block of a header section: its topmost run of Resent-
+ * fields. RFC 5322 3.6.6 puts each new block on top, so this one is the
+ * sender's own resending; runs further down are history. A block with a
+ * Resent-To, Resent-Cc or Resent-Bcc is a resend, whose recipients are
+ * those fields' (as sendmail -t takes them). Offsets in the header
+ * section; start == end when there is none.
+ */
+struct rfc5322_resent_block {
+	size_t start, end;	/* its first field; just past its last */
+	int has_rcpt;		/* a Resent-To, -Cc or -Bcc: a resend */
+};
+
+/* Locate the resent block of the header section hdr[0..len) in *b. */
+void rfc5322_resent_block(const char *hdr, size_t len,
+    struct rfc5322_resent_block *b);
+
+/* Is f a recipient field of a resend (Resent-To, -Cc, -Bcc)? */
+int rfc5322_field_is_resent_rcpt(const struct rfc5322_field *f);
+
 /*
  * Called once per mailbox found in an address list, with its addr-spec
  * normalised: comments, display names, angle brackets and folding removed,

@@ -225,19 +225,7 @@ author_is_sender(const struct author *a)
 	return a->count == 1 && a->matches == 1 && !a->other;
 }
 
-/*
- * The resent block: the topmost run of Resent- fields (RFC 5322 3.6.6
- * prepends each new block, so it is the client's own resending; runs
- * further down are history). Offsets in the header section.
- */
-struct resent_block {
-	size_t start, end;	/* its first field; just past its last */
-	int has_rcpt;		/* a Resent-To, -Cc or -Bcc: a resend */
-};
-
 static const char *const rcpt_fields[] = { "To", "Cc", "Bcc", NULL };
-static const char *const resent_rcpt_fields[] = { "Resent-To", "Resent-Cc",
-    "Resent-Bcc", NULL };
 /*
  * Fields the client may not set: Bcc: and Resent-Bcc: are secret, Sender:
  * and Resent-Sender: are ours (in an older resent block too, which the
@@ -256,41 +244,11 @@ field_in(const struct rfc5322_field *f, const char *const *names)
 	return 0;
 }
 
-static int
-field_is_resent(const struct rfc5322_field *f)
-{
-	return f->name_len > 7 && strncasecmp(f->name, "Resent-", 7) == 0;
-}
-
-/* Locate the resent block of the header section hdr[0..end) in *b. */
-static void
-find_resent_block(const char *hdr, size_t end, struct resent_block *b)
-{
-	struct rfc5322_field f;
-	size_t off = 0, at;
-	int in = 0;
-
-	memset(b, 0, sizeof(*b));
-	while ((at = off, rfc5322_next_field(hdr, end, &off, &f)) == 1) {
-		if (!field_is_resent(&f)) {
-			if (in)
-				return;
-			continue;
-		}
-		if (!in)
-			b->start = at;
-		in = 1;
-		b->end = off;
-		if (field_in(&f, resent_rcpt_fields))
-			b->has_rcpt = 1;
-	}
-}
-
 struct header_scan {
 	int has_from, has_date, has_msgid;
 	int has_rfrom, has_rdate;
 	struct author from, rfrom;
-	struct resent_block blk;
+	struct rfc5322_resent_block blk;
 };
 
 static int
@@ -342,9 +300,9 @@ scan_field(struct message *m, const struct rfc5322_field *f,
 {
 	if (field_in(f, rcpt_fields))
 		return scan_rcpt_field(m, f, hs, 0);
-	if (field_in(f, resent_rcpt_fields))
+	if (rfc5322_field_is_resent_rcpt(f))
 		return scan_rcpt_field(m, f, hs, 1);
-	if (field_is_resent(f))
+	if (rfc5322_field_is_resent(f))
 		return scan_resent_field(m, f, hs);
 	if (rfc5322_field_is(f, "From")) {
 		/* RFC 5322 allows one From:; a second could show readers
@@ -465,7 +423,7 @@ headers_scan(struct message *m, size_t end, struct header_scan *hs)
 	int rc;
 
 	hs->from.sender = hs->rfrom.sender = m->p.sender;
-	find_resent_block(m->hdr.data, end, &hs->blk);
+	rfc5322_resent_block(m->hdr.data, end, &hs->blk);
 	while ((rc = rfc5322_next_field(m->hdr.data, end, &off, &f)) == 1)
 		if (scan_field(m, &f, hs) == -1) {
 			message_refuse(m, "unparseable address header");

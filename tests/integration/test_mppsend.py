@@ -520,6 +520,27 @@ def test_t_adds_the_operands_as_postfix_does(alice, tmp_path):
     assert b"dave" not in split_stored(msg["text"])[0]
 
 
+def test_resend_blind_recipient_joins_the_resent_block(alice, tmp_path):
+    # A bounce (resend) as mutt makes it: a resent block under a trace
+    # line, recipients as operands, one of them in no header. mppd sends
+    # a resend to its resent block's recipients only, so the blind one
+    # must go into that block, as Resent-Bcc:, or it would get nothing.
+    text = (b"Received: from ws by gw; Mon, 1 Jan 2029 00:00:00 +0000\n"
+            b"Resent-From: alice@example.org\n"
+            b"Resent-To: bob@example.org\n"
+            b"From: carol@example.org\nTo: dave@example.org\n"
+            b"Subject: fwd\n\nbody\n")
+    r = run_mppsend(["-v", "-falice@example.org", "--", "bob@example.org",
+                     "erin@example.org"], stdin=text, env=mpp_env(alice),
+                    home=tmp_path)
+    assert r.returncode == EX_OK, r.stderr
+    assert b"added in a Resent-Bcc: field" in r.stderr
+    assert b"named in the Resent-To: field" in r.stderr
+    (msg,) = alice.stored()
+    assert sorted(msg["recipients"]) == ["bob@example.org", "erin@example.org"]
+    assert b"erin" not in split_stored(msg["text"])[0]
+
+
 def test_php_mail_shape(alice, tmp_path):
     # PHP's mail(): sendmail_path "sendmail -t -i", -f from its 5th argument
     text = (b"To: bob@example.org\nSubject: from php\n"

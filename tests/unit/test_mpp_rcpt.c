@@ -201,6 +201,87 @@ test_bcc_field(void **state)
 	free_rcpt(r);
 }
 
+/*
+ * A resend goes to its resent block's recipients only (as mppd takes
+ * them): the original To: no longer names a recipient, and a blind one
+ * goes into a Resent-Bcc: put at the top of the block, after the fields
+ * above it. CRLF line ends, so the place found in the LF copy of the
+ * fields must be mapped back to the raw read-ahead.
+ */
+static void
+check_resend(size_t step)
+{
+	static const char m[] = "Received: from x by y; Mon, 1 Jan 2029\r\n"
+	    "Resent-From: alice@example.org\r\n"
+	    "Resent-To: bob@example.org\r\n"
+	    "From: carol@example.org\r\n"
+	    "To: dave@example.org\r\n"
+	    "Resent-To: old@example.org\r\n"	/* an older block: history */
+	    "\r\nhi\r\n";
+	struct mpp_rcpt *r = new_rcpt();
+	struct mpp_rcpt_list l = { NULL, 0 };
+	struct buf b = { 0 };
+	const char *field;
+	char err[256];
+	size_t at;
+
+	feed(r, m, sizeof(m) - 1, step);
+	assert_true(r->done);
+	assert_int_equal(mpp_rcpt_list_add(&l, "bob@example.org", err,
+	    sizeof(err)), 0);
+	assert_int_equal(mpp_rcpt_list_add(&l, "dave@example.org", err,
+	    sizeof(err)), 0);
+	assert_int_equal(mpp_rcpt_list_add(&l, "old@example.org", err,
+	    sizeof(err)), 0);
+	assert_int_equal(mpp_rcpt_named(r, &l.v[0], &field), 1);
+	assert_string_equal(field, "Resent-To");
+	assert_int_equal(mpp_rcpt_named(r, &l.v[1], &field), 0);
+	assert_int_equal(mpp_rcpt_named(r, &l.v[2], &field), 0);
+	assert_string_equal(mpp_rcpt_bcc_name(r), "Resent-Bcc");
+	at = mpp_rcpt_bcc_at(r);
+	assert_int_equal(at, strstr(m, "Resent-From:") - m);
+	assert_int_equal(mpp_rcpt_bcc(r, &l, &b), 2);
+	assert_int_equal(buf_nul(&b), 0);
+	assert_string_equal(b.data,
+	    "Resent-Bcc: dave@example.org,\n old@example.org\n");
+	assert_null(mpp_rcpt_refusal(r, l.n, err, sizeof(err)));
+	buf_free(&b);
+	mpp_rcpt_list_free(&l);
+	free_rcpt(r);
+}
+
+static void
+test_resend(void **state)
+{
+	(void)state;
+	check_resend(0);
+	check_resend(1);
+	check_resend(7);
+}
+
+/* A resent block without recipients is no resend: Bcc: at the top. */
+static void
+test_resent_block_without_rcpts(void **state)
+{
+	static const char m[] = "Resent-Date: Mon, 1 Jan 2029\n"
+	    "To: bob@example.org\n\nhi\n";
+	struct mpp_rcpt *r = new_rcpt();
+	struct mpp_rcpt_list l = { NULL, 0 };
+	const char *field;
+	char err[256];
+
+	(void)state;
+	feed(r, m, sizeof(m) - 1, 0);
+	assert_int_equal(mpp_rcpt_list_add(&l, "bob@example.org", err,
+	    sizeof(err)), 0);
+	assert_int_equal(mpp_rcpt_named(r, &l.v[0], &field), 1);
+	assert_string_equal(field, "To");
+	assert_string_equal(mpp_rcpt_bcc_name(r), "Bcc");
+	assert_int_equal(mpp_rcpt_bcc_at(r), 0);
+	mpp_rcpt_list_free(&l);
+	free_rcpt(r);
+}
+
 /* Where the header section ends, for the ways it may end. */
 static void
 test_header_ends(void **state)
@@ -432,6 +513,8 @@ main(void)
 		cmocka_unit_test(test_named_in_7_byte_pieces),
 		cmocka_unit_test(test_list_add),
 		cmocka_unit_test(test_bcc_field),
+		cmocka_unit_test(test_resend),
+		cmocka_unit_test(test_resent_block_without_rcpts),
 		cmocka_unit_test(test_header_ends),
 		cmocka_unit_test(test_refusal),
 		cmocka_unit_test(test_header_size),
