@@ -68,12 +68,15 @@ struct conn {
 	int tls_up;			/* its handshake is done */
 	char id[16];			/* the session's, for log lines */
 	struct event *delay;		/* a throttled PASS's answer */
+	struct auth_job *auth_wait;	/* its PASS waits for a check slot */
 	struct store_req req;
 };
 
 struct auth_job {
 	struct workq_job job;
 	struct conn *c;
+	struct auth_job *wait_next;	/* in the server's waiting list */
+	int counted;			/* in auth_running */
 	struct auth *auth;
 	char user[SESSION_USER_MAX + 1];
 	char pass[SESSION_LINE_MAX];
@@ -101,6 +104,8 @@ struct server {
 	struct event *auth_ev, *store_ev, *sig_ev[4];
 	struct iplimit *per_ip;
 	struct iplimit *auth_fails;
+	struct iplimit *auth_running;	/* checks in flight per address */
+	struct auth_job *auth_wait;	/* PASSes waiting for a slot, FIFO */
 	struct conn *conns;
 	long nsessions;
 	unsigned long next_id;
@@ -153,25 +158,56 @@ throttled_answer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Too many failures from this address: 530 after a delay, unchecked. */
-static int
+static void
 throttle(struct conn *c)
 {
-	const struct mpp_config *cfg = c->srv->cfg;
 	struct timeval tv = { THROTTLE_DELAY_MS / 1000,
 	    (THROTTLE_DELAY_MS % 1000) * 1000 };
 
-	if (!iplimit_throttled(c->srv->auth_fails, c->addr, (long)time(NULL),
-	    cfg->auth_fail_limit, cfg->auth_fail_window))
-		return 0;
-	log_info("client=[%s] auth=throttled", c->addr);
+	log_info("session=%s client=[%s] auth=throttled", c->id, c->addr);
 	c->delay = evtimer_new(c->srv->base, throttled_answer, c);
 	if (c->delay == NULL) {
 		session_auth_done(c->s, OUTCOME_PERM);
-		return 1;
+		return;
 	}
 	c->jobs++;
 	evtimer_add(c->delay, &tv);
-	return 1;
+}
+
+/*
+ * auth_fail_limit bounds the checks that may fail, not only the failures
+ * already seen: a check in flight holds a slot of its address, so however
+ * many connections send PASS at once, at most auth_fail_limit passwords
+ * from one address are tried in a window. A PASS with no slot free waits
+ * for one (a check that succeeds gives its slot back uncounted); once the
+ * failures alone reach the limit, it is throttled. A PASS waits only
+ * while a check from its address is in flight, whose end wakes it.
+ */
+enum auth_gate { GATE_RUN, GATE_WAIT, GATE_THROTTLE };
+
+static enum auth_gate
+auth_gate(struct server *srv, const char *addr)
+{
+	const struct mpp_config *cfg = srv->cfg;
+	long fails;
+
+	if (cfg->auth_fail_limit <= 0)
+		return GATE_RUN;
+	fails = iplimit_failures(srv->auth_fails, addr, (long)time(NULL),
+	    cfg->auth_fail_window);
+	if (fails >= cfg->auth_fail_limit)
+		return GATE_THROTTLE;
+	if (fails + iplimit_get(srv->auth_running, addr) >=
+	    cfg->auth_fail_limit)
+		return GATE_WAIT;
+	return GATE_RUN;
+}
+
+static void
+auth_job_free(struct auth_job *aj)
+{
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+	free(aj);
 }
 
 static int
@@ -186,18 +222,108 @@ auth_run(struct workq_job *job)
 }
 
 static void
+auth_start(struct server *srv, struct auth_job *aj)
+{
+	if (srv->cfg->auth_fail_limit > 0)
+		aj->counted = iplimit_inc(srv->auth_running, aj->c->addr) > 0;
+	workq_push(srv->authq, &aj->job);
+}
+
+static void
+auth_enqueue(struct server *srv, struct auth_job *aj)
+{
+	struct auth_job **pp = &srv->auth_wait;
+
+	while (*pp != NULL)
+		pp = &(*pp)->wait_next;
+	aj->wait_next = NULL;
+	*pp = aj;
+	aj->c->auth_wait = aj;
+	log_debug("session=%s client=[%s] auth waits for a check from this "
+	    "address to end", aj->c->id, aj->c->addr);
+}
+
+static void
+auth_unqueue(struct server *srv, struct auth_job *aj)
+{
+	struct auth_job **pp = &srv->auth_wait;
+
+	while (*pp != NULL && *pp != aj)
+		pp = &(*pp)->wait_next;
+	if (*pp != NULL)
+		*pp = aj->wait_next;
+	aj->wait_next = NULL;
+	aj->c->auth_wait = NULL;
+}
+
+/* Check the password now, let it wait for a slot, or throttle it. */
+static void
+auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
+{
+	struct conn *c = aj->c;
+
+	switch (gate) {
+	case GATE_RUN:
+		auth_start(srv, aj);
+		break;
+	case GATE_WAIT:
+		auth_enqueue(srv, aj);
+		break;
+	case GATE_THROTTLE:
+		auth_job_free(aj);
+		c->jobs--;
+		throttle(c);
+		break;
+	}
+}
+
+/*
+ * A check from addr ended: admit the PASSes waiting there, in order,
+ * while slots are free. While stopping, no new check starts: they get
+ * 451.
+ */
+static void
+auth_wake(struct server *srv, const char *addr)
+{
+	struct auth_job *aj = srv->auth_wait, *next;
+	enum auth_gate gate = GATE_RUN;
+	struct conn *c;
+
+	for (; aj != NULL; aj = next) {
+		next = aj->wait_next;
+		c = aj->c;
+		if (strcmp(c->addr, addr) != 0)
+			continue;
+		if (!srv->stopping && (gate = auth_gate(srv, addr)) == GATE_WAIT)
+			break;
+		auth_unqueue(srv, aj);
+		if (srv->stopping) {
+			auth_job_free(aj);
+			c->jobs--;
+			session_auth_done(c->s, OUTCOME_TEMP);
+		} else
+			auth_admit(srv, aj, gate);
+		conn_pump(c);
+	}
+}
+
+static void
 auth_done(struct workq_job *job)
 {
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
+	struct server *srv = c->srv;
 
 	log_info("session=%s client=[%s] auth backends: %s", c->id, c->addr,
 	    aj->detail);
+	if (aj->counted)
+		iplimit_dec(srv->auth_running, c->addr);
 	c->jobs--;
 	if (aj->result == OUTCOME_PERM)
 		note_failure(c);
 	session_auth_done(c->s, aj->result);
-	free(aj);
+	auth_wake(srv, c->addr);
+	auth_job_free(aj);
 	conn_pump(c);
 }
 
@@ -207,8 +333,6 @@ hook_auth(void *host, const char *user, const char *password)
 	struct conn *c = host;
 	struct auth_job *aj;
 
-	if (throttle(c))
-		return;
 	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
 		session_auth_done(c->s, OUTCOME_TEMP);
 		return;
@@ -220,7 +344,7 @@ hook_auth(void *host, const char *user, const char *password)
 	strlcpy(aj->user, user, sizeof(aj->user));
 	strlcpy(aj->pass, password, sizeof(aj->pass));
 	c->jobs++;
-	workq_push(c->srv->authq, &aj->job);
+	auth_admit(c->srv, aj, auth_gate(c->srv, c->addr));
 }
 
 static int
@@ -333,10 +457,16 @@ static void
 conn_close(struct conn *c, const char *reason)
 {
 	struct server *srv = c->srv;
+	struct auth_job *aj;
 
 	if (!c->gone) {
 		session_abort(c->s, reason);
 		c->gone = 1;
+		if ((aj = c->auth_wait) != NULL) {	/* holds no slot */
+			auth_unqueue(srv, aj);
+			auth_job_free(aj);
+			c->jobs--;
+		}
 		/* A TLS peer is owed a close_notify after a clean end. */
 		if (c->bev != NULL && c->tls && c->tls_up)
 			(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
@@ -731,11 +861,13 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
 	srv->auth_fails = iplimit_new();
+	srv->auth_running = iplimit_new();
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
 	if (srv->base == NULL || srv->per_ip == NULL ||
-	    srv->auth_fails == NULL || srv->authq == NULL ||
+	    srv->auth_fails == NULL || srv->auth_running == NULL ||
+	    srv->authq == NULL ||
 	    srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
@@ -799,6 +931,7 @@ server_teardown(struct server *srv)
 		event_free(srv->accept_pause);
 	iplimit_free(srv->per_ip);
 	iplimit_free(srv->auth_fails);
+	iplimit_free(srv->auth_running);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 }
