@@ -3,6 +3,11 @@
  * socket is gone AND no job of its session is in flight; a job holds the
  * conn, so a client that disconnects while its message is being committed
  * cannot free memory a worker still writes to.
+ *
+ * What one connection may hold is bounded: input waiting to be read by
+ * the session (CONN_INPUT_HIGH) and replies waiting to be sent
+ * (CONN_OUTPUT_HIGH). Past either bound the socket is not read until the
+ * session, or the client, has caught up.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +43,8 @@
 #include "workq.h"
 
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
+#define CONN_OUTPUT_HIGH (4 * 1024)	/* unsent replies: reading stops */
+#define CONN_OUTPUT_LOW 1024		/* ... and resumes */
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
 #define ACCEPT_PAUSE_MS 100		/* listeners rest after accept fails */
@@ -495,37 +502,106 @@ conn_release(struct conn *c)
 		event_base_loopexit(srv->base, NULL);
 }
 
-/* Feed buffered input to the session until it waits or it is all used. */
-static void
-conn_pump(struct conn *c)
+/* Unsent replies past the bound: the session reads no more for now. */
+static int
+conn_output_full(const struct conn *c)
 {
-	struct evbuffer *in;
+	return c->outfd == -1 && evbuffer_get_length(
+	    bufferevent_get_output(c->bev)) > CONN_OUTPUT_HIGH;
+}
+
+/*
+ * Read the socket only while the input held and the replies unsent are
+ * within their bounds. This is done by enabling and disabling EV_READ from
+ * our own callbacks rather than with a read watermark: a TLS bufferevent
+ * suspended by its watermark can keep decrypted bytes inside OpenSSL that
+ * no socket event fetches again, while by the time a callback of ours
+ * runs it has taken them all.
+ */
+static void
+conn_flow(struct conn *c)
+{
+	int want = !c->eof && !conn_output_full(c) &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) <
+	    CONN_INPUT_HIGH;
+	int reading = (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+
+	/* Only on a change: enabling again would restart the idle timer. */
+	if (want && !reading)
+		bufferevent_enable(c->bev, EV_READ);
+	else if (!want && reading)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * How much of p[0..len) to feed at once. A command line draws at most one
+ * reply, so commands go a line at a time and the output stays within a
+ * reply of its bound. A message text draws none before its end, so it goes
+ * in whole chunks, cut after any place where it may end (CRLF.CRLF, or the
+ * start of a chunk, which may complete an end begun in the one before):
+ * the commands behind a text are then never all answered in one call.
+ */
+static size_t
+conn_piece(const struct conn *c, const unsigned char *p, size_t len)
+{
+	const unsigned char *end;
+
+	if (session_get_state(c->s) == SS_TEXT && p[0] != '.' &&
+	    p[0] != '\r' && p[0] != '\n') {
+		end = memmem(p, len, "\n.\r\n", 4);
+		return end != NULL ? (size_t)(end - p) + 4 : len;
+	}
+	end = memchr(p, '\n', len);
+	return end != NULL ? (size_t)(end - p) + 1 : len;
+}
+
+/* Feed buffered input until the session waits, its replies pile up, or
+   the input is all used. */
+static void
+conn_feed(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t len, used;
 	unsigned char *p;
 
+	while (!c->srv->stopping && !session_waiting(c->s) &&
+	    !session_closed(c->s) && !conn_output_full(c) &&
+	    (len = evbuffer_get_contiguous_space(in)) > 0) {
+		p = evbuffer_pullup(in, (ssize_t)len);
+		used = session_feed(c->s, (const char *)p,
+		    conn_piece(c, p, len));
+		evbuffer_drain(in, used);
+	}
+}
+
+/* Move the connection on after input, a job's answer, or sent output. */
+static void
+conn_pump(struct conn *c)
+{
 	if (c->gone) {
 		if (c->jobs == 0)
 			conn_release(c);
 		return;
 	}
-	in = bufferevent_get_input(c->bev);
-	while (!c->srv->stopping && !session_waiting(c->s) &&
-	    !session_closed(c->s) &&
-	    (len = evbuffer_get_contiguous_space(in)) > 0) {
-		p = evbuffer_pullup(in, (ssize_t)len);
-		used = session_feed(c->s, (const char *)p, len);
-		evbuffer_drain(in, used);
-	}
+	conn_feed(c);
 	if (session_closed(c->s)) {
 		if (c->outfd != -1 ||
 		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_close(c, "quit");
 		return;		/* else conn_write closes once flushed */
 	}
-	if (c->eof && !session_waiting(c->s))
-		conn_close(c, "disconnect");
-	else if (c->srv->stopping && !session_waiting(c->s))
-		conn_close(c, "shutdown");
+	/* With replies piled up, input may be left: conn_write goes on. */
+	if (!conn_output_full(c) && !session_waiting(c->s)) {
+		if (c->eof) {
+			conn_close(c, "disconnect");
+			return;
+		}
+		if (c->srv->stopping) {
+			conn_close(c, "shutdown");
+			return;
+		}
+	}
+	conn_flow(c);
 }
 
 static void
@@ -534,12 +610,15 @@ conn_read(struct bufferevent *bev, void *arg)
 	conn_pump(arg);
 }
 
+/* The output is down to CONN_OUTPUT_LOW (the write watermark). */
 static void
 conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (session_closed(c->s))
+	if (!session_closed(c->s))
+		conn_pump(c);
+	else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c, "quit");
 }
 
@@ -594,7 +673,8 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (session_waiting(c->s)) {	/* we are slow, not them */
-			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			bufferevent_enable(bev, EV_WRITE);
+			conn_flow(c);
 			return;
 		}
 		conn_close(c, "idle-timeout");
@@ -627,6 +707,7 @@ conn_bev(struct server *srv, int fd, int tls)
 	return bev;
 }
 
+/* A connection on fd (taken only on success) from addr; NULL on ENOMEM. */
 static struct conn *
 conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 {
@@ -643,17 +724,12 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
 	strlcpy(c->id, id, sizeof(c->id));
 	c->tls = tls;
-	c->bev = conn_bev(srv, fd, tls);
-	c->s = session_new(&conn_hooks, c, srv->cfg, addr, id);
-	if (c->bev == NULL || c->s == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		session_free(c->s);
-		free(c);
-		return NULL;
-	}
+	/* The socket last: if anything fails, fd is still the caller's. */
+	if ((c->s = session_new(&conn_hooks, c, srv->cfg, addr, id)) == NULL ||
+	    (c->bev = conn_bev(srv, fd, tls)) == NULL)
+		goto fail;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->next = srv->conns;
@@ -663,6 +739,10 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	srv->nsessions++;
 	log_info("session=%s client=[%s] connect", id, addr);
 	return c;
+fail:
+	session_free(c->s);
+	free(c);
+	return NULL;
 }
 
 static void

@@ -38,6 +38,215 @@ def _connect(port, source="127.0.0.1", timeout=10.0):
     return Client(port, sock=s, timeout=timeout)
 
 
+# ------------------------------------------------------ unread replies
+
+CHUNK = b"\n" * 16384
+
+
+def _flood(socks, quota, seconds):
+    """Send up to quota bare LFs on each non-blocking socket, reading
+    nothing, for at most seconds; the bytes each one got out."""
+    sent = [0] * len(socks)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and min(sent) < quota:
+        moved = False
+        for i, s in enumerate(socks):
+            if sent[i] >= quota:
+                continue
+            try:
+                sent[i] += s.send(CHUNK[:quota - sent[i]])
+                moved = True
+            except BlockingIOError:
+                pass
+        if not moved:
+            time.sleep(0.02)
+    return sent
+
+
+def _read_replies(c, nbytes, timeout=30.0):
+    """Exactly nbytes of replies (more is an error)."""
+    c.sock.settimeout(timeout)
+    data = c.buf
+    while len(data) < nbytes:
+        chunk = c.sock.recv(1 << 20)
+        assert chunk, f"closed after {len(data)} of {nbytes} bytes"
+        data += chunk
+    c.buf = data[nbytes:]
+    return data[:nbytes]
+
+
+def test_unread_replies_do_not_grow_memory(mppd):
+    """50 connections send bare LFs (each one answered 500) and read
+    nothing: mppd stops reading them once a few KiB of replies wait,
+    instead of buffering every reply. The figures: its peak RSS stays
+    within 32 MiB of what it was before (buffering would take 50 x 128
+    KiB x 27 bytes, over 170 MB), and a client that then reads gets every
+    reply, in order, and the session goes on."""
+    mppd.restart(max_sessions_per_ip=100)
+    clients = [mppd.client() for _ in range(50)]
+    for c in clients:
+        c.sock.setblocking(False)
+    before = _status_kb(mppd.proc.pid, "VmRSS")
+    sent = _flood([c.sock for c in clients], 128 * 1024, 4.0)
+    time.sleep(0.5)
+    peak = _status_kb(mppd.proc.pid, "VmHWM")
+    assert peak - before < 32 * 1024, (before, peak, sum(sent))
+    assert mppd.running()
+    for c, n in list(zip(clients, sent))[:5]:
+        c.sock.setblocking(True)
+        assert _read_replies(c, n * len(BARE_LF_REPLY)) == BARE_LF_REPLY * n
+        assert c.cmd("QUIT") == 221
+    for c in clients:
+        c.close()
+
+
+def test_unread_replies_unblock_when_read(mppd):
+    """A client that sends everything first and reads only later (a
+    sender thread that blocks while mppd has stopped reading): it gets
+    every reply once it reads, nothing is lost or doubled."""
+    c = mppd.client(timeout=30)
+    n = 200000
+    data = b"\n" * n + b"NOOP\r\nQUIT\r\n"
+    sender = threading.Thread(target=c.send, args=(data,))
+    sender.start()
+    time.sleep(1.0)
+    replies = _read_replies(c, n * len(BARE_LF_REPLY) + len(REPLY[250]))
+    sender.join(30)
+    assert replies == BARE_LF_REPLY * n + REPLY[250]
+    assert c.line() == REPLY[221]
+
+
+# TLS: the same bound on the plain bytes of a bufferevent_openssl.
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,
+                                   reason="the openssl command makes the "
+                                          "test certificates")
+
+
+@pytest.fixture
+def tls_mppd(mppd_factory, pki):
+    return start_tls_mppd(mppd_factory, pki, max_sessions_per_ip=100)
+
+
+def _tls_client(m, pki):
+    return TLSClient(m.tls_port, pki.ca_pem, timeout=10).greet()
+
+
+class TLSPump:
+    """A non-blocking TLS socket, written and read from one thread (an
+    SSL object must not be used by two at once). A write that would block
+    is kept and offered again with the same bytes, as OpenSSL requires."""
+
+    def __init__(self, c):
+        self.sock = c.sock
+        self.got = bytearray(c.buf)
+        c.buf = b""
+        self.sock.setblocking(False)
+        self.pending = None        # a chunk OpenSSL has begun to send
+        self.sent = 0
+
+    def try_send(self, data):
+        """Offer data (or the pending chunk first); True when it went."""
+        if self.pending is None:
+            self.pending = data
+        try:
+            n = self.sock.send(self.pending)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return False
+        self.sent += n
+        self.pending = self.pending[n:] or None
+        return self.pending is None
+
+    def try_recv(self):
+        try:
+            b = self.sock.recv(1 << 20)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return True
+        if not b:
+            return False
+        self.got += b
+        return True
+
+    def exchange(self, data, until, timeout=60.0):
+        """Send data while reading, until the replies end with until."""
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        while not self.got.endswith(until):
+            assert time.monotonic() < deadline, (len(self.got), self.sent)
+            if self.pending is not None or view:
+                chunk = bytes(view[:16384]) if self.pending is None else None
+                if self.try_send(chunk) and chunk is not None:
+                    view = view[len(chunk):]
+            if not self.try_recv():
+                break
+            select.select([self.sock], [self.sock] if view else [], [],
+                          0.01)
+        return bytes(self.got)
+
+
+@needs_openssl
+def test_unread_replies_bounded_over_tls(tls_mppd, pki):
+    """Ten TLS connections send bare LFs and read nothing: the bound holds
+    inside TLS too (buffering would take 10 x 512 KiB x 27 bytes, over
+    130 MB); then one of them reads every reply and ends its session."""
+    pumps = [TLSPump(_tls_client(tls_mppd, pki)) for _ in range(10)]
+    before = _status_kb(tls_mppd.proc.pid, "VmRSS")
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline and min(p.sent for p in pumps) < (512 << 10):
+        moved = False
+        for p in pumps:
+            if p.sent < (512 << 10) and p.try_send(CHUNK):
+                moved = True
+        if not moved:
+            time.sleep(0.02)
+    time.sleep(0.5)
+    peak = _status_kb(tls_mppd.proc.pid, "VmHWM")
+    assert peak - before < 32 * 1024, (before, peak, [p.sent for p in pumps])
+    p = pumps[0]
+    while p.pending is not None:           # finish the write begun
+        p.try_send(None)
+        p.try_recv()
+    n = p.sent
+    got = p.exchange(b"QUIT\r\n", REPLY[221])
+    assert got == BARE_LF_REPLY * n + REPLY[221]
+    for q in pumps:
+        q.sock.close()
+
+
+@needs_openssl
+def test_tls_pipelining_client_that_reads_gets_everything(tls_mppd, pki):
+    """50,000 NOOPs pipelined over TLS by a client that reads as it
+    writes: flow control never stalls it, and QUIT closes only once every
+    reply is sent (a TLS bufferevent calls its write callback later, when
+    more replies may be waiting: closing there lost some)."""
+    n = 50000
+    p = TLSPump(_tls_client(tls_mppd, pki))
+    t0 = time.monotonic()
+    got = p.exchange(b"NOOP\r\n" * n + b"QUIT\r\n", REPLY[221])
+    elapsed = time.monotonic() - t0
+    assert got == REPLY[250] * n + REPLY[221]
+    assert elapsed < 20, elapsed
+
+
+@pytest.mark.parametrize("split", range(6))
+def test_text_end_split_across_reads(mppd, split):
+    """A text is fed in whole chunks, cut where it may end: also when its
+    end marker arrives in two reads, the commands behind it are read as
+    commands, each answered once."""
+    c = mppd.client()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assert c.login("alice", "secret") == 250
+    assert c.cmd("DATA") == 354
+    end = b"\r\n.\r\n"
+    c.send(message(subject=f"split {split}").encode().rstrip(b"\r\n") +
+           end[:split])
+    time.sleep(0.1)
+    c.send(end[split:] + b"NOOP\r\n" * 3 + b"\n" * 3)
+    assert [c.line() for _ in range(7)] == [REPLY[250]] * 4 + [REPLY[500]] * 3
+    (stored,) = mppd.stored()
+    assert stored["text"].endswith(b"Hello.\n")
+
+
 # ------------------------------------------- concurrent password checks
 
 class FakePop3:
