@@ -7,7 +7,9 @@
  * What one connection may hold is bounded: input waiting to be read by
  * the session (CONN_INPUT_HIGH) and replies waiting to be sent
  * (CONN_OUTPUT_HIGH). Past either bound the socket is not read until the
- * session, or the client, has caught up.
+ * session, or the client, has caught up. Time is bounded too: the login
+ * (login_timeout from connect), a command line (idle_timeout from its
+ * first byte) and silence (idle_timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,6 +78,9 @@ struct conn {
 	char id[16];			/* the session's, for log lines */
 	struct event *delay;		/* a throttled PASS's answer */
 	struct auth_job *auth_wait;	/* its PASS waits for a check slot */
+	struct event *login_ev;		/* login_timeout from connect */
+	struct event *line_ev;		/* idle_timeout from a line's start */
+	int login_late;			/* login_ev fired, PASS 250 not given */
 	struct store_req req;
 };
 
@@ -121,7 +126,9 @@ struct server {
 };
 
 static void conn_pump(struct conn *c);
+static void conn_close(struct conn *c, const char *reason);
 static void conn_release(struct conn *c);
+static void conn_timers_free(struct conn *c);
 
 /* Session hooks */
 
@@ -328,6 +335,10 @@ auth_done(struct workq_job *job)
 	c->jobs--;
 	if (aj->result == OUTCOME_PERM)
 		note_failure(c);
+	if (aj->result == OUTCOME_OK && c->login_ev != NULL) {
+		evtimer_del(c->login_ev);	/* the login is done in time */
+		c->login_late = 0;
+	}
 	session_auth_done(c->s, aj->result);
 	auth_wake(srv, c->addr);
 	auth_job_free(aj);
@@ -474,6 +485,7 @@ conn_close(struct conn *c, const char *reason)
 			auth_job_free(aj);
 			c->jobs--;
 		}
+		conn_timers_free(c);
 		/* A TLS peer is owed a close_notify after a clean end. */
 		if (c->bev != NULL && c->tls && c->tls_up)
 			(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
@@ -533,6 +545,20 @@ conn_flow(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ);
 }
 
+/* A command line must end within idle_timeout of its first byte. */
+static void
+conn_line_watch(struct conn *c)
+{
+	struct timeval tv = { c->srv->cfg->idle_timeout, 0 };
+	int armed = evtimer_pending(c->line_ev, NULL) != 0;
+
+	if (session_mid_line(c->s)) {
+		if (!armed)
+			evtimer_add(c->line_ev, &tv);
+	} else if (armed)
+		evtimer_del(c->line_ev);
+}
+
 /*
  * How much of p[0..len) to feed at once. A command line draws at most one
  * reply, so commands go a line at a time and the output stays within a
@@ -583,6 +609,10 @@ conn_pump(struct conn *c)
 			conn_release(c);
 		return;
 	}
+	if (c->login_late && !session_waiting(c->s)) {
+		conn_close(c, "login-timeout");
+		return;
+	}
 	conn_feed(c);
 	if (session_closed(c->s)) {
 		if (c->outfd != -1 ||
@@ -602,6 +632,7 @@ conn_pump(struct conn *c)
 		}
 	}
 	conn_flow(c);
+	conn_line_watch(c);
 }
 
 static void
@@ -620,6 +651,34 @@ conn_write(struct bufferevent *bev, void *arg)
 		conn_pump(c);
 	else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c, "quit");
+}
+
+/* login_timeout is over and no PASS got 250. */
+static void
+conn_login_late(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->login_late = 1;
+	if (!session_waiting(c->s))	/* else its answer decides */
+		conn_close(c, "login-timeout");
+}
+
+/* A command line did not end within idle_timeout of its first byte. */
+static void
+conn_line_late(evutil_socket_t fd, short what, void *arg)
+{
+	conn_close(arg, "line-timeout");
+}
+
+static void
+conn_timers_free(struct conn *c)
+{
+	if (c->login_ev != NULL)
+		event_free(c->login_ev);
+	if (c->line_ev != NULL)
+		event_free(c->line_ev);
+	c->login_ev = c->line_ev = NULL;
 }
 
 /* Why a handshake failed: the last OpenSSL error that names a reason. */
@@ -712,6 +771,7 @@ static struct conn *
 conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 {
 	struct timeval tv = { srv->cfg->idle_timeout, 0 };
+	struct timeval login = { srv->cfg->login_timeout, 0 };
 	char id[32];
 	struct conn *c;
 
@@ -726,12 +786,16 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	c->tls = tls;
 	/* The socket last: if anything fails, fd is still the caller's. */
 	if ((c->s = session_new(&conn_hooks, c, srv->cfg, addr, id)) == NULL ||
+	    (c->login_ev = evtimer_new(srv->base, conn_login_late,
+	    c)) == NULL ||
+	    (c->line_ev = evtimer_new(srv->base, conn_line_late, c)) == NULL ||
 	    (c->bev = conn_bev(srv, fd, tls)) == NULL)
 		goto fail;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	evtimer_add(c->login_ev, &login);
 	c->next = srv->conns;
 	if (c->next != NULL)
 		c->next->prev = c;
@@ -740,6 +804,7 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	log_info("session=%s client=[%s] connect", id, addr);
 	return c;
 fail:
+	conn_timers_free(c);
 	session_free(c->s);
 	free(c);
 	return NULL;

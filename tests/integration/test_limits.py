@@ -247,6 +247,170 @@ def test_text_end_split_across_reads(mppd, split):
     assert stored["text"].endswith(b"Hello.\n")
 
 
+# ------------------------------------------------- trickling connections
+
+def _trickle(c, data, gap, until_closed_within):
+    """Send data a byte every gap seconds; the seconds until mppd closed
+    the connection (it must within until_closed_within), and what it sent
+    back meanwhile."""
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sock.settimeout(gap)
+    t0 = time.monotonic()
+    got = b""
+    i = 0
+    while time.monotonic() - t0 < until_closed_within:
+        try:
+            c.sock.send(data[i % len(data):i % len(data) + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - t0, got
+        i += 1
+        end = time.monotonic() + gap
+        while time.monotonic() < end:
+            try:
+                chunk = c.sock.recv(4096)
+            except (socket.timeout, TimeoutError):
+                break
+            except ConnectionResetError:
+                return time.monotonic() - t0, got
+            if not chunk:
+                return time.monotonic() - t0, got
+            got += chunk
+    raise AssertionError(f"still open after {until_closed_within} s; "
+                         f"replies {got!r}")
+
+
+def test_login_deadline_closes_a_client_that_never_logs_in(mppd_factory):
+    """Complete NOOP lines, a byte every 0.5 s: never idle and every line
+    ends in time, but there is no login by login_timeout (2 s) after the
+    connect: closed without a reply, and the log says why."""
+    m = mppd_factory(login_timeout=2, idle_timeout=30)
+    m.add_user("alice", "secret")
+    m.start()
+    c = m.client()
+    elapsed, got = _trickle(c, b"NOOP\r\n", 0.5, 6)
+    assert 1.5 <= elapsed <= 4.0, elapsed
+    assert got == REPLY[250] * (len(got) // len(REPLY[250]))
+    wait_for(lambda: re.search(r"session=\w+ client=\[127\.0\.0\.1\] "
+                               r"end=login-timeout$", m.log(), re.M),
+             what="the login-timeout log line")
+
+
+def test_login_deadline_also_after_530(mppd_factory):
+    """A session spent by a wrong password can never log in: it too is
+    closed at login_timeout, however busy it keeps."""
+    m = mppd_factory(login_timeout=2, idle_timeout=30, auth_fail_limit=0)
+    m.add_user("alice", "secret")
+    m.start()
+    c = m.client()
+    t0 = time.monotonic()
+    assert c.login("alice", "wrong") == 530
+    elapsed, _ = _trickle(c, b"NOOP\r\n", 0.5, 6)
+    assert 1.0 <= time.monotonic() - t0 <= 4.5, elapsed
+    wait_for(lambda: "end=login-timeout" in m.log(), what="the log line")
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_line_deadline_closes_a_byte_trickler(mppd_factory, logged_in):
+    """A byte every 0.5 s and never an LF: not idle (idle_timeout 2 s),
+    but the line must end within idle_timeout of its first byte. Before
+    the login and after it (when login_timeout no longer applies)."""
+    m = mppd_factory(login_timeout=60, idle_timeout=2)
+    m.add_user("alice", "secret")
+    m.start()
+    c = m.client()
+    if logged_in:
+        assert c.login("alice", "secret") == 250
+    elapsed, got = _trickle(c, b"NOOPNOOP", 0.5, 6)
+    assert got == b""
+    assert 1.5 <= elapsed <= 4.0, elapsed
+    wait_for(lambda: re.search(r"session=\w+ client=\[127\.0\.0\.1\] "
+                               r"end=line-timeout$", m.log(), re.M),
+             what="the line-timeout log line")
+
+
+def test_tricklers_cannot_hold_every_session(mppd_factory):
+    """The attack: trickling connections from several addresses take all
+    of max_sessions, so a real client gets 451. With the deadlines they
+    are all gone within login_timeout and a margin, and the real client
+    is served."""
+    m = mppd_factory(login_timeout=2, idle_timeout=2, max_sessions=30,
+                     max_sessions_per_ip=10)
+    m.add_user("alice", "secret")
+    m.start()
+    socks = []
+    for i in range(30):
+        s = socket.create_connection(("127.0.0.1", m.port),
+                                     source_address=(f"127.0.0.{2 + i % 3}", 0))
+        s.setblocking(False)
+        socks.append(s)
+    t0 = time.monotonic()
+    wait_for(lambda: len(re.findall(r"\] connect$", m.log(), re.M)) >= 30,
+             what="30 sessions")
+    c = Client(m.port)
+    assert c.line() == REPLY[451]
+    c.close()
+    closed = set()
+    while len(closed) < len(socks) and time.monotonic() - t0 < 8:
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                s.send(b"N")                    # never an LF
+                while s.recv(4096):
+                    pass
+                closed.add(i)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.add(i)
+        time.sleep(0.5)
+    assert len(closed) == len(socks), f"{len(socks) - len(closed)} still open"
+    assert time.monotonic() - t0 <= 5.0
+    c = m.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(message()) == 250
+    for s in socks:
+        s.close()
+
+
+def test_slow_but_honest_client_is_served(mppd_factory):
+    """Slow is not hostile: every command line is sent a byte at a time
+    but ends within idle_timeout (2 s), the login is done before
+    login_timeout (3 s), and the session then lives on well past it; the
+    message text is no command line, so one of its lines may take longer
+    than idle_timeout as long as the client is never silent that long."""
+    m = mppd_factory(login_timeout=3, idle_timeout=2)
+    m.add_user("alice", "secret")
+    m.start()
+    c = m.client()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def slowly(data, gap):
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+            time.sleep(gap)
+
+    t0 = time.monotonic()
+    slowly(b"USER alice\r\n", 0.05)
+    assert c.line() == REPLY[250]
+    slowly(b"PASS secret\r\n", 0.05)
+    assert c.line() == REPLY[250]
+    time.sleep(1.5)                         # idle, but less than 2 s
+    slowly(b"DATA\r\n", 0.2)
+    assert c.line() == REPLY[354]
+    head = message(subject="slow", body="").encode()
+    c.send(head)
+    slowly(b"a text line sent slower than idle_timeout\r\n", 0.1)
+    c.send(b".\r\n")
+    assert c.line() == REPLY[250]
+    assert time.monotonic() - t0 > 6
+    assert c.cmd("NOOP") == 250
+    assert c.cmd("QUIT") == 221
+    (stored,) = m.stored()
+    assert b"a text line sent slower than idle_timeout\n" in stored["text"]
+    assert "timeout" not in m.log()
+
+
 # ------------------------------------------- concurrent password checks
 
 class FakePop3:
