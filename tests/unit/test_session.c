@@ -877,7 +877,7 @@ test_mid_line(void **state)
 	assert_int_equal(session_feed(h.s, "To: bob@example.com\r\n\r\npart",
 	    27), 27);
 	assert_false(session_mid_line(h.s));	/* text, not a command */
-	assert_int_equal(session_feed(h.s, "\r\n.\r\nNOO", 10), 10);
+	assert_int_equal(session_feed(h.s, "\r\n.\r\nNOO", 8), 8);
 	assert_int_equal(session_get_state(h.s), SS_ACCEPTED);
 	assert_true(session_mid_line(h.s));
 	assert_int_equal(session_feed(h.s, "P\r\nQUI", 6), 6);
