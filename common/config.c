@@ -65,6 +65,7 @@ static const struct config_key config_keys[] = {
 	S(tls_min_version, "1.2", check_tls_version),
 	S(require_tls, "no", check_yesno),
 	L(idle_timeout, "300", 1, 86400),
+	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
 	L(max_sessions, "1000", 1, 1000000),
 	L(max_sessions_per_ip, "50", 1, 1000000),

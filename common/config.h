@@ -29,6 +29,7 @@ struct mpp_config {
 	char tls_min_version[CONFIG_STR_MAX];
 	char require_tls[CONFIG_STR_MAX];
 	long idle_timeout;
+	long login_timeout;
 	long max_message_size;
 	long max_sessions;
 	long max_sessions_per_ip;

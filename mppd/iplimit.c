@@ -116,13 +116,12 @@ iplimit_fail(struct iplimit *t, const char *addr, long now, long window)
 	return (*pp)->count;
 }
 
-int
-iplimit_throttled(struct iplimit *t, const char *addr, long now, long limit,
-    long window)
+long
+iplimit_failures(struct iplimit *t, const char *addr, long now, long window)
 {
 	struct ip_entry **pp = find(t, addr), *e = *pp;
 
-	if (e == NULL || limit <= 0)
+	if (e == NULL)
 		return 0;
 	if (now - e->since > window) {
 		*pp = e->next;
@@ -130,7 +129,7 @@ iplimit_throttled(struct iplimit *t, const char *addr, long now, long limit,
 		t->n--;
 		return 0;
 	}
-	return e->count >= limit;
+	return e->count;
 }
 
 long

@@ -1,6 +1,7 @@
 /*
- * iplimit — a count per client address: concurrent sessions (inc/dec), or
- * authentication failures within a window (fail/throttled). A small
+ * iplimit — a count per client address: concurrent sessions or checks in
+ * flight (inc/dec), or authentication failures within a window
+ * (fail/failures). A small
  * chained hash table; an entry disappears when its count returns to zero
  * or its window is over, so the table holds only live addresses.
  */
@@ -23,9 +24,9 @@ long iplimit_get(const struct iplimit *t, const char *addr);
  */
 long iplimit_fail(struct iplimit *t, const char *addr, long now,
     long window);
-/* Nonzero when addr has limit or more failures in its current window. */
-int iplimit_throttled(struct iplimit *t, const char *addr, long now,
-    long limit, long window);
+/* The failures of addr in its current window at now (0 once it is over). */
+long iplimit_failures(struct iplimit *t, const char *addr, long now,
+    long window);
 void iplimit_free(struct iplimit *t);
 
 #endif

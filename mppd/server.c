@@ -3,6 +3,13 @@
  * socket is gone AND no job of its session is in flight; a job holds the
  * conn, so a client that disconnects while its message is being committed
  * cannot free memory a worker still writes to.
+ *
+ * What one connection may hold is bounded: input waiting to be read by
+ * the session (CONN_INPUT_HIGH) and replies waiting to be sent
+ * (CONN_OUTPUT_HIGH). Past either bound the socket is not read until the
+ * session, or the client, has caught up. Time is bounded too: the login
+ * (login_timeout from connect), a command line (idle_timeout from its
+ * first byte) and silence (idle_timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +45,8 @@
 #include "workq.h"
 
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
+#define CONN_OUTPUT_HIGH (4 * 1024)	/* unsent replies: reading stops */
+#define CONN_OUTPUT_LOW 1024		/* ... and resumes */
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
 #define ACCEPT_PAUSE_MS 100		/* listeners rest after accept fails */
@@ -68,12 +77,18 @@ struct conn {
 	int tls_up;			/* its handshake is done */
 	char id[16];			/* the session's, for log lines */
 	struct event *delay;		/* a throttled PASS's answer */
+	struct auth_job *auth_wait;	/* its PASS waits for a check slot */
+	struct event *login_ev;		/* login_timeout from connect */
+	struct event *line_ev;		/* idle_timeout from a line's start */
+	int login_late;			/* login_ev fired, PASS 250 not given */
 	struct store_req req;
 };
 
 struct auth_job {
 	struct workq_job job;
 	struct conn *c;
+	struct auth_job *wait_next;	/* in the server's waiting list */
+	int counted;			/* in auth_running */
 	struct auth *auth;
 	char user[SESSION_USER_MAX + 1];
 	char pass[SESSION_LINE_MAX];
@@ -101,6 +116,8 @@ struct server {
 	struct event *auth_ev, *store_ev, *sig_ev[4];
 	struct iplimit *per_ip;
 	struct iplimit *auth_fails;
+	struct iplimit *auth_running;	/* checks in flight per address */
+	struct auth_job *auth_wait;	/* PASSes waiting for a slot, FIFO */
 	struct conn *conns;
 	long nsessions;
 	unsigned long next_id;
@@ -109,7 +126,9 @@ struct server {
 };
 
 static void conn_pump(struct conn *c);
+static void conn_close(struct conn *c, const char *reason);
 static void conn_release(struct conn *c);
+static void conn_timers_free(struct conn *c);
 
 /* Session hooks */
 
@@ -153,25 +172,56 @@ throttled_answer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Too many failures from this address: 530 after a delay, unchecked. */
-static int
+static void
 throttle(struct conn *c)
 {
-	const struct mpp_config *cfg = c->srv->cfg;
 	struct timeval tv = { THROTTLE_DELAY_MS / 1000,
 	    (THROTTLE_DELAY_MS % 1000) * 1000 };
 
-	if (!iplimit_throttled(c->srv->auth_fails, c->addr, (long)time(NULL),
-	    cfg->auth_fail_limit, cfg->auth_fail_window))
-		return 0;
-	log_info("client=[%s] auth=throttled", c->addr);
+	log_info("session=%s client=[%s] auth=throttled", c->id, c->addr);
 	c->delay = evtimer_new(c->srv->base, throttled_answer, c);
 	if (c->delay == NULL) {
 		session_auth_done(c->s, OUTCOME_PERM);
-		return 1;
+		return;
 	}
 	c->jobs++;
 	evtimer_add(c->delay, &tv);
-	return 1;
+}
+
+/*
+ * auth_fail_limit bounds the checks that may fail, not only the failures
+ * already seen: a check in flight holds a slot of its address, so however
+ * many connections send PASS at once, at most auth_fail_limit passwords
+ * from one address are tried in a window. A PASS with no slot free waits
+ * for one (a check that succeeds gives its slot back uncounted); once the
+ * failures alone reach the limit, it is throttled. A PASS waits only
+ * while a check from its address is in flight, whose end wakes it.
+ */
+enum auth_gate { GATE_RUN, GATE_WAIT, GATE_THROTTLE };
+
+static enum auth_gate
+auth_gate(struct server *srv, const char *addr)
+{
+	const struct mpp_config *cfg = srv->cfg;
+	long fails;
+
+	if (cfg->auth_fail_limit <= 0)
+		return GATE_RUN;
+	fails = iplimit_failures(srv->auth_fails, addr, (long)time(NULL),
+	    cfg->auth_fail_window);
+	if (fails >= cfg->auth_fail_limit)
+		return GATE_THROTTLE;
+	if (fails + iplimit_get(srv->auth_running, addr) >=
+	    cfg->auth_fail_limit)
+		return GATE_WAIT;
+	return GATE_RUN;
+}
+
+static void
+auth_job_free(struct auth_job *aj)
+{
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+	free(aj);
 }
 
 static int
@@ -186,18 +236,112 @@ auth_run(struct workq_job *job)
 }
 
 static void
+auth_start(struct server *srv, struct auth_job *aj)
+{
+	if (srv->cfg->auth_fail_limit > 0)
+		aj->counted = iplimit_inc(srv->auth_running, aj->c->addr) > 0;
+	workq_push(srv->authq, &aj->job);
+}
+
+static void
+auth_enqueue(struct server *srv, struct auth_job *aj)
+{
+	struct auth_job **pp = &srv->auth_wait;
+
+	while (*pp != NULL)
+		pp = &(*pp)->wait_next;
+	aj->wait_next = NULL;
+	*pp = aj;
+	aj->c->auth_wait = aj;
+	log_debug("session=%s client=[%s] auth waits for a check from this "
+	    "address to end", aj->c->id, aj->c->addr);
+}
+
+static void
+auth_unqueue(struct server *srv, struct auth_job *aj)
+{
+	struct auth_job **pp = &srv->auth_wait;
+
+	while (*pp != NULL && *pp != aj)
+		pp = &(*pp)->wait_next;
+	if (*pp != NULL)
+		*pp = aj->wait_next;
+	aj->wait_next = NULL;
+	aj->c->auth_wait = NULL;
+}
+
+/* Check the password now, let it wait for a slot, or throttle it. */
+static void
+auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
+{
+	struct conn *c = aj->c;
+
+	switch (gate) {
+	case GATE_RUN:
+		auth_start(srv, aj);
+		break;
+	case GATE_WAIT:
+		auth_enqueue(srv, aj);
+		break;
+	case GATE_THROTTLE:
+		auth_job_free(aj);
+		c->jobs--;
+		throttle(c);
+		break;
+	}
+}
+
+/*
+ * A check from addr ended: admit the PASSes waiting there, in order,
+ * while slots are free. While stopping, no new check starts: they get
+ * 451.
+ */
+static void
+auth_wake(struct server *srv, const char *addr)
+{
+	struct auth_job *aj = srv->auth_wait, *next;
+	enum auth_gate gate = GATE_RUN;
+	struct conn *c;
+
+	for (; aj != NULL; aj = next) {
+		next = aj->wait_next;
+		c = aj->c;
+		if (strcmp(c->addr, addr) != 0)
+			continue;
+		if (!srv->stopping && (gate = auth_gate(srv, addr)) == GATE_WAIT)
+			break;
+		auth_unqueue(srv, aj);
+		if (srv->stopping) {
+			auth_job_free(aj);
+			c->jobs--;
+			session_auth_done(c->s, OUTCOME_TEMP);
+		} else
+			auth_admit(srv, aj, gate);
+		conn_pump(c);
+	}
+}
+
+static void
 auth_done(struct workq_job *job)
 {
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
+	struct server *srv = c->srv;
 
 	log_info("session=%s client=[%s] auth backends: %s", c->id, c->addr,
 	    aj->detail);
+	if (aj->counted)
+		iplimit_dec(srv->auth_running, c->addr);
 	c->jobs--;
 	if (aj->result == OUTCOME_PERM)
 		note_failure(c);
+	if (aj->result == OUTCOME_OK && c->login_ev != NULL) {
+		evtimer_del(c->login_ev);	/* the login is done in time */
+		c->login_late = 0;
+	}
 	session_auth_done(c->s, aj->result);
-	free(aj);
+	auth_wake(srv, c->addr);
+	auth_job_free(aj);
 	conn_pump(c);
 }
 
@@ -207,8 +351,6 @@ hook_auth(void *host, const char *user, const char *password)
 	struct conn *c = host;
 	struct auth_job *aj;
 
-	if (throttle(c))
-		return;
 	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
 		session_auth_done(c->s, OUTCOME_TEMP);
 		return;
@@ -220,7 +362,7 @@ hook_auth(void *host, const char *user, const char *password)
 	strlcpy(aj->user, user, sizeof(aj->user));
 	strlcpy(aj->pass, password, sizeof(aj->pass));
 	c->jobs++;
-	workq_push(c->srv->authq, &aj->job);
+	auth_admit(c->srv, aj, auth_gate(c->srv, c->addr));
 }
 
 static int
@@ -333,10 +475,17 @@ static void
 conn_close(struct conn *c, const char *reason)
 {
 	struct server *srv = c->srv;
+	struct auth_job *aj;
 
 	if (!c->gone) {
 		session_abort(c->s, reason);
 		c->gone = 1;
+		if ((aj = c->auth_wait) != NULL) {	/* holds no slot */
+			auth_unqueue(srv, aj);
+			auth_job_free(aj);
+			c->jobs--;
+		}
+		conn_timers_free(c);
 		/* A TLS peer is owed a close_notify after a clean end. */
 		if (c->bev != NULL && c->tls && c->tls_up)
 			(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
@@ -365,37 +514,125 @@ conn_release(struct conn *c)
 		event_base_loopexit(srv->base, NULL);
 }
 
-/* Feed buffered input to the session until it waits or it is all used. */
-static void
-conn_pump(struct conn *c)
+/* Unsent replies past the bound: the session reads no more for now. */
+static int
+conn_output_full(const struct conn *c)
 {
-	struct evbuffer *in;
+	return c->outfd == -1 && evbuffer_get_length(
+	    bufferevent_get_output(c->bev)) > CONN_OUTPUT_HIGH;
+}
+
+/*
+ * Read the socket only while the input held and the replies unsent are
+ * within their bounds. This is done by enabling and disabling EV_READ from
+ * our own callbacks rather than with a read watermark: a TLS bufferevent
+ * suspended by its watermark can keep decrypted bytes inside OpenSSL that
+ * no socket event fetches again, while by the time a callback of ours
+ * runs it has taken them all.
+ */
+static void
+conn_flow(struct conn *c)
+{
+	int want = !c->eof && !conn_output_full(c) &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) <
+	    CONN_INPUT_HIGH;
+	int reading = (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+
+	/* Only on a change: enabling again would restart the idle timer. */
+	if (want && !reading)
+		bufferevent_enable(c->bev, EV_READ);
+	else if (!want && reading)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/* A command line must end within idle_timeout of its first byte. */
+static void
+conn_line_watch(struct conn *c)
+{
+	struct timeval tv = { c->srv->cfg->idle_timeout, 0 };
+	int armed = evtimer_pending(c->line_ev, NULL) != 0;
+
+	if (session_mid_line(c->s)) {
+		if (!armed)
+			evtimer_add(c->line_ev, &tv);
+	} else if (armed)
+		evtimer_del(c->line_ev);
+}
+
+/*
+ * How much of p[0..len) to feed at once. A command line draws at most one
+ * reply, so commands go a line at a time and the output stays within a
+ * reply of its bound. A message text draws none before its end, so it goes
+ * in whole chunks, cut after any place where it may end (CRLF.CRLF, or the
+ * start of a chunk, which may complete an end begun in the one before):
+ * the commands behind a text are then never all answered in one call.
+ */
+static size_t
+conn_piece(const struct conn *c, const unsigned char *p, size_t len)
+{
+	const unsigned char *end;
+
+	if (session_get_state(c->s) == SS_TEXT && p[0] != '.' &&
+	    p[0] != '\r' && p[0] != '\n') {
+		end = memmem(p, len, "\n.\r\n", 4);
+		return end != NULL ? (size_t)(end - p) + 4 : len;
+	}
+	end = memchr(p, '\n', len);
+	return end != NULL ? (size_t)(end - p) + 1 : len;
+}
+
+/* Feed buffered input until the session waits, its replies pile up, or
+   the input is all used. */
+static void
+conn_feed(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t len, used;
 	unsigned char *p;
 
+	while (!c->srv->stopping && !session_waiting(c->s) &&
+	    !session_closed(c->s) && !conn_output_full(c) &&
+	    (len = evbuffer_get_contiguous_space(in)) > 0) {
+		p = evbuffer_pullup(in, (ssize_t)len);
+		used = session_feed(c->s, (const char *)p,
+		    conn_piece(c, p, len));
+		evbuffer_drain(in, used);
+	}
+}
+
+/* Move the connection on after input, a job's answer, or sent output. */
+static void
+conn_pump(struct conn *c)
+{
 	if (c->gone) {
 		if (c->jobs == 0)
 			conn_release(c);
 		return;
 	}
-	in = bufferevent_get_input(c->bev);
-	while (!c->srv->stopping && !session_waiting(c->s) &&
-	    !session_closed(c->s) &&
-	    (len = evbuffer_get_contiguous_space(in)) > 0) {
-		p = evbuffer_pullup(in, (ssize_t)len);
-		used = session_feed(c->s, (const char *)p, len);
-		evbuffer_drain(in, used);
+	if (c->login_late && !session_waiting(c->s)) {
+		conn_close(c, "login-timeout");
+		return;
 	}
+	conn_feed(c);
 	if (session_closed(c->s)) {
 		if (c->outfd != -1 ||
 		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_close(c, "quit");
 		return;		/* else conn_write closes once flushed */
 	}
-	if (c->eof && !session_waiting(c->s))
-		conn_close(c, "disconnect");
-	else if (c->srv->stopping && !session_waiting(c->s))
-		conn_close(c, "shutdown");
+	/* With replies piled up, input may be left: conn_write goes on. */
+	if (!conn_output_full(c) && !session_waiting(c->s)) {
+		if (c->eof) {
+			conn_close(c, "disconnect");
+			return;
+		}
+		if (c->srv->stopping) {
+			conn_close(c, "shutdown");
+			return;
+		}
+	}
+	conn_flow(c);
+	conn_line_watch(c);
 }
 
 static void
@@ -404,13 +641,44 @@ conn_read(struct bufferevent *bev, void *arg)
 	conn_pump(arg);
 }
 
+/* The output is down to CONN_OUTPUT_LOW (the write watermark). */
 static void
 conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (session_closed(c->s))
+	if (!session_closed(c->s))
+		conn_pump(c);
+	else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c, "quit");
+}
+
+/* login_timeout is over and no PASS got 250. */
+static void
+conn_login_late(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->login_late = 1;
+	if (!session_waiting(c->s))	/* else its answer decides */
+		conn_close(c, "login-timeout");
+}
+
+/* A command line did not end within idle_timeout of its first byte. */
+static void
+conn_line_late(evutil_socket_t fd, short what, void *arg)
+{
+	conn_close(arg, "line-timeout");
+}
+
+static void
+conn_timers_free(struct conn *c)
+{
+	if (c->login_ev != NULL)
+		event_free(c->login_ev);
+	if (c->line_ev != NULL)
+		event_free(c->line_ev);
+	c->login_ev = c->line_ev = NULL;
 }
 
 /* Why a handshake failed: the last OpenSSL error that names a reason. */
@@ -464,7 +732,8 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (session_waiting(c->s)) {	/* we are slow, not them */
-			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			bufferevent_enable(bev, EV_WRITE);
+			conn_flow(c);
 			return;
 		}
 		conn_close(c, "idle-timeout");
@@ -497,10 +766,12 @@ conn_bev(struct server *srv, int fd, int tls)
 	return bev;
 }
 
+/* A connection on fd (taken only on success) from addr; NULL on ENOMEM. */
 static struct conn *
 conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 {
 	struct timeval tv = { srv->cfg->idle_timeout, 0 };
+	struct timeval login = { srv->cfg->login_timeout, 0 };
 	char id[32];
 	struct conn *c;
 
@@ -513,19 +784,18 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
 	strlcpy(c->id, id, sizeof(c->id));
 	c->tls = tls;
-	c->bev = conn_bev(srv, fd, tls);
-	c->s = session_new(&conn_hooks, c, srv->cfg, addr, id);
-	if (c->bev == NULL || c->s == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		session_free(c->s);
-		free(c);
-		return NULL;
-	}
+	/* The socket last: if anything fails, fd is still the caller's. */
+	if ((c->s = session_new(&conn_hooks, c, srv->cfg, addr, id)) == NULL ||
+	    (c->login_ev = evtimer_new(srv->base, conn_login_late,
+	    c)) == NULL ||
+	    (c->line_ev = evtimer_new(srv->base, conn_line_late, c)) == NULL ||
+	    (c->bev = conn_bev(srv, fd, tls)) == NULL)
+		goto fail;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_LOW, 0);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	evtimer_add(c->login_ev, &login);
 	c->next = srv->conns;
 	if (c->next != NULL)
 		c->next->prev = c;
@@ -533,6 +803,11 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 	srv->nsessions++;
 	log_info("session=%s client=[%s] connect", id, addr);
 	return c;
+fail:
+	conn_timers_free(c);
+	session_free(c->s);
+	free(c);
+	return NULL;
 }
 
 static void
@@ -731,11 +1006,13 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
 	srv->auth_fails = iplimit_new();
+	srv->auth_running = iplimit_new();
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
 	if (srv->base == NULL || srv->per_ip == NULL ||
-	    srv->auth_fails == NULL || srv->authq == NULL ||
+	    srv->auth_fails == NULL || srv->auth_running == NULL ||
+	    srv->authq == NULL ||
 	    srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
@@ -799,6 +1076,7 @@ server_teardown(struct server *srv)
 		event_free(srv->accept_pause);
 	iplimit_free(srv->per_ip);
 	iplimit_free(srv->auth_fails);
+	iplimit_free(srv->auth_running);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 }

@@ -463,6 +463,13 @@ session_closed(const struct session *s)
 	return s->closed;
 }
 
+int
+session_mid_line(const struct session *s)
+{
+	return s->state != SS_TEXT && !s->closed &&
+	    (s->line_len > 0 || s->line_overflow);
+}
+
 enum session_state
 session_get_state(const struct session *s)
 {

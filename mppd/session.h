@@ -96,6 +96,11 @@ void session_abort(struct session *s, const char *reason);
 
 int session_waiting(const struct session *s);
 int session_closed(const struct session *s);
+/*
+ * Nonzero while a command line has begun and its LF has not come yet (the
+ * host bounds how long that may last); never in the message text.
+ */
+int session_mid_line(const struct session *s);
 enum session_state session_get_state(const struct session *s);
 const char *session_state_name(enum session_state st);
 

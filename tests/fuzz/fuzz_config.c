@@ -60,7 +60,8 @@ check_listen(const char *v)
 static void
 check_config(const struct mpp_config *c)
 {
-	const long *longs[] = { &c->idle_timeout, &c->max_message_size,
+	const long *longs[] = { &c->idle_timeout, &c->login_timeout,
+	    &c->max_message_size,
 	    &c->max_sessions, &c->max_sessions_per_ip, &c->max_recipients,
 	    &c->queue_interval, &c->retry_min, &c->retry_max,
 	    &c->max_queue_lifetime, &c->concurrency, &c->lease_time,
@@ -74,6 +75,7 @@ check_config(const struct mpp_config *c)
 	for (i = 0; i < sizeof(longs) / sizeof(longs[0]); i++)
 		CHECK(*longs[i] >= 0 && *longs[i] <= 1073741824L);
 	CHECK(c->idle_timeout >= 1 && c->max_message_size >= 1024);
+	CHECK(c->login_timeout >= 1 && c->login_timeout <= 3600);
 	CHECK(c->max_sessions >= 1 && c->max_recipients >= 1);
 	CHECK(c->concurrency >= 1 && c->concurrency <= 256);
 	CHECK(c->retry_min >= 1 && c->retry_min <= c->retry_max);

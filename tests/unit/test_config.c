@@ -84,6 +84,7 @@ struct long_key {
 
 static const struct long_key long_keys[] = {
 	LK(idle_timeout, 300, 1, 86400),
+	LK(login_timeout, 60, 1, 3600),
 	LK(max_message_size, 10485760, 1024, 1073741824),
 	LK(max_sessions, 1000, 1, 1000000),
 	LK(max_sessions_per_ip, 50, 1, 1000000),
@@ -465,6 +466,9 @@ static const struct file_error_case file_errors[] = {
 	{ "listen = 0.0.0.0:218\nidle_timeout = soon\n", ":2",
 	  { "idle_timeout", "soon", NULL } },
 	{ "idle_timeout = 0\n", ":1", { "idle_timeout", "1", "86400" } },
+	{ "login_timeout = 60\nlogin_timeout = 7200\n", ":2",
+	  { "login_timeout", "7200", "3600" } },
+	{ "login_timeout = -1\n", ":1", { "login_timeout", "-1", NULL } },
 	{ "\n\nlisten = 0.0.0.0\n", ":3", { "listen", "0.0.0.0", NULL } },
 	{ "auth = ldap:x\n", ":1", { "auth", "ldap:x", NULL } },
 	{ "transport = smtp:host\n", ":1", { "transport", NULL, NULL } },

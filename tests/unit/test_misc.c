@@ -331,6 +331,27 @@ test_iplimit(void **state)
 	iplimit_free(NULL);
 }
 
+/* Failures within a window: counted from its first one, over after it. */
+static void
+test_iplimit_failures(void **state)
+{
+	struct iplimit *t = iplimit_new();
+
+	assert_non_null(t);
+	assert_int_equal(iplimit_failures(t, "192.0.2.7", 1000, 60), 0);
+	assert_int_equal(iplimit_fail(t, "192.0.2.7", 1000, 60), 1);
+	assert_int_equal(iplimit_fail(t, "192.0.2.7", 1030, 60), 2);
+	assert_int_equal(iplimit_fail(t, "2001:db8::7", 1030, 60), 1);
+	assert_int_equal(iplimit_failures(t, "192.0.2.7", 1060, 60), 2);
+	assert_int_equal(iplimit_failures(t, "192.0.2.70", 1060, 60), 0);
+	/* The window began at 1000: over at 1061, whatever came later. */
+	assert_int_equal(iplimit_failures(t, "192.0.2.7", 1061, 60), 0);
+	assert_int_equal(iplimit_fail(t, "192.0.2.7", 1062, 60), 1);
+	assert_int_equal(iplimit_failures(t, "192.0.2.7", 1100, 60), 1);
+	assert_int_equal(iplimit_failures(t, "2001:db8::7", 1090, 60), 1);
+	iplimit_free(t);
+}
+
 /* workq */
 
 #define NJOBS 100
@@ -745,6 +766,7 @@ main(void)
 		cmocka_unit_test(test_write_all),
 		cmocka_unit_test(test_now_ms),
 		cmocka_unit_test(test_iplimit),
+		cmocka_unit_test(test_iplimit_failures),
 		cmocka_unit_test(test_workq),
 		cmocka_unit_test(test_workq_forwarded),
 		cmocka_unit_test(test_workq_free_finishes),

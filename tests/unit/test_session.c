@@ -843,6 +843,51 @@ test_async_store(void **state)
 	host_free(&h);
 }
 
+/*
+ * session_mid_line: from a command line's first byte to its LF (the host
+ * times that), an over-long one included; never inside a message text.
+ */
+static void
+test_mid_line(void **state)
+{
+	static const char in[] = "USER alice\r\nPASS secret\r\nDATA\r\n";
+	char longline[SESSION_LINE_MAX + 10];
+	struct host h;
+
+	host_init(&h, &cfg);
+	h.auth_script = "o";
+	h.store_script = "o";
+	assert_false(session_mid_line(h.s));
+	assert_int_equal(session_feed(h.s, "NO", 2), 2);
+	assert_true(session_mid_line(h.s));
+	assert_int_equal(session_feed(h.s, "OP\r", 3), 3);
+	assert_true(session_mid_line(h.s));
+	assert_int_equal(session_feed(h.s, "\n", 1), 1);
+	assert_false(session_mid_line(h.s));
+	memset(longline, 'x', sizeof(longline));
+	assert_int_equal(session_feed(h.s, longline, sizeof(longline)),
+	    sizeof(longline));
+	assert_true(session_mid_line(h.s));	/* skipping to its LF */
+	assert_int_equal(session_feed(h.s, "\n", 1), 1);
+	assert_false(session_mid_line(h.s));
+	assert_int_equal(buf_nul(&h.out), 0);
+	assert_string_equal(h.out.data, R220 R250 R500);
+	assert_int_equal(host_feed(&h, in, sizeof(in) - 1, 0), sizeof(in) - 1);
+	assert_int_equal(session_get_state(h.s), SS_TEXT);
+	assert_int_equal(session_feed(h.s, "To: bob@example.com\r\n\r\npart",
+	    27), 27);
+	assert_false(session_mid_line(h.s));	/* text, not a command */
+	assert_int_equal(session_feed(h.s, "\r\n.\r\nNOO", 8), 8);
+	assert_int_equal(session_get_state(h.s), SS_ACCEPTED);
+	assert_true(session_mid_line(h.s));
+	assert_int_equal(session_feed(h.s, "P\r\nQUI", 6), 6);
+	assert_true(session_mid_line(h.s));
+	assert_int_equal(session_feed(h.s, "T\r\n", 3), 3);
+	assert_true(session_closed(h.s));
+	assert_false(session_mid_line(h.s));
+	host_free(&h);
+}
+
 /* QUIT: 221, the close hook, and nothing more is read. */
 static void
 test_quit_closes(void **state)
@@ -1069,6 +1114,7 @@ main(void)
 		cmocka_unit_test(test_text_spilled),
 		cmocka_unit_test(test_data_451),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_mid_line),
 	};
 
 	quiet_log();
