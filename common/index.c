@@ -3,9 +3,12 @@
  * is sql/schema.sql, compiled in (schema_sql.h is generated from it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -124,6 +127,35 @@ index_pragmas(struct index *ix, enum index_sync sync)
 	    "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
+/*
+ * SQLite creates a database 0644 (less the umask) and gives its -wal and
+ * -shm the main file's mode: create the file 0600 first (an empty file is
+ * a new database to SQLite), and take the group and other bits off files
+ * an older version made. Failures are left to sqlite3_open_v2() to report.
+ * Only a file this call made is opened and closed here: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it,
+ * those of SQLite's other handles too.
+ */
+static void
+index_private(const char *path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char p[4096 + 8];
+	struct stat st;
+	size_t i;
+	int fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) != -1)
+		close(fd);
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & 077) != 0)
+			(void)chmod(p, st.st_mode & 0700);
+	}
+}
+
 struct index *
 index_open(const char *spool_dir, enum index_sync sync, char *err,
     size_t errsz)
@@ -140,6 +172,7 @@ index_open(const char *spool_dir, enum index_sync sync, char *err,
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
+	index_private(path);
 	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, ix->db != NULL ?

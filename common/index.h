@@ -20,8 +20,8 @@ struct index;
 enum index_sync { INDEX_SYNC_FULL, INDEX_SYNC_NORMAL };
 
 /*
- * Open spool_dir/index.db, creating or upgrading the schema. NULL with a
- * message in err.
+ * Open spool_dir/index.db, creating (mode 0600) or upgrading the schema.
+ * NULL with a message in err.
  */
 struct index *index_open(const char *spool_dir, enum index_sync sync,
     char *err, size_t errsz);

@@ -1,7 +1,7 @@
 """mppd as a daemon: idle timeout, listeners, concurrency, session limits,
 inetd mode, signals, configuration errors and overrides, the warnings for
-a password or config file others could read or change, and start-up
-reconciliation of the spool."""
+a password or config file others could read or change, the index's file
+modes, and start-up reconciliation of the spool."""
 
 import os
 import re
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPLY, Client, free_port, message, wait_for
+from conftest import BIN, REPLY, Client, Mppqueue, free_port, message, wait_for
 
 MPPD = BIN / "mppd"
 EX_CONFIG = 78
@@ -661,6 +661,34 @@ def test_spool_created_mode_0700(mppd_factory):
     assert (m.spool / "index.db").exists()
     post_session(m.client(), "fresh spool")
     assert subjects(m) == ["fresh spool"]
+
+
+def test_index_files_created_0600(mppd_factory):
+    """docs/security.md: the index and its -wal and -shm are 0600, made by
+    mppd, mppqueue or mppq, whatever the umask allows."""
+    old = os.umask(0o022)
+    try:
+        m = mppd_factory()
+        m.add_user("alice", "secret")
+        m.start()
+        post_session(m.client(), "private")
+        q = Mppqueue(mppd_factory("b"))
+        q.start()
+        c = mppd_factory("c")
+        c.spool.mkdir(mode=0o700)
+        c.write_config()
+        r = subprocess.run([str(BIN / "mppq"), "-c", str(c.config_path),
+                            "stats"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for spool, names in ((m.spool, ("", "-wal", "-shm")),
+                             (q.mppd.spool, ("", "-wal", "-shm")),
+                             (c.spool, ("",))):
+            for name in names:
+                f = spool / ("index.db" + name)
+                assert oct(f.stat().st_mode & 0o777) == oct(0o600), f
+        q.stop()
+    finally:
+        os.umask(old)
 
 
 def config_warnings(text, m):

@@ -1,6 +1,6 @@
 /*
  * Unit tests for common/index.c: opening (schema creation, upgrade from
- * version 1, version check), the batch insert of accepted messages and
+ * version 1, version check, file modes), the batch insert of accepted messages and
  * index_exists(); the claim of due messages and the totals kept in table
  * counter (common/index_queue.c). The database
  * lives in a fresh temporary directory per test; a second, plain SQLite
@@ -9,6 +9,8 @@
 
 #include <sys/stat.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -531,6 +534,64 @@ test_totals_on_record(void **state)
 	index_close(ix);
 }
 
+/* spool_dir/index.db + suffix, into buf. */
+static const char *
+file_in(const struct fixture *f, const char *suffix, char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "%s%s", f->db, suffix);
+	return buf;
+}
+
+static int
+mode_of(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return -1;
+	return (int)(st.st_mode & 07777);
+}
+
+static void
+insert_one(struct index *ix, const char *id)
+{
+	static const char *const r[] = { "bob@example.com" };
+	const struct index_new_msg m = { id, "alice", "alice@example.org",
+	    "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg *batch[] = { &m };
+
+	assert_int_equal(index_insert_batch(ix, batch, 1), 0);
+}
+
+/* SQLite would make index.db 0644 (less the umask), and -wal and -shm
+   like it; the spool's promise is 0600. */
+static void
+test_files_private(void **state)
+{
+	struct fixture *f = *state;
+	mode_t old = umask(022);
+	char wal[PATH_MAX], shm[PATH_MAX];
+	struct index *ix = open_ok(f);
+
+	insert_one(ix, "1.M1P1Q1");
+	assert_int_equal(mode_of(f->db), 0600);
+	assert_int_equal(mode_of(file_in(f, "-wal", wal, sizeof(wal))), 0600);
+	assert_int_equal(mode_of(file_in(f, "-shm", shm, sizeof(shm))), 0600);
+	index_close(ix);
+	/* One an older version made is tightened, files beside it too. */
+	assert_int_equal(chmod(f->db, 0644), 0);
+	ix = open_ok(f);
+	assert_int_equal(chmod(wal, 0666), 0);
+	index_close(ix);
+	ix = open_ok(f);
+	assert_int_equal(mode_of(f->db), 0600);
+	assert_int_equal(mode_of(wal), 0600);
+	assert_int_equal(mode_of(shm), 0600);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 1);
+	index_close(ix);
+	umask(old);
+}
+
 int
 main(void)
 {
@@ -561,6 +622,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_totals_on_insert, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_totals_on_record, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_files_private, setup,
 		    teardown),
 	};
 
