@@ -341,3 +341,27 @@ index_exists(struct index *ix, const char *id)
 	index_set_error(ix, "exists");
 	return -1;
 }
+
+int
+index_delivered(struct index *ix, const char *id)
+{
+	sqlite3_stmt *st;
+	int rc, v = 0;
+
+	if (sqlite3_prepare_v2(ix->db, "SELECT state = 'sent' AND NOT EXISTS "
+	    "(SELECT 1 FROM recipient WHERE message_id = ?1 AND state <> "
+	    "'sent') FROM message WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		index_set_error(ix, "delivered");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0) != 0;
+	else if (rc != SQLITE_DONE) {
+		index_set_error(ix, "delivered");
+		v = -1;
+	}
+	sqlite3_finalize(st);
+	return v;
+}

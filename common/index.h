@@ -66,4 +66,11 @@ const char *index_total_name(enum index_total t);
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);
 
+/*
+ * 1 when id's row is 'sent' and every recipient of it was delivered: its
+ * file is no longer needed. 0 when not, or when there is no row; -1 on
+ * error.
+ */
+int index_delivered(struct index *ix, const char *id);
+
 #endif

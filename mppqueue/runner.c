@@ -31,6 +31,7 @@
 #define CLAIM_BATCH 4
 #define CHORE_INTERVAL 60	/* seconds between stale-lease and purge runs */
 #define MAX_THREADS 256
+#define RECORD_RETRY_MAX 30	/* seconds: longest wait between tries to record */
 
 struct runner {
 	struct runner_ctx *ctx;
@@ -57,6 +58,7 @@ struct runner {
 struct worker {
 	struct runner *r;
 	struct index *ix;
+	time_t lease_end;		/* of the claim being delivered */
 	struct transport *t;
 	pthread_t thread;
 };
@@ -94,6 +96,21 @@ runner_stopping(struct runner *r)
 	s = r->stopping;
 	pthread_mutex_unlock(&r->lock);
 	return s;
+}
+
+/* Sleep secs seconds, or less when the runner stops. */
+static void
+runner_nap(struct runner *r, long secs)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping &&
+	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* Sleep until woken, stopped, or the next message falls due. */
@@ -228,7 +245,73 @@ attempt_judge(struct worker *w, struct attempt *a)
 				a->outcome[i] = OUTCOME_PERM;
 }
 
-static void
+/*
+ * Between tries to record: keep the claim while it lasts, then wait
+ * delay seconds. 1 to try again, 0 when the claim went to another
+ * runner, -1 to give up (stopping, or the claim ran out).
+ */
+static int
+record_wait(struct worker *w, const char *id, long delay)
+{
+	struct runner *r = w->r;
+	time_t now = time(NULL);
+	int renewed;
+
+	if (w->lease_end - now <= delay) {
+		pthread_mutex_lock(&r->write_lock);
+		renewed = index_renew_lease(w->ix, id, r->host, r->pid,
+		    now + r->cfg->lease_time);
+		pthread_mutex_unlock(&r->write_lock);
+		if (renewed == 0)
+			return 0;
+		if (renewed == 1)
+			w->lease_end = now + r->cfg->lease_time;
+	}
+	if (runner_stopping(r) || now + delay >= w->lease_end)
+		return -1;
+	log_info("id=%s trying again in %ld s to record the attempt", id,
+	    delay);
+	runner_nap(r, delay);
+	return 1;
+}
+
+/*
+ * Record res. While the index refuses the commit (a full disk, a lock
+ * held too long) try again, waiting 1, 2, 4... up to RECORD_RETRY_MAX
+ * seconds, for as long as the claim is ours. 1 when recorded, 0 when the
+ * claim is not ours, -1 when not recorded: the file then stays, and the
+ * message is tried again (at least once, never zero times).
+ */
+static int
+record_result(struct worker *w, const struct index_result *res)
+{
+	struct runner *r = w->r;
+	long delay = 1;
+	int rc;
+
+	for (;;) {
+		pthread_mutex_lock(&r->write_lock);
+		rc = index_record(w->ix, res);
+		pthread_mutex_unlock(&r->write_lock);
+		if (rc == 1 && delay > 1)
+			log_info("id=%s attempt recorded", res->id);
+		if (rc != -1)
+			return rc;
+		log_warnx("id=%s cannot record the attempt: %s", res->id,
+		    index_errmsg(w->ix));
+		if ((rc = record_wait(w, res->id, delay)) != 1) {
+			if (rc == -1)
+				log_warnx("id=%s attempt not recorded: the "
+				    "file stays, to be tried again", res->id);
+			return rc;
+		}
+		delay = delay * 2 > RECORD_RETRY_MAX ? RECORD_RETRY_MAX :
+		    delay * 2;
+	}
+}
+
+/* Judge, log and record one attempt; index_record()'s 1, 0 or -1. */
+static int
 attempt_record(struct worker *w, struct attempt *a, int fd)
 {
 	struct runner *r = w->r;
@@ -254,19 +337,15 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	    runner_backoff(r->cfg, a->c->attempts + 1);
 	res.last_error = a->last_error[0] ? a->last_error : NULL;
 	res.bounce = bounced ? &b.row : NULL;
-	pthread_mutex_lock(&r->write_lock);
-	rc = index_record(w->ix, &res);
-	pthread_mutex_unlock(&r->write_lock);
+	rc = record_result(w, &res);
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
-	if (rc == -1)
-		log_warnx("id=%s cannot record the attempt: %s", a->c->id,
-		    index_errmsg(w->ix));
-	else if (rc == 0)
+	if (rc == 0)
 		log_warnx("id=%s changed during delivery; result not recorded",
 		    a->c->id);
-	else if (a->finished && bounced)
+	else if (rc == 1 && a->finished && bounced)
 		spool_wake(r->ctx->sp);
+	return rc;
 }
 
 static int
@@ -302,7 +381,8 @@ cleanup_sent(struct worker *w, const struct attempt *a)
 		if (a->outcome[i] != OUTCOME_OK)
 			return;		/* keep failed ones for requeue */
 	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
-		log_warn("id=%s cannot remove sent file", a->c->id);
+		log_warn("id=%s cannot remove sent file (the next start "
+		    "will)", a->c->id);
 }
 
 static void
@@ -312,7 +392,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	struct attempt a;
 	struct transport_msg m;
 	size_t i, n = 0;
-	int fd;
+	int fd, rc;
 
 	memset(&a, 0, sizeof(a));
 	a.c = c;
@@ -337,10 +417,13 @@ deliver_one(struct worker *w, struct index_claim *c)
 		transport_deliver(w->t, &m, a.tr, n);
 		FAULT_POINT("after-mta-accept");
 	}
-	attempt_record(w, &a, fd);
+	/* The file goes only once the result is committed: a sent message
+	   whose record failed is sent again, never lost. */
+	rc = attempt_record(w, &a, fd);
 	if (fd != -1)
 		close(fd);
-	cleanup_sent(w, &a);
+	if (rc == 1)
+		cleanup_sent(w, &a);
 	attempt_free(&a);
 }
 
@@ -356,14 +439,17 @@ keep_claim(struct worker *w, const struct index_claim *c, time_t claimed)
 	time_t now = time(NULL);
 	int renewed;
 
-	if (claimed + cfg->lease_time - now > cfg->delivery_timeout)
+	w->lease_end = claimed + cfg->lease_time;
+	if (w->lease_end - now > cfg->delivery_timeout)
 		return 0;
 	pthread_mutex_lock(&w->r->write_lock);
 	renewed = index_renew_lease(w->ix, c->id, w->r->host, w->r->pid,
 	    now + cfg->lease_time);
 	pthread_mutex_unlock(&w->r->write_lock);
-	if (renewed == 1)
+	if (renewed == 1) {
+		w->lease_end = now + cfg->lease_time;
 		return 0;
+	}
 	log_warnx("id=%s claim lost before delivery; left to its new owner",
 	    c->id);
 	return -1;

@@ -1,5 +1,6 @@
 """Storage that misbehaves: the index held locked by another process, an
-unwritable spool at start; and the purge of old sent rows."""
+unwritable spool at start, a sent message's file left behind; and the
+purge of old sent rows."""
 
 import os
 import sqlite3
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Client, Mppqueue, message, wait_for
+from conftest import Client, Mppqueue, maildir_messages, message, wait_for
 
 
 def lock_index(mppd, seconds):
@@ -100,3 +101,38 @@ def test_sent_rows_purged_after_retention(mppd, mppqueue):
     assert mppqueue.once().returncode == 0
     assert mppd.stored() == []
     assert "purged 1 sent" in mppqueue.log()
+
+
+# A sent message's file left behind (its unlink after the record failed):
+# the next start removes it, and does not send it again.
+
+def test_start_removes_the_file_of_a_sent_message(mppd, mppqueue):
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(message(subject="sent once")) == 250
+    assert mppqueue.once().returncode == 0
+    [row] = mppd.stored()
+    assert row["state"] == "sent" and row["text"] is None
+    leftover = mppd.spool / "cur" / row["id"]
+    leftover.write_bytes(b"Subject: sent once\n\nHello.\n")
+    old = time.time() - 7200               # past the orphan age too
+    os.utime(leftover, (old, old))
+    assert mppqueue.once().returncode == 0
+    assert not leftover.exists()
+    assert f"id={row['id']} removed the file of a sent message" in mppqueue.log()
+    assert not (mppd.spool / "orphans" / row["id"]).exists()
+    assert len(maildir_messages(mppd)) == 1, "not delivered again"
+    # A message with a failed recipient keeps its file (for mppq show).
+    assert c.post(message(subject="kept", to="bob@example.com, "
+                          "carol@example.com")) == 250
+    kept = [r for r in mppd.stored() if r["state"] == "queued"][0]
+    os.rename(mppd.file_of(kept["id"]), mppd.spool / "cur" / kept["id"])
+    with mppd.db() as db:
+        db.execute("UPDATE message SET state = 'sent', done_at = ? "
+                   "WHERE id = ?", (int(time.time()), kept["id"]))
+        db.execute("UPDATE recipient SET state = 'failed' WHERE "
+                   "message_id = ? AND seq = 1", (kept["id"],))
+        db.execute("UPDATE recipient SET state = 'sent' WHERE "
+                   "message_id = ? AND seq = 0", (kept["id"],))
+    assert mppqueue.once().returncode == 0
+    assert (mppd.spool / "cur" / kept["id"]).exists()

@@ -592,6 +592,33 @@ test_files_private(void **state)
 	umask(old);
 }
 
+/* Only a message sent to every recipient no longer needs its file. */
+static void
+test_delivered(void **state)
+{
+	static const long long seq[] = { 0 };
+	static const int sent[] = { 0 }, failed[] = { 2 };
+	static const char *const reply[] = { "250 ok" };
+	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
+	    reply, 1, 0, 300, NULL, NULL };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[2];
+
+	insert_one(ix, "1.M1P1Q1");
+	insert_one(ix, "1.M1P1Q2");
+	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 0);
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 2), 2);
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 1);
+	res.id = "1.M1P1Q2";
+	res.outcome = failed;
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 0);
+	assert_int_equal(index_delivered(ix, "9.M9P9Q9"), 0);
+	index_close(ix);
+}
+
 int
 main(void)
 {
@@ -624,6 +651,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_totals_on_record, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_files_private, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delivered, setup,
 		    teardown),
 	};
 
