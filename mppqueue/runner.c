@@ -2,7 +2,10 @@
  * runner — see runner.h. Each delivery thread owns its index handle and
  * its transport (SQLite handles and SMTP connections are not shared). The
  * threads sleep on one condition variable; a wake-up bumps a generation
- * counter so none misses it.
+ * counter so none misses it. Every handle is checked to be still the file
+ * at spool_dir/index.db (runner_index) before it is used for a claim or a
+ * record: one removed or replaced is closed, and nothing is delivered
+ * until an index is back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,7 @@
 #define CHORE_INTERVAL 60	/* seconds between stale-lease and purge runs */
 #define MAX_THREADS 256
 #define RECORD_RETRY_MAX 30	/* seconds: longest wait between tries to record */
+#define INDEX_WATCH_S 1		/* seconds between looks for a lost index */
 
 struct runner {
 	struct runner_ctx *ctx;
@@ -53,11 +57,24 @@ struct runner {
 	int failed;			/* a thread could not start */
 	int running;			/* delivery threads not yet done */
 	time_t started;			/* one-shot: retries due by then only */
+	/*
+	 * The index removed or replaced under the runner (lock held): each
+	 * time the first thread to find its handle moved bumps epoch and
+	 * notes what the old file left; every thread then closes its handle
+	 * and opens the index again once one is back at the path.
+	 */
+	unsigned epoch;
+	struct index_lost lost;
+	int away;			/* the loss logged, not yet the return */
+	int waiting_logged;		/* index.db back beside old files */
+	int index_gone;			/* one-shot: a thread had no index */
+	char reopen_err[256];		/* the last reopen failure logged */
 };
 
 struct worker {
 	struct runner *r;
-	struct index *ix;
+	struct index *ix;		/* NULL while the index is away */
+	unsigned epoch;			/* r->epoch when ix was opened */
 	time_t lease_end;		/* of the claim being delivered */
 	struct transport *t;
 	pthread_t thread;
@@ -111,6 +128,95 @@ runner_nap(struct runner *r, long secs)
 	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* Lock held: the first to find the index moved in this epoch says so. */
+static void
+index_lost_locked(struct runner *r, unsigned epoch)
+{
+	char path[PATH_MAX + 16];
+
+	if (epoch != r->epoch)
+		return;		/* another thread noted it already */
+	r->epoch++;
+	r->away = 1;
+	r->waiting_logged = 0;
+	r->reopen_err[0] = '\0';
+	snprintf(path, sizeof(path), "%s/index.db", r->cfg->spool_dir);
+	log_warnx("index=%s path=%s: the open index is no longer at its "
+	    "path; nothing is delivered until an index is back there",
+	    access(path, F_OK) == 0 ? "replaced" : "missing", path);
+	index_lost_note(r->cfg->spool_dir, &r->lost);
+}
+
+/* Lock held: may an index be opened at the path? Logs a wait once. */
+static int
+index_back_locked(struct runner *r)
+{
+	enum index_return back = index_lost_check(r->cfg->spool_dir,
+	    &r->lost);
+
+	if (back == INDEX_RETURN_BESIDE_OLD && r->away &&
+	    !r->waiting_logged) {
+		r->waiting_logged = 1;
+		log_warnx("index=waiting path=%s/index.db: index.db-wal and "
+		    "index.db-shm are the old file's; the new index is "
+		    "opened once they are removed", r->cfg->spool_dir);
+	}
+	return back == INDEX_RETURN_READY;
+}
+
+/* Open the index that is back; NULL (logged once per error) if unusable. */
+static struct index *
+index_reopen(struct runner *r, unsigned *epoch)
+{
+	struct index *ix;
+	char err[sizeof(r->reopen_err)];
+
+	ix = index_open(r->cfg->spool_dir, INDEX_SYNC_NORMAL, err, sizeof(err));
+	pthread_mutex_lock(&r->lock);
+	if (ix == NULL) {
+		if (strcmp(err, r->reopen_err) != 0)
+			log_warnx("index=unusable %s", err);
+		strlcpy(r->reopen_err, err, sizeof(r->reopen_err));
+	} else {
+		*epoch = r->epoch;
+		index_lost_free(&r->lost);
+		if (r->away)
+			log_info("index=reopened path=%s/index.db: delivering "
+			    "again", r->cfg->spool_dir);
+		r->away = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ix;
+}
+
+/*
+ * A thread's index, still the file at spool_dir/index.db: one removed or
+ * replaced is closed (what it records would be lost) and NULL returned
+ * until an index is back at the path.
+ */
+static struct index *
+runner_index(struct runner *r, struct index **ixp, unsigned *epoch)
+{
+	int back;
+
+	if (*ixp != NULL && index_moved(*ixp) == 1) {
+		pthread_mutex_lock(&r->lock);
+		index_lost_locked(r, *epoch);
+		pthread_mutex_unlock(&r->lock);
+		index_close(*ixp);
+		*ixp = NULL;
+		runner_wake(r);		/* the others look at theirs */
+	}
+	if (*ixp != NULL)
+		return *ixp;
+	pthread_mutex_lock(&r->lock);
+	back = index_back_locked(r);
+	pthread_mutex_unlock(&r->lock);
+	if (back)
+		*ixp = index_reopen(r, epoch);
+	return *ixp;
 }
 
 /* Sleep until woken, stopped, or the next message falls due. */
@@ -290,9 +396,13 @@ record_result(struct worker *w, const struct index_result *res)
 	int rc;
 
 	for (;;) {
+		if (index_moved(w->ix) == 1)
+			break;
 		pthread_mutex_lock(&r->write_lock);
 		rc = index_record(w->ix, res);
 		pthread_mutex_unlock(&r->write_lock);
+		if (rc == 1 && index_moved(w->ix) == 1)
+			break;		/* recorded into a lost file */
 		if (rc == 1 && delay > 1)
 			log_info("id=%s attempt recorded", res->id);
 		if (rc != -1)
@@ -308,6 +418,9 @@ record_result(struct worker *w, const struct index_result *res)
 		delay = delay * 2 > RECORD_RETRY_MAX ? RECORD_RETRY_MAX :
 		    delay * 2;
 	}
+	log_warnx("id=%s attempt not recorded: the index is no longer at its "
+	    "path; the file stays", res->id);
+	return -1;
 }
 
 /* Judge, log and record one attempt; index_record()'s 1, 0 or -1. */
@@ -465,6 +578,16 @@ worker_main(void *arg)
 	int i, n;
 
 	while (!runner_stopping(r)) {
+		if (runner_index(r, &w->ix, &w->epoch) == NULL) {
+			if (r->ctx->oneshot) {
+				pthread_mutex_lock(&r->lock);
+				r->index_gone = 1;
+				pthread_mutex_unlock(&r->lock);
+				break;
+			}
+			runner_nap(r, INDEX_WATCH_S);
+			continue;
+		}
 		claimed = time(NULL);
 		pthread_mutex_lock(&r->write_lock);
 		n = index_claim_due(w->ix, r->host, r->pid, claimed,
@@ -480,6 +603,8 @@ worker_main(void *arg)
 			continue;
 		}
 		for (i = 0; i < n; i++) {
+			if (index_moved(w->ix) == 1)
+				break;	/* claims in a lost index */
 			if (runner_stopping(r)) {
 				pthread_mutex_lock(&r->write_lock);
 				(void)index_unclaim(w->ix, claims[i].id,
@@ -538,6 +663,8 @@ chores(struct runner *r, struct index *ix)
 	time_t now = time(NULL);
 	int n;
 
+	if (ix == NULL)
+		return;		/* the index is away */
 	if ((n = index_release_stale_leases(ix, r->host, now)) > 0) {
 		log_info("released %d stale claims", n);
 		runner_wake(r);
@@ -557,9 +684,14 @@ open_trigger(const struct spool *sp)
 	return openat(sp->dirfd, "trigger", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 }
 
-/* Main thread of a daemon: signals, the trigger, chores. */
+/*
+ * Main thread of a daemon: signals, the trigger, chores; and a look at
+ * the index every second, so that a removed or replaced one is noticed
+ * while the delivery threads are idle.
+ */
 static void
-runner_loop(struct runner *r, int sigfd, struct index *ix)
+runner_loop(struct runner *r, int sigfd, struct index **ixp,
+    unsigned *epoch)
 {
 	struct pollfd pfd[2];
 	struct signalfd_siginfo si;
@@ -573,8 +705,9 @@ runner_loop(struct runner *r, int sigfd, struct index *ix)
 	if (pfd[1].fd == -1)
 		log_warn("trigger FIFO; new mail waits for the periodic scan");
 	for (;;) {
+		(void)runner_index(r, ixp, epoch);
 		if (time(NULL) - last_chores >= CHORE_INTERVAL) {
-			chores(r, ix);
+			chores(r, *ixp);
 			last_chores = time(NULL);
 		}
 		if (poll(pfd, 2, 1000) <= 0)
@@ -638,6 +771,7 @@ runner_run(struct runner_ctx *ctx)
 	struct index *ix;
 	char err[1024];
 	sigset_t set;
+	unsigned epoch = 0;
 	int i, n = (int)ctx->cfg->concurrency, started = 0, sigfd;
 
 	memset(&r, 0, sizeof(r));
@@ -667,7 +801,7 @@ runner_run(struct runner_ctx *ctx)
 		r.stopping = 1;
 		pthread_mutex_unlock(&r.lock);
 	} else if (!ctx->oneshot)
-		runner_loop(&r, sigfd, ix);
+		runner_loop(&r, sigfd, &ix, &epoch);
 	else
 		oneshot_wait(&r, sigfd);
 	pthread_mutex_lock(&r.lock);
@@ -676,13 +810,16 @@ runner_run(struct runner_ctx *ctx)
 	pthread_mutex_unlock(&r.lock);
 	for (i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
-	if (ctx->oneshot)
-		chores(&r, ix);		/* a cron-only site purges too */
+	if (ctx->oneshot)		/* a cron-only site purges too */
+		chores(&r, runner_index(&r, &ix, &epoch));
 	for (i = 0; i < n && i < MAX_THREADS; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);
 	}
 	index_close(ix);
+	index_lost_free(&r.lost);
 	close(sigfd);
-	return started < n ? EX_SOFTWARE : EX_OK;
+	if (started < n)
+		return EX_SOFTWARE;
+	return r.index_gone ? EX_IOERR : EX_OK;
 }
