@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
 
 #include "config.h"
+#include "log.h"
 
 enum key_type { KEY_STR, KEY_LONG };
 
@@ -273,6 +275,26 @@ config_line(struct mpp_config *cfg, char *line, const char *where,
 	return 0;
 }
 
+/*
+ * Whoever can change the config file decides what the programs run, as
+ * which user, and where mail goes: say so when that is more than root and
+ * the user reading it (still root, for mppd before it drops privileges).
+ */
+static void
+config_check_perms(FILE *fp, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fileno(fp), &st) == -1)
+		return;
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		log_warnx("config file %s is writable by %s", path,
+		    st.st_mode & S_IWOTH ? "others" : "its group");
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		log_warnx("config file %s is owned by uid %ld, who can change "
+		    "it", path, (long)st.st_uid);
+}
+
 static int
 config_read_file(struct mpp_config *cfg, const char *path, int must_exist,
     char *err, size_t errsz)
@@ -287,6 +309,7 @@ config_read_file(struct mpp_config *cfg, const char *path, int must_exist,
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	config_check_perms(fp, path);
 	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);

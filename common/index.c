@@ -188,6 +188,35 @@ index_lock(const char *spool_dir, char *err, size_t errsz)
 	return fd;
 }
 
+/*
+ * SQLite creates a database 0644 (less the umask) and gives its -wal and
+ * -shm the main file's mode: create the file 0600 first (an empty file is
+ * a new database to SQLite), and take the group and other bits off files
+ * an older version made. Failures are left to sqlite3_open_v2() to report.
+ * Only a file this call made is opened and closed here: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it,
+ * those of SQLite's other handles too.
+ */
+static void
+index_private(const char *path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char p[4096 + 8];
+	struct stat st;
+	size_t i;
+	int fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) != -1)
+		close(fd);
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & 077) != 0)
+			(void)chmod(p, st.st_mode & 0700);
+	}
+}
+
 /* Open path and make it ready: pragmas, schema. NULL with err set. */
 static struct index *
 index_open_locked(const char *path, enum index_sync sync, char *err,
@@ -199,6 +228,7 @@ index_open_locked(const char *path, enum index_sync sync, char *err,
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
+	index_private(path);
 	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, ix->db != NULL ?
@@ -393,4 +423,195 @@ index_exists(struct index *ix, const char *id)
 		return 0;
 	index_set_error(ix, "exists");
 	return -1;
+}
+
+int
+index_moved(struct index *ix)
+{
+	int moved = 0;
+
+	if (sqlite3_file_control(ix->db, "main", SQLITE_FCNTL_HAS_MOVED,
+	    &moved) != SQLITE_OK) {
+		index_set_error(ix, "has moved");
+		return -1;
+	}
+	return moved != 0;
+}
+
+static int
+companion_path(const char *spool_dir, const char *suffix, char *path,
+    size_t pathsz)
+{
+	return (size_t)snprintf(path, pathsz, "%s/index.db%s", spool_dir,
+	    suffix) < pathsz ? 0 : -1;
+}
+
+/*
+ * Hold the file at spool_dir's index path + suffix open, so that its
+ * inode number cannot be given to a new file while we compare (some file
+ * systems reuse a freed one at once). Closing it drops the POSIX locks
+ * this process holds on it: harmless, since only handles on the lost
+ * index can be using it, and whatever they write is lost anyway.
+ */
+static void
+companion_hold(const char *spool_dir, const char *suffix,
+    struct index_held *h)
+{
+	char path[4096];
+	struct stat st;
+
+	h->state = INDEX_HELD_UNKNOWN;
+	if (companion_path(spool_dir, suffix, path, sizeof(path)) == -1)
+		return;
+	if ((h->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == ENOENT)
+			h->state = INDEX_HELD_NONE;
+		return;
+	}
+	if (fstat(h->fd, &st) == -1) {
+		close(h->fd);
+		return;
+	}
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	h->state = INDEX_HELD_FILE;
+}
+
+static void
+companion_let_go(struct index_held *h)
+{
+	if (h->state == INDEX_HELD_FILE)
+		close(h->fd);
+	h->state = INDEX_HELD_NONE;
+}
+
+static long long
+monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+void
+index_lost_note(const char *spool_dir, struct index_lost *l)
+{
+	index_lost_free(l);
+	companion_hold(spool_dir, "-wal", &l->wal);
+	companion_hold(spool_dir, "-shm", &l->shm);
+	l->noted = 1;
+	l->noted_at = monotonic_s();
+}
+
+void
+index_lost_free(struct index_lost *l)
+{
+	if (l == NULL)
+		return;
+	companion_let_go(&l->wal);
+	companion_let_go(&l->shm);
+	l->noted = 0;
+}
+
+/* 1 when path is the held file (or may be: it could not be looked at). */
+static int
+companion_same(const char *path, const struct index_held *h)
+{
+	struct stat st;
+
+	if (h->state == INDEX_HELD_NONE)
+		return 0;
+	if (stat(path, &st) == -1)
+		return errno != ENOENT;
+	return h->state == INDEX_HELD_UNKNOWN ||
+	    (st.st_dev == h->dev && st.st_ino == h->ino);
+}
+
+/* Forget a held file once it has left the path: any file there is new. */
+static int
+companion_gone(const char *spool_dir, const char *suffix,
+    struct index_held *h)
+{
+	char path[4096];
+
+	if (companion_path(spool_dir, suffix, path, sizeof(path)) == -1)
+		return 0;
+	if (companion_same(path, h))
+		return 0;
+	companion_let_go(h);
+	return 1;
+}
+
+/*
+ * index.db is gone, so what the note found beside it belongs to no
+ * database: set it aside, or a new index made at the path would read the
+ * old one's pages from it. The -wal (the old file's last commits) is kept
+ * as index.db-wal.lost; the -shm only mirrors it.
+ */
+static void
+companions_drop(const char *spool_dir, struct index_lost *l)
+{
+	char path[4096], lost[4096 + 8];
+
+	if (l->wal.state == INDEX_HELD_FILE &&
+	    companion_path(spool_dir, "-wal", path, sizeof(path)) == 0 &&
+	    companion_path(spool_dir, "-wal.lost", lost, sizeof(lost)) == 0 &&
+	    companion_same(path, &l->wal))
+		(void)rename(path, lost);
+	if (l->shm.state == INDEX_HELD_FILE &&
+	    companion_path(spool_dir, "-shm", path, sizeof(path)) == 0 &&
+	    companion_same(path, &l->shm))
+		(void)unlink(path);
+}
+
+enum index_return
+index_lost_check(const char *spool_dir, struct index_lost *l)
+{
+	char path[4096];
+	struct stat st;
+	int wal, shm;
+
+	if (companion_path(spool_dir, "", path, sizeof(path)) == -1)
+		return INDEX_RETURN_MISSING;
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			companions_drop(spool_dir, l);
+		(void)companion_gone(spool_dir, "-wal", &l->wal);
+		(void)companion_gone(spool_dir, "-shm", &l->shm);
+		return INDEX_RETURN_MISSING;
+	}
+	if (!S_ISREG(st.st_mode))
+		return INDEX_RETURN_MISSING;
+	wal = companion_gone(spool_dir, "-wal", &l->wal);
+	shm = companion_gone(spool_dir, "-shm", &l->shm);
+	if (!wal || !shm)
+		return INDEX_RETURN_BESIDE_OLD;
+	if (l->noted && monotonic_s() - l->noted_at < INDEX_LOST_GRACE)
+		return INDEX_RETURN_SETTLING;
+	return INDEX_RETURN_READY;
+}
+
+int
+index_delivered(struct index *ix, const char *id)
+{
+	sqlite3_stmt *st;
+	int rc, v = 0;
+
+	if (sqlite3_prepare_v2(ix->db, "SELECT state = 'sent' AND NOT EXISTS "
+	    "(SELECT 1 FROM recipient WHERE message_id = ?1 AND state <> "
+	    "'sent') FROM message WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		index_set_error(ix, "delivered");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0) != 0;
+	else if (rc != SQLITE_DONE) {
+		index_set_error(ix, "delivered");
+		v = -1;
+	}
+	sqlite3_finalize(st);
+	return v;
 }

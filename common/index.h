@@ -22,9 +22,9 @@ struct index;
 enum index_sync { INDEX_SYNC_FULL, INDEX_SYNC_NORMAL };
 
 /*
- * Open spool_dir/index.db, creating or upgrading the schema; safe when
- * any number of processes do it at once (spool_dir/index.lock). NULL
- * with a message in err.
+ * Open spool_dir/index.db, creating (mode 0600) or upgrading the schema;
+ * safe when any number of processes do it at once (spool_dir/index.lock).
+ * NULL with a message in err.
  */
 struct index *index_open(const char *spool_dir, enum index_sync sync,
     char *err, size_t errsz);
@@ -68,5 +68,72 @@ const char *index_total_name(enum index_total t);
 
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);
+
+/*
+ * 1 when spool_dir/index.db is no longer the file ix has open (removed,
+ * renamed away or replaced while in use: what ix writes is lost), 0 when
+ * it still is, -1 when that cannot be told.
+ */
+int index_moved(struct index *ix);
+
+/* A file held open while it is compared with what is at its path. */
+struct index_held {
+	enum { INDEX_HELD_NONE, INDEX_HELD_FILE, INDEX_HELD_UNKNOWN } state;
+	int fd;				/* INDEX_HELD_FILE */
+	unsigned long long dev, ino;
+};
+
+/*
+ * What a moved index leaves at its path: its write-ahead log and shared
+ * memory (index.db-wal, -shm). SQLite does not remove them when it closes
+ * a moved file, and a database opened at the path beside them would read
+ * the old one's pages from them. All zero: nothing noted.
+ */
+struct index_lost {
+	struct index_held wal, shm;
+	int noted;
+	long long noted_at;		/* CLOCK_MONOTONIC seconds */
+};
+
+/*
+ * Seconds after a note before an index is opened at the path again: each
+ * program watching the index notices the loss well within that time (and
+ * notes what the old file left) before any of them makes a new -wal.
+ */
+#define INDEX_LOST_GRACE 10
+
+/*
+ * Note (and hold open) the -wal and -shm at spool_dir's index path: call
+ * it when index_moved() says 1, before closing the moved handle.
+ */
+void index_lost_note(const char *spool_dir, struct index_lost *l);
+
+/* Where an index stands after a loss (index_lost_check). */
+enum index_return {
+	INDEX_RETURN_MISSING,		/* no index.db at the path */
+	INDEX_RETURN_BESIDE_OLD,	/* one, but the old -wal or -shm too */
+	INDEX_RETURN_SETTLING,		/* one; INDEX_LOST_GRACE not over */
+	INDEX_RETURN_READY		/* it may be opened */
+};
+
+/*
+ * May an index be opened at spool_dir again after l was noted? READY
+ * when index.db is there, neither the -wal nor the -shm of l is, and the
+ * note is INDEX_LOST_GRACE seconds old. While index.db is missing, the
+ * -wal and -shm of l are set aside (the -wal as index.db-wal.lost): they
+ * belong to no database.
+ */
+enum index_return index_lost_check(const char *spool_dir,
+    struct index_lost *l);
+
+/* Let go of what l holds (l may be NULL); l is then all clear. */
+void index_lost_free(struct index_lost *l);
+
+/*
+ * 1 when id's row is 'sent' and every recipient of it was delivered: its
+ * file is no longer needed. 0 when not, or when there is no row; -1 on
+ * error.
+ */
+int index_delivered(struct index *ix, const char *id);
 
 #endif

@@ -65,6 +65,24 @@ clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
 	closedir(d);
 }
 
+/*
+ * A runner removes a sent message's file after recording it; if that
+ * unlink failed, the file would stay beside its 'sent' row until the row
+ * is purged (sent_retention later). Only cur/ holds files a runner saw.
+ */
+static int
+remove_if_sent(int dfd, const char *sub, const char *name, struct index *ix)
+{
+	if (strcmp(sub, "cur") != 0 || index_delivered(ix, name) != 1)
+		return 0;
+	if (unlinkat(dfd, name, 0) == 0)
+		log_info("id=%s removed the file of a sent message", name);
+	else
+		log_warn("id=%s cannot remove the file of a sent message",
+		    name);
+	return 1;
+}
+
 static void
 find_orphans(const struct spool *sp, int dfd, const char *sub,
     struct index *ix, time_t now, struct reconcile_stats *st)
@@ -78,6 +96,7 @@ find_orphans(const struct spool *sp, int dfd, const char *sub,
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    file_age(dfd, de->d_name, now, &age) == -1 ||
+		    remove_if_sent(dfd, sub, de->d_name, ix) ||
 		    age <= RECONCILE_ORPHAN_AGE ||
 		    index_exists(ix, de->d_name) != 0)
 			continue;

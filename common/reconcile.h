@@ -1,9 +1,11 @@
 /*
  * reconcile — make spool and index agree again after a crash (DESIGN.md,
  * Durability): old tmp/ files go, files in new/ or cur/ without a row and
- * over an hour old move to orphans/, 'sending' rows whose lease ran out or
- * whose owner process is gone go back to 'deferred'. Run by mppd and
- * mppqueue at start. Each action is logged with the queue id.
+ * over an hour old move to orphans/, files in cur/ of messages sent to
+ * every recipient go (their runner could not remove them), 'sending' rows
+ * whose lease ran out or whose owner process is gone go back to
+ * 'deferred'. Run by mppd and mppqueue at start. Each action is logged
+ * with the queue id.
  */
 #ifndef MPP_RECONCILE_H
 #define MPP_RECONCILE_H

@@ -2,12 +2,16 @@
  * store — see store.h. The committer owns its own index handle; SQLite
  * handles are not shared between threads.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bsd/string.h>
 
 #include "fault.h"
 #include "log.h"
@@ -17,7 +21,11 @@
 struct store {
 	const struct spool *sp;
 	struct workq *writers;
-	struct index *ix;
+	struct index *ix;		/* NULL while the index is away */
+	struct index_lost lost;		/* what the moved one left behind */
+	int waiting_logged;		/* index.db back beside old files */
+	char reopen_err[256];		/* the last reopen failure logged */
+	char path[PATH_MAX + 16];	/* spool_dir/index.db */
 	pthread_t committer;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -33,6 +41,9 @@ struct store {
  * not wait at all.
  */
 #define STORE_GATHER_US 2000
+
+/* Seconds between looks at the index's path while no message comes. */
+#define STORE_WATCH_S 1
 
 static void
 store_done(struct workq_job *job)
@@ -79,14 +90,17 @@ fail:
 	return WORKQ_DONE;
 }
 
-/* A commit failed: keep the files whose rows exist anyway, drop others. */
+/*
+ * A commit failed, or there is no index: keep the files whose rows exist
+ * anyway, drop the others.
+ */
 static void
 store_undo(struct store *st, struct store_req **reqs, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (index_exists(st->ix, reqs[i]->id) == 1) {
+		if (st->ix != NULL && index_exists(st->ix, reqs[i]->id) == 1) {
 			reqs[i]->result = OUTCOME_OK;
 			continue;
 		}
@@ -97,6 +111,65 @@ store_undo(struct store *st, struct store_req **reqs, size_t n)
 	}
 }
 
+/*
+ * index.db was removed or replaced while open: what goes into the old
+ * file is lost. Stop using it, and answer 451 until an index is back.
+ */
+static void
+store_lose_index(struct store *st)
+{
+	struct stat sb;
+	int missing;
+
+	missing = stat(st->path, &sb) == -1 && errno == ENOENT;
+	log_warnx("index=%s path=%s: the open index is no longer at its "
+	    "path; posts are refused (451) until an index is back there",
+	    missing ? "missing" : "replaced", st->path);
+	index_lost_note(st->sp->dir, &st->lost);
+	index_close(st->ix);
+	st->ix = NULL;
+	st->waiting_logged = 0;
+	st->reopen_err[0] = '\0';
+}
+
+/* Open the index that is back at its path, once the old one's are gone. */
+static void
+store_find_index(struct store *st)
+{
+	char err[sizeof(st->reopen_err)];
+	enum index_return back = index_lost_check(st->sp->dir, &st->lost);
+
+	if (back != INDEX_RETURN_READY) {
+		if (!st->waiting_logged && back == INDEX_RETURN_BESIDE_OLD) {
+			st->waiting_logged = 1;
+			log_warnx("index=waiting path=%s: index.db-wal and "
+			    "index.db-shm are the old file's; the new index is "
+			    "opened once they are removed", st->path);
+		}
+		return;
+	}
+	if ((st->ix = index_open(st->sp->dir, INDEX_SYNC_FULL, err,
+	    sizeof(err))) == NULL) {
+		if (strcmp(err, st->reopen_err) != 0)
+			log_warnx("index=unusable %s", err);
+		strlcpy(st->reopen_err, err, sizeof(st->reopen_err));
+		return;
+	}
+	index_lost_free(&st->lost);
+	log_info("index=reopened path=%s: posts are accepted again",
+	    st->path);
+}
+
+/* Before each batch and every STORE_WATCH_S: is the index still ours? */
+static void
+store_watch(struct store *st)
+{
+	if (st->ix != NULL && index_moved(st->ix) == 1)
+		store_lose_index(st);
+	if (st->ix == NULL)
+		store_find_index(st);
+}
+
 static void
 store_commit(struct store *st, struct store_req **reqs, size_t n)
 {
@@ -105,12 +178,20 @@ store_commit(struct store *st, struct store_req **reqs, size_t n)
 
 	for (i = 0; i < n; i++)
 		rows[i] = &reqs[i]->row;
-	if (spool_sync_new(st->sp) == -1) {
+	if (st->ix == NULL) {
+		store_undo(st, reqs, n);
+	} else if (spool_sync_new(st->sp) == -1) {
 		log_warn("fsync of new/ failed");
 		store_undo(st, reqs, n);
 	} else if (index_insert_batch(st->ix, rows, n) == -1) {
 		log_warnx("index commit of %zu messages failed: %s", n,
 		    index_errmsg(st->ix));
+		store_undo(st, reqs, n);
+	} else if (index_moved(st->ix) == 1) {
+		/* Committed, but into a file that is gone: no 250 for it. */
+		log_warnx("index commit of %zu messages went to a lost index",
+		    n);
+		store_lose_index(st);
 		store_undo(st, reqs, n);
 	} else {
 		FAULT_POINT("after-commit");
@@ -139,16 +220,28 @@ gather(struct store *st)
 		;
 }
 
-/* Take up to STORE_BATCH_MAX ready requests, oldest first; 0 at stop. */
+/*
+ * Take up to STORE_BATCH_MAX ready requests, oldest first, waiting up to
+ * STORE_WATCH_S for one; 0 when none came, with *stop set at stop.
+ */
 static size_t
-store_take(struct store *st, struct store_req **reqs)
+store_take(struct store *st, struct store_req **reqs, int *stop)
 {
 	struct store_req *r, *keep = NULL;
 	size_t n = 0, total = 0;
+	struct timespec until;
 
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STORE_WATCH_S;
 	pthread_mutex_lock(&st->lock);
-	while (st->ready == NULL && !st->stopping)
-		pthread_cond_wait(&st->cond, &st->lock);
+	while (st->ready == NULL && !st->stopping &&
+	    pthread_cond_timedwait(&st->cond, &st->lock, &until) != ETIMEDOUT)
+		;
+	if (st->ready == NULL) {
+		*stop = st->stopping;
+		pthread_mutex_unlock(&st->lock);
+		return 0;
+	}
 	gather(st);
 	for (r = st->ready; r != NULL; r = r->next)
 		total++;
@@ -173,9 +266,14 @@ committer(void *arg)
 	struct store *st = arg;
 	struct store_req *reqs[STORE_BATCH_MAX];
 	size_t n;
+	int stop = 0;
 
-	while ((n = store_take(st, reqs)) > 0)
-		store_commit(st, reqs, n);
+	while (!stop) {
+		n = store_take(st, reqs, &stop);
+		store_watch(st);
+		if (n > 0)
+			store_commit(st, reqs, n);
+	}
 	return NULL;
 }
 
@@ -189,6 +287,7 @@ store_new(const struct spool *sp, int nworkers, char *err, size_t errsz)
 		return NULL;
 	}
 	st->sp = sp;
+	snprintf(st->path, sizeof(st->path), "%s/index.db", sp->dir);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	if ((st->ix = index_open(sp->dir, INDEX_SYNC_FULL, err, errsz)) ==
@@ -246,6 +345,7 @@ store_free(struct store *st)
 	pthread_join(st->committer, NULL);
 	workq_free(st->writers);
 	index_close(st->ix);
+	index_lost_free(&st->lost);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	free(st);

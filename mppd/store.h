@@ -5,7 +5,10 @@
  * so far, fsyncs new/ once and inserts all their index rows in one
  * transaction (group commit). Only after that commit is a request's result
  * OUTCOME_OK. If the commit fails, the files of rows that did not commit
- * are removed, so nothing half-stored remains.
+ * are removed, so nothing half-stored remains. Before each batch, after
+ * each commit and once a second, the committer checks that the index is
+ * still the file at spool_dir/index.db: one removed or replaced gets no
+ * commit and no OUTCOME_OK until an index is back (see mppd(8)).
  */
 #ifndef MPP_STORE_H
 #define MPP_STORE_H

@@ -2,7 +2,10 @@
  * runner — see runner.h. Each delivery thread owns its index handle and
  * its transport (SQLite handles and SMTP connections are not shared). The
  * threads sleep on one condition variable; a wake-up bumps a generation
- * counter so none misses it.
+ * counter so none misses it. Every handle is checked to be still the file
+ * at spool_dir/index.db (runner_index) before it is used for a claim or a
+ * record: one removed or replaced is closed, and nothing is delivered
+ * until an index is back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +34,8 @@
 #define CLAIM_BATCH 4
 #define CHORE_INTERVAL 60	/* seconds between stale-lease and purge runs */
 #define MAX_THREADS 256
+#define RECORD_RETRY_MAX 30	/* seconds: longest wait between tries to record */
+#define INDEX_WATCH_S 1		/* seconds between looks for a lost index */
 
 struct runner {
 	struct runner_ctx *ctx;
@@ -52,11 +57,25 @@ struct runner {
 	int failed;			/* a thread could not start */
 	int running;			/* delivery threads not yet done */
 	time_t started;			/* one-shot: retries due by then only */
+	/*
+	 * The index removed or replaced under the runner (lock held): each
+	 * time the first thread to find its handle moved bumps epoch and
+	 * notes what the old file left; every thread then closes its handle
+	 * and opens the index again once one is back at the path.
+	 */
+	unsigned epoch;
+	struct index_lost lost;
+	int away;			/* the loss logged, not yet the return */
+	int waiting_logged;		/* index.db back beside old files */
+	int index_gone;			/* one-shot: a thread had no index */
+	char reopen_err[256];		/* the last reopen failure logged */
 };
 
 struct worker {
 	struct runner *r;
-	struct index *ix;
+	struct index *ix;		/* NULL while the index is away */
+	unsigned epoch;			/* r->epoch when ix was opened */
+	time_t lease_end;		/* of the claim being delivered */
 	struct transport *t;
 	pthread_t thread;
 };
@@ -94,6 +113,110 @@ runner_stopping(struct runner *r)
 	s = r->stopping;
 	pthread_mutex_unlock(&r->lock);
 	return s;
+}
+
+/* Sleep secs seconds, or less when the runner stops. */
+static void
+runner_nap(struct runner *r, long secs)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping &&
+	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Lock held: the first to find the index moved in this epoch says so. */
+static void
+index_lost_locked(struct runner *r, unsigned epoch)
+{
+	char path[PATH_MAX + 16];
+
+	if (epoch != r->epoch)
+		return;		/* another thread noted it already */
+	r->epoch++;
+	r->away = 1;
+	r->waiting_logged = 0;
+	r->reopen_err[0] = '\0';
+	snprintf(path, sizeof(path), "%s/index.db", r->cfg->spool_dir);
+	log_warnx("index=%s path=%s: the open index is no longer at its "
+	    "path; nothing is delivered until an index is back there",
+	    access(path, F_OK) == 0 ? "replaced" : "missing", path);
+	index_lost_note(r->cfg->spool_dir, &r->lost);
+}
+
+/* Lock held: may an index be opened at the path? Logs a wait once. */
+static int
+index_back_locked(struct runner *r)
+{
+	enum index_return back = index_lost_check(r->cfg->spool_dir,
+	    &r->lost);
+
+	if (back == INDEX_RETURN_BESIDE_OLD && r->away &&
+	    !r->waiting_logged) {
+		r->waiting_logged = 1;
+		log_warnx("index=waiting path=%s/index.db: index.db-wal and "
+		    "index.db-shm are the old file's; the new index is "
+		    "opened once they are removed", r->cfg->spool_dir);
+	}
+	return back == INDEX_RETURN_READY;
+}
+
+/* Open the index that is back; NULL (logged once per error) if unusable. */
+static struct index *
+index_reopen(struct runner *r, unsigned *epoch)
+{
+	struct index *ix;
+	char err[sizeof(r->reopen_err)];
+
+	ix = index_open(r->cfg->spool_dir, INDEX_SYNC_NORMAL, err, sizeof(err));
+	pthread_mutex_lock(&r->lock);
+	if (ix == NULL) {
+		if (strcmp(err, r->reopen_err) != 0)
+			log_warnx("index=unusable %s", err);
+		strlcpy(r->reopen_err, err, sizeof(r->reopen_err));
+	} else {
+		*epoch = r->epoch;
+		index_lost_free(&r->lost);
+		if (r->away)
+			log_info("index=reopened path=%s/index.db: delivering "
+			    "again", r->cfg->spool_dir);
+		r->away = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ix;
+}
+
+/*
+ * A thread's index, still the file at spool_dir/index.db: one removed or
+ * replaced is closed (what it records would be lost) and NULL returned
+ * until an index is back at the path.
+ */
+static struct index *
+runner_index(struct runner *r, struct index **ixp, unsigned *epoch)
+{
+	int back;
+
+	if (*ixp != NULL && index_moved(*ixp) == 1) {
+		pthread_mutex_lock(&r->lock);
+		index_lost_locked(r, *epoch);
+		pthread_mutex_unlock(&r->lock);
+		index_close(*ixp);
+		*ixp = NULL;
+		runner_wake(r);		/* the others look at theirs */
+	}
+	if (*ixp != NULL)
+		return *ixp;
+	pthread_mutex_lock(&r->lock);
+	back = index_back_locked(r);
+	pthread_mutex_unlock(&r->lock);
+	if (back)
+		*ixp = index_reopen(r, epoch);
+	return *ixp;
 }
 
 /* Sleep until woken, stopped, or the next message falls due. */
@@ -228,7 +351,80 @@ attempt_judge(struct worker *w, struct attempt *a)
 				a->outcome[i] = OUTCOME_PERM;
 }
 
-static void
+/*
+ * Between tries to record: keep the claim while it lasts, then wait
+ * delay seconds. 1 to try again, 0 when the claim went to another
+ * runner, -1 to give up (stopping, or the claim ran out).
+ */
+static int
+record_wait(struct worker *w, const char *id, long delay)
+{
+	struct runner *r = w->r;
+	time_t now = time(NULL);
+	int renewed;
+
+	if (w->lease_end - now <= delay) {
+		pthread_mutex_lock(&r->write_lock);
+		renewed = index_renew_lease(w->ix, id, r->host, r->pid,
+		    now + r->cfg->lease_time);
+		pthread_mutex_unlock(&r->write_lock);
+		if (renewed == 0)
+			return 0;
+		if (renewed == 1)
+			w->lease_end = now + r->cfg->lease_time;
+	}
+	if (runner_stopping(r) || now + delay >= w->lease_end)
+		return -1;
+	log_info("id=%s trying again in %ld s to record the attempt", id,
+	    delay);
+	runner_nap(r, delay);
+	return 1;
+}
+
+/*
+ * Record res. While the index refuses the commit (a full disk, a lock
+ * held too long) try again, waiting 1, 2, 4... up to RECORD_RETRY_MAX
+ * seconds, for as long as the claim is ours. 1 when recorded, 0 when the
+ * claim is not ours, -1 when not recorded: the file then stays, and the
+ * message is tried again (at least once, never zero times).
+ */
+static int
+record_result(struct worker *w, const struct index_result *res)
+{
+	struct runner *r = w->r;
+	long delay = 1;
+	int rc;
+
+	for (;;) {
+		if (index_moved(w->ix) == 1)
+			break;
+		pthread_mutex_lock(&r->write_lock);
+		rc = index_record(w->ix, res);
+		pthread_mutex_unlock(&r->write_lock);
+		if (rc == 1 && index_moved(w->ix) == 1)
+			break;		/* recorded into a lost file */
+		if (rc == 1 && delay > 1)
+			log_info("id=%s attempt recorded", res->id);
+		if (rc != -1)
+			return rc;
+		log_warnx("id=%s cannot record the attempt: %s", res->id,
+		    index_errmsg(w->ix));
+		if ((rc = record_wait(w, res->id, delay)) != 1) {
+			if (rc == -1)
+				log_warnx("id=%s attempt not recorded: the "
+				    "file stays, to be tried again", res->id);
+			return rc;
+		}
+		delay = delay * 2 > RECORD_RETRY_MAX ? RECORD_RETRY_MAX :
+		    delay * 2;
+	}
+	log_warnx("id=%s attempt not recorded: the index is no longer at its "
+	    "path; the file stays", res->id);
+	return -1;
+}
+
+/* Judge, log and record one attempt; index_record()'s 1, 0 or -1. */
+static int
 attempt_record(struct worker *w, struct attempt *a, int fd)
 {
 	struct runner *r = w->r;
@@ -254,19 +450,15 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	    runner_backoff(r->cfg, a->c->attempts + 1);
 	res.last_error = a->last_error[0] ? a->last_error : NULL;
 	res.bounce = bounced ? &b.row : NULL;
-	pthread_mutex_lock(&r->write_lock);
-	rc = index_record(w->ix, &res);
-	pthread_mutex_unlock(&r->write_lock);
+	rc = record_result(w, &res);
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
-	if (rc == -1)
-		log_warnx("id=%s cannot record the attempt: %s", a->c->id,
-		    index_errmsg(w->ix));
-	else if (rc == 0)
+	if (rc == 0)
 		log_warnx("id=%s changed during delivery; result not recorded",
 		    a->c->id);
-	else if (a->finished && bounced)
+	else if (rc == 1 && a->finished && bounced)
 		spool_wake(r->ctx->sp);
+	return rc;
 }
 
 static int
@@ -302,7 +494,8 @@ cleanup_sent(struct worker *w, const struct attempt *a)
 		if (a->outcome[i] != OUTCOME_OK)
 			return;		/* keep failed ones for requeue */
 	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
-		log_warn("id=%s cannot remove sent file", a->c->id);
+		log_warn("id=%s cannot remove sent file (the next start "
+		    "will)", a->c->id);
 }
 
 static void
@@ -312,7 +505,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	struct attempt a;
 	struct transport_msg m;
 	size_t i, n = 0;
-	int fd;
+	int fd, rc;
 
 	memset(&a, 0, sizeof(a));
 	a.c = c;
@@ -337,10 +530,13 @@ deliver_one(struct worker *w, struct index_claim *c)
 		transport_deliver(w->t, &m, a.tr, n);
 		FAULT_POINT("after-mta-accept");
 	}
-	attempt_record(w, &a, fd);
+	/* The file goes only once the result is committed: a sent message
+	   whose record failed is sent again, never lost. */
+	rc = attempt_record(w, &a, fd);
 	if (fd != -1)
 		close(fd);
-	cleanup_sent(w, &a);
+	if (rc == 1)
+		cleanup_sent(w, &a);
 	attempt_free(&a);
 }
 
@@ -356,14 +552,17 @@ keep_claim(struct worker *w, const struct index_claim *c, time_t claimed)
 	time_t now = time(NULL);
 	int renewed;
 
-	if (claimed + cfg->lease_time - now > cfg->delivery_timeout)
+	w->lease_end = claimed + cfg->lease_time;
+	if (w->lease_end - now > cfg->delivery_timeout)
 		return 0;
 	pthread_mutex_lock(&w->r->write_lock);
 	renewed = index_renew_lease(w->ix, c->id, w->r->host, w->r->pid,
 	    now + cfg->lease_time);
 	pthread_mutex_unlock(&w->r->write_lock);
-	if (renewed == 1)
+	if (renewed == 1) {
+		w->lease_end = now + cfg->lease_time;
 		return 0;
+	}
 	log_warnx("id=%s claim lost before delivery; left to its new owner",
 	    c->id);
 	return -1;
@@ -379,6 +578,16 @@ worker_main(void *arg)
 	int i, n;
 
 	while (!runner_stopping(r)) {
+		if (runner_index(r, &w->ix, &w->epoch) == NULL) {
+			if (r->ctx->oneshot) {
+				pthread_mutex_lock(&r->lock);
+				r->index_gone = 1;
+				pthread_mutex_unlock(&r->lock);
+				break;
+			}
+			runner_nap(r, INDEX_WATCH_S);
+			continue;
+		}
 		claimed = time(NULL);
 		pthread_mutex_lock(&r->write_lock);
 		n = index_claim_due(w->ix, r->host, r->pid, claimed,
@@ -394,6 +603,8 @@ worker_main(void *arg)
 			continue;
 		}
 		for (i = 0; i < n; i++) {
+			if (index_moved(w->ix) == 1)
+				break;	/* claims in a lost index */
 			if (runner_stopping(r)) {
 				pthread_mutex_lock(&r->write_lock);
 				(void)index_unclaim(w->ix, claims[i].id,
@@ -452,6 +663,8 @@ chores(struct runner *r, struct index *ix)
 	time_t now = time(NULL);
 	int n;
 
+	if (ix == NULL)
+		return;		/* the index is away */
 	if ((n = index_release_stale_leases(ix, r->host, now)) > 0) {
 		log_info("released %d stale claims", n);
 		runner_wake(r);
@@ -471,9 +684,14 @@ open_trigger(const struct spool *sp)
 	return openat(sp->dirfd, "trigger", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 }
 
-/* Main thread of a daemon: signals, the trigger, chores. */
+/*
+ * Main thread of a daemon: signals, the trigger, chores; and a look at
+ * the index every second, so that a removed or replaced one is noticed
+ * while the delivery threads are idle.
+ */
 static void
-runner_loop(struct runner *r, int sigfd, struct index *ix)
+runner_loop(struct runner *r, int sigfd, struct index **ixp,
+    unsigned *epoch)
 {
 	struct pollfd pfd[2];
 	struct signalfd_siginfo si;
@@ -487,8 +705,9 @@ runner_loop(struct runner *r, int sigfd, struct index *ix)
 	if (pfd[1].fd == -1)
 		log_warn("trigger FIFO; new mail waits for the periodic scan");
 	for (;;) {
+		(void)runner_index(r, ixp, epoch);
 		if (time(NULL) - last_chores >= CHORE_INTERVAL) {
-			chores(r, ix);
+			chores(r, *ixp);
 			last_chores = time(NULL);
 		}
 		if (poll(pfd, 2, 1000) <= 0)
@@ -552,6 +771,7 @@ runner_run(struct runner_ctx *ctx)
 	struct index *ix;
 	char err[1024];
 	sigset_t set;
+	unsigned epoch = 0;
 	int i, n = (int)ctx->cfg->concurrency, started = 0, sigfd;
 
 	memset(&r, 0, sizeof(r));
@@ -581,7 +801,7 @@ runner_run(struct runner_ctx *ctx)
 		r.stopping = 1;
 		pthread_mutex_unlock(&r.lock);
 	} else if (!ctx->oneshot)
-		runner_loop(&r, sigfd, ix);
+		runner_loop(&r, sigfd, &ix, &epoch);
 	else
 		oneshot_wait(&r, sigfd);
 	pthread_mutex_lock(&r.lock);
@@ -590,13 +810,16 @@ runner_run(struct runner_ctx *ctx)
 	pthread_mutex_unlock(&r.lock);
 	for (i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
-	if (ctx->oneshot)
-		chores(&r, ix);		/* a cron-only site purges too */
+	if (ctx->oneshot)		/* a cron-only site purges too */
+		chores(&r, runner_index(&r, &ix, &epoch));
 	for (i = 0; i < n && i < MAX_THREADS; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);
 	}
 	index_close(ix);
+	index_lost_free(&r.lost);
 	close(sigfd);
-	return started < n ? EX_SOFTWARE : EX_OK;
+	if (started < n)
+		return EX_SOFTWARE;
+	return r.index_gone ? EX_IOERR : EX_OK;
 }

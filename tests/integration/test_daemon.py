@@ -1,6 +1,7 @@
 """mppd as a daemon: idle timeout, listeners, concurrency, session limits,
-inetd mode, signals, configuration errors and overrides, the password file
-warning, and start-up reconciliation of the spool."""
+inetd mode, signals, configuration errors and overrides, the warnings for
+a password or config file others could read or change, the index's file
+modes, and start-up reconciliation of the spool."""
 
 import os
 import re
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPLY, Client, free_port, message, wait_for
+from conftest import BIN, REPLY, Client, Mppqueue, free_port, message, wait_for
 
 MPPD = BIN / "mppd"
 EX_CONFIG = 78
@@ -662,6 +663,77 @@ def test_spool_created_mode_0700(mppd_factory):
     assert (m.spool / "index.db").exists()
     post_session(m.client(), "fresh spool")
     assert subjects(m) == ["fresh spool"]
+
+
+def test_index_files_created_0600(mppd_factory):
+    """docs/security.md: the index and its -wal and -shm are 0600, made by
+    mppd, mppqueue or mppq, whatever the umask allows."""
+    old = os.umask(0o022)
+    try:
+        m = mppd_factory()
+        m.add_user("alice", "secret")
+        m.start()
+        post_session(m.client(), "private")
+        q = Mppqueue(mppd_factory("b"))
+        q.start()
+        c = mppd_factory("c")
+        c.spool.mkdir(mode=0o700)
+        c.write_config()
+        r = subprocess.run([str(BIN / "mppq"), "-c", str(c.config_path),
+                            "stats"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for spool, names in ((m.spool, ("", "-wal", "-shm")),
+                             (q.mppd.spool, ("", "-wal", "-shm")),
+                             (c.spool, ("",))):
+            for name in names:
+                f = spool / ("index.db" + name)
+                assert oct(f.stat().st_mode & 0o777) == oct(0o600), f
+        q.stop()
+    finally:
+        os.umask(old)
+
+
+def config_warnings(text, m):
+    return [l for l in text.splitlines() if f"config file {m.config_path} " in l]
+
+
+@pytest.mark.parametrize("mode,says", [
+    (0o666, "is writable by others"),
+    (0o620, "is writable by its group"),
+    (0o644, None),
+    (0o600, None),
+], ids=["0666", "0620", "0644", "0600"])
+def test_config_file_writable_by_others_warns(mppd_factory, mode, says):
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    m.write_config()
+    m.config_path.chmod(mode)
+    m.write_config = lambda: None          # keep the mode for the start
+    m.start()
+    post_session(m.client(), "config mode")
+    r = subprocess.run([str(BIN / "mppq"), "-d", "-c", str(m.config_path),
+                        "stats"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for text in (m.log(), r.stderr):
+        warned = config_warnings(text, m)
+        if says is None:
+            assert warned == [], warned
+        else:
+            assert len(warned) == 1 and says in warned[0], text
+
+
+def test_config_file_owned_by_another_user_warns(mppd_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    m.write_config()
+    m.config_path.chmod(0o644)
+    os.chown(m.config_path, 65534, -1)      # nobody, who could rewrite it
+    m.write_config = lambda: None
+    m.start()
+    [warned] = config_warnings(m.log(), m)
+    assert "is owned by uid 65534" in warned
 
 
 def readable_warnings(m):

@@ -2,7 +2,8 @@
 is a promise. kill -9 during concurrent posting loses no message that got
 250 and leaves no index row without its file; a full file system gives 451
 (never a false 250) and no partial files, and posting works again once
-there is space.
+there is space; and when it fills after the MTA took a message, the
+spool file stays until the result is recorded.
 
 Every message carries a unique Subject and Message-ID, and its body ends
 with a line naming it, so a stored file can be checked to be whole.
@@ -11,13 +12,14 @@ with a line naming it, so a stored file can be checked to be whole.
 import os
 import random
 import re
+import signal
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import REPLY, Client, message, wait_for
+from conftest import REPLY, Client, Mppqueue, message, wait_for
 
 
 # Helpers
@@ -225,3 +227,133 @@ def test_full_filesystem_451_never_false_250(tiny_fs, mppd_factory):
         assert not list((spool / "tmp").iterdir())
     finally:
         m.stop()
+
+
+# A full spool file system after the MTA took a message: the spool file
+# stays until the result is committed (issue 12: it was removed while
+# the row stayed 'sending', and the next run bounced a delivered message
+# for "spool file missing").
+
+FILLING_SENDMAIL = r'''#!/usr/bin/python3
+# Takes the message as an MTA would and counts the call; then, when the
+# file FILL beside it names a directory, fills that file system up.
+import os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+sys.stdin.buffer.read()
+with open(os.path.join(here, "calls"), "a") as f:
+    f.write("call\n")
+fill = os.path.join(here, "FILL")
+if os.path.exists(fill):
+    fd = os.open(os.path.join(open(fill).read().strip(), "filler"),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for chunk in (65536, 4096, 512, 1):
+        try:
+            while os.write(fd, b"\0" * chunk) > 0:
+                pass
+        except OSError:
+            pass
+    os.close(fd)
+sys.exit(0)
+'''
+
+
+@pytest.fixture
+def filling_mta(tmp_path):
+    d = tmp_path / "mta"
+    d.mkdir()
+    script = d / "sendmail"
+    script.write_text(FILLING_SENDMAIL)
+    script.chmod(0o755)
+
+    class MTA:
+        path = script
+
+        def calls(self):
+            f = d / "calls"
+            return len(f.read_text().splitlines()) if f.exists() else 0
+
+        def fill(self, where):
+            (d / "FILL").write_text(str(where))
+
+        def stop_filling(self):
+            (d / "FILL").unlink()
+    return MTA()
+
+
+def spool_on_tiny_fs(tiny_fs, mppd_factory, mta):
+    spool = tiny_fs / "spool"
+    m = mppd_factory(spool_dir=str(spool), transport=f"sendmail:{mta.path}")
+    m.spool = spool
+    m.add_user("alice", "secret")
+    m.start()
+    c = m.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(text_for("full-after-send")) == 250
+    c.close()
+    [row] = m.stored()
+    return m, row["id"]
+
+
+def start_runner_once(m):
+    q = Mppqueue(m)
+    logf = open(q.logfile, "ab")
+    proc = subprocess.Popen(q.args("-1", "-d"), stdout=logf,
+                            stderr=subprocess.STDOUT)
+    logf.close()
+    return q, proc
+
+
+def test_full_spool_after_delivery_keeps_file_until_recorded(
+        tiny_fs, mppd_factory, filling_mta):
+    m, qid = spool_on_tiny_fs(tiny_fs, mppd_factory, filling_mta)
+    filling_mta.fill(tiny_fs)
+    q, proc = start_runner_once(m)
+    try:
+        wait_for(lambda: "cannot record the attempt" in q.log(), timeout=30,
+                 what="the record to fail on the full disk")
+        assert filling_mta.calls() == 1
+        # Sent, not yet recorded: the file must still be there.
+        assert (m.spool / "cur" / qid).exists(), q.log()
+        (tiny_fs / "filler").unlink()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [row] = m.stored()
+    assert row["state"] == "sent", q.log()
+    assert row["attempts"] == 1
+    assert row["text"] is None, "a sent message's file goes once recorded"
+    assert filling_mta.calls() == 1, "delivered once"
+    assert "spool file missing" not in q.log()
+    assert f"id={qid} to=<bob@example.com> attempt=1 result=sent" in q.log()
+
+
+def test_full_spool_unrecorded_attempt_is_sent_again(
+        tiny_fs, mppd_factory, filling_mta):
+    m, qid = spool_on_tiny_fs(tiny_fs, mppd_factory, filling_mta)
+    filling_mta.fill(tiny_fs)
+    q, proc = start_runner_once(m)
+    try:
+        wait_for(lambda: "cannot record the attempt" in q.log(), timeout=30,
+                 what="the record to fail on the full disk")
+        # The runner is stopped while the disk is still full: it gives
+        # up recording, and keeps the file.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (m.spool / "cur" / qid).exists(), q.log()
+    assert f"id={qid} attempt not recorded: the file stays" in q.log()
+    filling_mta.stop_filling()
+    (tiny_fs / "filler").unlink()
+    # The next run finds the claim of a runner that is gone, and sends
+    # the message again: at least once, never zero times.
+    assert q.once().returncode == 0
+    [row] = m.stored()
+    assert row["state"] == "sent", q.log()
+    assert row["text"] is None
+    assert filling_mta.calls() == 2
+    assert "spool file missing" not in q.log()

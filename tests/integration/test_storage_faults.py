@@ -1,7 +1,9 @@
 """Storage that misbehaves: the index held locked by another process, an
-unwritable spool at start; and the purge of old sent rows."""
+unwritable spool at start, the index removed or replaced while in use, a
+sent message's file left behind; and the purge of old sent rows."""
 
 import os
+import re
 import sqlite3
 import subprocess
 import threading
@@ -9,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Client, Mppqueue, message, wait_for
+from conftest import Client, Mppqueue, maildir_messages, message, wait_for
 
 
 def lock_index(mppd, seconds):
@@ -100,3 +102,181 @@ def test_sent_rows_purged_after_retention(mppd, mppqueue):
     assert mppqueue.once().returncode == 0
     assert mppd.stored() == []
     assert "purged 1 sent" in mppqueue.log()
+
+
+# A sent message's file left behind (its unlink after the record failed):
+# the next start removes it, and does not send it again.
+
+def test_start_removes_the_file_of_a_sent_message(mppd, mppqueue):
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(message(subject="sent once")) == 250
+    assert mppqueue.once().returncode == 0
+    [row] = mppd.stored()
+    assert row["state"] == "sent" and row["text"] is None
+    leftover = mppd.spool / "cur" / row["id"]
+    leftover.write_bytes(b"Subject: sent once\n\nHello.\n")
+    old = time.time() - 7200               # past the orphan age too
+    os.utime(leftover, (old, old))
+    assert mppqueue.once().returncode == 0
+    assert not leftover.exists()
+    assert f"id={row['id']} removed the file of a sent message" in mppqueue.log()
+    assert not (mppd.spool / "orphans" / row["id"]).exists()
+    assert len(maildir_messages(mppd)) == 1, "not delivered again"
+    # A message with a failed recipient keeps its file (for mppq show).
+    assert c.post(message(subject="kept", to="bob@example.com, "
+                          "carol@example.com")) == 250
+    kept = [r for r in mppd.stored() if r["state"] == "queued"][0]
+    os.rename(mppd.file_of(kept["id"]), mppd.spool / "cur" / kept["id"])
+    with mppd.db() as db:
+        db.execute("UPDATE message SET state = 'sent', done_at = ? "
+                   "WHERE id = ?", (int(time.time()), kept["id"]))
+        db.execute("UPDATE recipient SET state = 'failed' WHERE "
+                   "message_id = ? AND seq = 1", (kept["id"],))
+        db.execute("UPDATE recipient SET state = 'sent' WHERE "
+                   "message_id = ? AND seq = 0", (kept["id"],))
+    assert mppqueue.once().returncode == 0
+    assert (mppd.spool / "cur" / kept["id"]).exists()
+
+
+# index.db removed or replaced while mppd runs (issue 12: 250s went on
+# into the unlinked file, and the messages became orphans an hour later).
+
+def backup_index(mppd, dest):
+    """A copy of the live index, as an administrator's backup would be."""
+    src = sqlite3.connect(str(mppd.spool / "index.db"))
+    dst = sqlite3.connect(str(dest))
+    src.backup(dst)
+    dst.close()
+    src.close()
+
+
+def post_code(mppd, subject):
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    code = c.post(message(subject=subject))
+    c.close()
+    return code
+
+
+def stored_subjects(mppd):
+    return sorted(re.search(rb"(?m)^Subject: (.*)$", r["text"]).group(1).decode()
+                  for r in mppd.stored() if r["text"] is not None)
+
+
+def test_index_removed_while_running_gives_451_until_back(mppd, tmp_path):
+    assert post_code(mppd, "before") == 250
+    backup = tmp_path / "backup.db"
+    backup_index(mppd, backup)
+    idx = mppd.spool / "index.db"
+    idx.unlink()
+    assert post_code(mppd, "while missing") == 451
+    assert "index=missing path=" + str(idx) in mppd.log()
+    assert not idx.exists(), "no new empty index made while running"
+    # The old file's -wal and -shm belong to no database now: set aside,
+    # so that an index made at the path later does not read them.
+    wait_for(lambda: not (mppd.spool / "index.db-shm").exists(),
+             what="the old -shm to go")
+    assert not (mppd.spool / "index.db-wal").exists()
+    assert (mppd.spool / "index.db-wal.lost").exists()
+    time.sleep(1.5)
+    assert post_code(mppd, "still missing") == 451
+    # A valid index is back: mppd opens it and accepts again.
+    os.rename(backup, idx)
+    wait_for(lambda: "index=reopened" in mppd.log(), timeout=30,
+             what="the index to be reopened")
+    assert post_code(mppd, "after") == 250
+    assert stored_subjects(mppd) == ["after", "before"]
+    assert mppd.log().count("index=missing") == 1
+
+
+def test_index_replaced_while_running_gives_451_until_its_files_go(mppd, tmp_path):
+    assert post_code(mppd, "in both") == 250
+    backup = tmp_path / "backup.db"
+    backup_index(mppd, backup)
+    assert post_code(mppd, "in the old only") == 250
+    idx = mppd.spool / "index.db"
+    os.replace(backup, idx)
+    assert post_code(mppd, "while replaced") == 451
+    assert "index=replaced path=" + str(idx) in mppd.log()
+    # -wal and -shm beside the new file are the old one's: opening the new
+    # index beside them would show the old one's pages. mppd waits.
+    wait_for(lambda: "index=waiting" in mppd.log(), what="the wait to be logged")
+    wal, shm = mppd.spool / "index.db-wal", mppd.spool / "index.db-shm"
+    assert wal.exists() and shm.exists()
+    assert post_code(mppd, "still replaced") == 451
+    wal.unlink()
+    shm.unlink()
+    # Not a database: still 451, and the reason is logged.
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not an SQLite database\n" * 200)
+    good = tmp_path / "good.db"
+    os.rename(idx, good)
+    os.rename(junk, idx)
+    wait_for(lambda: "index=unusable" in mppd.log(), timeout=30,
+             what="the unusable file to be logged")
+    assert post_code(mppd, "junk in place") == 451
+    os.replace(good, idx)
+    wait_for(lambda: "index=reopened" in mppd.log(), timeout=30,
+             what="the index to be reopened")
+    assert post_code(mppd, "after") == 250
+    rows = {r["id"]: r for r in mppd.stored()}
+    assert stored_subjects(mppd) == ["after", "in both"]
+    for sub in ("new", "cur"):
+        for p in (mppd.spool / sub).iterdir():
+            if p.name not in rows:       # only the lost index knew it
+                assert b"Subject: in the old only" in p.read_bytes()
+    with mppd.db() as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_runner_follows_a_replaced_index(mppd, mppqueue, tmp_path):
+    mppqueue.start()
+    assert post_code(mppd, "first") == 250
+    wait_for(lambda: [r["state"] for r in mppd.stored()] == ["sent"],
+             what="delivery")
+    backup = tmp_path / "backup.db"
+    backup_index(mppd, backup)
+    # The careful way: the new file in place, the old one's -wal and -shm
+    # removed at once. Every program notices within a second, and none
+    # opens the new index before INDEX_LOST_GRACE is over.
+    os.replace(backup, mppd.spool / "index.db")
+    (mppd.spool / "index.db-wal").unlink()
+    (mppd.spool / "index.db-shm").unlink()
+    wait_for(lambda: "index=replaced" in mppqueue.log(), what="the runner to notice")
+    wait_for(lambda: "index=reopened" in mppqueue.log() and
+             "index=reopened" in mppd.log(), timeout=30,
+             what="both to reopen the index")
+    assert post_code(mppd, "second") == 250
+    wait_for(lambda: len(maildir_messages(mppd)) == 2, what="delivery via the new index")
+    wait_for(lambda: [r["state"] for r in mppd.stored()] == ["sent", "sent"],
+             what="the result recorded in the new index")
+    with mppd.db() as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# mppqueue -1 whose index goes away during a delivery: the result is not
+# recorded into the lost file, the message's file stays, and the run ends
+# with EX_IOERR.
+
+REMOVING_SENDMAIL = r'''#!/bin/sh
+cat > /dev/null
+rm -f "$SPOOL/index.db"
+exit 0
+'''
+
+
+def test_oneshot_runner_whose_index_goes_away(mppd, mppqueue, tmp_path):
+    script = tmp_path / "sendmail"
+    script.write_text(REMOVING_SENDMAIL)
+    script.chmod(0o755)
+    mppd.settings["transport"] = f"sendmail:{script}"
+    assert post_code(mppd, "index goes") == 250
+    [row] = mppd.stored()
+    r = mppqueue.once(env={"SPOOL": str(mppd.spool)})
+    assert r.returncode == 74, mppqueue.log()
+    log = mppqueue.log()
+    assert f"id={row['id']} to=<bob@example.com> attempt=1 result=sent" in log
+    assert f"id={row['id']} attempt not recorded: the index is no longer at its path" in log
+    assert "index=missing" in log
+    assert (mppd.spool / "cur" / row["id"]).exists()

@@ -1,14 +1,18 @@
 /*
  * Unit tests for common/index.c: opening (schema creation, upgrade from
- * version 1, version check), the batch insert of accepted messages and
- * index_exists(); the claim of due messages and the totals kept in table
- * counter (common/index_queue.c). The database
+ * version 1, version check, file modes), the batch insert of accepted
+ * messages and index_exists(); an index removed or replaced while open
+ * (index_moved, what the old file leaves beside the path); the claim of
+ * due messages and the totals kept in table counter
+ * (common/index_queue.c). The database
  * lives in a fresh temporary directory per test; a second, plain SQLite
  * handle looks at what was written.
  */
 
 #include <sys/stat.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -531,6 +536,233 @@ test_totals_on_record(void **state)
 	index_close(ix);
 }
 
+/* spool_dir/index.db + suffix, into buf. */
+static const char *
+file_in(const struct fixture *f, const char *suffix, char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "%s%s", f->db, suffix);
+	return buf;
+}
+
+static int
+mode_of(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return -1;
+	return (int)(st.st_mode & 07777);
+}
+
+static int
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static void
+insert_one(struct index *ix, const char *id)
+{
+	static const char *const r[] = { "bob@example.com" };
+	const struct index_new_msg m = { id, "alice", "alice@example.org",
+	    "192.0.2.7", 1, 1, 0, 1, r };
+	const struct index_new_msg *batch[] = { &m };
+
+	assert_int_equal(index_insert_batch(ix, batch, 1), 0);
+}
+
+/* SQLite would make index.db 0644 (less the umask), and -wal and -shm
+   like it; the spool's promise is 0600. */
+static void
+test_files_private(void **state)
+{
+	struct fixture *f = *state;
+	mode_t old = umask(022);
+	char wal[PATH_MAX], shm[PATH_MAX];
+	struct index *ix = open_ok(f);
+
+	insert_one(ix, "1.M1P1Q1");
+	assert_int_equal(mode_of(f->db), 0600);
+	assert_int_equal(mode_of(file_in(f, "-wal", wal, sizeof(wal))), 0600);
+	assert_int_equal(mode_of(file_in(f, "-shm", shm, sizeof(shm))), 0600);
+	index_close(ix);
+	/* One an older version made is tightened, files beside it too. */
+	assert_int_equal(chmod(f->db, 0644), 0);
+	ix = open_ok(f);
+	assert_int_equal(chmod(wal, 0666), 0);
+	index_close(ix);
+	ix = open_ok(f);
+	assert_int_equal(mode_of(f->db), 0600);
+	assert_int_equal(mode_of(wal), 0600);
+	assert_int_equal(mode_of(shm), 0600);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 1);
+	index_close(ix);
+	umask(old);
+}
+
+/* Another index, made in a directory of its own, holding message id. */
+static void
+other_index(const struct fixture *f, const char *id, char *path,
+    size_t pathsz)
+{
+	struct fixture g;
+	struct index *ix;
+
+	assert_true((size_t)snprintf(g.dir, sizeof(g.dir), "%.*s/other",
+	    (int)(sizeof(g.dir) - 7), f->dir) < sizeof(g.dir));
+	assert_int_equal(mkdir(g.dir, 0700), 0);
+	snprintf(g.db, sizeof(g.db), "%s/index.db", g.dir);
+	ix = open_ok(&g);
+	insert_one(ix, id);
+	index_close(ix);	/* the last handle: one file, no -wal */
+	snprintf(path, pathsz, "%s", g.db);
+}
+
+static void
+test_moved(void **state)
+{
+	struct fixture *f = *state;
+	char away[PATH_MAX], other[PATH_MAX];
+	struct index *ix = open_ok(f);
+
+	insert_one(ix, "1.M1P1Q1");
+	assert_int_equal(index_moved(ix), 0);
+	file_in(f, ".away", away, sizeof(away));
+	assert_int_equal(rename(f->db, away), 0);
+	assert_int_equal(index_moved(ix), 1);
+	assert_int_equal(rename(away, f->db), 0);
+	assert_int_equal(index_moved(ix), 0);
+	other_index(f, "2.M1P1Q1", other, sizeof(other));
+	assert_int_equal(rename(other, f->db), 0);
+	assert_int_equal(index_moved(ix), 1);
+	assert_int_equal(unlink(f->db), 0);
+	assert_int_equal(index_moved(ix), 1);
+	index_close(ix);
+}
+
+/* Removed: the old -wal and -shm belong to no database; they are set
+   aside, so a new index at the path does not read them. */
+static void
+test_lost_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct index_lost l;
+	char wal[PATH_MAX], shm[PATH_MAX], lost[PATH_MAX];
+	struct index *ix = open_ok(f);
+
+	memset(&l, 0, sizeof(l));
+	insert_one(ix, "1.M1P1Q1");
+	assert_int_equal(unlink(f->db), 0);
+	assert_int_equal(index_moved(ix), 1);
+	index_lost_note(f->dir, &l);
+	index_close(ix);
+	/* SQLite leaves them when it closes a moved file. */
+	assert_true(exists(file_in(f, "-wal", wal, sizeof(wal))));
+	assert_true(exists(file_in(f, "-shm", shm, sizeof(shm))));
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_MISSING);
+	assert_false(exists(wal));
+	assert_false(exists(shm));
+	assert_true(exists(file_in(f, "-wal.lost", lost, sizeof(lost))));
+	/* An index back at the path: ready once the grace is over. */
+	ix = open_ok(f);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 0);
+	insert_one(ix, "1.M1P1Q2");
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_SETTLING);
+	l.noted_at -= INDEX_LOST_GRACE;
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_READY);
+	/* The new index's own files are never taken for the old ones. */
+	assert_true(exists(wal));
+	assert_true(exists(shm));
+	assert_int_equal(index_exists(ix, "1.M1P1Q2"), 1);
+	index_close(ix);
+	index_lost_free(&l);
+	index_lost_free(NULL);
+}
+
+/* Replaced: the index at the path is another's, but the -wal and -shm
+   beside it are still the old file's; it is not ready until they go. */
+static void
+test_lost_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct index_lost l;
+	char wal[PATH_MAX], shm[PATH_MAX], other[PATH_MAX];
+	struct index *ix = open_ok(f);
+	int fd;
+
+	memset(&l, 0, sizeof(l));
+	insert_one(ix, "1.M1P1Q1");
+	other_index(f, "2.M1P1Q1", other, sizeof(other));
+	assert_int_equal(rename(other, f->db), 0);
+	assert_int_equal(index_moved(ix), 1);
+	index_lost_note(f->dir, &l);
+	index_close(ix);
+	l.noted_at -= INDEX_LOST_GRACE;
+	assert_int_equal(index_lost_check(f->dir, &l),
+	    INDEX_RETURN_BESIDE_OLD);
+	assert_true(exists(file_in(f, "-wal", wal, sizeof(wal))));
+	assert_true(exists(file_in(f, "-shm", shm, sizeof(shm))));
+	assert_int_equal(unlink(wal), 0);
+	assert_int_equal(index_lost_check(f->dir, &l),
+	    INDEX_RETURN_BESIDE_OLD);
+	assert_int_equal(unlink(shm), 0);
+	/* A new file made at a noted path after that is not the old one
+	   (the note holds the old ones open: no inode number is reused). */
+	assert_true((fd = open(shm, O_CREAT | O_WRONLY, 0600)) != -1);
+	close(fd);
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_READY);
+	assert_int_equal(unlink(shm), 0);
+	ix = open_ok(f);
+	assert_int_equal(index_exists(ix, "2.M1P1Q1"), 1);
+	assert_int_equal(index_exists(ix, "1.M1P1Q1"), 0);
+	index_close(ix);
+	index_lost_free(&l);
+}
+
+/* Nothing noted: ready as soon as there is an index at the path. */
+static void
+test_lost_nothing_noted(void **state)
+{
+	struct fixture *f = *state;
+	struct index_lost l;
+	struct index *ix;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_MISSING);
+	ix = open_ok(f);
+	assert_int_equal(index_lost_check(f->dir, &l), INDEX_RETURN_READY);
+	index_close(ix);
+}
+
+/* Only a message sent to every recipient no longer needs its file. */
+static void
+test_delivered(void **state)
+{
+	static const long long seq[] = { 0 };
+	static const int sent[] = { 0 }, failed[] = { 2 };
+	static const char *const reply[] = { "250 ok" };
+	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
+	    reply, 1, 0, 300, NULL, NULL };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[2];
+
+	insert_one(ix, "1.M1P1Q1");
+	insert_one(ix, "1.M1P1Q2");
+	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 0);
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 2), 2);
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 1);
+	res.id = "1.M1P1Q2";
+	res.outcome = failed;
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 0);
+	assert_int_equal(index_delivered(ix, "9.M9P9Q9"), 0);
+	index_close(ix);
+}
+
 int
 main(void)
 {
@@ -561,6 +793,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_totals_on_insert, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_totals_on_record, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_files_private, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_moved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lost_replaced, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lost_nothing_noted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delivered, setup,
 		    teardown),
 	};
 
