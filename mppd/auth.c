@@ -30,6 +30,7 @@
 
 #include "auth.h"
 #include "auth_cache.h"
+#include "auth_net.h"
 #include "auth_remote.h"
 #include "log.h"
 #include "pwfile.h"
@@ -40,6 +41,7 @@ struct backend {
 	enum backend_type type;
 	char target[CONFIG_STR_MAX];	/* path, or host */
 	int port;
+	char name[CONFIG_STR_MAX + 16];	/* for the log: "file:PATH", ... */
 	pthread_rwlock_t lock;		/* AB_FILE: guards what follows */
 	struct pwfile pf;
 	size_t nclass;			/* cost classes in pf */
@@ -133,7 +135,7 @@ file_check(struct backend *b, const char *user, const char *password)
 }
 
 static int
-backend_parse(struct backend *b, const char *s, size_t len)
+backend_parse_spec(struct backend *b, const char *s, size_t len)
 {
 	size_t skip;
 
@@ -155,6 +157,22 @@ backend_parse(struct backend *b, const char *s, size_t len)
 		return -1;
 	return config_split_hostport(s + skip, len - skip, b->target,
 	    sizeof(b->target), &b->port, b->type == AB_POP3 ? 110 : 21);
+}
+
+/* Parse one entry of the auth list and name the backend for the log. */
+static int
+backend_parse(struct backend *b, const char *s, size_t len)
+{
+	if (backend_parse_spec(b, s, len) == -1)
+		return -1;
+	if (b->type == AB_FILE) {
+		/* name has room for "file:" and any target. */
+		strlcpy(b->name, "file:", sizeof(b->name));
+		strlcat(b->name, b->target, sizeof(b->name));
+	} else
+		auth_net_name(b->name, sizeof(b->name),
+		    b->type == AB_POP3 ? "pop3" : "ftp", b->target, b->port);
+	return 0;
 }
 
 static int
@@ -233,7 +251,6 @@ backend_check(struct auth *a, struct backend *b, const char *user,
 
 	switch (b->type) {
 	case AB_FILE:
-		snprintf(why, whysz, "file:%s", b->target);
 		return file_check(b, user, password);
 	case AB_POP3:
 		return auth_pop3_check(b->target, b->port, user, password, t,
@@ -243,6 +260,35 @@ backend_check(struct auth *a, struct backend *b, const char *user,
 		    why, whysz);
 	}
 	return OUTCOME_TEMP;
+}
+
+/*
+ * Add one backend's answer to detail, "backend=NAME result=RESULT" and
+ * " reason=\"WHY\"" when there is more to say (why holds no '"': server
+ * text in it is log_escape()d). *used counts what detail holds; "..."
+ * marks a detail cut short.
+ */
+static void
+detail_add(char *detail, size_t detailsz, size_t *used, const char *name,
+    enum outcome r, const char *why)
+{
+	const char *result = r == OUTCOME_OK ? "ok" :
+	    r == OUTCOME_PERM ? "rejected" : "unavailable";
+	int n;
+
+	if (*used >= detailsz)
+		return;
+	n = snprintf(detail + *used, detailsz - *used,
+	    "%sbackend=%s result=%s%s%s%s", *used > 0 ? " " : "", name,
+	    result, why[0] != '\0' ? " reason=\"" : "", why,
+	    why[0] != '\0' ? "\"" : "");
+	if (n >= 0 && (size_t)n < detailsz - *used) {
+		*used += (size_t)n;
+		return;
+	}
+	if (detailsz > 4)
+		memcpy(detail + detailsz - 4, "...", 4);
+	*used = detailsz;
 }
 
 enum outcome
@@ -257,17 +303,14 @@ auth_check(struct auth *a, const char *user, const char *password,
 	detail[0] = '\0';
 	/* auth_cache: a remote acceptance within auth_cache_ttl stands. */
 	if (auth_cache_hit(a->cache, user, password)) {
-		snprintf(detail, detailsz, "cache");
+		detail_add(detail, detailsz, &used, "cache", OUTCOME_OK, "");
 		return OUTCOME_OK;
 	}
 	for (i = 0; i < a->n; i++) {
 		why[0] = '\0';
 		r = backend_check(a, &a->b[i], user, password, why,
 		    sizeof(why));
-		if (used < detailsz)
-			used += (size_t)snprintf(detail + used, detailsz - used,
-			    "%s%s=%s", i ? "," : "", why, r == OUTCOME_OK ?
-			    "ok" : r == OUTCOME_PERM ? "rejected" : "unavailable");
+		detail_add(detail, detailsz, &used, a->b[i].name, r, why);
 		if (r == OUTCOME_OK) {
 			/* auth_cache: only remote answers are worth keeping. */
 			if (a->b[i].type != AB_FILE)

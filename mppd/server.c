@@ -191,7 +191,7 @@ auth_done(struct workq_job *job)
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
 
-	log_info("session=%s client=[%s] auth backends: %s", c->id, c->addr,
+	log_info("session=%s client=[%s] %s", c->id, c->addr,
 	    aj->detail);
 	c->jobs--;
 	if (aj->result == OUTCOME_PERM)
