@@ -269,7 +269,7 @@ config_line(struct mpp_config *cfg, char *line, const char *where,
 		return -1;
 	}
 	if (config_set(cfg, key, value, msg, sizeof(msg)) == -1) {
-		snprintf(err, errsz, "%s: key %s: %s", where, key, msg);
+		snprintf(err, errsz, "%s: %s", where, msg);
 		return -1;
 	}
 	return 0;

@@ -23,8 +23,12 @@ struct auth *auth_new(const struct mpp_config *cfg, char *err, size_t errsz);
 /* Re-read the password files (SIGHUP); -1 with err, keeping the old. */
 int auth_reload(struct auth *a, char *err, size_t errsz);
 /*
- * Check user's password. detail receives which backend decided and why,
- * for the log line ("file", "pop3:host:110 rejected", "ftp:x timeout").
+ * Check user's password. detail receives, for the log, what each backend
+ * asked answered, in order: "backend=NAME result=ok|rejected|unavailable"
+ * and " reason=\"...\"" when there is more to say, one such group per
+ * backend ("backend=file:/etc/mpp/passwd result=rejected
+ * backend=pop3:mail:110 result=unavailable reason=\"connection refused\"";
+ * "backend=cache result=ok" for a remembered acceptance).
  */
 enum outcome auth_check(struct auth *a, const char *user,
     const char *password, char *detail, size_t detailsz);

@@ -121,38 +121,41 @@ ftp_command(struct auth_net *n, const char *verb, const char *arg,
 
 /*
  * The outcome of a reply other than 230 or 331 after USER or PASS, with
- * why. line, the reply to USER (NULL after PASS), is quoted in why.
+ * why. line, the reply to USER (NULL after PASS), is quoted in why, its
+ * code with it; after PASS only the code is named, and a plain 530 needs
+ * no words at all.
  */
 static enum outcome
 ftp_refusal(int code, const char *verb, const char *line, char *why,
     size_t whysz)
 {
-	char reason[64];
+	const char *what, *sp;
 	enum outcome r;
+	char esc[128];
 
 	if (code == 332) {
-		snprintf(reason, sizeof(reason), "account required");
+		what = "account required";
 		r = OUTCOME_PERM;
 	} else if (code >= 400 && code < 500) {
-		snprintf(reason, sizeof(reason), "temporary failure %d at %s",
-		    code, verb);
+		what = "temporary failure";
 		r = OUTCOME_TEMP;
 	} else if (code >= 500) {
-		if (code == 530 && line == NULL)
-			snprintf(reason, sizeof(reason), "rejected");
-		else
-			snprintf(reason, sizeof(reason), "rejected %d at %s",
-			    code, verb);
+		what = "";
 		r = OUTCOME_PERM;
 	} else {
-		snprintf(reason, sizeof(reason),
-		    "protocol error: unexpected reply %d to %s", code, verb);
+		what = "protocol error: unexpected reply";
 		r = OUTCOME_TEMP;
 	}
-	if (line != NULL)
-		ftp_quote(why, whysz, reason, line);
+	sp = what[0] != '\0' ? " " : "";
+	if (line != NULL) {
+		log_escape(esc, sizeof(esc), line, strlen(line));
+		snprintf(why, whysz, "%s%sat %s: %s", what, sp, verb, esc);
+	} else if (code == 530)
+		why[0] = '\0';
+	else if (code == 332)
+		snprintf(why, whysz, "%s", what);
 	else
-		snprintf(why, whysz, "%s", reason);
+		snprintf(why, whysz, "%s%s%d at %s", what, sp, code, verb);
 	return r;
 }
 
@@ -167,7 +170,7 @@ ftp_login(struct auth_net *n, const char *user, const char *password,
 	if (code == -1)
 		return OUTCOME_TEMP;
 	if (code == 230) {
-		snprintf(why, whysz, "accepted without password");
+		snprintf(why, whysz, "no password asked");
 		return OUTCOME_OK;
 	}
 	if (code != 331)
@@ -176,10 +179,8 @@ ftp_login(struct auth_net *n, const char *user, const char *password,
 	    whysz);
 	if (code == -1)
 		return OUTCOME_TEMP;
-	if (code == 230) {
-		snprintf(why, whysz, "accepted");
+	if (code == 230)
 		return OUTCOME_OK;
-	}
 	return ftp_refusal(code, "PASS", NULL, why, whysz);
 }
 
@@ -203,7 +204,7 @@ ftp_refuse_early(const char *user, const char *password, const char **why)
 		return 1;
 	}
 	if (util_strcaseeq(user, "anonymous") || util_strcaseeq(user, "ftp")) {
-		*why = "anonymous login refused";
+		*why = "anonymous login";
 		return 1;
 	}
 	return 0;
@@ -215,23 +216,19 @@ auth_ftp_check(const char *host, int port, const char *user,
 {
 	struct auth_net n;
 	const char *early;
-	char reason[256];
 	enum outcome r;
 
+	why[0] = '\0';
 	if (ftp_refuse_early(user, password, &early)) {
-		auth_net_say(why, whysz, "ftp", host, port, early);
+		snprintf(why, whysz, "%s", early);
 		return OUTCOME_PERM;
 	}
-	if (auth_net_open(&n, host, port, timeout_sec, reason,
-	    sizeof(reason)) == -1) {
-		auth_net_say(why, whysz, "ftp", host, port, reason);
+	if (auth_net_open(&n, host, port, timeout_sec, why, whysz) == -1)
 		return OUTCOME_TEMP;
-	}
-	r = ftp_greeting(&n, reason, sizeof(reason));
+	r = ftp_greeting(&n, why, whysz);
 	if (r == OUTCOME_OK)
-		r = ftp_login(&n, user, password, reason, sizeof(reason));
+		r = ftp_login(&n, user, password, why, whysz);
 	ftp_quit(&n);
 	auth_net_close(&n);
-	auth_net_say(why, whysz, "ftp", host, port, reason);
 	return r;
 }

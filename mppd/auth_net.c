@@ -456,16 +456,16 @@ auth_net_command(struct auth_net *n, const char *verb, const char *arg)
 }
 
 void
-auth_net_say(char *why, size_t whysz, const char *proto, const char *host,
-    int port, const char *reason)
+auth_net_name(char *out, size_t outsz, const char *proto, const char *host,
+    int port)
 {
 	int v6 = strchr(host, ':') != NULL, len;
 
-	len = snprintf(why, whysz, "%s:%s%s%s:%d %s", proto, v6 ? "[" : "",
-	    host, v6 ? "]" : "", port, reason);
+	len = snprintf(out, outsz, "%s:%s%s%s:%d", proto, v6 ? "[" : "",
+	    host, v6 ? "]" : "", port);
 	/* A log text cut short says so rather than ending mid-word. */
-	if (len >= 0 && (size_t)len >= whysz && whysz > 4)
-		memcpy(why + whysz - 4, "...", 4);
+	if (len >= 0 && (size_t)len >= outsz && outsz > 4)
+		memcpy(out + outsz - 4, "...", 4);
 }
 
 void

@@ -67,11 +67,11 @@ void auth_net_why(const struct auth_net *n, int err, char *why,
     size_t whysz);
 
 /*
- * The text a check leaves in why: "pop3:HOST:PORT reason", IPv6 hosts in
- * brackets; marked with "..." when whysz cut it short.
+ * A backend's name for the log, "pop3:HOST:PORT", an IPv6 host in
+ * brackets; marked with "..." when outsz cut it short.
  */
-void auth_net_say(char *why, size_t whysz, const char *proto,
-    const char *host, int port, const char *reason);
+void auth_net_name(char *out, size_t outsz, const char *proto,
+    const char *host, int port);
 
 /* Close the socket; safe to call twice. */
 void auth_net_close(struct auth_net *n);

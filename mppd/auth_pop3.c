@@ -107,7 +107,7 @@ pop3_user(struct auth_net *n, const char *user, char *why, size_t whysz)
 		pop3_quote(why, whysz, "temporary failure at USER", line);
 		return OUTCOME_TEMP;
 	}
-	pop3_quote(why, whysz, "rejected at USER", line);
+	pop3_quote(why, whysz, "at USER", line);
 	return OUTCOME_PERM;
 }
 
@@ -124,20 +124,17 @@ pop3_pass(struct auth_net *n, const char *password, char *why,
 	}
 	if (pop3_reply(n, line, sizeof(line), &k, why, whysz) == -1)
 		return OUTCOME_TEMP;
-	if (k == POP3_OK) {
-		snprintf(why, whysz, "accepted");
+	if (k == POP3_OK)
 		return OUTCOME_OK;
-	}
 	if (pop3_has_code(line, "[IN-USE]") ||
 	    pop3_has_code(line, "[LOGIN-DELAY]")) {
-		snprintf(why, whysz, "accepted (maildrop busy)");
+		snprintf(why, whysz, "maildrop busy");
 		return OUTCOME_OK;
 	}
 	if (pop3_has_code(line, "[SYS/TEMP]")) {
 		snprintf(why, whysz, "temporary failure at PASS");
 		return OUTCOME_TEMP;
 	}
-	snprintf(why, whysz, "rejected");
 	return OUTCOME_PERM;
 }
 
@@ -157,26 +154,21 @@ auth_pop3_check(const char *host, int port, const char *user,
     const char *password, int timeout_sec, char *why, size_t whysz)
 {
 	struct auth_net n;
-	char reason[256];
 	enum outcome r;
 
+	why[0] = '\0';
 	if (!auth_net_clean(user) || !auth_net_clean(password)) {
-		auth_net_say(why, whysz, "pop3", host, port,
-		    "illegal character");
+		snprintf(why, whysz, "illegal character");
 		return OUTCOME_PERM;
 	}
-	if (auth_net_open(&n, host, port, timeout_sec, reason,
-	    sizeof(reason)) == -1) {
-		auth_net_say(why, whysz, "pop3", host, port, reason);
+	if (auth_net_open(&n, host, port, timeout_sec, why, whysz) == -1)
 		return OUTCOME_TEMP;
-	}
-	r = pop3_greeting(&n, reason, sizeof(reason));
+	r = pop3_greeting(&n, why, whysz);
 	if (r == OUTCOME_OK)
-		r = pop3_user(&n, user, reason, sizeof(reason));
+		r = pop3_user(&n, user, why, whysz);
 	if (r == OUTCOME_OK)
-		r = pop3_pass(&n, password, reason, sizeof(reason));
+		r = pop3_pass(&n, password, why, whysz);
 	pop3_quit(&n);
 	auth_net_close(&n);
-	auth_net_say(why, whysz, "pop3", host, port, reason);
 	return r;
 }

@@ -8,7 +8,8 @@
  * Result: OUTCOME_OK accepted; OUTCOME_PERM the server rejected the
  * password; OUTCOME_TEMP the check could not be made (unresolvable,
  * refused, timed out, protocol error). why receives a short reason for the
- * log (never the password).
+ * log, never the password; it is left empty when the outcome says it all
+ * (the password accepted, or rejected by the server's plain "no").
  *
  * user and password must hold no CR, LF or NUL (the session refuses them
  * with 501); the functions check again and return OUTCOME_PERM if they do.

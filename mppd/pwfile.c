@@ -1,8 +1,10 @@
 /*
- * pwfile — parsing and atomic rewriting of the password file, and the
+ * pwfile — parsing and atomic rewriting of the password file, the
  * crypt(3) calls (crypt_rn with a per-call work area, so any thread may
- * verify at once).
+ * verify at once), and the cost classes of hashes, which let the file
+ * backend make every refusal cost the same (see auth.c).
  */
+#include <assert.h>
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,9 @@
 #include "pwfile.h"
 #include "sha512crypt.h"
 #include "util.h"
+
+_Static_assert(PWFILE_HASH_MAX == CRYPT_OUTPUT_SIZE,
+    "PWFILE_HASH_MAX is crypt(3)'s longest output");
 
 int
 pwfile_user_valid(const char *user)
@@ -314,4 +319,86 @@ pwfile_verify(const char *password, const char *hash)
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
+}
+
+/*
+ * Bytes at the start of hash that name its method and cost: all before
+ * the salt. "$id$[params$]salt$hash" keeps up to the "$" before the salt
+ * ("$id$salt", a bare setting, up to its last "$"); bcrypt's salt and hash
+ * follow "$2b$NN$" with no "$" between them, and scrypt's salt its 11
+ * parameter characters; traditional DES has no "$" and no cost to name.
+ */
+static size_t
+class_len(const char *hash)
+{
+	const char *last = NULL, *prev = NULL, *p;
+	size_t n = strlen(hash), dollars = 0;
+
+	if (hash[0] == '_')			/* BSDI: "_" and 4 of count */
+		return n < 5 ? n : 5;
+	if (hash[0] != '$')
+		return 0;
+	if (hash[1] == '2' && hash[2] != '\0' && hash[3] == '$')
+		return n < 7 ? n : 7;
+	if (strncmp(hash, "$7$", 3) == 0)
+		return n < 14 ? n : 14;
+	for (p = hash; *p != '\0'; p++)
+		if (*p == '$') {
+			prev = last;
+			last = p;
+			dollars++;
+		}
+	return (size_t)((dollars >= 3 ? prev : last) - hash) + 1;
+}
+
+int
+pwfile_hash_class(const char *hash, char *cls, size_t clssz)
+{
+	const char *how = "";
+	size_t n, room;
+	int st;
+
+	assert(clssz >= PWFILE_CLASS_MAX);
+	if (hash[0] == '\0' || strlen(hash) >= PWFILE_HASH_MAX)
+		return -1;
+	st = crypt_checksalt(hash);
+	if (st != CRYPT_SALT_OK && st != CRYPT_SALT_METHOD_LEGACY &&
+	    st != CRYPT_SALT_TOO_CHEAP)
+		return -1;
+	if ((n = class_len(hash)) == 0) {
+		snprintf(cls, clssz, "DES");
+		return 0;
+	}
+	if (strncmp(hash, "$6$", 3) == 0 && !sha512crypt_takes(hash))
+		how = " crypt(3)";
+	/* Cut the parameters, never the code path's mark. */
+	room = clssz - 1 - strlen(how);
+	snprintf(cls, clssz, "%.*s%s", (int)(n < room ? n : room), hash, how);
+	return 0;
+}
+
+size_t
+pwfile_classes(const struct pwfile *pf, size_t *idx, size_t max, int *more)
+{
+	char seen[PWFILE_CLASSES_MAX][PWFILE_CLASS_MAX], cls[PWFILE_CLASS_MAX];
+	size_t i, j, n = 0;
+
+	assert(max <= PWFILE_CLASSES_MAX);
+	*more = 0;
+	for (i = 0; i < pf->n; i++) {
+		if (pf->e[i].user == NULL ||
+		    pwfile_hash_class(pf->e[i].hash, cls, sizeof(cls)) == -1)
+			continue;
+		for (j = 0; j < n && strcmp(seen[j], cls) != 0; j++)
+			;
+		if (j < n)
+			continue;
+		if (n == max) {
+			*more = 1;
+			continue;
+		}
+		strlcpy(seen[n], cls, sizeof(seen[n]));
+		idx[n++] = i;
+	}
+	return n;
 }

@@ -328,7 +328,7 @@ auth_done(struct workq_job *job)
 	struct conn *c = aj->c;
 	struct server *srv = c->srv;
 
-	log_info("session=%s client=[%s] auth backends: %s", c->id, c->addr,
+	log_info("session=%s client=[%s] %s", c->id, c->addr,
 	    aj->detail);
 	if (aj->counted)
 		iplimit_dec(srv->auth_running, c->addr);

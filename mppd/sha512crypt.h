@@ -31,4 +31,12 @@
 int sha512crypt(const char *password, const char *setting, char *out,
     size_t outsz);
 
+/*
+ * Nonzero when sha512crypt() computes setting itself rather than leaving
+ * it to crypt(3) (for a password under CRYPT_MAX_PASSPHRASE_SIZE): the
+ * two cost different times, which the password file's timing classes
+ * must tell apart.
+ */
+int sha512crypt_takes(const char *setting);
+
 #endif

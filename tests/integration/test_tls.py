@@ -177,7 +177,7 @@ def never_authenticated(m):
     """Nothing in mppd's log says a USER or PASS was read."""
     log = m.log()
     return ("auth=" not in log and "user=" not in log
-            and "-> user_ok" not in log and "auth backends" not in log)
+            and "-> user_ok" not in log and " backend=" not in log)
 
 
 # ------------------------------------------------------- mppsend --tls

@@ -503,6 +503,45 @@ test_file_errors(void **state)
 	}
 }
 
+/*
+ * The message names file and line, then the key, each once: "FILE:3:
+ * unknown key bogus_key", not "FILE:3: key bogus_key: unknown key
+ * bogus_key".
+ */
+static void
+test_file_error_names_key_once(void **state)
+{
+	static const struct {
+		const char *line, *msg;
+	} cases[] = {
+		{ "bogus_key = 1", "unknown key bogus_key" },
+		{ "idle_timeout = soon", "bad value \"soon\" for idle_timeout "
+		  "(a whole number from 1 to 86400)" },
+		{ "listen = 0.0.0.0", "bad value \"0.0.0.0\" for listen" },
+	};
+	struct tmp *t = *state;
+	struct mpp_config cfg;
+	char err[1024], want[PATH_MAX + 128], text[128];
+	char *over[] = { (char[]){ "listen=218" } };
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "user = mpp\n\n%s\n",
+		    cases[i].line);
+		write_file(t->path, text);
+		assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
+		    sizeof(err)), -1);
+		snprintf(want, sizeof(want), "%s:3: %s", t->path,
+		    cases[i].msg);
+		assert_string_equal(err, want);
+	}
+	write_file(t->path, "user = mpp\n");
+	assert_int_equal(config_load(&cfg, t->path, 1, over, 1, err,
+	    sizeof(err)), -1);
+	assert_string_equal(err,
+	    "command line (-o 1): bad value \"218\" for listen");
+}
+
 static void
 test_line_too_long(void **state)
 {
@@ -770,6 +809,8 @@ main(void)
 		    tmp_setup, tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, tmp_setup,
 		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(test_file_error_names_key_once,
+		    tmp_setup, tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_line_too_long, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, tmp_setup,
