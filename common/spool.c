@@ -16,12 +16,45 @@
 #include "fault.h"
 #include "spool.h"
 
+/* *made is set when the directory had to be created. */
 static int
-open_subdir(int dirfd, const char *name)
+open_subdir(int dirfd, const char *name, int *made)
 {
-	if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+	if (mkdirat(dirfd, name, 0700) == 0)
+		*made = 1;
+	else if (errno != EEXIST)
 		return -1;
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/*
+ * A name made in a directory is durable only once the directory is
+ * fsync'ed: without this a power cut after the first 250 could take new/
+ * (or the whole spool) with it.
+ */
+static int
+sync_parent_of(const char *dir)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	if (strlcpy(parent, dir, sizeof(parent)) >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	while ((slash = strrchr(parent, '/')) != NULL && slash[1] == '\0' &&
+	    slash != parent)
+		*slash = '\0';		/* trailing slashes */
+	if ((slash = strrchr(parent, '/')) == NULL)
+		strlcpy(parent, ".", sizeof(parent));
+	else
+		slash[slash == parent ? 1 : 0] = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
 }
 
 int
@@ -30,6 +63,7 @@ spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 	int *fds[] = { &sp->tmpfd, &sp->newfd, &sp->curfd, &sp->orphfd };
 	const char *names[] = { "tmp", "new", "cur", "orphans" };
 	size_t i;
+	int made_root = 0, made = 0;
 
 	memset(sp, 0, sizeof(*sp));
 	sp->dirfd = sp->tmpfd = sp->newfd = sp->curfd = sp->orphfd = -1;
@@ -37,14 +71,21 @@ spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 		snprintf(err, errsz, "spool_dir too long");
 		return -1;
 	}
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+	if (mkdir(dir, 0700) == 0)
+		made_root = 1;
+	else if (errno != EEXIST)
 		goto fail;
 	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		goto fail;
 	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if ((*fds[i] = open_subdir(sp->dirfd, names[i])) == -1)
+		if ((*fds[i] = open_subdir(sp->dirfd, names[i], &made)) == -1)
 			goto fail;
-	if (mkfifoat(sp->dirfd, "trigger", 0600) == -1 && errno != EEXIST)
+	if (mkfifoat(sp->dirfd, "trigger", 0600) == 0)
+		made = 1;
+	else if (errno != EEXIST)
+		goto fail;
+	if ((made && fsync(sp->dirfd) == -1) ||
+	    (made_root && sync_parent_of(dir) == -1))
 		goto fail;
 	if (faccessat(sp->dirfd, "tmp", W_OK, AT_EACCESS) == -1 ||
 	    faccessat(sp->dirfd, ".", W_OK, AT_EACCESS) == -1)
