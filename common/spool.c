@@ -220,11 +220,26 @@ spool_open_msg(const struct spool *sp, const char *id)
 	return fd;
 }
 
+/*
+ * Not a rename: that is two directory updates, and the removal from new/
+ * may reach the disk first (mppd fsyncs new/ at every commit) while the
+ * name in cur/ does not, which would lose the message in a power cut. So
+ * the name in cur/ is made durable before the one in new/ goes. A cut in
+ * between leaves two names of one file; the next move removes the old.
+ */
 int
 spool_to_cur(const struct spool *sp, const char *id)
 {
-	if (renameat(sp->newfd, id, sp->curfd, id) == -1)
-		return errno == ENOENT ? 0 : -1;	/* already moved */
+	if (linkat(sp->newfd, id, sp->curfd, id, 0) == -1) {
+		if (errno == ENOENT)
+			return 0;		/* already moved */
+		if (errno != EEXIST)
+			return -1;
+	}
+	if (fsync(sp->curfd) == -1)
+		return -1;
+	if (unlinkat(sp->newfd, id, 0) == -1 && errno != ENOENT)
+		return -1;
 	return 0;
 }
 
