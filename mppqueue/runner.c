@@ -228,7 +228,42 @@ attempt_judge(struct worker *w, struct attempt *a)
 				a->outcome[i] = OUTCOME_PERM;
 }
 
-static void
+/* Every recipient done and sent: the file goes (failed ones stay). */
+static int
+removes_file(const struct attempt *a)
+{
+	size_t i;
+
+	if (!a->finished)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (a->outcome[i] != OUTCOME_OK)
+			return 0;
+	return 1;
+}
+
+/*
+ * index_record at synchronous=FULL when the file is removed next: at
+ * NORMAL a power cut may lose the commit while the unlink survives (any
+ * later fsync of cur/ carries it), which would leave a row pointing at
+ * nothing. Other results may be lost: the attempt is made again.
+ */
+static int
+record_durably(struct worker *w, const struct index_result *res, int full)
+{
+	int rc;
+
+	if (full && index_exec(w->ix, "PRAGMA synchronous=FULL") == -1)
+		return -1;
+	rc = index_record(w->ix, res);
+	if (full && index_exec(w->ix, "PRAGMA synchronous=NORMAL") == -1)
+		log_warnx("cannot return to synchronous=NORMAL: %s",
+		    index_errmsg(w->ix));
+	return rc;
+}
+
+/* Returns index_record's result: 1 when the attempt was recorded. */
+static int
 attempt_record(struct worker *w, struct attempt *a, int fd)
 {
 	struct runner *r = w->r;
@@ -255,7 +290,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	res.last_error = a->last_error[0] ? a->last_error : NULL;
 	res.bounce = bounced ? &b.row : NULL;
 	pthread_mutex_lock(&r->write_lock);
-	rc = index_record(w->ix, &res);
+	rc = record_durably(w, &res, removes_file(a));
 	pthread_mutex_unlock(&r->write_lock);
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
@@ -267,6 +302,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 		    a->c->id);
 	else if (a->finished && bounced)
 		spool_wake(r->ctx->sp);
+	return rc;
 }
 
 static int
@@ -290,17 +326,10 @@ attempt_free(struct attempt *a)
 	free(a->reply);
 }
 
-/* Remove the file of a message whose every recipient is done and sent. */
+/* Remove the file of a message whose attempt removes_file() says so. */
 static void
 cleanup_sent(struct worker *w, const struct attempt *a)
 {
-	size_t i;
-
-	if (!a->finished)
-		return;
-	for (i = 0; i < a->n; i++)
-		if (a->outcome[i] != OUTCOME_OK)
-			return;		/* keep failed ones for requeue */
 	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
 		log_warn("id=%s cannot remove sent file", a->c->id);
 }
@@ -312,7 +341,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	struct attempt a;
 	struct transport_msg m;
 	size_t i, n = 0;
-	int fd;
+	int fd, recorded;
 
 	memset(&a, 0, sizeof(a));
 	a.c = c;
@@ -337,10 +366,11 @@ deliver_one(struct worker *w, struct index_claim *c)
 		transport_deliver(w->t, &m, a.tr, n);
 		FAULT_POINT("after-mta-accept");
 	}
-	attempt_record(w, &a, fd);
+	recorded = attempt_record(w, &a, fd) == 1;
 	if (fd != -1)
 		close(fd);
-	cleanup_sent(w, &a);
+	if (recorded && removes_file(&a))	/* else the row still needs it */
+		cleanup_sent(w, &a);
 	attempt_free(&a);
 }
 
