@@ -221,26 +221,37 @@ spool_open_msg(const struct spool *sp, const char *id)
 }
 
 /*
- * Not a rename: that is two directory updates, and the removal from new/
- * may reach the disk first (mppd fsyncs new/ at every commit) while the
- * name in cur/ does not, which would lose the message in a power cut. So
- * the name in cur/ is made durable before the one in new/ goes. A cut in
- * between leaves two names of one file; the next move removes the old.
+ * Not a rename: that is two directory updates, and the removal from the
+ * old directory may reach the disk first (mppd fsyncs new/ at every
+ * commit) while the new name does not, which would lose the file in a
+ * power cut. So the new name is made durable before the old one goes. A
+ * cut in between leaves two names of one file; the next move removes the
+ * old. -1 with ENOENT when fromfd has no such file.
  */
+static int
+move_durably(int fromfd, int tofd, const char *id)
+{
+	if (linkat(fromfd, id, tofd, id, 0) == -1 && errno != EEXIST)
+		return -1;
+	if (fsync(tofd) == -1)
+		return -1;
+	if (unlinkat(fromfd, id, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
 int
 spool_to_cur(const struct spool *sp, const char *id)
 {
-	if (linkat(sp->newfd, id, sp->curfd, id, 0) == -1) {
-		if (errno == ENOENT)
-			return 0;		/* already moved */
-		if (errno != EEXIST)
-			return -1;
-	}
-	if (fsync(sp->curfd) == -1)
-		return -1;
-	if (unlinkat(sp->newfd, id, 0) == -1 && errno != ENOENT)
-		return -1;
+	if (move_durably(sp->newfd, sp->curfd, id) == -1)
+		return errno == ENOENT ? 0 : -1;	/* already moved */
 	return 0;
+}
+
+int
+spool_to_orphans(const struct spool *sp, int fromfd, const char *id)
+{
+	return move_durably(fromfd, sp->orphfd, id);
 }
 
 int

@@ -53,6 +53,8 @@ int spool_open_msg(const struct spool *sp, const char *id);
  * name in cur/ is on disk before the one in new/ is removed.
  */
 int spool_to_cur(const struct spool *sp, const char *id);
+/* Move ID from fromfd (new/ or cur/) to orphans/, durably likewise. */
+int spool_to_orphans(const struct spool *sp, int fromfd, const char *id);
 /* Remove ID from new/ or cur/. */
 int spool_remove(const struct spool *sp, const char *id);
 
