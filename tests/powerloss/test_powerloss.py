@@ -10,6 +10,8 @@ disk would hold (every other random cut with torn unsynced writes).
 Each image is checked before it is mounted again:
   - the index opens and passes PRAGMA integrity_check;
   - every row not yet sent has its file in new/ or cur/, whole;
+  - a file without a row is never lost (reconciliation moves it to
+    orphans/);
   - a message the image records as sent is never delivered again;
 then both daemons start on it, reconcile, and must deliver every message
 that got 250 before the cut (at least once; doubles are counted).
@@ -49,10 +51,12 @@ QUEUE_POINTS = ["after-mta-accept"]
 DRAIN_TIMEOUT = 30
 
 SENDMAIL = """#!/bin/sh
-# sendmail -i -f SENDER -- RCPT...: a recipient named defer* is deferred
-# (EX_TEMPFAIL) every other time.
+# sendmail -i -f SENDER -- RCPT...: a recipient named defer-* is deferred
+# (EX_TEMPFAIL) at its first attempt.
 for a; do
-	case "$a" in defer*) [ $(($$ % 2)) = 0 ] && exit 75;; esac
+	case "$a" in defer-*)
+		[ -e "{md}/defer/$a" ] || {{ : > "{md}/defer/$a"; exit 75; }};;
+	esac
 done
 t={md}/tmp/$$.$(date +%s%N)
 cat > "$t" && mv "$t" {md}/new/
@@ -80,7 +84,7 @@ class Run:
         self.mnt = base / "mnt"
         self.spool = self.mnt / "spool"
         self.maildir = base / "maildir"
-        for sub in ("tmp", "new", "cur"):
+        for sub in ("tmp", "new", "cur", "defer"):
             (self.maildir / sub).mkdir(parents=True)
         self.logs = base / "logs"
         self.logs.mkdir()
@@ -111,6 +115,7 @@ class Run:
         self.deletable = set()   # tags mppq may delete
         self.delivered = {}      # maildir file name -> (tag, id)
         self.sent_in_image = {}  # id -> deliveries when the image said sent
+        self.rowless = set()     # files of the last image without a row
         self.stats = {"cuts": 0, "torn": 0, "points": {}, "acked": 0,
                       "rows_checked": 0, "reached": 0}
         self.cut_flag = threading.Event()
@@ -209,7 +214,7 @@ class Run:
                     tag = f"c{cut}t{t}n{i}"
                     i += 1
                     r = rng.random()
-                    rcpt = ("defer@example.com" if r < 0.2 else
+                    rcpt = (f"defer-{tag}@example.com" if r < 0.2 else
                             "del@example.com" if r < 0.3 else "bob@example.com")
                     if rcpt.startswith("del"):
                         self.deletable.add(tag)
@@ -293,6 +298,7 @@ class Run:
             self.fail(cut, f"index does not open: {e}")
         if ok != "ok":
             self.fail(cut, f"integrity_check: {ok}")
+        self.check_rowless(cut, spool, {qid for qid, _ in rows})
         by_id = self.deliveries(1)
         for qid, state in rows:
             self.stats["rows_checked"] += 1
@@ -309,6 +315,21 @@ class Run:
             if not tag or not text.endswith(b"\nEND " + tag.group(1) + b"\n"):
                 self.fail(cut, f"file of row {qid} ({state}) is not whole "
                           f"({len(text)} bytes)")
+
+    def check_rowless(self, cut, spool, ids):
+        """A file without a row (a commit the cut stopped, or an orphan)
+        is never removed, only moved to orphans/: each one of the last
+        image must still be in new/, cur/ or orphans/."""
+        now = set()
+        for sub in ("new", "cur", "orphans"):
+            d = spool / sub
+            if d.is_dir():
+                now |= {p.name for p in d.iterdir()
+                        if sub == "orphans" or p.name not in ids}
+        lost = self.rowless - now
+        if lost:
+            self.fail(cut, f"files without a row were lost: {sorted(lost)[:5]}")
+        self.rowless = now
 
     def age_image(self):
         """No process runs on a restored disk: every file without a row is
@@ -353,7 +374,14 @@ class Run:
 
     # One cycle.
 
+    def phase(self, name):
+        now = time.monotonic()
+        if os.environ.get("PL_VERBOSE"):
+            print(f"  {name}: {now - self.t0:.2f}s", flush=True)
+        self.t0 = now
+
     def cycle(self, cut):
+        self.t0 = time.monotonic()
         kind = cut % 3
         points = MPPD_POINTS + QUEUE_POINTS
         point = points[(cut // 3) % len(points)] if kind == 2 else None
@@ -361,15 +389,18 @@ class Run:
         if cut > 0:
             self.check_image(cut - 1)
             self.age_image()
+        self.phase("check")
         self.mount(torn)
         self.cut_flag.clear()
         self.start_daemons()
+        self.phase("start")
         if cut > 0:
             self.drain(cut - 1)
+        self.phase("drain")
         if point is not None:
             # Restart the daemon that is to crash from the fault build.
             env = {"MPP_CRASH_AT": point,
-                   "MPP_CRASH_AFTER": str(self.rng.randint(1, 25))}
+                   "MPP_CRASH_AFTER": str(self.rng.randint(1, 12))}
             self.kill_daemons()
             if point in MPPD_POINTS:
                 self.start_daemons(mppd_env=env)
@@ -392,6 +423,7 @@ class Run:
             if victim.poll() is not None:
                 self.stats["reached"] += 1
             self.stats["points"][point] = self.stats["points"].get(point, 0) + 1
+        self.phase(f"load {point or ('torn' if torn else 'random')}")
         # The cut: no 250 counts after the flag; no sync after the freeze.
         self.cut_flag.set()
         self.fs.freeze()
@@ -404,6 +436,7 @@ class Run:
         self.fs.unmount()
         self.fs = None
         self.retire_disk()
+        self.phase("cut")
         self.stats["cuts"] += 1
         self.stats["torn"] += torn
 
