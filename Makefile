@@ -153,7 +153,8 @@ POWERLOSS_ENV = MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath $(BUILD)/fault
 powerloss: deps all fault-build $(PLFS)
 	$(POWERLOSS_ENV) PL_CUTS=$(PL_CUTS) $(PYTEST) $(PYTEST_ARGS) -s tests/powerloss
 powerloss-short: all fault-build $(PLFS)
-	$(POWERLOSS_ENV) PL_CUTS=$${PL_CUTS_SHORT:-20} $(PYTEST) $(PYTEST_ARGS) tests/powerloss
+	$(POWERLOSS_ENV) PL_CUTS=$${PL_CUTS_SHORT:-20} PL_SEED=$${PL_SEED:-1204} \
+	  $(PYTEST) $(PYTEST_ARGS) -rP tests/powerloss
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
