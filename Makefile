@@ -5,6 +5,7 @@
 #   make asan       the same tests with AddressSanitizer + UBSan
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (clang)
 #   make run        local instance under ./run/, in the foreground
+#   make powerloss  power-cut tests on tests/powerloss/plfs (>= 200 cuts)
 #   make bench      benchmarks (not part of make test)
 #   make install    PREFIX, DESTDIR, SYSCONFDIR honoured
 
@@ -59,7 +60,7 @@ PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
-.PHONY: all test fault-build valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
+.PHONY: all test fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
 	install uninstall clean deps format
 .SUFFIXES:
 # Keep test objects between runs (they are intermediate in pattern chains).
@@ -133,12 +134,33 @@ test: deps
 	@$(MAKE) --no-print-directory unit-test
 	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory integration-test
+	@$(MAKE) --no-print-directory powerloss-short
 
 # Programs with the crash points of common/fault.h compiled in, for the
 # crash tests only (MPP_FAULT_BIN); never installed.
 fault-build:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fault BIN=$(BUILD)/fault/bin \
 	  EXTRA_CPPFLAGS=-DMPP_FAULT_INJECTION $(BUILD)/fault/bin/mppd $(BUILD)/fault/bin/mppqueue
+
+# The power-cut file system of tests/powerloss (libfuse3) and its tests:
+# make powerloss runs PL_CUTS cuts (PL_SEED replays a run); make test runs
+# the short form.
+PLFS = $(BUILD)/powerloss/plfs
+plfs: $(PLFS)
+$(PLFS): tests/powerloss/plfs.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $$(pkg-config --cflags fuse3) \
+	  $(ALL_LDFLAGS) -o $@ $< $$(pkg-config --libs fuse3)
+
+PL_CUTS ?= 200
+POWERLOSS_ENV = MPP_BIN=$(abspath $(BIN)) MPP_FAULT_BIN=$(abspath $(BUILD)/fault/bin) \
+	  MPP_PLFS=$(abspath $(PLFS))
+powerloss: deps all fault-build $(PLFS)
+	$(POWERLOSS_ENV) PL_CUTS=$(PL_CUTS) $(PYTEST) $(PYTEST_ARGS) -s tests/powerloss
+powerloss-short: all fault-build $(PLFS)
+	$(POWERLOSS_ENV) PL_CUTS=$${PL_CUTS_SHORT:-20} PL_SEED=$${PL_SEED:-1204} \
+	  $(PYTEST) $(PYTEST_ARGS) -rP tests/powerloss
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done

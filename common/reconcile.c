@@ -100,7 +100,7 @@ find_orphans(const struct spool *sp, int dfd, const char *sub,
 		    age <= RECONCILE_ORPHAN_AGE ||
 		    index_exists(ix, de->d_name) != 0)
 			continue;
-		if (renameat(dfd, de->d_name, sp->orphfd, de->d_name) == 0) {
+		if (spool_to_orphans(sp, dfd, de->d_name) == 0) {
 			log_warnx("id=%s file in %s/ has no index row: moved "
 			    "to orphans/", de->d_name, sub);
 			st->orphans++;

@@ -16,12 +16,45 @@
 #include "fault.h"
 #include "spool.h"
 
+/* *made is set when the directory had to be created. */
 static int
-open_subdir(int dirfd, const char *name)
+open_subdir(int dirfd, const char *name, int *made)
 {
-	if (mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST)
+	if (mkdirat(dirfd, name, 0700) == 0)
+		*made = 1;
+	else if (errno != EEXIST)
 		return -1;
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/*
+ * A name made in a directory is durable only once the directory is
+ * fsync'ed: without this a power cut after the first 250 could take new/
+ * (or the whole spool) with it.
+ */
+static int
+sync_parent_of(const char *dir)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	if (strlcpy(parent, dir, sizeof(parent)) >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	while ((slash = strrchr(parent, '/')) != NULL && slash[1] == '\0' &&
+	    slash != parent)
+		*slash = '\0';		/* trailing slashes */
+	if ((slash = strrchr(parent, '/')) == NULL)
+		strlcpy(parent, ".", sizeof(parent));
+	else
+		slash[slash == parent ? 1 : 0] = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
 }
 
 int
@@ -30,6 +63,7 @@ spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 	int *fds[] = { &sp->tmpfd, &sp->newfd, &sp->curfd, &sp->orphfd };
 	const char *names[] = { "tmp", "new", "cur", "orphans" };
 	size_t i;
+	int made_root = 0, made = 0;
 
 	memset(sp, 0, sizeof(*sp));
 	sp->dirfd = sp->tmpfd = sp->newfd = sp->curfd = sp->orphfd = -1;
@@ -37,14 +71,21 @@ spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 		snprintf(err, errsz, "spool_dir too long");
 		return -1;
 	}
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+	if (mkdir(dir, 0700) == 0)
+		made_root = 1;
+	else if (errno != EEXIST)
 		goto fail;
 	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		goto fail;
 	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if ((*fds[i] = open_subdir(sp->dirfd, names[i])) == -1)
+		if ((*fds[i] = open_subdir(sp->dirfd, names[i], &made)) == -1)
 			goto fail;
-	if (mkfifoat(sp->dirfd, "trigger", 0600) == -1 && errno != EEXIST)
+	if (mkfifoat(sp->dirfd, "trigger", 0600) == 0)
+		made = 1;
+	else if (errno != EEXIST)
+		goto fail;
+	if ((made && fsync(sp->dirfd) == -1) ||
+	    (made_root && sync_parent_of(dir) == -1))
 		goto fail;
 	if (faccessat(sp->dirfd, "tmp", W_OK, AT_EACCESS) == -1 ||
 	    faccessat(sp->dirfd, ".", W_OK, AT_EACCESS) == -1)
@@ -179,12 +220,38 @@ spool_open_msg(const struct spool *sp, const char *id)
 	return fd;
 }
 
+/*
+ * Not a rename: that is two directory updates, and the removal from the
+ * old directory may reach the disk first (mppd fsyncs new/ at every
+ * commit) while the new name does not, which would lose the file in a
+ * power cut. So the new name is made durable before the old one goes. A
+ * cut in between leaves two names of one file; the next move removes the
+ * old. -1 with ENOENT when fromfd has no such file.
+ */
+static int
+move_durably(int fromfd, int tofd, const char *id)
+{
+	if (linkat(fromfd, id, tofd, id, 0) == -1 && errno != EEXIST)
+		return -1;
+	if (fsync(tofd) == -1)
+		return -1;
+	if (unlinkat(fromfd, id, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
 int
 spool_to_cur(const struct spool *sp, const char *id)
 {
-	if (renameat(sp->newfd, id, sp->curfd, id) == -1)
+	if (move_durably(sp->newfd, sp->curfd, id) == -1)
 		return errno == ENOENT ? 0 : -1;	/* already moved */
 	return 0;
+}
+
+int
+spool_to_orphans(const struct spool *sp, int fromfd, const char *id)
+{
+	return move_durably(fromfd, sp->orphfd, id);
 }
 
 int

@@ -48,8 +48,13 @@ int spool_find(const struct spool *sp, const char *id, char *path,
     size_t pathsz);
 /* Open ID for reading from new/ or cur/. */
 int spool_open_msg(const struct spool *sp, const char *id);
-/* Move new/ID to cur/ID (done when a runner first sees it). */
+/*
+ * Move new/ID to cur/ID (done when a runner first sees it), durably: the
+ * name in cur/ is on disk before the one in new/ is removed.
+ */
 int spool_to_cur(const struct spool *sp, const char *id);
+/* Move ID from fromfd (new/ or cur/) to orphans/, durably likewise. */
+int spool_to_orphans(const struct spool *sp, int fromfd, const char *id);
 /* Remove ID from new/ or cur/. */
 int spool_remove(const struct spool *sp, const char *id);
 

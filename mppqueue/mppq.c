@@ -779,7 +779,10 @@ load_config(struct mpp_config *cfg, const struct options *o)
 
 /*
  * The index first: it fails cleanly when spool_dir does not exist, where
- * spool_open() would create it.
+ * spool_open() would create it. At synchronous=FULL: an action is on disk
+ * when mppq reports it, and delete removes the file only once the row's
+ * removal is durable (else a power cut could bring back a row without
+ * its file).
  */
 static int
 open_ctx(struct ctx *c, const struct mpp_config *cfg, int needs_spool)
@@ -788,7 +791,7 @@ open_ctx(struct ctx *c, const struct mpp_config *cfg, int needs_spool)
 
 	memset(c, 0, sizeof(*c));
 	c->now = time(NULL);
-	if ((c->ix = index_open(cfg->spool_dir, INDEX_SYNC_NORMAL, err,
+	if ((c->ix = index_open(cfg->spool_dir, INDEX_SYNC_FULL, err,
 	    sizeof(err))) == NULL) {
 		say("%s", err);
 		return -1;

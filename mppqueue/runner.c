@@ -381,15 +381,50 @@ record_wait(struct worker *w, const char *id, long delay)
 	return 1;
 }
 
+/* Every recipient done and sent: the file goes (failed ones stay). */
+static int
+removes_file(const struct attempt *a)
+{
+	size_t i;
+
+	if (!a->finished)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (a->outcome[i] != OUTCOME_OK)
+			return 0;
+	return 1;
+}
+
+/*
+ * index_record at synchronous=FULL when the file is removed next: at
+ * NORMAL a power cut may lose the commit while the unlink survives (any
+ * later fsync of cur/ carries it), which would leave a row pointing at
+ * nothing. Other results may be lost: the attempt is made again.
+ */
+static int
+record_durably(struct worker *w, const struct index_result *res, int full)
+{
+	int rc;
+
+	if (full && index_exec(w->ix, "PRAGMA synchronous=FULL") == -1)
+		return -1;
+	rc = index_record(w->ix, res);
+	if (full && index_exec(w->ix, "PRAGMA synchronous=NORMAL") == -1)
+		log_warnx("cannot return to synchronous=NORMAL: %s",
+		    index_errmsg(w->ix));
+	return rc;
+}
+
 /*
  * Record res. While the index refuses the commit (a full disk, a lock
  * held too long) try again, waiting 1, 2, 4... up to RECORD_RETRY_MAX
  * seconds, for as long as the claim is ours. 1 when recorded, 0 when the
  * claim is not ours, -1 when not recorded: the file then stays, and the
- * message is tried again (at least once, never zero times).
+ * message is tried again (at least once, never zero times). full: the
+ * file goes next, so the commit must be synchronous=FULL.
  */
 static int
-record_result(struct worker *w, const struct index_result *res)
+record_result(struct worker *w, const struct index_result *res, int full)
 {
 	struct runner *r = w->r;
 	long delay = 1;
@@ -399,7 +434,7 @@ record_result(struct worker *w, const struct index_result *res)
 		if (index_moved(w->ix) == 1)
 			break;
 		pthread_mutex_lock(&r->write_lock);
-		rc = index_record(w->ix, res);
+		rc = record_durably(w, res, full);
 		pthread_mutex_unlock(&r->write_lock);
 		if (rc == 1 && index_moved(w->ix) == 1)
 			break;		/* recorded into a lost file */
@@ -450,7 +485,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	    runner_backoff(r->cfg, a->c->attempts + 1);
 	res.last_error = a->last_error[0] ? a->last_error : NULL;
 	res.bounce = bounced ? &b.row : NULL;
-	rc = record_result(w, &res);
+	rc = record_result(w, &res, removes_file(a));
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
 	if (rc == 0)
@@ -482,17 +517,10 @@ attempt_free(struct attempt *a)
 	free(a->reply);
 }
 
-/* Remove the file of a message whose every recipient is done and sent. */
+/* Remove the file of a message whose attempt removes_file() says so. */
 static void
 cleanup_sent(struct worker *w, const struct attempt *a)
 {
-	size_t i;
-
-	if (!a->finished)
-		return;
-	for (i = 0; i < a->n; i++)
-		if (a->outcome[i] != OUTCOME_OK)
-			return;		/* keep failed ones for requeue */
 	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
 		log_warn("id=%s cannot remove sent file (the next start "
 		    "will)", a->c->id);
@@ -535,7 +563,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	rc = attempt_record(w, &a, fd);
 	if (fd != -1)
 		close(fd);
-	if (rc == 1)
+	if (rc == 1 && removes_file(&a))	/* else the row still needs it */
 		cleanup_sent(w, &a);
 	attempt_free(&a);
 }

@@ -9,7 +9,7 @@ BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-
   netcat-openbsd"
 TEST_PKGS="libcmocka-dev python3 python3-pytest sqlite3 strace clang
   libclang-rt-14-dev mandoc dovecot-pop3d python3-pyftpdlib git git-email
-  postfix valgrind openssl iproute2 systemd
+  postfix valgrind openssl iproute2 systemd fuse3 libfuse3-dev
   libmailtools-perl mutt s-nail"
 
 want="$BUILD_PKGS"
