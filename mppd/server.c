@@ -56,6 +56,8 @@
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
 #define ACCEPT_PAUSE_MS 100		/* listeners rest after accept fails */
+#define LISTEN_BACKLOG 1024
+#define DRAIN_ACCEPT_MAX LISTEN_BACKLOG	/* taken from a backlog at drain */
 /*
  * Auth workers: enough for the CPU when checks are local crypt(3) calls;
  * many more when a check may wait up to auth_timeout on a remote server,
@@ -1086,6 +1088,32 @@ on_drain_late(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * A drain closes the listeners, but the connections in their backlogs
+ * are complete already (a balancer has placed its clients with us):
+ * take them first, or the close would reset them unserved.
+ */
+static void
+listeners_take_backlog(struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	size_t i, n;
+	int fd;
+
+	for (i = 0; i < srv->nlev; i++)
+		for (n = 0; n < DRAIN_ACCEPT_MAX; n++) {
+			sl = sizeof(ss);
+			fd = accept4(evconnlistener_get_fd(srv->lev[i]),
+			    (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK |
+			    SOCK_CLOEXEC);
+			if (fd == -1)
+				break;
+			on_accept(srv->lev[i], fd, (struct sockaddr *)&ss,
+			    (int)sl, &srv->lsn[i]);
+		}
+}
+
+/*
  * SIGUSR2: leave the pool without cutting a message. The listeners close
  * (a balancer's health check fails, new connections go elsewhere); the
  * sessions and the PROXY headers already accepted go on to their end;
@@ -1101,6 +1129,7 @@ server_drain(struct server *srv)
 	srv->draining = 1;
 	log_info("draining: %ld session(s) to finish, no new connections",
 	    srv->nsessions + proxy_wait_count(srv->waits));
+	listeners_take_backlog(srv);
 	listeners_close(srv);
 	if ((srv->drain_ev = evtimer_new(srv->base, on_drain_late,
 	    srv)) != NULL)
@@ -1305,7 +1334,7 @@ bind_one(const char *host, int port, char *err, size_t errsz)
 	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 1024) == -1) {
+	    listen(fd, LISTEN_BACKLOG) == -1) {
 		snprintf(err, errsz, "listen %s:%d: %s", host, port,
 		    strerror(errno));
 		if (fd != -1)
