@@ -52,6 +52,7 @@ struct ctx {
 	int have_spool;
 	int file_error;		/* a message file could not be removed */
 	time_t now;
+	const char *node;	/* hostname: whose queue this is */
 };
 
 static void __attribute__((noreturn))
@@ -105,6 +106,7 @@ struct list_totals {
 	long long n;
 	long long bytes;
 	struct json *j;
+	const char *node;
 };
 
 static void
@@ -200,6 +202,7 @@ list_json_one(const struct index_admin_msg *m, void *arg)
 
 	json_begin_object(j);
 	json_str(j, "id", m->id);
+	json_str(j, "node", ((struct list_totals *)arg)->node);
 	json_str(j, "state", m->state);
 	json_str(j, "auth_user", m->auth_user);
 	json_str(j, "sender", m->sender);
@@ -221,7 +224,7 @@ list_json_one(const struct index_admin_msg *m, void *arg)
 static int
 list_json(struct ctx *c, const struct cmd_args *a)
 {
-	struct list_totals t = { 0, 0, NULL };
+	struct list_totals t = { 0, 0, NULL, c->node };
 	struct json j;
 
 	json_init(&j, stdout);
@@ -238,7 +241,7 @@ list_json(struct ctx *c, const struct cmd_args *a)
 static int
 cmd_list(struct ctx *c, const struct cmd_args *a)
 {
-	struct list_totals t = { 0, 0, NULL };
+	struct list_totals t = { 0, 0, NULL, NULL };
 
 	if (a->json)
 		return list_json(c, a);
@@ -354,6 +357,7 @@ cmd_show(struct ctx *c, const struct cmd_args *a)
 		say("%s: no such message", a->ids[0]);
 		return EX_NOTDONE;
 	}
+	printf("node:            %s\n", c->node);
 	show_meta(&m);
 	show_rcpts(&m);
 	rc = show_text(c, &m);
@@ -834,6 +838,7 @@ main(int argc, char **argv)
 		close_ctx(&c);
 		return EX_IOERR;
 	}
+	c.node = cfg.hostname;
 	rc = cmd->run(&c, &args);
 	close_ctx(&c);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
