@@ -284,7 +284,7 @@ conn_failed(struct mpp_client *c, int fail, const char *what, int err)
 		set_err(c, fail, "%s %s within %d s", c->peer, what,
 		    c->timeout);
 	else
-		set_err(c, fail, "%s: %s", c->peer, strerror(err));
+		set_err(c, fail, "%s: %s", c->peer, net_reason(err));
 	mpp_client_close(c);
 	return -1;
 }
@@ -584,7 +584,7 @@ mpp_client_post_fd(struct mpp_client *c, int fd, mpp_client_tap_fn *tap,
 			continue;
 		if (n == -1) {
 			/* Without the final dot the server stores nothing. */
-			set_err(c, EX_IOERR, "read: %s", strerror(errno));
+			set_err(c, EX_IOERR, "read: %s", net_reason(errno));
 			mpp_client_close(c);
 			return EX_IOERR;
 		}
