@@ -316,14 +316,16 @@ net_connect(const struct addrinfo *res, long long deadline,
 	for (ai = res; ai != NULL; ai = ai->ai_next)
 		left++;
 	for (ai = res; ai != NULL; ai = ai->ai_next, left--) {
-		now = util_now_ms();
-		if (now >= deadline) {
-			tried->err = errno = ETIMEDOUT;
-			return -1;
-		}
 		net_addr_text(ai->ai_addr, ai->ai_addrlen, tried->addr,
 		    sizeof(tried->addr));
 		tried->n++;
+		now = util_now_ms();
+		if (now >= deadline) {
+			/* Resolving took the time: say so of this address. */
+			tried->err = ETIMEDOUT;
+			tried_note(tried);
+			break;
+		}
 		fd = connect_one(ai, now + (deadline - now) / left);
 		if (fd != -1)
 			return fd;

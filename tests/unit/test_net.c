@@ -325,6 +325,14 @@ test_connect_each_address(void **state)
 	assert_int_equal(t.n, 2);
 	assert_int_equal(t.err, ECONNREFUSED);
 	assert_non_null(strstr(t.list, "; "));
+	/* No time left (resolving took it): the first address says so. */
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(net_connect(list, util_now_ms() - 1, &t), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_int_equal(t.n, 1);
+	snprintf(want, sizeof(want), "127.0.0.1:%d: Connection timed out",
+	    ports[0]);
+	assert_string_equal(t.list, want);
 	list_free(list);
 }
 
