@@ -11,11 +11,8 @@
  * /etc/resolv.conf naming it. Without the right to make namespaces (not
  * root) that test is skipped.
  */
-#include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -23,7 +20,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +32,7 @@
 #include <cmocka.h>
 
 #include "net.h"
+#include "silent_dns.h"
 #include "tls_client.h"
 #include "util.h"
 
@@ -163,66 +160,7 @@ test_resolve_name(void **state)
 	assert_int_not_equal(gai, 0);
 }
 
-/* Bring up lo in a new network namespace (ip link set lo up). */
-static int
-lo_up(void)
-{
-	struct ifreq ifr;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), rc = -1;
-
-	if (fd == -1)
-		return -1;
-	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-	return rc;
-}
-
-/*
- * In the calling (child) process: a namespace whose only DNS server is a
- * UDP socket on 127.0.0.1:53 that never answers. 0, or -1 when this
- * process may not make namespaces.
- */
-static int
-silent_dns(int *sock)
-{
-	struct sockaddr_in sin;
-	char conf[] = "/tmp/mpp-test-resolv-XXXXXX";
-	static const char text[] = "nameserver 127.0.0.1\n"
-	    "options timeout:5 attempts:3\n";
-	int fd;
-
-	if (unshare(CLONE_NEWNS | CLONE_NEWNET) == -1 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
-	    lo_up() == -1)
-		return -1;
-	if ((*sock = socket(AF_INET, SOCK_DGRAM, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(53);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(*sock, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    (fd = mkstemp(conf)) == -1)
-		return -1;
-	if (write(fd, text, sizeof(text) - 1) != (ssize_t)sizeof(text) - 1 ||
-	    mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) == -1) {
-		close(fd);
-		unlink(conf);
-		return -1;
-	}
-	close(fd);
-	unlink(conf);		/* the mount keeps it */
-	return 0;
-}
-
-/* Child exit codes. */
 #define CHILD_OK 0
-#define CHILD_SKIP 77
 
 static void
 test_resolve_silent_dns(void **state)
@@ -235,7 +173,7 @@ test_resolve_silent_dns(void **state)
 	(void)state;
 	if ((pid = fork()) == 0) {
 		if (silent_dns(&sock) == -1)
-			_exit(CHILD_SKIP);
+			_exit(SILENT_DNS_SKIP);
 		t0 = util_now_ms();
 		if (net_resolve("relay.example", "25", net_deadline(1000),
 		    &res, &gai) != -1)
@@ -250,7 +188,7 @@ test_resolve_silent_dns(void **state)
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
-	if (WEXITSTATUS(st) == CHILD_SKIP)
+	if (WEXITSTATUS(st) == SILENT_DNS_SKIP)
 		skip();
 	assert_int_equal(WEXITSTATUS(st), CHILD_OK);
 }

@@ -11,18 +11,14 @@
  * for each reply would stall: PIPELINING), "lockstep" notes any command
  * that arrives before the previous one was answered (no PIPELINING).
  */
-#include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +35,7 @@
 #include "config.h"
 #include "util.h"
 #include "../../mppqueue/transport.h"
+#include "silent_dns.h"
 
 #define HELO_NAME "mpp.test"
 #define SENDER "alice@example.org"
@@ -1457,61 +1454,10 @@ test_ipv6_literal(void **state)
 	transport_smtp_ops.close(t);
 }
 
-/* Bring up lo in a new network namespace (ip link set lo up). */
-static int
-lo_up(void)
-{
-	struct ifreq ifr;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), rc = -1;
-
-	if (fd == -1)
-		return -1;
-	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-	return rc;
-}
-
-/*
- * In the calling (child) process: network and mount namespaces whose only
- * DNS server is a UDP socket on 127.0.0.1:53 that never answers (a private
- * /etc/resolv.conf names it). -1 when namespaces cannot be made.
- */
-static int
-silent_dns(int *sock)
-{
-	struct sockaddr_in sin;
-	char conf[] = "/tmp/test_transport_smtp.resolv.XXXXXX";
-	static const char text[] = "nameserver 127.0.0.1\n"
-	    "options timeout:5 attempts:3\n";
-	int fd, rc;
-
-	if (unshare(CLONE_NEWNS | CLONE_NEWNET) == -1 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
-	    lo_up() == -1 || (*sock = socket(AF_INET, SOCK_DGRAM, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(53);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(*sock, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    (fd = mkstemp(conf)) == -1)
-		return -1;
-	rc = write(fd, text, sizeof(text) - 1) == (ssize_t)sizeof(text) - 1 &&
-	    mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0 ? 0 : -1;
-	close(fd);
-	unlink(conf);		/* the mount keeps it */
-	return rc;
-}
-
 /*
  * The child of test_silent_dns: deliver through a relay whose name no DNS
  * server answers for; cmocka's checks stay with the parent, so this says
- * what it found in its exit code (77: no namespaces here).
+ * what it found in its exit code (SILENT_DNS_SKIP: no namespaces).
  */
 static int
 silent_dns_child(void)
@@ -1526,7 +1472,7 @@ silent_dns_child(void)
 	int sock;
 
 	if (silent_dns(&sock) == -1)
-		return 77;
+		return SILENT_DNS_SKIP;
 	config_defaults(&cfg);
 	strcpy(cfg.hostname, HELO_NAME);
 	cfg.delivery_timeout = 1;
@@ -1568,7 +1514,7 @@ test_silent_dns(void **state)
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
-	if (WEXITSTATUS(st) == 77)
+	if (WEXITSTATUS(st) == SILENT_DNS_SKIP)
 		skip();
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
