@@ -4,8 +4,8 @@
  *
  * This file holds only the command line, the settings (~/.mpprc, then the
  * environment, then flags) and the order of a run; the dialogue itself is
- * mpp_client's, and TLS tls_client's. Exit codes are sysexits(3), as a mail program expects from
- * sendmail: see mppsend(1).
+ * mpp_client's, and TLS tls_client's. Exit codes are sysexits(3), as a
+ * mail program expects from sendmail: see mppsend(1).
  *
  * Operands are recipients, as sendmail's are, whatever the program is
  * called: a file to post is named only with -l, so a mail program can never
