@@ -36,7 +36,9 @@ BIN   ?= bin
 COMMON_SRC   = $(sort $(wildcard common/*.c))
 MPPD_SRC     = $(filter-out mppd/main.c mppd/mpppasswd.c, $(sort $(wildcard mppd/*.c)))
 QUEUE_SRC    = $(filter-out mppqueue/main.c mppqueue/mppq.c, $(sort $(wildcard mppqueue/*.c)))
-CLIENT_SRC   = $(filter-out client/mppsend.c client/mppbench.c, $(sort $(wildcard client/*.c)))
+CLIENT_SRC   = $(filter-out client/mppsend.c, $(sort $(wildcard client/*.c)))
+# The load generator of make bench lives beside its driver (not installed).
+BENCH_SRC    = $(filter-out tests/bench/mppbench.c, $(sort $(wildcard tests/bench/*.c)))
 UNIT_SRC     = $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC     = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -103,7 +105,8 @@ $(BIN)/mpppasswd: $(BUILD)/mppd/mpppasswd.o $(LIBMPPD) $(LIBCOMMON)
 $(BIN)/mppqueue: $(BUILD)/mppqueue/main.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppq: $(BUILD)/mppqueue/mppq.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
-$(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBMPPD) $(LIBCOMMON)
+$(BIN)/mppbench: $(BUILD)/tests/bench/mppbench.o $(call obj,$(BENCH_SRC)) $(LIBCLIENT) \
+	  $(LIBMPPD) $(LIBCOMMON)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
