@@ -122,6 +122,13 @@ fail:
 static int
 index_pragmas(struct index *ix, enum index_sync sync)
 {
+	int persist = 1;
+
+	/* Keep index.db-wal and -shm when the last connection closes: a
+	   reader that may not write in the spool (mppq for the spool's
+	   group) cannot create them, and SQLite needs them to read. */
+	(void)sqlite3_file_control(ix->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+	    &persist);
 	sqlite3_busy_timeout(ix->db, INDEX_BUSY_TIMEOUT_MS);
 	if (index_exec(ix, "PRAGMA journal_mode=WAL") == -1 ||
 	    index_exec(ix, "PRAGMA foreign_keys=ON") == -1)
@@ -188,6 +195,44 @@ index_lock(const char *spool_dir, char *err, size_t errsz)
 	return fd;
 }
 
+/*
+ * A new index.db is readable by the spool directory's group when the
+ * directory is (mode 0640, else 0600), and belongs to the directory's
+ * owner when root makes it; SQLite gives -wal and -shm the same mode and
+ * owner. With the set-group-ID bit on the directory (make install sets
+ * it) the files get its group: mppq reads the queue for that group.
+ */
+static int
+index_create_file(const char *spool_dir, const char *path, char *err,
+    size_t errsz)
+{
+	struct stat dir;
+	mode_t mode;
+	int fd;
+
+	if (stat(spool_dir, &dir) == -1) {
+		snprintf(err, errsz, "%s: %s", spool_dir, strerror(errno));
+		return -1;
+	}
+	mode = (dir.st_mode & S_IRGRP) ? 0640 : 0600;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
+	if (fd == -1) {
+		if (errno == EEXIST)
+			return 0;
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) == -1 || (geteuid() == 0 &&
+	    fchown(fd, dir.st_uid, dir.st_gid) == -1)) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* Open path and make it ready: pragmas, schema. NULL with err set. */
 static struct index *
 index_open_locked(const char *path, enum index_sync sync, char *err,
@@ -236,7 +281,8 @@ index_open(const char *spool_dir, enum index_sync sync, char *err,
 	}
 	if ((lock = index_lock(spool_dir, err, errsz)) == -1)
 		return NULL;
-	ix = index_open_locked(path, sync, err, errsz);
+	ix = index_create_file(spool_dir, path, err, errsz) == -1 ? NULL :
+	    index_open_locked(path, sync, err, errsz);
 	close(lock);
 	return ix;
 }
