@@ -147,17 +147,20 @@ catch_early_signals(void)
 
 /*
  * Lines go where the `log` key says unless -d keeps them on stderr. In
- * inetd mode standard error may be the client's socket: no warning there.
+ * inetd mode standard error may be the client's socket: no warning
+ * there, and until a log file is open lines stay with syslog.
  */
 static void
 start_log(const struct mpp_config *cfg, const struct options *o, int flags)
 {
 	char err[LOG_PATH_MAX + 64];
 	struct stat st;
+	int sock = o->inetd && fstat(STDERR_FILENO, &st) == 0 &&
+	    S_ISSOCK(st.st_mode);
 
-	if (o->foreground)
+	if (o->foreground || (sock && (flags & LOG_EARLY)))
 		return;
-	if (o->inetd && fstat(STDERR_FILENO, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (sock)
 		flags |= LOG_QUIET;
 	if (log_configure(cfg->log, flags, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);

@@ -1144,3 +1144,29 @@ def test_log_stderr_kept_when_detached(mppd_factory):
         assert os.getsid(pid) == pid       # detached: a session of its own
     finally:
         stop_pid(pid)
+
+
+def test_inetd_stderr_socket_gets_no_log_line(mppd_factory):
+    """From inetd, standard error may be the client's socket: no log line
+    (not the one of an empty user, before the log file is open) and no
+    warning may reach the client."""
+    m = mppd_factory()
+    log = m.dir / "mpp.log"
+    m.settings["log"] = f"file:{log}"
+    m.add_user("alice", "secret")
+    m.write_config()
+    ours, theirs = socket.socketpair()
+    p = subprocess.Popen([str(MPPD), "-i", "-c", str(m.config_path)],
+                         stdin=theirs, stdout=theirs, stderr=theirs)
+    theirs.close()
+    try:
+        c = Client(None, sock=ours)
+        assert c.line() == REPLY[220]
+        post_session(c, "quiet")
+        assert rest_of_stream(c) == b""
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert any("result=accepted" in x for x in log_lines(log))
