@@ -40,6 +40,7 @@ static int check_path_opt(const char *);
 static int check_tls_version(const char *);
 static int check_yesno(const char *);
 static int check_domain(const char *);
+static int check_log(const char *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -66,6 +67,7 @@ static const struct config_key config_keys[] = {
 	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
 	S(tls_min_version, "1.2", check_tls_version),
 	S(require_tls, "no", check_yesno),
+	S(log, "syslog", check_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
@@ -534,6 +536,16 @@ check_domain(const char *v)
 		return -1;
 	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789-._") == n ? 0 : -1;
+}
+
+/* syslog, stderr or file:PATH, as log_configure() takes it. */
+static int
+check_log(const char *v)
+{
+	const char *path;
+	int to;
+
+	return log_spec_parse(v, &to, &path);
 }
 
 static int

@@ -28,6 +28,7 @@ struct mpp_config {
 	char tls_ciphers[CONFIG_STR_MAX];
 	char tls_min_version[CONFIG_STR_MAX];
 	char require_tls[CONFIG_STR_MAX];
+	char log[CONFIG_STR_MAX];
 	long idle_timeout;
 	long login_timeout;
 	long max_message_size;

@@ -1,7 +1,7 @@
 /*
  * Unit tests for common/config.c: defaults, every key and its bounds, the
  * file syntax and its error messages (file, line, key), -o overrides, the
- * checked string values (listen, auth, transport, paths),
+ * checked string values (listen, auth, transport, log, paths),
  * config_split_hostport() and config_user_address(). Files are written in
  * a fresh temporary directory per test.
  */
@@ -128,6 +128,7 @@ static const struct str_key str_keys[] = {
 	SK(sender_domain, NULL),
 	SK(auth, "file:/etc/mpp/passwd"),
 	SK(transport, "sendmail:/usr/sbin/sendmail"),
+	SK(log, "syslog"),
 };
 
 static const char *
@@ -330,6 +331,17 @@ static const struct value_case value_cases[] = {
 	{ "transport", "maildir:Maildir", 0 },
 	{ "transport", "lmtp:/run/lmtp", 0 },
 	{ "transport", "/usr/sbin/sendmail", 0 },
+	{ "log", "syslog", 1 },
+	{ "log", "stderr", 1 },
+	{ "log", "file:/var/log/mpp.log", 1 },
+	{ "log", "file:/l", 1 },
+	{ "log", "", 0 },
+	{ "log", "file:", 0 },
+	{ "log", "file:mpp.log", 0 },
+	{ "log", "file:/var/log/", 0 },
+	{ "log", "Syslog", 0 },
+	{ "log", "syslog:local0", 0 },
+	{ "log", "/var/log/mpp.log", 0 },
 };
 
 static void
@@ -346,7 +358,8 @@ test_checked_values(void **state)
 
 		config_defaults(&cfg);
 		field = strcmp(c->key, "listen") == 0 ? cfg.listen :
-		    strcmp(c->key, "auth") == 0 ? cfg.auth : cfg.transport;
+		    strcmp(c->key, "auth") == 0 ? cfg.auth :
+		    strcmp(c->key, "log") == 0 ? cfg.log : cfg.transport;
 		snprintf(before, sizeof(before), "%s", field);
 		err[0] = '\0';
 		rc = config_set(&cfg, c->key, c->value, err, sizeof(err));
