@@ -42,6 +42,7 @@ static int check_tls_version(const char *);
 static int check_yesno(const char *);
 static int check_domain(const char *);
 static int check_cidr_list(const char *);
+static int check_log(const char *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -71,6 +72,7 @@ static const struct config_key config_keys[] = {
 	S(proxy_listen, "", check_listen_opt),
 	S(proxy_listen_tls, "", check_listen_opt),
 	S(proxy_trusted, "", check_cidr_list),
+	S(log, "syslog", check_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
@@ -563,6 +565,16 @@ check_cidr_list(const char *v)
 	char err[128];
 
 	return cidr_list_parse(v, &l, err, sizeof(err));
+}
+
+/* syslog, stderr or file:PATH, as log_configure() takes it. */
+static int
+check_log(const char *v)
+{
+	const char *path;
+	int to;
+
+	return log_spec_parse(v, &to, &path);
 }
 
 static int

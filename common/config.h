@@ -31,6 +31,7 @@ struct mpp_config {
 	char proxy_listen[CONFIG_STR_MAX];
 	char proxy_listen_tls[CONFIG_STR_MAX];
 	char proxy_trusted[CONFIG_STR_MAX];
+	char log[CONFIG_STR_MAX];
 	long idle_timeout;
 	long login_timeout;
 	long max_message_size;

@@ -122,7 +122,7 @@ struct server {
 	time_t accept_warned;
 	struct workq *authq;
 	struct store *store;
-	struct event *auth_ev, *store_ev, *sig_ev[4];
+	struct event *auth_ev, *store_ev, *sig_ev[5];
 	struct event *drain_ev;		/* drain_timeout after SIGUSR2 */
 	struct cidr_list trusted;	/* proxy_trusted */
 	struct proxy_wait *waits;	/* PROXY headers awaited */
@@ -1143,6 +1143,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct server *srv = arg;
 	char err[512];
 
+	/* Both reopen the log file for logrotate; SIGHUP reloads as well. */
+	if (log_reopen_signal(sig) && sig != SIGHUP)
+		return;
 	if (sig == SIGHUP) {
 		if (auth_reload(srv->ctx->auth, err, sizeof(err)) == -1)
 			log_warnx("reload failed, keeping the old password "
@@ -1168,7 +1171,7 @@ static int
 server_setup(struct server *srv, const struct server_listen *fds,
     size_t nfds)
 {
-	const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR2 };
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
 	char err[512];
 	size_t i;
 
@@ -1202,7 +1205,7 @@ server_setup(struct server *srv, const struct server_listen *fds,
 		log_warnx("proxy_trusted: %s", err);	/* config checked it */
 		return -1;
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal,
 		    srv);
 		event_add(srv->sig_ev[i], NULL);
@@ -1243,7 +1246,7 @@ server_teardown(struct server *srv)
 	}
 	proxy_wait_free(srv->waits);
 	listeners_close(srv);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < sizeof(srv->sig_ev) / sizeof(srv->sig_ev[0]); i++)
 		if (srv->sig_ev[i] != NULL)
 			event_free(srv->sig_ev[i]);
 	if (srv->drain_ev != NULL)

@@ -1,7 +1,7 @@
 /*
  * Unit tests for common/config.c: defaults, every key and its bounds, the
  * file syntax and its error messages (file, line, key), -o overrides, the
- * checked string values (listen, auth, transport, paths),
+ * checked string values (listen, auth, transport, log, paths),
  * config_split_hostport() and config_user_address(). Files are written in
  * a fresh temporary directory per test.
  */
@@ -133,6 +133,7 @@ static const struct str_key str_keys[] = {
 	SK(proxy_listen, ""),
 	SK(proxy_listen_tls, ""),
 	SK(proxy_trusted, ""),
+	SK(log, "syslog"),
 };
 
 static const char *
@@ -349,6 +350,17 @@ static const struct value_case value_cases[] = {
 	{ "proxy_trusted", "lb.example.org", 0 },
 	{ "proxy_trusted", "127.0.0.1,", 0 },
 	{ "proxy_trusted", "127.0.0.1 ::1", 0 },
+	{ "log", "syslog", 1 },
+	{ "log", "stderr", 1 },
+	{ "log", "file:/var/log/mpp.log", 1 },
+	{ "log", "file:/l", 1 },
+	{ "log", "", 0 },
+	{ "log", "file:", 0 },
+	{ "log", "file:mpp.log", 0 },
+	{ "log", "file:/var/log/", 0 },
+	{ "log", "Syslog", 0 },
+	{ "log", "syslog:local0", 0 },
+	{ "log", "/var/log/mpp.log", 0 },
 };
 
 /* The field of a checked string key. */
