@@ -752,13 +752,14 @@ stats_age(const struct index_admin_stats *st, time_t now)
 }
 
 static int
-stats_json(const struct index_admin_stats *st, time_t now)
+stats_json(const struct index_admin_stats *st, time_t now, const char *node)
 {
 	struct json j;
 	int s;
 
 	json_init(&j, stdout);
 	json_begin_object(&j);
+	json_str(&j, "node", node);
 	for (s = 0; s < IA_NSTATES; s++)
 		json_num(&j, index_admin_state_name(s), st->count[s]);
 	json_num(&j, "oldest_age", stats_age(st, now));
@@ -863,7 +864,7 @@ cmd_stats(struct ctx *c, const struct cmd_args *a)
 		return EX_IOERR;
 	}
 	if (a->json)
-		return stats_json(&st, c->now);
+		return stats_json(&st, c->now, c->node);
 	if (a->prometheus)
 		stats_prometheus(&st, c->now);
 	else
