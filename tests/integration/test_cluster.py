@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -36,8 +37,9 @@ import time
 
 import pytest
 
-from conftest import BIN, REPLY, Client, Mppqueue, free_port, wait_for
+from conftest import BIN, REPLY, ROOT, Client, Mppqueue, free_port, wait_for
 from test_smtp_sink import SMTP_SINK, Sink
+from test_tls import pki, tls_context  # noqa: F401  (pki is a fixture)
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 pytestmark = [
@@ -53,34 +55,24 @@ SEQ_RE = re.compile(rb"^X-Seq: (\d+)$", re.M)
 RECEIVED_RE = re.compile(rb"^Received: from \[([^\]]+)\] \(user alice\)\n"
                          rb"\tby (\S+) \(mppd\) with MPP id (\S+);", re.M)
 
-HAPROXY_CFG = """\
+EXAMPLE_CFG = ROOT / "docs" / "haproxy-mpp.cfg"
+GLOBAL_CFG = """\
 global
     maxconn 4096
     stats socket {sock} mode 600 level admin
-
-defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    retries 3
-    option redispatch 1
-
-frontend mpp
-    bind 127.0.0.1:{port}
-    default_backend nodes
-
-backend nodes
-    balance source
-    hash-type consistent
-    option tcp-check
-    tcp-check connect default
-    tcp-check expect string 220
-    tcp-check send QUIT\\r\\n
-    tcp-check expect string 221
-    default-server send-proxy-v2 proxy-v2-options crc32c check inter 250ms fall 2 rise 1
-{servers}
 """
+
+
+def haproxy_config(sock, port, servers):
+    """docs/haproxy-mpp.cfg as the test runs it: its own global section
+    (a stats socket), the frontend on the test's port, checks every
+    250 ms, the test's nodes for the example's."""
+    text = EXAMPLE_CFG.read_text()
+    assert "    bind 0.0.0.0:218\n" in text and "inter 2s fall 2 rise 2" in text
+    text = text.replace("    bind 0.0.0.0:218\n", f"    bind 127.0.0.1:{port}\n")
+    text = text.replace("inter 2s fall 2 rise 2", "inter 250ms fall 2 rise 1")
+    text = re.sub(r"^    server .*\n", "", text, flags=re.M)
+    return GLOBAL_CFG.format(sock=sock) + text + servers
 
 
 class HAProxy:
@@ -91,8 +83,7 @@ class HAProxy:
         self.cfg = d / "haproxy.cfg"
         servers = "".join(f"    server {n.name} 127.0.0.1:{n.proxy_port}\n"
                           for n in nodes)
-        self.cfg.write_text(HAPROXY_CFG.format(sock=self.sock, port=self.port,
-                                               servers=servers))
+        self.cfg.write_text(haproxy_config(self.sock, self.port, servers))
         self.log = open(d / "haproxy.log", "ab")
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -114,7 +105,7 @@ class HAProxy:
         out = {}
         for line in lines[1:]:
             f = dict(zip(head, line.split(",")))
-            if f.get("pxname") == "nodes" and f["svname"] not in ("BACKEND",):
+            if f.get("pxname") == "mpp_nodes" and f["svname"] not in ("BACKEND",):
                 st = f["status"].split(" ")[0]
                 if st == "UP" and not f["check_status"].startswith("L7OK"):
                     st = "UP-unchecked"
@@ -524,3 +515,219 @@ def test_node_drained_mid_load_cuts_no_text(cluster):
     assert "end=shutdown" not in n3.mppd.log()
     print(f"\ndrain: {load.cut_before} connections retried before a "
           f"greeting or login, none in a text")
+
+
+# ------------------------------------------- metrics for Prometheus
+
+TEXTFILE_UNIT = ROOT / "docs" / "systemd" / "mpp-textfile.service"
+RULES = ROOT / "docs" / "prometheus-mpp.rules.yml"
+PROMTOOL = shutil.which("promtool")
+PROM_LINE = re.compile(r"^([a-z_]+)(?:\{([^}]*)\})? (\S+)$")
+
+
+def textfile_write(node, outdir):
+    """Run the shipped unit's ExecStart for node, with the test's paths."""
+    (line,) = [ln for ln in TEXTFILE_UNIT.read_text().splitlines()
+               if ln.startswith("ExecStart=")]
+    argv = shlex.split(line[len("ExecStart="):])
+    assert argv[:2] == ["/bin/sh", "-c"]
+    script = argv[2].replace("/usr/local/bin/", f"{BIN}/").replace(
+        "/var/lib/prometheus/node-exporter", str(outdir))
+    r = subprocess.run(argv[:2] + [script], capture_output=True, text=True,
+                       env={**os.environ,
+                            "MPP_CONFIG": str(node.mppd.config_path)})
+    assert r.returncode == 0, r.stderr
+
+
+def prom_samples(path):
+    """[(name, {label: value}, value)] of a text exposition file."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = PROM_LINE.match(line)
+        assert m, f"not a sample: {line!r}"
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def series(name, labels):
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in
+                                 sorted(labels.items())) + "}"
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package "
+                    "prometheus) not installed")
+def test_textfile_metrics_and_cluster_rules(cluster, tmp_path):
+    """Each node's metrics file as the shipped timer writes it, read as
+    Prometheus reads it, and the shipped recording rules over the three:
+    the queue's size and its oldest message's age across nodes."""
+    nodes, lb, sink = cluster
+    for n in nodes:
+        n.queue.stop()
+    # One node's oldest message two seconds older than the others'.
+    load = Load(lb.port, sources(30), per_session=3)
+    join(load.run(1, 3))
+    time.sleep(2.1)
+    join(load.run(4, 87))
+    assert len(load.accepted) == 90 and not load.errors
+    time.sleep(1.1)
+    inputs, waiting, oldest = [], 0, 0.0
+    for n in nodes:
+        outdir = tmp_path / f"textfile-{n.name}"
+        outdir.mkdir()
+        textfile_write(n, outdir)
+        assert sorted(p.name for p in outdir.iterdir()) == ["mpp.prom"]
+        check = subprocess.run([PROMTOOL, "check", "metrics"],
+                               stdin=open(outdir / "mpp.prom"),
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        for name, labels, value in prom_samples(outdir / "mpp.prom"):
+            labels.update(instance=n.name, job="node")
+            if name == "mpp_queue_messages" and labels["state"] != "sent":
+                waiting += value
+            if name == "mpp_queue_oldest_age_seconds":
+                oldest = max(oldest, value)
+            step = "+60" if name == "mpp_messages_accepted_total" else "+0"
+            inputs.append({"series": series(name, labels),
+                           "values": f"{value:g}{step}x10"})
+        inputs.append({"series": series("node_textfile_mtime_seconds", {
+            "file": f"{outdir}/mpp.prom", "instance": n.name, "job": "node"}),
+            "values": "240+0x10"})
+    assert waiting == 90 and oldest >= 3
+    tests = {"rule_files": [str(RULES)], "evaluation_interval": "1m",
+             "tests": [{"interval": "1m", "input_series": inputs,
+                        "promql_expr_test": [
+                            {"expr": "cluster:mpp_queue_waiting:sum",
+                             "eval_time": "5m",
+                             "exp_samples": [{"labels": 'cluster:mpp_queue_waiting:sum{job="node"}',
+                                              "value": waiting}]},
+                            {"expr": 'cluster:mpp_queue_messages:sum{state="queued"}',
+                             "eval_time": "5m",
+                             "exp_samples": [{"labels": 'cluster:mpp_queue_messages:sum{job="node",state="queued"}',
+                                              "value": 90}]},
+                            {"expr": "cluster:mpp_queue_oldest_age_seconds:max",
+                             "eval_time": "5m",
+                             "exp_samples": [{"labels": 'cluster:mpp_queue_oldest_age_seconds:max{job="node"}',
+                                              "value": oldest}]},
+                            {"expr": "cluster:mpp_messages_accepted:rate5m",
+                             "eval_time": "5m",
+                             "exp_samples": [{"labels": 'cluster:mpp_messages_accepted:rate5m{job="node"}',
+                                              "value": 3}]},
+                            {"expr": 'instance:mpp_textfile_age_seconds{instance="node2"}',
+                             "eval_time": "5m",
+                             "exp_samples": [{"labels": series(
+                                 "instance:mpp_textfile_age_seconds",
+                                 {"file": f"{tmp_path}/textfile-node2/mpp.prom",
+                                  "instance": "node2", "job": "node"}),
+                                 "value": 60}]},
+                        ]}]}
+    (tmp_path / "rules-test.yml").write_text(json.dumps(tests, indent=1))
+    r = subprocess.run([PROMTOOL, "test", "rules", str(tmp_path / "rules-test.yml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_json_lines_and_show_name_the_node(cluster):
+    nodes, lb, sink = cluster
+    load = Load(lb.port, sources(12), per_session=2)
+    join(load.run(1, 24))
+    wait_delivered(sink, 24)
+    seen = {}
+    for n in nodes:
+        r = subprocess.run([str(BIN / "mppq"), "-c", str(n.mppd.config_path),
+                            "list", "--state", "all", "--json-lines"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        for line in r.stdout.splitlines():
+            rec = json.loads(line)
+            assert rec["node"] == f"{n.name}.test"
+            seen[rec["id"]] = n
+    assert len(seen) == 24
+    qid, n = next(iter(seen.items()))
+    r = subprocess.run([str(BIN / "mppq"), "-c", str(n.mppd.config_path),
+                        "show", qid, "--envelope"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"node:            {n.name}.test\n" in r.stdout
+
+
+# ------------------------------------------------------- TLS and HAProxy
+
+TLS_CFG = """\
+global
+    maxconn 256
+    stats socket {sock} mode 600 level admin
+
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+
+# TLS ended by HAProxy: the node gets plain MPP and a PP2_TYPE_SSL TLV.
+frontend ended
+    bind 127.0.0.1:{ended} ssl crt {pem}
+    default_backend plain
+backend plain
+    server node1 127.0.0.1:{proxy_port} send-proxy-v2-ssl
+
+# TLS passed through: the node's proxy_listen_tls does the handshake.
+frontend passed
+    bind 127.0.0.1:{passed}
+    default_backend tls
+backend tls
+    server node1 127.0.0.1:{proxy_tls_port} send-proxy-v2
+"""
+
+
+def test_tls_ended_or_passed_through_by_haproxy(mppd_factory, pki, tmp_path):  # noqa: F811
+    """require_tls holds both ways: the client's hop is TLS (as the
+    header tells, or as mppd's own handshake shows) and HAProxy's is
+    loopback."""
+    n = Node(mppd_factory, "node1", free_port())
+    n.proxy_tls_port = free_port()
+    n.mppd.settings.update(proxy_listen_tls=f"127.0.0.1:{n.proxy_tls_port}",
+                           tls_cert=str(pki.cert), tls_key=str(pki.key),
+                           require_tls="yes")
+    n.mppd.start()
+    pem = tmp_path / "haproxy.pem"
+    pem.write_bytes(pki.cert.read_bytes() + pki.key.read_bytes())
+    pem.chmod(0o600)
+    ended, passed = free_port(), free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(TLS_CFG.format(sock=tmp_path / "haproxy.sock", ended=ended,
+                                  passed=passed, pem=pem,
+                                  proxy_port=n.proxy_port,
+                                  proxy_tls_port=n.proxy_tls_port))
+    log = open(tmp_path / "haproxy.log", "ab")
+    lb = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log,
+                          stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (tmp_path / "haproxy.sock").exists()
+                 or lb.poll() is not None, what="haproxy to start")
+        assert lb.poll() is None, (tmp_path / "haproxy.log").read_text()
+        for port, src in ((ended, "127.0.7.1"), (passed, "127.0.7.2")):
+            raw = socket.socket()
+            raw.settimeout(10)
+            raw.bind((src, 0))
+            raw.connect(("127.0.0.1", port))
+            sock = tls_context(pki.ca_pem).wrap_socket(
+                raw, server_hostname="localhost")
+            c = Client(port, sock=sock).greet()
+            assert c.login("alice", "secret") == 250
+            assert c.post("To: bob@example.com\r\nSubject: tls\r\n\r\nhi\r\n") == 250
+            assert c.cmd("QUIT") == 221
+            c.close()
+    finally:
+        lb.terminate()
+        lb.wait(10)
+        log.close()
+        n.mppd.stop()
+    rows = sorted(r["client_addr"] for r in n.mppd.stored())
+    assert rows == ["127.0.7.1", "127.0.7.2"]
+    text = n.mppd.log()
+    assert re.search(r"proxy=v2 via=\[127\.0\.0\.1\] client_tls=TLSv1\.[23]", text)
+    assert "client=[127.0.7.2] tls=TLSv1." in text
+    assert "password sent in clear" not in text
