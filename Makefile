@@ -252,6 +252,8 @@ install: all
 	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/schema.sql
 	install -m 644 docs/mpp.conf.example $(DESTDIR)$(DATADIR)/mpp.conf.example
 	install -m 644 docs/mpp.logrotate $(DESTDIR)$(DATADIR)/mpp.logrotate
+	install -m 644 docs/scaling.md docs/haproxy-mpp.cfg docs/prometheus-mpp.rules.yml \
+	  $(DESTDIR)$(DATADIR)
 	for f in docs/systemd/*; do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(DATADIR); done
 	[ -f $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf ] || \
 	  install -m 644 docs/mpp.conf.example $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf

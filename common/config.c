@@ -15,6 +15,7 @@
 
 #include <bsd/string.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "log.h"
 
@@ -40,6 +41,7 @@ static int check_path_opt(const char *);
 static int check_tls_version(const char *);
 static int check_yesno(const char *);
 static int check_domain(const char *);
+static int check_cidr_list(const char *);
 static int check_log(const char *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
@@ -67,6 +69,9 @@ static const struct config_key config_keys[] = {
 	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
 	S(tls_min_version, "1.2", check_tls_version),
 	S(require_tls, "no", check_yesno),
+	S(proxy_listen, "", check_listen_opt),
+	S(proxy_listen_tls, "", check_listen_opt),
+	S(proxy_trusted, "", check_cidr_list),
 	S(log, "syslog", check_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
@@ -86,6 +91,8 @@ static const struct config_key config_keys[] = {
 	L(auth_fail_limit, "10", 0, 1000000),
 	L(auth_fail_window, "300", 1, 86400),
 	L(delivery_timeout, "300", 1, 86400),
+	L(proxy_timeout, "5", 1, 60),
+	L(drain_timeout, "120", 1, 86400),
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -351,10 +358,22 @@ config_load(struct mpp_config *cfg, const char *path, int must_exist,
 	}
 	if (cfg->sender_domain[0] == '\0')
 		strlcpy(cfg->sender_domain, cfg->hostname, CONFIG_STR_MAX);
-	if (cfg->listen_tls[0] != '\0' &&
+	if ((cfg->listen_tls[0] != '\0' ||
+	    cfg->proxy_listen_tls[0] != '\0') &&
 	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
-		snprintf(err, errsz, "%s: key listen_tls: needs tls_cert and "
-		    "tls_key", path != NULL ? path : "config");
+		snprintf(err, errsz, "%s: key %s: needs tls_cert and tls_key",
+		    path != NULL ? path : "config", cfg->listen_tls[0] != '\0' ?
+		    "listen_tls" : "proxy_listen_tls");
+		return -1;
+	}
+	/* A PROXY port that trusts no one would refuse every connection. */
+	if ((cfg->proxy_listen[0] != '\0' ||
+	    cfg->proxy_listen_tls[0] != '\0') &&
+	    cfg->proxy_trusted[0] == '\0') {
+		snprintf(err, errsz, "%s: key %s: needs proxy_trusted (the "
+		    "balancers' addresses)", path != NULL ? path : "config",
+		    cfg->proxy_listen[0] != '\0' ? "proxy_listen" :
+		    "proxy_listen_tls");
 		return -1;
 	}
 	/* A claim must outlast the longest attempt, or another runner could
@@ -536,6 +555,16 @@ check_domain(const char *v)
 		return -1;
 	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789-._") == n ? 0 : -1;
+}
+
+/* Addresses and networks (cidr.h); the empty list too. */
+static int
+check_cidr_list(const char *v)
+{
+	struct cidr_list l;
+	char err[128];
+
+	return cidr_list_parse(v, &l, err, sizeof(err));
 }
 
 /* syslog, stderr or file:PATH, as log_configure() takes it. */

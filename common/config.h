@@ -28,6 +28,9 @@ struct mpp_config {
 	char tls_ciphers[CONFIG_STR_MAX];
 	char tls_min_version[CONFIG_STR_MAX];
 	char require_tls[CONFIG_STR_MAX];
+	char proxy_listen[CONFIG_STR_MAX];
+	char proxy_listen_tls[CONFIG_STR_MAX];
+	char proxy_trusted[CONFIG_STR_MAX];
 	char log[CONFIG_STR_MAX];
 	long idle_timeout;
 	long login_timeout;
@@ -47,6 +50,8 @@ struct mpp_config {
 	long auth_fail_limit;
 	long auth_fail_window;
 	long delivery_timeout;
+	long proxy_timeout;
+	long drain_timeout;
 };
 
 /*

@@ -10,6 +10,10 @@
  * session, or the client, has caught up. Time is bounded too: the login
  * (login_timeout from connect), a command line (idle_timeout from its
  * first byte) and silence (idle_timeout).
+ *
+ * On a PROXY port (proxy_listen) a connection from a trusted balancer
+ * waits for its header first (proxy_wait), and only then becomes a conn,
+ * with the client address the header gives.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,9 +38,11 @@
 
 #include <bsd/string.h>
 
+#include "cidr.h"
 #include "iplimit.h"
 #include "log.h"
 #include "message.h"
+#include "proxy_wait.h"
 #include "server.h"
 #include "session.h"
 #include "store.h"
@@ -50,6 +56,8 @@
 #define SHUTDOWN_GRACE_SEC 30
 #define THROTTLE_DELAY_MS 2000		/* a throttled PASS waits this long */
 #define ACCEPT_PAUSE_MS 100		/* listeners rest after accept fails */
+#define LISTEN_BACKLOG 1024
+#define DRAIN_ACCEPT_MAX LISTEN_BACKLOG	/* taken from a backlog at drain */
 /*
  * Auth workers: enough for the CPU when checks are local crypt(3) calls;
  * many more when a check may wait up to auth_timeout on a remote server,
@@ -99,6 +107,7 @@ struct auth_job {
 struct listener {
 	struct server *srv;
 	int tls;
+	int proxy;			/* a PROXY header comes first */
 };
 
 struct server {
@@ -113,7 +122,10 @@ struct server {
 	time_t accept_warned;
 	struct workq *authq;
 	struct store *store;
-	struct event *auth_ev, *store_ev, *sig_ev[4];
+	struct event *auth_ev, *store_ev, *sig_ev[5];
+	struct event *drain_ev;		/* drain_timeout after SIGUSR2 */
+	struct cidr_list trusted;	/* proxy_trusted */
+	struct proxy_wait *waits;	/* PROXY headers awaited */
 	struct iplimit *per_ip;
 	struct iplimit *auth_fails;
 	struct iplimit *auth_running;	/* checks in flight per address */
@@ -122,6 +134,7 @@ struct server {
 	long nsessions;
 	unsigned long next_id;
 	int stopping;
+	int draining;			/* SIGUSR2: no new connections */
 	int inetd;
 };
 
@@ -129,6 +142,7 @@ static void conn_pump(struct conn *c);
 static void conn_close(struct conn *c, const char *reason);
 static void conn_release(struct conn *c);
 static void conn_timers_free(struct conn *c);
+static void server_exit_when_idle(struct server *srv);
 
 /* Session hooks */
 
@@ -509,9 +523,10 @@ conn_release(struct conn *c)
 	conn_unlink(c);
 	session_free(c->s);
 	free(c);
-	if (srv->inetd || (srv->stopping && srv->nsessions == 0 &&
-	    srv->conns == NULL))
+	if (srv->inetd)
 		event_base_loopexit(srv->base, NULL);
+	else
+		server_exit_when_idle(srv);
 }
 
 /* Unsent replies past the bound: the session reads no more for now. */
@@ -822,6 +837,12 @@ sockaddr_text(const struct sockaddr *sa, char *out, size_t outsz)
 		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
+static int
+addr_is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
 /* The connection arrived on a loopback address of ours. */
 static int
 local_is_loopback(int fd)
@@ -833,7 +854,7 @@ local_is_loopback(int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
 		return 0;
 	sockaddr_text((struct sockaddr *)&ss, addr, sizeof(addr));
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+	return addr_is_loopback(addr);
 }
 
 /*
@@ -866,6 +887,76 @@ refuse(int fd, int tls, const char *addr, const char *why)
 	log_info("client=[%s] refused=%s", addr, why);
 }
 
+/*
+ * A client at addr on fd: its session starts, or a per-address limit
+ * refuses it. clear: a password sent now would cross a network in clear
+ * (what require_tls forbids).
+ */
+static struct conn *
+conn_admit(struct server *srv, int fd, int tls, const char *addr, int clear)
+{
+	struct conn *c;
+
+	if (iplimit_get(srv->per_ip, addr) >= srv->cfg->max_sessions_per_ip) {
+		refuse(fd, tls, addr, "max_sessions_per_ip");
+		return NULL;
+	}
+	if ((c = conn_new(srv, fd, -1, addr, tls)) == NULL) {
+		refuse(fd, tls, addr, "out-of-memory");
+		return NULL;
+	}
+	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
+	if (clear && strcmp(srv->cfg->require_tls, "yes") == 0)
+		session_refuse_pass(c->s, "require_tls: password sent in clear "
+		    "on a non-loopback address");
+	session_start(c->s);
+	return c;
+}
+
+/*
+ * A PROXY header is in (h NULL: a wait failed): the connection becomes a
+ * session of the client it names, or for LOCAL and UNKNOWN of the
+ * balancer itself. A password crosses a network in clear unless both hops
+ * are TLS or loopback: the client's to the balancer (as the header says)
+ * and the balancer's to us.
+ */
+static void
+on_proxy_header(void *arg, int fd, int tls, const char *peer,
+    const struct proxy_header *h)
+{
+	struct server *srv = arg;
+	struct conn *c;
+	int clear;
+
+	if (h == NULL) {
+		server_exit_when_idle(srv);
+		return;
+	}
+	clear = (!tls && !local_is_loopback(fd)) ||
+	    (!h->local && !h->tls && !addr_is_loopback(h->dst));
+	if ((c = conn_admit(srv, fd, tls, h->local ? peer : h->src,
+	    clear)) == NULL) {
+		server_exit_when_idle(srv);
+		return;
+	}
+	log_info("session=%s proxy=v%d via=[%s]%s%s%s", c->id, h->version,
+	    peer, h->local ? " command=local" : "", h->tls ? " client_tls=" :
+	    "", h->tls ? (h->tls_version[0] ? h->tls_version : "yes") : "");
+}
+
+/* Only a trusted balancer may speak for someone else. */
+static int
+proxy_trusted(const struct server *srv, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return cidr_list_match(&srv->trusted, AF_INET,
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+	if (sa->sa_family == AF_INET6)
+		return cidr_list_match(&srv->trusted, AF_INET6,
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+	return 0;
+}
+
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -873,27 +964,25 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct listener *lsn = arg;
 	struct server *srv = lsn->srv;
 	char addr[64];
-	struct conn *c;
 
 	sockaddr_text(sa, addr, sizeof(addr));
-	if (srv->nsessions >= srv->cfg->max_sessions) {
+	if (lsn->proxy && !proxy_trusted(srv, sa)) {
+		close(fd);
+		log_warnx("client=[%s] proxy=refused reason=\"not in "
+		    "proxy_trusted\"", addr);
+		return;
+	}
+	if (srv->nsessions + proxy_wait_count(srv->waits) >=
+	    srv->cfg->max_sessions) {
 		refuse(fd, lsn->tls, addr, "max_sessions");
 		return;
 	}
-	if (iplimit_get(srv->per_ip, addr) >= srv->cfg->max_sessions_per_ip) {
-		refuse(fd, lsn->tls, addr, "max_sessions_per_ip");
-		return;
-	}
-	if ((c = conn_new(srv, fd, -1, addr, lsn->tls)) == NULL) {
-		refuse(fd, lsn->tls, addr, "out-of-memory");
-		return;
-	}
-	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
-	if (!lsn->tls && strcmp(srv->cfg->require_tls, "yes") == 0 &&
-	    !local_is_loopback(fd))
-		session_refuse_pass(c->s, "require_tls: password sent in clear "
-		    "on a non-loopback address");
-	session_start(c->s);
+	if (lsn->proxy) {
+		if (proxy_wait_add(srv->waits, fd, lsn->tls, addr) == -1)
+			refuse(fd, lsn->tls, addr, "out-of-memory");
+	} else
+		(void)conn_admit(srv, fd, lsn->tls, addr, !lsn->tls &&
+		    !local_is_loopback(fd));
 }
 
 /*
@@ -926,7 +1015,7 @@ on_accept_resume(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 	size_t i;
 
-	if (srv->stopping)
+	if (srv->stopping || srv->draining)
 		return;
 	for (i = 0; i < srv->nlev; i++)
 		evconnlistener_enable(srv->lev[i]);
@@ -946,20 +1035,37 @@ on_store_done(evutil_socket_t fd, short what, void *arg)
 	store_run_completions(arg);
 }
 
+/* Draining or stopping, with nothing left to wait for: exit the loop. */
+static void
+server_exit_when_idle(struct server *srv)
+{
+	if ((srv->stopping || srv->draining) && srv->nsessions == 0 &&
+	    srv->conns == NULL && proxy_wait_count(srv->waits) == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+static void
+listeners_close(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nlev; i++)
+		evconnlistener_free(srv->lev[i]);
+	srv->nlev = 0;
+}
+
 static void
 server_stop(struct server *srv)
 {
 	struct conn *c, *next;
 	struct timeval grace = { SHUTDOWN_GRACE_SEC, 0 };
-	size_t i;
 
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
 	log_info("shutting down");
-	for (i = 0; i < srv->nlev; i++)
-		evconnlistener_free(srv->lev[i]);
-	srv->nlev = 0;
+	listeners_close(srv);
+	proxy_wait_drop_all(srv->waits);
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
 		if (!session_waiting(c->s))
@@ -969,6 +1075,66 @@ server_stop(struct server *srv)
 		event_base_loopexit(srv->base, NULL);
 	else
 		event_base_loopexit(srv->base, &grace);
+}
+
+static void
+on_drain_late(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warnx("drain_timeout over with %ld session(s) left: stopping",
+	    srv->nsessions);
+	server_stop(srv);
+}
+
+/*
+ * A drain closes the listeners, but the connections in their backlogs
+ * are complete already (a balancer has placed its clients with us):
+ * take them first, or the close would reset them unserved.
+ */
+static void
+listeners_take_backlog(struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	size_t i, n;
+	int fd;
+
+	for (i = 0; i < srv->nlev; i++)
+		for (n = 0; n < DRAIN_ACCEPT_MAX; n++) {
+			sl = sizeof(ss);
+			fd = accept4(evconnlistener_get_fd(srv->lev[i]),
+			    (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK |
+			    SOCK_CLOEXEC);
+			if (fd == -1)
+				break;
+			on_accept(srv->lev[i], fd, (struct sockaddr *)&ss,
+			    (int)sl, &srv->lsn[i]);
+		}
+}
+
+/*
+ * SIGUSR2: leave the pool without cutting a message. The listeners close
+ * (a balancer's health check fails, new connections go elsewhere); the
+ * sessions and the PROXY headers already accepted go on to their end;
+ * then the loop exits. drain_timeout bounds the wait.
+ */
+static void
+server_drain(struct server *srv)
+{
+	struct timeval tv = { srv->cfg->drain_timeout, 0 };
+
+	if (srv->stopping || srv->draining)
+		return;
+	srv->draining = 1;
+	log_info("draining: %ld session(s) to finish, no new connections",
+	    srv->nsessions + proxy_wait_count(srv->waits));
+	listeners_take_backlog(srv);
+	listeners_close(srv);
+	if ((srv->drain_ev = evtimer_new(srv->base, on_drain_late,
+	    srv)) != NULL)
+		evtimer_add(srv->drain_ev, &tv);
+	server_exit_when_idle(srv);
 }
 
 static void
@@ -995,14 +1161,17 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		return;
 	}
-	server_stop(srv);
+	if (sig == SIGUSR2)
+		server_drain(srv);
+	else
+		server_stop(srv);
 }
 
 static int
 server_setup(struct server *srv, const struct server_listen *fds,
     size_t nfds)
 {
-	const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
 	char err[512];
 	size_t i;
 
@@ -1013,9 +1182,12 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
+	if (srv->base != NULL)
+		srv->waits = proxy_wait_new(srv->base, srv->cfg->proxy_timeout,
+		    on_proxy_header, srv);
 	if (srv->base == NULL || srv->per_ip == NULL ||
 	    srv->auth_fails == NULL || srv->auth_running == NULL ||
-	    srv->authq == NULL ||
+	    srv->authq == NULL || srv->waits == NULL ||
 	    srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
@@ -1028,6 +1200,11 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	    EV_READ | EV_PERSIST, on_store_done, srv->store);
 	event_add(srv->auth_ev, NULL);
 	event_add(srv->store_ev, NULL);
+	if (cidr_list_parse(srv->cfg->proxy_trusted, &srv->trusted, err,
+	    sizeof(err)) == -1) {
+		log_warnx("proxy_trusted: %s", err);	/* config checked it */
+		return -1;
+	}
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal,
 		    srv);
@@ -1036,6 +1213,7 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	for (i = 0; i < nfds; i++) {
 		srv->lsn[i].srv = srv;
 		srv->lsn[i].tls = fds[i].tls;
+		srv->lsn[i].proxy = fds[i].proxy;
 		srv->lev[i] = evconnlistener_new(srv->base, on_accept,
 		    &srv->lsn[i], LEV_OPT_CLOSE_ON_FREE, -1, fds[i].fd);
 		if (srv->lev[i] == NULL)
@@ -1066,11 +1244,13 @@ server_teardown(struct server *srv)
 		}
 		conn_close(c, "shutdown");
 	}
-	for (i = 0; i < srv->nlev; i++)
-		evconnlistener_free(srv->lev[i]);
+	proxy_wait_free(srv->waits);
+	listeners_close(srv);
 	for (i = 0; i < sizeof(srv->sig_ev) / sizeof(srv->sig_ev[0]); i++)
 		if (srv->sig_ev[i] != NULL)
 			event_free(srv->sig_ev[i]);
+	if (srv->drain_ev != NULL)
+		event_free(srv->drain_ev);
 	if (srv->auth_ev != NULL)
 		event_free(srv->auth_ev);
 	if (srv->store_ev != NULL)
@@ -1157,7 +1337,7 @@ bind_one(const char *host, int port, char *err, size_t errsz)
 	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 1024) == -1) {
+	    listen(fd, LISTEN_BACKLOG) == -1) {
 		snprintf(err, errsz, "listen %s:%d: %s", host, port,
 		    strerror(errno));
 		if (fd != -1)
@@ -1192,10 +1372,24 @@ server_bind(const char *listen_list, int tls, struct server_listen *fds,
 			return -1;
 		}
 		fds[*nfds].tls = tls;
+		fds[*nfds].proxy = 0;
 		if ((fds[*nfds].fd = bind_one(host, port, err, errsz)) == -1)
 			return -1;
 		(*nfds)++;
 		p = comma != NULL ? comma + 1 : e;
 	}
+	return 0;
+}
+
+int
+server_bind_proxy(const char *listen_list, int tls, struct server_listen *fds,
+    size_t *nfds, char *err, size_t errsz)
+{
+	size_t first = *nfds;
+
+	if (server_bind(listen_list, tls, fds, nfds, err, errsz) == -1)
+		return -1;
+	while (first < *nfds)
+		fds[first++].proxy = 1;
 	return 0;
 }

@@ -29,6 +29,7 @@ struct server_ctx {
 struct server_listen {
 	int fd;
 	int tls;			/* implicit TLS on this socket */
+	int proxy;			/* a PROXY header comes first */
 };
 
 /*
@@ -39,9 +40,14 @@ struct server_listen {
 int server_bind(const char *listen, int tls, struct server_listen *fds,
     size_t *nfds, char *err, size_t errsz);
 
+/* The same for proxy_listen and proxy_listen_tls: sockets marked proxy. */
+int server_bind_proxy(const char *listen, int tls, struct server_listen *fds,
+    size_t *nfds, char *err, size_t errsz);
+
 /*
- * Serve until SIGTERM or SIGINT (or, with inetd set, until the one session
- * on stdin/stdout ends). Returns an exit code.
+ * Serve until SIGTERM or SIGINT, or until the sessions a SIGUSR2 (drain)
+ * let finish are over (or, with inetd set, until the one session on
+ * stdin/stdout ends). Returns an exit code.
  */
 int server_run(struct server_ctx *ctx, const struct server_listen *fds,
     size_t nfds, int inetd);

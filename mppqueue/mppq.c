@@ -83,6 +83,7 @@ struct ctx {
 	int reader;		/* neither root nor the spool's owner */
 	int file_error;		/* a message file could not be removed */
 	time_t now;
+	const char *node;	/* hostname: whose queue this is */
 };
 
 static void __attribute__((noreturn))
@@ -154,6 +155,7 @@ struct list_totals {
 	long long n;
 	long long bytes;
 	struct json *j;
+	const char *node;
 };
 
 static void
@@ -249,6 +251,7 @@ list_json_one(const struct index_admin_msg *m, void *arg)
 
 	json_begin_object(j);
 	json_str(j, "id", m->id);
+	json_str(j, "node", ((struct list_totals *)arg)->node);
 	json_str(j, "state", m->state);
 	json_str(j, "auth_user", m->auth_user);
 	json_str(j, "sender", m->sender);
@@ -270,7 +273,7 @@ list_json_one(const struct index_admin_msg *m, void *arg)
 static int
 list_json(struct ctx *c, const struct index_admin_filter *f)
 {
-	struct list_totals t = { 0, 0, NULL };
+	struct list_totals t = { 0, 0, NULL, c->node };
 	struct json j;
 
 	json_init(&j, stdout);
@@ -297,7 +300,7 @@ list_line_one(const struct index_admin_msg *m, void *arg)
 static int
 list_json_lines(struct ctx *c, const struct index_admin_filter *f)
 {
-	struct list_totals t = { 0, 0, NULL };
+	struct list_totals t = { 0, 0, NULL, c->node };
 	struct json j;
 	int rc;
 
@@ -314,7 +317,7 @@ list_json_lines(struct ctx *c, const struct index_admin_filter *f)
 static int
 cmd_list(struct ctx *c, const struct cmd_args *a)
 {
-	struct list_totals t = { 0, 0, NULL };
+	struct list_totals t = { 0, 0, NULL, NULL };
 	struct index_admin_filter f = resolve_filter(c, a);
 
 	if (a->json)
@@ -337,11 +340,12 @@ cmd_list(struct ctx *c, const struct cmd_args *a)
 /* ---- show ---- */
 
 static void
-show_meta(const struct index_admin_msg *m)
+show_meta(const struct index_admin_msg *m, const char *node)
 {
 	char b[SAFE_MAX], t[32];
 
 	printf("id:              %s\n", safe(m->id, b, sizeof(b)));
+	printf("node:            %s\n", node);
 	printf("state:           %s\n", safe(m->state, b, sizeof(b)));
 	if (m->held_from != NULL)
 		printf("held_from:       %s\n",
@@ -484,7 +488,7 @@ cmd_show(struct ctx *c, const struct cmd_args *a)
 		return EX_NOTDONE;
 	}
 	if (parts & SHOW_ENVELOPE) {
-		show_meta(&m);
+		show_meta(&m, c->node);
 		show_rcpts(&m);
 	}
 	if (c->reader && a->show == 0)
@@ -748,13 +752,14 @@ stats_age(const struct index_admin_stats *st, time_t now)
 }
 
 static int
-stats_json(const struct index_admin_stats *st, time_t now)
+stats_json(const struct index_admin_stats *st, time_t now, const char *node)
 {
 	struct json j;
 	int s;
 
 	json_init(&j, stdout);
 	json_begin_object(&j);
+	json_str(&j, "node", node);
 	for (s = 0; s < IA_NSTATES; s++)
 		json_num(&j, index_admin_state_name(s), st->count[s]);
 	json_num(&j, "oldest_age", stats_age(st, now));
@@ -859,7 +864,7 @@ cmd_stats(struct ctx *c, const struct cmd_args *a)
 		return EX_IOERR;
 	}
 	if (a->json)
-		return stats_json(&st, c->now);
+		return stats_json(&st, c->now, c->node);
 	if (a->prometheus)
 		stats_prometheus(&st, c->now);
 	else
@@ -1301,6 +1306,7 @@ main(int argc, char **argv)
 		close_ctx(&c);
 		return rc;
 	}
+	c.node = cfg.hostname;
 	start_log(&cfg, &o, cmd);
 	rc = cmd->run(&c, &args);
 	close_ctx(&c);

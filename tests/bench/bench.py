@@ -13,7 +13,7 @@ Environment:
   BENCH_QUICK  1: one short repetition with small counts, to try the
                harness (its figures mean little)
   BENCH_ONLY   comma-separated scenario groups to run: accept, sessions,
-               drain, latency, idle (default all)
+               drain, latency, idle, cluster (default all)
   BENCH_ROWS   comma-separated row keys to run within those groups, e.g.
                accept_1k_32x1 (default all; keys are in the JSON file)
 """
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from systems import BenchError, Mpp, Postfix, Sink, Trash, wait_for  # noqa: E402
+from systems import BenchError, HAProxy, Mpp, Postfix, Sink, Trash, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -54,11 +54,16 @@ SESSIONS = {"sha512": 1500, "yescrypt": 200}   # sessions per run, 32 at once
 DRAIN = 5000
 LAT_N, LAT_RATE, LAT_PER_SESSION = 200, 50, 50
 IDLE, IDLE_POSTS = 10000, 50
+# Acceptance through HAProxy: (size, sessions, messages per session, total),
+# one node without a balancer, then HAProxy in front of 1, 2, 3 nodes.
+CLUSTER = (1 * KIB, 32, 50, 3200)
+CLUSTER_NODES = (1, 2, 3)
 
 if QUICK:
     ACCEPT = [(s, c, m, max(c * m, n // 8)) for s, c, m, n in ACCEPT]
     SESSIONS = {"sha512": 200, "yescrypt": 40}
     DRAIN, LAT_N, IDLE, IDLE_POSTS = 500, 50, 1000, 10
+    CLUSTER = (KIB, 32, 50, 1600)
 
 
 def log(*a):
@@ -266,6 +271,40 @@ def idle_mpp(mpp):
             "setup_s": fig["idle_setup_s"], "held": fig["idle_open"]}
 
 
+def cluster_mpp(nodes, k, size, c, m, n, work):
+    """Acceptance by k fresh nodes (k == 0: node 1 alone, posted to on
+    its plain port, no balancer): msgs/s, and the CPU of every mppd and of
+    HAProxy per message."""
+    used = nodes[:max(1, k)]
+    for node in used:
+        node.start()
+    lb = None
+    try:
+        if k:
+            lb = HAProxy(work, used)
+            lb.start()
+        others = used[1:] + ([lb] if lb else [])
+        fig = used[0].bench("-c", c, "-n", n, "-m", m, "-z", size,
+                            port=lb.port if lb else None, also=others)
+    finally:
+        if lb:
+            lb.stop()
+    counts = [node.count() for node in used]
+    for node in used:
+        node.stop()
+    if sum(counts) != n:
+        raise BenchError(f"{sum(counts)} of {n} messages in the nodes' indexes")
+    if k and min(counts) == 0:
+        raise BenchError(f"a node got no message: {counts}")
+    lb_cpu = fig["also_cpu_s"][-1] if lb else 0.0
+    mppd_cpu = fig["server_cpu_s"] + sum(fig["also_cpu_s"][:len(used) - 1])
+    return {"value": fig["msgs_per_s"], "lat_p50_ms": fig["latency_p50_ms"],
+            "lat_p99_ms": fig["latency_p99_ms"], "elapsed_s": fig["elapsed_s"],
+            "server_us_per_msg": mppd_cpu / n * 1e6,
+            "haproxy_us_per_msg": lb_cpu / n * 1e6,
+            "client_cpu_s": fig["client_cpu_s"], "per_node": counts}
+
+
 # ------------------------------------------------------------------- rows
 
 class Row:
@@ -315,6 +354,12 @@ def build_rows():
             None, "", ref_label="-", better="lower"))
     add(Row("idle_post_p99", f"{IDLE} idle: fresh client post p99", "ms",
             lambda a, b: a < 50, "< 50 ms", ref_label="-", better="lower"))
+    size, c, m, _ = CLUSTER
+    add(Row("cluster_direct", f"1 node, no balancer, {size_label(size)} {c}x{m}",
+            "msgs/s", ref_label="-"))
+    for k in CLUSTER_NODES:
+        add(Row(f"cluster_haproxy_{k}", f"HAProxy + {k} node{'s' if k > 1 else ''}, "
+                f"{size_label(size)} {c}x{m}", "msgs/s", ref_label="direct"))
     return rows
 
 
@@ -350,10 +395,10 @@ def show(rows, key):
     log(f"  {r.label:<44} mpp {m:>10}   {r.ref_label} {ref:>10} {r.unit}")
 
 
-PHASES = ("accept", "sessions", "latency", "idle", "drain")
+PHASES = ("accept", "sessions", "latency", "idle", "cluster", "drain")
 
 
-def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
+def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
     """One repetition of one phase: each of its rows, mpp then Postfix."""
     def pair(key, mfn, pfn, store, shown):
         if ROWS and key not in ROWS:
@@ -402,10 +447,34 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work):
             rows["idle_post_p99"].mpp.append(m["post_p99"] if m else None)
         pair("idle_rss", lambda: idle_mpp(mpp), None, store,
              ["idle_rss", "idle_post_p50", "idle_post_p99"])
+    elif phase == "cluster":
+        run_cluster(rep, rows, raw, nodes, work)
     elif phase == "drain":
         pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
              lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
     mpp.stop()
+
+
+def run_cluster(rep, rows, raw, nodes, work):
+    """One repetition of the cluster rows: no balancer, then 1, 2, 3
+    nodes behind HAProxy; each balanced row's reference is this
+    repetition's figure without a balancer."""
+    direct = None
+    balanced = [k for k in CLUSTER_NODES if not ROWS or f"cluster_haproxy_{k}" in ROWS]
+    if ROWS and "cluster_direct" not in ROWS and not balanced:
+        return
+    # the direct row always runs: it is the balanced rows' reference
+    for k in [0] + balanced:
+        key = f"cluster_haproxy_{k}" if k else "cluster_direct"
+        disk = round(disk_probe(work, 1, 0.3))
+        res = attempt(rows, key, "mpp", lambda: cluster_mpp(nodes, k, *CLUSTER, work),
+                      raw, rep, disk)
+        rows[key].mpp.append(res["value"] if res else None)
+        rows[key].ref.append(direct if k else None)
+        rows[key].extra.append(res or {})
+        if k == 0:
+            direct = res["value"] if res else None
+        show(rows, key)
 
 
 def table(rows):
@@ -532,6 +601,7 @@ def main():
     rows, raw = build_rows(), []
     sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
     mpp = pf = None
+    nodes = []
     t_start = time.monotonic()
     load_start = os.getloadavg()
     try:
@@ -539,6 +609,8 @@ def main():
         lat_sink.start()
         trash = Trash(work)
         mpp = Mpp(work, bindir, sink.port, trash)
+        nodes = [Mpp(work, bindir, sink.port, trash, name=f"node{i}", proxy=True)
+                 for i in range(1, 1 + max(CLUSTER_NODES))] if want("cluster") else []
         pf = Postfix(work, sink.port, lat_sink.port, trash)
         pf.start()
         log("warming up")
@@ -552,10 +624,12 @@ def main():
             for rep in range(1, REPS + 1):
                 log(f"{phase}, repetition {rep} of {REPS} "
                     f"(load average {os.getloadavg()[0]:.2f})")
-                run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work)
+                run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes)
     finally:
         if mpp:
             mpp.stop()
+        for node in nodes:
+            node.stop()
         if pf:
             pf.stop()
         sink.stop()
@@ -581,6 +655,15 @@ def main():
             hashes.append(f"{method} {statistics.median(one):.1f} ms")
     if hashes:
         summary += ["", "one password check (one thread, median): " + ", ".join(hashes)]
+    lb = []
+    for k in CLUSTER_NODES:
+        us = [e["haproxy_us_per_msg"] for e in rows[f"cluster_haproxy_{k}"].extra
+              if e.get("haproxy_us_per_msg")]
+        if us:
+            lb.append(f"{k} node{'s' if k > 1 else ''} {statistics.median(us):.0f} us")
+    if lb:
+        summary += ["", "cluster rows: mppd us is every node's mppd together; "
+                    "HAProxy's CPU per message (median): " + ", ".join(lb)]
     loads = [r["loadavg"] for r in raw]
     disks = sorted(r["disk_writes_per_s"] for r in raw)
     summary += ["", "mppd us: mppd's CPU time per message (per session in the "

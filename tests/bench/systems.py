@@ -65,6 +65,12 @@ def child_cpu_s():
     return ru.ru_utime + ru.ru_stime
 
 
+def proc_cpu_s(pid):
+    """CPU seconds (user + system) process pid has used so far."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
     if proc is None or proc.poll() is not None:
         return
@@ -189,10 +195,10 @@ class Mpp:
     USERS = {"sha512": "alice", "yescrypt": "yves"}
     PASSWORD = "secret"
 
-    def __init__(self, work, bindir, sink_port, trash):
+    def __init__(self, work, bindir, sink_port, trash, name="mpp", proxy=False):
         self.trash = trash
         self.bin = Path(bindir)
-        self.dir = work / "mpp"
+        self.dir = work / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spool = self.dir / "spool"
         self.passwd = self.dir / "passwd"
@@ -207,11 +213,16 @@ class Mpp:
                             "-s", "-m", method, "add", user],
                            input=self.PASSWORD + "\n", text=True, check=True,
                            capture_output=True)
+        # A cluster node: a PROXY port for the balancer as well (proxy_port).
+        self.proxy_port = free_port() if proxy else None
+        extra = (f"proxy_listen = 127.0.0.1:{self.proxy_port}\n"
+                 "proxy_trusted = 127.0.0.1\n") if proxy else ""
         self.conf.write_text(
             f"spool_dir = {self.spool}\n"
             f"listen = 127.0.0.1:{self.port}\n"
+            f"{extra}"
             "user =\n"
-            "hostname = mpp.bench.example\n"
+            f"hostname = {name}.bench.example\n"
             "sender_domain = bench.example\n"
             f"auth = file:{self.passwd}\n"
             "idle_timeout = 900\n"
@@ -278,19 +289,22 @@ class Mpp:
 
     def cpu_s(self):
         """CPU seconds (user + system) mppd has used so far."""
-        f = Path(f"/proc/{self.mppd.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_s(self.mppd.pid)
 
-    def bench(self, *args, method="sha512", timeout=900):
-        """Run mppbench against this mppd; its JSON figures, with the CPU
-        seconds mppd and mppbench used meanwhile (server_cpu_s, client_cpu_s)."""
-        cmd = [str(self.bin / "mppbench"), "-s", f"127.0.0.1:{self.port}",
+    def bench(self, *args, method="sha512", timeout=900, port=None, also=()):
+        """Run mppbench against this mppd (or whatever listens on port);
+        its JSON figures, with the CPU seconds mppd and mppbench used
+        meanwhile (server_cpu_s, client_cpu_s) and those of each of also,
+        objects with a cpu_s() (also_cpu_s, a list)."""
+        cmd = [str(self.bin / "mppbench"), "-s", f"127.0.0.1:{port or self.port}",
                "-u", self.USERS[method], "-p", self.PASSWORD, "--json",
                *[str(a) for a in args]]
         c0, s0 = child_cpu_s(), self.cpu_s()
+        a0 = [x.cpu_s() for x in also]
         r = subprocess.run(cmd, capture_output=True, text=True,
                            timeout=timeout, preexec_fn=raise_nofile)
         server, client = self.cpu_s() - s0, child_cpu_s() - c0
+        also_cpu = [x.cpu_s() - t for x, t in zip(also, a0)]
         try:
             fig = json.loads(r.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
@@ -299,6 +313,7 @@ class Mpp:
         if r.returncode != 0:
             raise BenchError(f"mppbench exit {r.returncode}: {r.stderr.strip()}")
         fig["server_cpu_s"], fig["client_cpu_s"] = round(server, 3), round(client, 3)
+        fig["also_cpu_s"] = [round(t, 3) for t in also_cpu]
         return fig
 
     def hash_rate(self, method, checks, threads):
@@ -425,3 +440,102 @@ class Postfix:
             raise BenchError(f"smtp-source exit {r.returncode}: "
                              f"{(r.stderr or r.stdout).strip()[-300:]}")
         return dt
+
+
+HAPROXY_CFG = """\
+global
+    maxconn 4000
+    stats socket {sock} mode 600 level admin
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 330s
+    timeout server 330s
+    retries 3
+    option redispatch 1
+
+frontend mpp
+    bind 127.0.0.1:{port}
+    default_backend mpp_nodes
+
+backend mpp_nodes
+    balance roundrobin
+    option tcp-check
+    tcp-check connect default
+    tcp-check expect string 220
+    tcp-check send QUIT\\r\\n
+    tcp-check expect string 221
+    default-server send-proxy-v2 proxy-v2-options crc32c check inter 1s fall 2 rise 1
+{servers}"""
+
+
+class HAProxy:
+    """Debian's haproxy in TCP mode on a loopback port in front of cluster
+    nodes (Mpp with proxy=True): PROXY v2 with its checksum to each node's
+    proxy_listen port, and docs/scaling.md's health check (220, QUIT,
+    221). Clients are spread round-robin: the load generator posts from
+    one address, which balance source would send to one node."""
+
+    BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+    def __init__(self, work, nodes):
+        self.dir = work / "haproxy"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.nodes = nodes
+        self.port = free_port()
+        self.sock = self.dir / "stats.sock"
+        self.proc = None
+
+    def start(self):
+        if not os.access(self.BIN, os.X_OK):
+            raise BenchError("haproxy not found (Debian package haproxy)")
+        servers = "".join(f"    server {n.dir.name} 127.0.0.1:{n.proxy_port}\n"
+                          for n in self.nodes)
+        cfg = self.dir / "haproxy.cfg"
+        cfg.write_text(HAPROXY_CFG.format(sock=self.sock, port=self.port,
+                                          servers=servers))
+        if self.sock.exists():
+            self.sock.unlink()
+        self.log = open(self.dir / "haproxy.log", "ab")
+        self.proc = subprocess.Popen([self.BIN, "-db", "-f", str(cfg)],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=raise_nofile)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise BenchError("haproxy exited at start; see haproxy.log")
+            return self.sock.exists() and all(
+                st == "UP" for st in self.status().values())
+        wait_for(up, 30, "haproxy to see every node up", interval=0.1)
+
+    def status(self):
+        """{server: status} from the stats socket."""
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(self.sock))
+                s.sendall(b"show stat\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        except OSError:
+            return {}
+        lines = data.decode().splitlines()
+        head = lines[0].lstrip("# ").split(",") if lines else []
+        out = {}
+        for line in lines[1:]:
+            f = dict(zip(head, line.split(",")))
+            if f.get("pxname") == "mpp_nodes" and f.get("svname") != "BACKEND":
+                st = f["status"].split(" ")[0]
+                # UP only once a check has passed, not as HAProxy starts
+                if st == "UP" and not f.get("check_status", "").startswith("L7OK"):
+                    st = "UP-unchecked"
+                out[f["svname"]] = st
+        return out
+
+    def cpu_s(self):
+        return proc_cpu_s(self.proc.pid)
+
+    def stop(self):
+        stop_proc(self.proc)
+        self.proc = None

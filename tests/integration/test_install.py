@@ -34,6 +34,9 @@ def test_install_and_uninstall(tmp_path):
     assert (dest / "usr/local/share/mpp/schema.sql").is_file()
     assert (dest / "usr/local/share/mpp/mppd.service").is_file()
     assert (dest / "usr/local/share/mpp/mpp.logrotate").is_file()
+    for name in ("scaling.md", "haproxy-mpp.cfg", "prometheus-mpp.rules.yml",
+                 "mpp-textfile.service", "mpp-textfile.timer"):
+        assert (dest / "usr/local/share/mpp" / name).is_file(), name
     conf = dest / "etc/mpp/mpp.conf"
     assert conf.is_file()
     # An installed config is never overwritten.

@@ -415,7 +415,8 @@ def test_stats_json(mppd):
 
 def test_stats_empty(mppd):
     r = mppq(mppd, "stats", "--json")
-    assert json.loads(r.stdout) == {**{k: 0 for k in STATES},
+    assert json.loads(r.stdout) == {"node": "mpp.test",
+                                    **{k: 0 for k in STATES},
                                     "oldest_age": 0, "bytes": 0,
                                     "totals": {k: 0 for k in TOTALS}}
 
@@ -982,6 +983,31 @@ def test_list_selectors_and_json_lines_fields(mppd):
         if not want:
             assert r.stdout == "No messages\n", args
     assert mppq(mppd, "list", "--json-lines", "--state", "failed").stdout == ""
+
+
+def test_every_record_names_its_node(mppd):
+    """Lists from several nodes merge without losing where each message
+    waits: every record names the node, the config's hostname."""
+    (qid,) = post(mppd)
+    node = ["-o", "hostname=node7.example.org"]
+    r = mppq(mppd, *node, "list", "--json")
+    assert r.returncode == EX_OK, r.stderr
+    assert [(m["id"], m["node"]) for m in json.loads(r.stdout)] == \
+        [(qid, "node7.example.org")]
+    r = mppq(mppd, *node, "list", "--json-lines")
+    assert [json.loads(x)["node"] for x in r.stdout.splitlines()] == \
+        ["node7.example.org"]
+    for args in ([], ["--envelope"]):
+        r = mppq(mppd, *node, "show", qid, *args)
+        assert r.returncode == EX_OK, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0].split() == ["id:", qid]
+        assert lines[1].split() == ["node:", "node7.example.org"]
+    assert "node:" not in mppq(mppd, *node, "show", qid, "--headers").stdout
+    r = mppq(mppd, *node, "stats", "--json")
+    assert json.loads(r.stdout)["node"] == "node7.example.org"
+    # Without -o, the hostname of the file.
+    assert list_json(mppd)[0]["node"] == "mpp.test"
 
 
 @pytest.mark.parametrize("args", [

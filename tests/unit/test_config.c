@@ -101,6 +101,8 @@ static const struct long_key long_keys[] = {
 	LK(auth_fail_limit, 10, 0, 1000000),
 	LK(auth_fail_window, 300, 1, 86400),
 	LK(delivery_timeout, 300, 1, 86400),
+	LK(proxy_timeout, 5, 1, 60),
+	LK(drain_timeout, 120, 1, 86400),
 };
 
 static long
@@ -128,6 +130,9 @@ static const struct str_key str_keys[] = {
 	SK(sender_domain, NULL),
 	SK(auth, "file:/etc/mpp/passwd"),
 	SK(transport, "sendmail:/usr/sbin/sendmail"),
+	SK(proxy_listen, ""),
+	SK(proxy_listen_tls, ""),
+	SK(proxy_trusted, ""),
 	SK(log, "syslog"),
 };
 
@@ -331,6 +336,20 @@ static const struct value_case value_cases[] = {
 	{ "transport", "maildir:Maildir", 0 },
 	{ "transport", "lmtp:/run/lmtp", 0 },
 	{ "transport", "/usr/sbin/sendmail", 0 },
+	{ "proxy_listen", "", 1 },
+	{ "proxy_listen", "127.0.0.1:2181, [::1]:2181", 1 },
+	{ "proxy_listen", "127.0.0.1", 0 },
+	{ "proxy_listen", "127.0.0.1:2181,", 0 },
+	{ "proxy_listen_tls", "0.0.0.0:1218", 1 },
+	{ "proxy_listen_tls", "0.0.0.0:0", 0 },
+	{ "proxy_trusted", "", 1 },
+	{ "proxy_trusted", "127.0.0.1", 1 },
+	{ "proxy_trusted", "10.0.0.0/8, 192.0.2.7, 2001:db8::/32, ::1", 1 },
+	{ "proxy_trusted", "10.0.0.1/8", 0 },
+	{ "proxy_trusted", "10.0.0.0/33", 0 },
+	{ "proxy_trusted", "lb.example.org", 0 },
+	{ "proxy_trusted", "127.0.0.1,", 0 },
+	{ "proxy_trusted", "127.0.0.1 ::1", 0 },
 	{ "log", "syslog", 1 },
 	{ "log", "stderr", 1 },
 	{ "log", "file:/var/log/mpp.log", 1 },
@@ -343,6 +362,18 @@ static const struct value_case value_cases[] = {
 	{ "log", "syslog:local0", 0 },
 	{ "log", "/var/log/mpp.log", 0 },
 };
+
+/* The field of a checked string key. */
+static const char *
+checked_field(const struct mpp_config *cfg, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(str_keys) / sizeof(str_keys[0]); i++)
+		if (strcmp(str_keys[i].name, key) == 0)
+			return str_field(cfg, &str_keys[i]);
+	return NULL;
+}
 
 static void
 test_checked_values(void **state)
@@ -357,9 +388,8 @@ test_checked_values(void **state)
 		int rc;
 
 		config_defaults(&cfg);
-		field = strcmp(c->key, "listen") == 0 ? cfg.listen :
-		    strcmp(c->key, "auth") == 0 ? cfg.auth :
-		    strcmp(c->key, "log") == 0 ? cfg.log : cfg.transport;
+		field = checked_field(&cfg, c->key);
+		assert_non_null(field);
 		snprintf(before, sizeof(before), "%s", field);
 		err[0] = '\0';
 		rc = config_set(&cfg, c->key, c->value, err, sizeof(err));
@@ -616,6 +646,36 @@ test_retry_order(void **state)
 	    sizeof(err)), 0);
 }
 
+/* A PROXY port needs the balancers it trusts; its TLS form a key. */
+static void
+test_proxy_needs(void **state)
+{
+	struct tmp *t = *state;
+	struct mpp_config cfg;
+	char err[1024] = "";
+
+	write_file(t->path, "proxy_listen = 127.0.0.1:2181\n");
+	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
+	    sizeof(err)), -1);
+	assert_contains(err, "proxy_listen");
+	assert_contains(err, "proxy_trusted");
+	write_file(t->path, "proxy_listen_tls = 127.0.0.1:2182\n"
+	    "proxy_trusted = 127.0.0.1\n");
+	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
+	    sizeof(err)), -1);
+	assert_contains(err, "proxy_listen_tls");
+	assert_contains(err, "tls_cert");
+	write_file(t->path, "proxy_listen = 127.0.0.1:2181\n"
+	    "proxy_trusted = 127.0.0.1, 10.1.0.0/16\n");
+	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
+	    sizeof(err)), 0);
+	assert_string_equal(cfg.proxy_trusted, "127.0.0.1, 10.1.0.0/16");
+	/* Trusting without a PROXY port is harmless. */
+	write_file(t->path, "proxy_trusted = 127.0.0.1\n");
+	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
+	    sizeof(err)), 0);
+}
+
 /* -o overrides. */
 
 static void
@@ -827,6 +887,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_line_too_long, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_needs, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_retry_order, tmp_setup,
 		    tmp_teardown),
