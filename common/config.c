@@ -86,6 +86,7 @@ static const struct config_key config_keys[] = {
 	L(auth_fail_limit, "10", 0, 1000000),
 	L(auth_fail_window, "300", 1, 86400),
 	L(delivery_timeout, "300", 1, 86400),
+	L(delay_warning_time, "0", 0, 31536000),
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -47,6 +47,7 @@ struct mpp_config {
 	long auth_fail_limit;
 	long auth_fail_window;
 	long delivery_timeout;
+	long delay_warning_time;
 };
 
 /*
