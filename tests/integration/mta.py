@@ -74,11 +74,12 @@ test must not touch. confined() below runs a command where conf_dir *is*
         the command lines the client sent before TLS began (none for
         implicit TLS); rec.stop().
 
-    confined(cmd, postfix=pf, user="nobody", no_new_privs=False,
+    confined(cmd, postfix=pf, user="nobody", caps=(), no_new_privs=False,
              read_only=True, rw_paths=[...])
-        an argv running cmd the way a hardened systemd service runs it:
-        under `user`, with an empty capability bounding set
-        (CapabilityBoundingSet=), optionally no_new_privs
+        (argv, env) running cmd the way a hardened systemd service runs
+        it: under `user` (None: root, as a unit without User=), with only
+        caps in the capability bounding set (CapabilityBoundingSet=),
+        optionally no_new_privs
         (NoNewPrivileges=yes), every mount read-only except rw_paths and
         /proc, /sys, /dev (ProtectSystem=strict with ReadWritePaths=), and
         every process it leaves killed when it ends (a unit's cgroup). Root
@@ -729,14 +730,19 @@ exit $?
 """
 
 
-def confined(cmd, *, postfix=None, user="nobody", no_new_privs=False,
+def confined(cmd, *, postfix=None, user="nobody", caps=(), no_new_privs=False,
              read_only=True, rw_paths=()):
     """(argv, env) that run cmd as a hardened systemd service would: see
-    the module's text. rw_paths are absolute paths without spaces."""
-    import pwd
-    pw = pwd.getpwnam(user)
-    setpriv = [f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
-               "--bounding-set=-all", "--inh-caps=-all"]
+    the module's text. user None stays root (a unit without User=); caps
+    are the capabilities left in the bounding set ("setuid");
+    rw_paths are absolute paths without spaces."""
+    setpriv = ["--bounding-set=" + ",".join(["-all"] + [f"+{c}" for c in caps]),
+               "--inh-caps=-all"]
+    if user is not None:
+        import pwd
+        pw = pwd.getpwnam(user)
+        setpriv += [f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+                    "--clear-groups"]
     if no_new_privs:
         setpriv.append("--no-new-privs")
     for p in rw_paths:
