@@ -1,17 +1,22 @@
 """A private mail system for tests that need a real MTA: Postfix from
 Debian, started from a configuration directory of its own, with STARTTLS
 and implicit TLS from a test CA, SASL through a private Dovecot auth
-service, and a maildir per recipient that the test reads. Nothing of the
+service, and a maildir that the test reads. Nothing of the
 system's own Postfix or Dovecot is used or changed; only loopback ports
 from free_port().
 
 The module needs neither pytest nor conftest (tests/bench can import it);
 conftest.py's `postfix` fixture wraps it for the integration tests.
 
-    pf = Postfix()              # a directory under /tmp, see below
-    pf.start()                  # Postfix, then Dovecot; waits until both answer
+    pf = Postfix(base=None, hostname="mx.test", users=None)
+                                # files in base, or a new directory under
+                                # /tmp (removed by cleanup); users default
+                                # to alice and bob (see pf.users)
+    pf.start()                  # Postfix, then Dovecot; returns pf once
+                                # every listener answers
     ...
-    pf.cleanup()                # stops both, removes the directory
+    pf.stop()                   # both stopped (start() may follow)
+    pf.cleanup()                # stopped, its own directory removed
 
 What it offers (every path absolute):
 
@@ -38,11 +43,14 @@ What it offers (every path absolute):
     pf.conf_dir         Postfix's config_directory (main.cf, master.cf)
     pf.queue_dir        its queue_directory
     pf.mail_dir         where mail is delivered (virtual(8), uid nobody)
+    pf.dir              the base directory; maillog, dovecot/ and tls/ too
 
 What a recipient gets, whatever its domain (every domain is local):
 
-    defer*@...          451 4.3.2 at RCPT (check_recipient_access)
-    reject*@...         550 5.7.1 at RCPT
+    defer*@...          451 4.3.2 at RCPT ("451 4.3.2 <ADDR>: Recipient
+                        address rejected: Deferred by the test's Postfix")
+    reject*@...         550 5.7.1 at RCPT ("... Refused by the test's
+                        Postfix")
     nosuch*@...         550 5.1.1 User unknown in virtual mailbox table
     anything else       delivered to the maildir mail_dir/all/, one copy
                         per recipient with its Delivered-To: field
@@ -56,6 +64,7 @@ What a recipient gets, whatever its domain (every domain is local):
                                     current end, pf.dovecot_log() Dovecot's
     pf.queued()                     messages still in Postfix's queue
     pf.set(**params)                postconf -e each, then postfix reload
+    pf.cmd("postqueue", "-f")       a Postfix command with -c conf_dir
     pf.sendmail(*args, data=b"")    the real /usr/sbin/sendmail against
                                     this instance, as root (MAIL_CONFIG=
                                     conf_dir); its CompletedProcess
@@ -79,11 +88,11 @@ test must not touch. confined() below runs a command where conf_dir *is*
         (argv, env) running cmd the way a hardened systemd service runs
         it: under `user` (None: root, as a unit without User=), with only
         caps in the capability bounding set (CapabilityBoundingSet=),
-        optionally no_new_privs
-        (NoNewPrivileges=yes), every mount read-only except rw_paths and
-        /proc, /sys, /dev (ProtectSystem=strict with ReadWritePaths=), and
-        every process it leaves killed when it ends (a unit's cgroup). Root
-        only.
+        optionally no_new_privs (NoNewPrivileges=yes), conf_dir of
+        postfix (if given) as /etc/postfix, every mount read-only except
+        rw_paths and /proc, /sys, /dev (ProtectSystem=strict with
+        ReadWritePaths=), and every process it leaves killed when it ends
+        (a unit's cgroup). Root only.
 
 unavailable() says why this machine cannot run it (None when it can).
 """
