@@ -93,6 +93,7 @@ static const struct config_key config_keys[] = {
 	L(delivery_timeout, "300", 1, 86400),
 	L(proxy_timeout, "5", 1, 60),
 	L(drain_timeout, "120", 1, 86400),
+	L(delay_warning_time, "0", 0, 31536000),
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

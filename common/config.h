@@ -52,6 +52,7 @@ struct mpp_config {
 	long delivery_timeout;
 	long proxy_timeout;
 	long drain_timeout;
+	long delay_warning_time;
 };
 
 /*

@@ -21,6 +21,7 @@
 #include "index_impl.h"
 #include "schema_sql.h"
 #include "migrate-2_sql.h"
+#include "migrate-3_sql.h"
 
 const char *
 index_errmsg(const struct index *ix)
@@ -82,7 +83,7 @@ index_user_version(struct index *ix)
 }
 
 /* migrations[k] takes version k + 1 to k + 2 (sql/migrate-N.sql). */
-static const char *const migrations[] = { migrate_2_sql };
+static const char *const migrations[] = { migrate_2_sql, migrate_3_sql };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
     INDEX_SCHEMA_VERSION - 1, "one migration for each version after 1");
 

@@ -97,7 +97,8 @@ index_admin_msg_clear(struct index_admin_msg *m)
 /* The columns read_msg() expects, in its order. */
 #define MSG_COLUMNS "id, state, auth_user, sender, client_addr, " \
 	"last_error, held_from, lease_host, size, received_at, attempts, " \
-	"next_attempt_at, lease_pid, lease_until, done_at, is_bounce"
+	"next_attempt_at, lease_pid, lease_until, done_at, warned_at, " \
+	"is_bounce"
 
 static int
 read_msg(sqlite3_stmt *st, struct index_admin_msg *m)
@@ -106,7 +107,7 @@ read_msg(sqlite3_stmt *st, struct index_admin_msg *m)
 	    &m->client_addr, &m->last_error, &m->held_from, &m->lease_host };
 	long long *num[] = { &m->size, &m->received_at, &m->attempts,
 	    &m->next_attempt_at, &m->lease_pid, &m->lease_until,
-	    &m->done_at };
+	    &m->done_at, &m->warned_at };
 	int i, n = (int)(sizeof(text) / sizeof(text[0]));
 
 	memset(m, 0, sizeof(*m));

@@ -89,6 +89,7 @@ struct index_admin_msg {
 	long long lease_pid;		/* 0 when no lease */
 	long long lease_until;		/* 0 when no lease */
 	long long done_at;		/* 0 while not sent or failed */
+	long long warned_at;		/* its delay warning; 0: none sent */
 	int is_bounce;
 	size_t nrcpts;
 	struct index_admin_rcpt *rcpts;

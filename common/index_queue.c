@@ -96,11 +96,12 @@ claim_select(struct index *ix, time_t now, time_t retry_by,
 	 */
 	st = index_stmt(ix, IX_CLAIM_DUE, "SELECT * FROM ("
 	    "SELECT id, sender, auth_user, size, received_at, attempts, "
-	    "is_bounce, next_attempt_at FROM message WHERE state = 'queued' "
-	    "AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) "
-	    "UNION ALL SELECT * FROM ("
+	    "is_bounce, next_attempt_at, warned_at FROM message WHERE state = "
+	    "'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at "
+	    "LIMIT ?2) UNION ALL SELECT * FROM ("
 	    "SELECT id, sender, auth_user, size, received_at, attempts, "
-	    "is_bounce, next_attempt_at FROM message WHERE state = 'deferred' "
+	    "is_bounce, next_attempt_at, warned_at FROM message WHERE state = "
+	    "'deferred' "
 	    "AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?2) "
 	    "ORDER BY 8 LIMIT ?2");
 	if (st == NULL)
@@ -118,6 +119,7 @@ claim_select(struct index *ix, time_t now, time_t retry_by,
 		c->received_at = sqlite3_column_int64(st, 4);
 		c->attempts = sqlite3_column_int(st, 5);
 		c->is_bounce = sqlite3_column_int(st, 6);
+		c->warned_at = sqlite3_column_int64(st, 8);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -303,8 +305,9 @@ record_message(struct index *ix, const struct index_result *r)
 	    "FROM recipient WHERE message_id = ?1 AND state = 'sent') THEN "
 	    "'sent' ELSE 'failed' END, attempts = attempts + 1, "
 	    "next_attempt_at = ?5, last_error = ?6, done_at = CASE WHEN ?4 "
-	    "THEN ?7 END, lease_host = NULL, lease_pid = NULL, lease_until = "
-	    "NULL WHERE id = ?1 AND state = 'sending' AND lease_host = ?2 AND "
+	    "THEN ?7 END, warned_at = CASE WHEN ?8 THEN ?7 ELSE warned_at END, "
+	    "lease_host = NULL, lease_pid = NULL, lease_until = NULL "
+	    "WHERE id = ?1 AND state = 'sending' AND lease_host = ?2 AND "
 	    "lease_pid = ?3");
 	if (st == NULL)
 		return -1;
@@ -316,6 +319,7 @@ record_message(struct index *ix, const struct index_result *r)
 	if (r->last_error != NULL)
 		sqlite3_bind_text(st, 6, r->last_error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->now);
+	sqlite3_bind_int(st, 8, r->warning != NULL);
 	if (index_step_done(ix, st, "message result") == -1)
 		return -1;
 	return sqlite3_changes(ix->db) == 1 ? 1 : 0;
@@ -329,7 +333,8 @@ index_record(struct index *ix, const struct index_result *r)
 	if (index_begin(ix) == -1)
 		return -1;
 	if (record_rcpts(ix, r) == -1 ||
-	    (r->finished && record_finish(ix, r) == -1))
+	    (r->finished && record_finish(ix, r) == -1) ||
+	    (r->warning != NULL && index_insert_msg(ix, r->warning) == -1))
 		goto fail;
 	/* The message row last: its CASE reads the recipients' states. */
 	if ((mine = record_message(ix, r)) == -1)

@@ -31,6 +31,7 @@ struct index_claim {
 	long long received_at;
 	int attempts;		/* before this one */
 	int is_bounce;
+	long long warned_at;	/* when its delay warning went; 0: not yet */
 };
 
 /*
@@ -73,10 +74,13 @@ struct index_result {
 	long long next_attempt_at;	/* when not finished */
 	const char *last_error;
 	const struct index_new_msg *bounce;	/* NULL: none */
+	const struct index_new_msg *warning;	/* delay warning; NULL: none */
 };
 
-/* Record r; -1 on error (nothing recorded). 0 when the claim was no
-   longer ours (an administrator changed the message): nothing recorded. */
+/* Record r (with its bounce or delay warning, which then marks the
+   message warned_at = r->now); -1 on error (nothing recorded). 0 when
+   the claim was no longer ours (an administrator changed the message):
+   nothing recorded. */
 int index_record(struct index *ix, const struct index_result *r);
 
 /*

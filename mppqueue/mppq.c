@@ -364,6 +364,9 @@ show_meta(const struct index_admin_msg *m, const char *node)
 	if (m->done_at != 0)
 		printf("done_at:         %s\n",
 		    rfc3339(m->done_at, t, sizeof(t)));
+	if (m->warned_at != 0)
+		printf("delay_warned_at: %s\n",
+		    rfc3339(m->warned_at, t, sizeof(t)));
 	if (m->lease_host != NULL)
 		printf("lease:           host %s pid %lld until %s\n",
 		    safe(m->lease_host, b, sizeof(b)), m->lease_pid,

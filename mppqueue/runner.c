@@ -27,6 +27,7 @@
 #include "fault.h"
 #include "index_queue.h"
 #include "log.h"
+#include "notice.h"
 #include "reconcile.h"
 #include "runner.h"
 #include "transport.h"
@@ -293,7 +294,9 @@ collect_failed(struct worker *w, struct attempt *a, struct bounce_rcpt **out,
 		if (a->outcome[i] == OUTCOME_PERM ||
 		    (a->expired && a->outcome[i] == OUTCOME_TEMP)) {
 			(*out)[k].addr = a->tr[i].addr;
-			(*out)[k++].error = a->tr[i].reply;
+			(*out)[k].error = a->tr[i].reply;
+			(*out)[k].expired = a->tr[i].result == OUTCOME_TEMP;
+			(*out)[k++].attempted = time(NULL);
 		}
 	*nout = k;
 	return 0;
@@ -303,6 +306,8 @@ collect_failed(struct worker *w, struct attempt *a, struct bounce_rcpt **out,
 static int
 maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
 {
+	struct bounce_orig o = { a->c->id, fd, a->c->sender,
+	    (time_t)a->c->received_at };
 	struct bounce_rcpt *failed = NULL;
 	struct index_rcpt *earlier = NULL;
 	size_t nfailed = 0;
@@ -312,8 +317,8 @@ maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
 		return 0;
 	if (collect_failed(w, a, &failed, &nfailed, &earlier) == 0 &&
 	    nfailed > 0) {
-		if (bounce_create(w->r->ctx->sp, w->r->cfg, a->c->id, fd,
-		    a->c->sender, failed, nfailed, time(NULL), b) == 0) {
+		if (bounce_create(w->r->ctx->sp, w->r->cfg, &o, BOUNCE_FAILED,
+		    failed, nfailed, time(NULL), b) == 0) {
 			log_info("id=%s bounce=%s to=<%s> failed=%zu", a->c->id,
 			    b->id, a->c->sender, nfailed);
 			made = 1;
@@ -464,12 +469,14 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 {
 	struct runner *r = w->r;
 	struct index_result res;
-	struct bounce b;
-	int bounced, rc;
+	struct bounce b, warning;
+	int bounced, warned, rc;
 
 	attempt_judge(w, a);
 	log_attempt(a);
 	bounced = maybe_bounce(w, a, fd, &b);
+	warned = notice_delay(r->ctx->sp, r->cfg, a->c, fd, a->tr, a->n,
+	    a->finished, time(NULL), &warning) == 1;
 	memset(&res, 0, sizeof(res));
 	res.id = a->c->id;
 	res.host = r->host;
@@ -485,9 +492,14 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	    runner_backoff(r->cfg, a->c->attempts + 1);
 	res.last_error = a->last_error[0] ? a->last_error : NULL;
 	res.bounce = bounced ? &b.row : NULL;
+	res.warning = warned ? &warning.row : NULL;
 	rc = record_result(w, &res, removes_file(a));
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
+	if (rc != 1 && warned)
+		bounce_discard(r->ctx->sp, &warning);
+	if (rc == 1 && warned)
+		spool_wake(r->ctx->sp);
 	if (rc == 0)
 		log_warnx("id=%s changed during delivery; result not recorded",
 		    a->c->id);

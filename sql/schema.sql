@@ -1,5 +1,5 @@
 -- mpp spool index: one row per message, one per recipient.
--- Version 2 (PRAGMA user_version = 2). A fresh index is made from this
+-- Version 3 (PRAGMA user_version = 3). A fresh index is made from this
 -- file; an older one is brought up by sql/migrate-N.sql, which takes
 -- version N-1 to N (each kept in step with this file).
 --
@@ -25,7 +25,11 @@ CREATE TABLE message (
     held_from       TEXT,               -- state to return to on release
     is_bounce       INTEGER NOT NULL DEFAULT 0,
     done_at         INTEGER             -- when it became sent or failed
-);
+, warned_at INTEGER);
+-- warned_at (version 3): when the sender was sent the delay warning
+-- (delay_warning_time), NULL until then; one per message. It stands where
+-- ALTER TABLE in sql/migrate-3.sql puts it, so that an upgraded index has
+-- the very text of a fresh one.
 
 CREATE INDEX message_due ON message (state, next_attempt_at);
 
@@ -49,4 +53,4 @@ CREATE TABLE counter (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -495,3 +495,19 @@ def stop_pid(pid, timeout=20.0):
         wait_for(lambda: not pid_alive(pid), timeout=timeout, what=f"pid {pid} to exit")
     except AssertionError:
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def postfix():
+    """A running private Postfix with TLS and Dovecot SASL
+    (tests/integration/mta.py), shared by the tests of one module: give
+    each test recipients of its own."""
+    import mta
+    reason = mta.unavailable()
+    if reason:
+        pytest.skip(reason)
+    pf = mta.Postfix()
+    try:
+        yield pf.start()
+    finally:
+        pf.cleanup()

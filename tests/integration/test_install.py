@@ -64,11 +64,22 @@ def test_systemd_units_verify(tmp_path):
                         *[str(tmp_path / u.name) for u in units]],
                        capture_output=True, text=True, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
-    for name in ("mppd.service", "mppd@.service", "mppqueue.service"):
+    for name in ("mppd.service", "mppd@.service"):
         text = (ROOT / "docs/systemd" / name).read_text()
         for key in ("NoNewPrivileges=yes", "ProtectSystem=strict",
                     "ReadWritePaths=/var/spool/mpp", "PrivateTmp=yes", "CapabilityBoundingSet="):
             assert key in text, (name, key)
+    # The queue runners run the MTA's set-gid or set-uid sendmail: no
+    # NoNewPrivileges=, and no User= (which makes systemd imply it);
+    # test_units_sendmail.py runs Postfix's sendmail as they do.
+    for name in ("mppqueue.service", "mppqueue-once.service"):
+        lines = [x for x in (ROOT / "docs/systemd" / name).read_text().splitlines()
+                 if not x.startswith("#")]
+        for key in ("ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes",
+                    "CapabilityBoundingSet=CAP_SETUID CAP_SETGID"):
+            assert key in lines, (name, key)
+        assert any(x.startswith("ReadWritePaths=/var/spool/mpp ") for x in lines), name
+        assert not [x for x in lines if x.startswith(("NoNewPrivileges=", "User="))], name
 
 
 @pytest.mark.skipif(not shutil.which("mandoc"), reason="mandoc missing")

@@ -125,7 +125,9 @@ test_open_creates_schema(void **state)
 
 	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
 	    INDEX_SCHEMA_VERSION);
-	assert_int_equal(INDEX_SCHEMA_VERSION, 2);
+	assert_int_equal(INDEX_SCHEMA_VERSION, 3);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM "
+	    "pragma_table_info('message') WHERE name = 'warned_at'"), 1);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name IN ('message', 'recipient', "
 	    "'counter')"), 3);
@@ -249,13 +251,16 @@ test_newer_version_refused(void **state)
 {
 	struct fixture *f = *state;
 	struct index *ix = open_ok(f);
-	char err[512] = "";
+	char err[512] = "", sql[64], want[32];
 
-	assert_int_equal(index_exec(ix, "PRAGMA user_version = 3"), 0);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    INDEX_SCHEMA_VERSION + 1);
+	snprintf(want, sizeof(want), "version %d", INDEX_SCHEMA_VERSION + 1);
+	assert_int_equal(index_exec(ix, sql), 0);
 	index_close(ix);
 	ix = index_open(f->dir, INDEX_SYNC_NORMAL, err, sizeof(err));
 	assert_null(ix);
-	assert_non_null(strstr(err, "version 3"));
+	assert_non_null(strstr(err, want));
 	assert_non_null(strstr(err, f->db));
 }
 
@@ -501,7 +506,7 @@ test_totals_on_record(void **state)
 	static const int outcome[] = { 0, 1, 2 };
 	static const char *const reply[] = { "250 ok", "451 later", "550 no" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 3, seq, outcome,
-	    reply, 0, 0, 300, "451 later", NULL };
+	    reply, 0, 0, 300, "451 later", NULL, NULL };
 	struct fixture *f = *state;
 	struct index *ix = open_ok(f);
 	struct index_claim c[1];
@@ -744,7 +749,7 @@ test_delivered(void **state)
 	static const int sent[] = { 0 }, failed[] = { 2 };
 	static const char *const reply[] = { "250 ok" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
-	    reply, 1, 0, 300, NULL, NULL };
+	    reply, 1, 0, 300, NULL, NULL, NULL };
 	struct fixture *f = *state;
 	struct index *ix = open_ok(f);
 	struct index_claim c[2];
@@ -760,6 +765,55 @@ test_delivered(void **state)
 	assert_int_equal(index_record(ix, &res), 1);
 	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 0);
 	assert_int_equal(index_delivered(ix, "9.M9P9Q9"), 0);
+	index_close(ix);
+}
+
+/*
+ * A delay warning is inserted with the attempt that made it and marks the
+ * message warned_at, which the next claim reads; a claim not ours any
+ * more records neither.
+ */
+static void
+test_warning_recorded_once(void **state)
+{
+	static const char *const to[] = { "alice@example.org" };
+	const struct index_new_msg warn = { "2.M1P1Q1", "", "", "local", 10,
+	    200, 1, 1, to }, warn2 = { "2.M1P1Q2", "", "", "local", 10, 300,
+	    1, 1, to };
+	static const long long seq[] = { 0 };
+	static const int later[] = { 1 };
+	static const char *const reply[] = { "451 4.3.2 later" };
+	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, later,
+	    reply, 0, 0, 201, "451 4.3.2 later", NULL, &warn };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[2];
+
+	insert_one(ix, "1.M1P1Q1");
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 2), 1);
+	assert_int_equal(c[0].warned_at, 0);
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(query_int(f->db, "SELECT warned_at FROM message "
+	    "WHERE id = '1.M1P1Q1'"), 200);
+	assert_int_equal(query_int(f->db, "SELECT is_bounce FROM message "
+	    "WHERE id = '2.M1P1Q1'"), 1);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM recipient "
+	    "WHERE message_id = '2.M1P1Q1'"), 1);
+	assert_int_equal(total(f, "bounces"), 0);
+	/* The next claim knows; a later record without one keeps it. */
+	assert_int_equal(index_claim_due(ix, "h", 7, 300, 300, 60, c, 2), 2);
+	assert_string_equal(c[1].id, "1.M1P1Q1");
+	assert_int_equal(c[1].warned_at, 200);
+	assert_int_equal(c[0].warned_at, 0);	/* the warning itself */
+	res.now = 300;
+	res.warning = NULL;
+	assert_int_equal(index_record(ix, &res), 1);
+	assert_int_equal(query_int(f->db, "SELECT warned_at FROM message "
+	    "WHERE id = '1.M1P1Q1'"), 200);
+	/* Not our claim: no row, no mark. */
+	res.warning = &warn2;
+	assert_int_equal(index_record(ix, &res), 0);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message"), 2);
 	index_close(ix);
 }
 
@@ -792,6 +846,8 @@ main(void)
 		    test_failed_upgrade_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_totals_on_insert, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_warning_recorded_once,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_totals_on_record, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_files_private, setup,

@@ -296,11 +296,18 @@ test_get(void **state)
 	assert_int_equal(m.next_attempt_at, T0 + 2);
 	assert_int_equal(m.attempts, 0);
 	assert_int_equal(m.done_at, 0);
+	assert_int_equal(m.warned_at, 0);
 	assert_int_equal(m.is_bounce, 1);
 	assert_int_equal(m.nrcpts, 1);
 	assert_string_equal(m.rcpts[0].address, "erin@example.com");
 	index_admin_msg_clear(&m);
 	assert_null(m.id);
+	exec(f->ix, "UPDATE message SET warned_at = 1700000099 WHERE id = "
+	    "'1700000002.M1P1Q3'");
+	get_ok(f->ix, "1700000002.M1P1Q3", &m);
+	assert_int_equal(m.warned_at, 1700000099);
+	assert_int_equal(m.is_bounce, 1);
+	index_admin_msg_clear(&m);
 	index_admin_msg_clear(NULL);
 }
 
@@ -880,7 +887,9 @@ test_open_readonly(void **state)
 	exec(f->ix, "PRAGMA user_version = 99");
 	assert_null(index_admin_open_readonly(f->dir, err, sizeof(err)));
 	assert_non_null(strstr(err, "newer"));
-	exec(f->ix, "PRAGMA user_version = 2");
+	snprintf(path, sizeof(path), "PRAGMA user_version = %d",
+	    INDEX_SCHEMA_VERSION);
+	exec(f->ix, path);
 	assert_null(index_admin_open_readonly("/nonexistent/spool", err,
 	    sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/spool/index.db"));
