@@ -14,11 +14,9 @@
 #include "config.h"
 #include "outcome.h"
 
-#define AUTH_MAX_BACKENDS 8
-
 struct auth;
 
-/* Parse cfg->auth and load the password files; NULL with err. */
+/* Open the backends of cfg->auth (loading password files); NULL with err. */
 struct auth *auth_new(const struct mpp_config *cfg, char *err, size_t errsz);
 /* Re-read the password files (SIGHUP); -1 with err, keeping the old. */
 int auth_reload(struct auth *a, char *err, size_t errsz);
@@ -36,5 +34,29 @@ enum outcome auth_check(struct auth *a, const char *user,
 int auth_has_remote(const struct auth *a);
 
 void auth_free(struct auth *a);
+
+/*
+ * One auth backend, behind auth_new(): a row of config.h's
+ * CONFIG_AUTH_BACKENDS, whose ops are auth_NAME_ops (auth_file.c;
+ * auth_remote.c for pop3 and ftp).
+ */
+struct auth_backend_ops {
+	/* State for one entry of the auth key; NULL with err. */
+	void *(*open)(const struct config_auth_backend *spec,
+	    const struct mpp_config *cfg, char *err, size_t errsz);
+	/* Re-read what the backend holds (SIGHUP); -1 with err, keeping
+	   the old. NULL when there is nothing to re-read. */
+	int (*reload)(void *state, char *err, size_t errsz);
+	/* auth_check()'s contract for one backend: blocking, many threads
+	   at once; why receives more to say for the log, or "" (no '"'). */
+	enum outcome (*check)(void *state, const char *user,
+	    const char *password, char *why, size_t whysz);
+	void (*close)(void *state);	/* NULL is fine */
+	int remote;	/* may wait on the network; acceptances are cached */
+};
+
+extern const struct auth_backend_ops auth_file_ops;
+extern const struct auth_backend_ops auth_pop3_ops;
+extern const struct auth_backend_ops auth_ftp_ops;
 
 #endif

@@ -160,8 +160,8 @@ main(int argc, char **argv)
 	raise_fd_limit(&cfg);
 	if (o.inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
-	if (!o.inetd && (server_bind(cfg.listen, 0, fds, &nfds, err,
-	    sizeof(err)) == -1 || server_bind(cfg.listen_tls, 1, fds, &nfds,
+	if (!o.inetd && (server_bind(&cfg.listen, 0, fds, &nfds, err,
+	    sizeof(err)) == -1 || server_bind(&cfg.listen_tls, 1, fds, &nfds,
 	    err, sizeof(err)) == -1))
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	/* Everything that can fail happens before the fork, so a failed
@@ -169,7 +169,7 @@ main(int argc, char **argv)
 	   exist before daemon(). */
 	memset(&ctx, 0, sizeof(ctx));
 	/* The key may be readable by root only: load it before the drop. */
-	if (cfg.listen_tls[0] != '\0' && !o.inetd &&
+	if (cfg.listen_tls.n > 0 && !o.inetd &&
 	    (ctx.tls = tls_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
 	drop_privileges(&cfg, &o);

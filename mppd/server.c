@@ -889,7 +889,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
-	if (!lsn->tls && strcmp(srv->cfg->require_tls, "yes") == 0 &&
+	if (!lsn->tls && srv->cfg->require_tls &&
 	    !local_is_loopback(fd))
 		session_refuse_pass(c->s, "require_tls: password sent in clear "
 		    "on a non-loopback address");
@@ -1166,33 +1166,22 @@ bind_one(const char *host, int port, char *err, size_t errsz)
 }
 
 int
-server_bind(const char *listen_list, int tls, struct server_listen *fds,
+server_bind(const struct config_listen *l, int tls, struct server_listen *fds,
     size_t *nfds, char *err, size_t errsz)
 {
-	const char *p = listen_list, *comma, *e;
-	char host[256];
-	int port;
+	size_t i;
 
-	while (*p != '\0') {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '\0')
-			break;
-		comma = strchr(p, ',');
-		e = comma != NULL ? comma : p + strlen(p);
-		while (e > p && e[-1] == ' ')
-			e--;
-		if (*nfds == SERVER_MAX_LISTEN ||
-		    config_split_hostport(p, (size_t)(e - p), host,
-		    sizeof(host), &port, 218) == -1) {
-			snprintf(err, errsz, "bad listen address");
+	for (i = 0; i < l->n; i++) {
+		if (*nfds == SERVER_MAX_LISTEN) {
+			snprintf(err, errsz, "more than %d listening addresses",
+			    SERVER_MAX_LISTEN);
 			return -1;
 		}
 		fds[*nfds].tls = tls;
-		if ((fds[*nfds].fd = bind_one(host, port, err, errsz)) == -1)
+		if ((fds[*nfds].fd = bind_one(l->addr[i].host, l->addr[i].port,
+		    err, errsz)) == -1)
 			return -1;
 		(*nfds)++;
-		p = comma != NULL ? comma + 1 : e;
 	}
 	return 0;
 }

@@ -107,7 +107,7 @@ main(int argc, char **argv)
 	ctx.sp = &sp;
 	ctx.oneshot = o.oneshot;
 	if (!o.oneshot)
-		log_info("ready: transport %s, concurrency %ld", cfg.transport,
-		    cfg.concurrency);
+		log_info("ready: transport %s, concurrency %ld",
+		    cfg.transport.text, cfg.concurrency);
 	return runner_run(&ctx);
 }
