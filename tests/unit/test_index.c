@@ -498,7 +498,8 @@ test_totals_on_record(void **state)
 	    "alice@example.org", "192.0.2.7", 1, 100, 0, 3, r };
 	const struct index_new_msg *one[] = { &m };
 	static const long long seq[] = { 0, 1, 2 };
-	static const int outcome[] = { 0, 1, 2 };
+	static const enum outcome outcome[] = { OUTCOME_OK, OUTCOME_TEMP,
+	    OUTCOME_PERM };
 	static const char *const reply[] = { "250 ok", "451 later", "550 no" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 3, seq, outcome,
 	    reply, 0, 0, 300, "451 later", NULL };
@@ -741,7 +742,8 @@ static void
 test_delivered(void **state)
 {
 	static const long long seq[] = { 0 };
-	static const int sent[] = { 0 }, failed[] = { 2 };
+	static const enum outcome sent[] = { OUTCOME_OK },
+	    failed[] = { OUTCOME_PERM };
 	static const char *const reply[] = { "250 ok" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
 	    reply, 1, 0, 300, NULL, NULL };
