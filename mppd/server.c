@@ -34,6 +34,7 @@
 
 #include <bsd/string.h>
 
+#include "auth_gate.h"
 #include "iplimit.h"
 #include "log.h"
 #include "message.h"
@@ -87,8 +88,7 @@ struct conn {
 struct auth_job {
 	struct workq_job job;
 	struct conn *c;
-	struct auth_job *wait_next;	/* in the server's waiting list */
-	int counted;			/* in auth_running */
+	struct auth_gate_ticket ticket;	/* its place at the gate */
 	struct auth *auth;
 	char user[SESSION_USER_MAX + 1];
 	char pass[SESSION_LINE_MAX];
@@ -115,9 +115,7 @@ struct server {
 	struct store *store;
 	struct event *auth_ev, *store_ev, *sig_ev[4];
 	struct iplimit *per_ip;
-	struct iplimit *auth_fails;
-	struct iplimit *auth_running;	/* checks in flight per address */
-	struct auth_job *auth_wait;	/* PASSes waiting for a slot, FIFO */
+	struct auth_gate *gate;		/* auth_fail_limit */
 	struct conn *conns;
 	long nsessions;
 	unsigned long next_id;
@@ -143,20 +141,6 @@ hook_send(void *host, const char *data, size_t len)
 		(void)util_write_all(c->outfd, data, len);
 	else
 		bufferevent_write(c->bev, data, len);
-}
-
-/* Count a failed PASS against the client's address. */
-static void
-note_failure(struct conn *c)
-{
-	const struct mpp_config *cfg = c->srv->cfg;
-	long n = iplimit_fail(c->srv->auth_fails, c->addr, (long)time(NULL),
-	    cfg->auth_fail_window);
-
-	if (cfg->auth_fail_limit > 0 && n == cfg->auth_fail_limit)
-		log_warnx("client=[%s] %ld authentication failures: PASS from "
-		    "this address refused for %lds", c->addr, n,
-		    cfg->auth_fail_window);
 }
 
 static void
@@ -188,35 +172,6 @@ throttle(struct conn *c)
 	evtimer_add(c->delay, &tv);
 }
 
-/*
- * auth_fail_limit bounds the checks that may fail, not only the failures
- * already seen: a check in flight holds a slot of its address, so however
- * many connections send PASS at once, at most auth_fail_limit passwords
- * from one address are tried in a window. A PASS with no slot free waits
- * for one (a check that succeeds gives its slot back uncounted); once the
- * failures alone reach the limit, it is throttled. A PASS waits only
- * while a check from its address is in flight, whose end wakes it.
- */
-enum auth_gate { GATE_RUN, GATE_WAIT, GATE_THROTTLE };
-
-static enum auth_gate
-auth_gate(struct server *srv, const char *addr)
-{
-	const struct mpp_config *cfg = srv->cfg;
-	long fails;
-
-	if (cfg->auth_fail_limit <= 0)
-		return GATE_RUN;
-	fails = iplimit_failures(srv->auth_fails, addr, (long)time(NULL),
-	    cfg->auth_fail_window);
-	if (fails >= cfg->auth_fail_limit)
-		return GATE_THROTTLE;
-	if (fails + iplimit_get(srv->auth_running, addr) >=
-	    cfg->auth_fail_limit)
-		return GATE_WAIT;
-	return GATE_RUN;
-}
-
 static void
 auth_job_free(struct auth_job *aj)
 {
@@ -235,55 +190,22 @@ auth_run(struct workq_job *job)
 	return WORKQ_DONE;
 }
 
+/* Check the password now, or let it wait for a slot, or throttle it. */
 static void
-auth_start(struct server *srv, struct auth_job *aj)
-{
-	if (srv->cfg->auth_fail_limit > 0)
-		aj->counted = iplimit_inc(srv->auth_running, aj->c->addr) > 0;
-	workq_push(srv->authq, &aj->job);
-}
-
-static void
-auth_enqueue(struct server *srv, struct auth_job *aj)
-{
-	struct auth_job **pp = &srv->auth_wait;
-
-	while (*pp != NULL)
-		pp = &(*pp)->wait_next;
-	aj->wait_next = NULL;
-	*pp = aj;
-	aj->c->auth_wait = aj;
-	log_debug("session=%s client=[%s] auth waits for a check from this "
-	    "address to end", aj->c->id, aj->c->addr);
-}
-
-static void
-auth_unqueue(struct server *srv, struct auth_job *aj)
-{
-	struct auth_job **pp = &srv->auth_wait;
-
-	while (*pp != NULL && *pp != aj)
-		pp = &(*pp)->wait_next;
-	if (*pp != NULL)
-		*pp = aj->wait_next;
-	aj->wait_next = NULL;
-	aj->c->auth_wait = NULL;
-}
-
-/* Check the password now, let it wait for a slot, or throttle it. */
-static void
-auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
+auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate_verdict v)
 {
 	struct conn *c = aj->c;
 
-	switch (gate) {
-	case GATE_RUN:
-		auth_start(srv, aj);
+	switch (v) {
+	case AUTH_GATE_RUN:
+		workq_push(srv->authq, &aj->job);
 		break;
-	case GATE_WAIT:
-		auth_enqueue(srv, aj);
+	case AUTH_GATE_WAIT:
+		c->auth_wait = aj;
+		log_debug("session=%s client=[%s] auth waits for a check from "
+		    "this address to end", c->id, c->addr);
 		break;
-	case GATE_THROTTLE:
+	case AUTH_GATE_THROTTLE:
 		auth_job_free(aj);
 		c->jobs--;
 		throttle(c);
@@ -293,30 +215,28 @@ auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
 
 /*
  * A check from addr ended: admit the PASSes waiting there, in order,
- * while slots are free. While stopping, no new check starts: they get
+ * while the gate lets them. While stopping, no new check starts: they get
  * 451.
  */
 static void
 auth_wake(struct server *srv, const char *addr)
 {
-	struct auth_job *aj = srv->auth_wait, *next;
-	enum auth_gate gate = GATE_RUN;
+	struct auth_gate_ticket *t;
+	enum auth_gate_verdict v;
+	struct auth_job *aj;
 	struct conn *c;
 
-	for (; aj != NULL; aj = next) {
-		next = aj->wait_next;
+	while ((t = srv->stopping ? auth_gate_take(srv->gate, addr) :
+	    auth_gate_next(srv->gate, addr, (long)time(NULL), &v)) != NULL) {
+		aj = t->arg;
 		c = aj->c;
-		if (strcmp(c->addr, addr) != 0)
-			continue;
-		if (!srv->stopping && (gate = auth_gate(srv, addr)) == GATE_WAIT)
-			break;
-		auth_unqueue(srv, aj);
+		c->auth_wait = NULL;
 		if (srv->stopping) {
 			auth_job_free(aj);
 			c->jobs--;
 			session_auth_done(c->s, OUTCOME_TEMP);
 		} else
-			auth_admit(srv, aj, gate);
+			auth_admit(srv, aj, v);
 		conn_pump(c);
 	}
 }
@@ -327,14 +247,17 @@ auth_done(struct workq_job *job)
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
 	struct server *srv = c->srv;
+	long fails;
 
 	log_info("session=%s client=[%s] %s", c->id, c->addr,
 	    aj->detail);
-	if (aj->counted)
-		iplimit_dec(srv->auth_running, c->addr);
+	fails = auth_gate_done(srv->gate, &aj->ticket, aj->result,
+	    (long)time(NULL));
+	if (fails > 0)
+		log_warnx("client=[%s] %ld authentication failures: PASS from "
+		    "this address refused for %lds", c->addr, fails,
+		    srv->cfg->auth_fail_window);
 	c->jobs--;
-	if (aj->result == OUTCOME_PERM)
-		note_failure(c);
 	if (aj->result == OUTCOME_OK && c->login_ev != NULL) {
 		evtimer_del(c->login_ev);	/* the login is done in time */
 		c->login_late = 0;
@@ -359,10 +282,13 @@ hook_auth(void *host, const char *user, const char *password)
 	aj->job.done = auth_done;
 	aj->c = c;
 	aj->auth = c->srv->ctx->auth;
+	strlcpy(aj->ticket.addr, c->addr, sizeof(aj->ticket.addr));
+	aj->ticket.arg = aj;
 	strlcpy(aj->user, user, sizeof(aj->user));
 	strlcpy(aj->pass, password, sizeof(aj->pass));
 	c->jobs++;
-	auth_admit(c->srv, aj, auth_gate(c->srv, c->addr));
+	auth_admit(c->srv, aj, auth_gate_admit(c->srv->gate, &aj->ticket,
+	    (long)time(NULL)));
 }
 
 static int
@@ -481,7 +407,8 @@ conn_close(struct conn *c, const char *reason)
 		session_abort(c->s, reason);
 		c->gone = 1;
 		if ((aj = c->auth_wait) != NULL) {	/* holds no slot */
-			auth_unqueue(srv, aj);
+			auth_gate_cancel(srv->gate, &aj->ticket);
+			c->auth_wait = NULL;
 			auth_job_free(aj);
 			c->jobs--;
 		}
@@ -1005,15 +932,13 @@ server_setup(struct server *srv, const struct server_listen *fds,
 
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
-	srv->auth_fails = iplimit_new();
-	srv->auth_running = iplimit_new();
+	srv->gate = auth_gate_new(srv->cfg->auth_fail_limit,
+	    srv->cfg->auth_fail_window);
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
-	if (srv->base == NULL || srv->per_ip == NULL ||
-	    srv->auth_fails == NULL || srv->auth_running == NULL ||
-	    srv->authq == NULL ||
-	    srv->store == NULL) {
+	if (srv->base == NULL || srv->per_ip == NULL || srv->gate == NULL ||
+	    srv->authq == NULL || srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
 		return -1;
@@ -1075,8 +1000,7 @@ server_teardown(struct server *srv)
 	if (srv->accept_pause != NULL)
 		event_free(srv->accept_pause);
 	iplimit_free(srv->per_ip);
-	iplimit_free(srv->auth_fails);
-	iplimit_free(srv->auth_running);
+	auth_gate_free(srv->gate);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 }
