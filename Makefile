@@ -15,6 +15,12 @@ BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/mpp
+SPOOLDIR   ?= /var/spool/mpp
+# The daemons' user and group, and the group that may read the queue
+# (mppq list, show, stats): see docs/admin.md.
+MPP_USER    ?= mpp
+MPP_GROUP   ?= mpp
+QUEUE_GROUP ?= mppq
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -36,7 +42,9 @@ BIN   ?= bin
 COMMON_SRC   = $(sort $(wildcard common/*.c))
 MPPD_SRC     = $(filter-out mppd/main.c mppd/mpppasswd.c, $(sort $(wildcard mppd/*.c)))
 QUEUE_SRC    = $(filter-out mppqueue/main.c mppqueue/mppq.c, $(sort $(wildcard mppqueue/*.c)))
-CLIENT_SRC   = $(filter-out client/mppsend.c client/mppbench.c, $(sort $(wildcard client/*.c)))
+CLIENT_SRC   = $(filter-out client/mppsend.c, $(sort $(wildcard client/*.c)))
+# The load generator of make bench lives beside its driver (not installed).
+BENCH_SRC    = $(filter-out tests/bench/mppbench.c, $(sort $(wildcard tests/bench/*.c)))
 UNIT_SRC     = $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC     = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -103,7 +111,8 @@ $(BIN)/mpppasswd: $(BUILD)/mppd/mpppasswd.o $(LIBMPPD) $(LIBCOMMON)
 $(BIN)/mppqueue: $(BUILD)/mppqueue/main.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppq: $(BUILD)/mppqueue/mppq.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
-$(BIN)/mppbench: $(BUILD)/client/mppbench.o $(LIBCLIENT) $(LIBMPPD) $(LIBCOMMON)
+$(BIN)/mppbench: $(BUILD)/tests/bench/mppbench.o $(call obj,$(BENCH_SRC)) $(LIBCLIENT) \
+	  $(LIBMPPD) $(LIBCOMMON)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -212,13 +221,29 @@ bench: deps
 
 # Daemons in sbin, user programs in bin; man pages; the schema for
 # reference; an example config that never overwrites an installed one.
+# Made only when missing, so an administrator's modes stay: the config
+# directory 2755 root:MPP_GROUP (mpppasswd's files keep its group; mpp.conf,
+# 0644, holds no secret and every mppq user reads it), the spool 2750
+# MPP_USER:QUEUE_GROUP (the group reads the index, never the messages).
+# Owners are set where the accounts exist and make runs as root; a package
+# build leaves them to its maintainer scripts.
+# $(call install_dir,DIR,MODE,OWNER,GROUP): DIR with MODE when missing,
+# and OWNER:GROUP when make runs as root and both exist.
+install_dir = if [ ! -d $(1) ]; then echo "install -d -m $(2) $(1)"; \
+	  install -d -m $(2) $(1) && \
+	  if [ "$$(id -u)" = 0 ] && id -u $(3) >/dev/null 2>&1 && \
+	    getent group $(4) >/dev/null; then chown $(3):$(4) $(1); \
+	  else echo "note: $(1) should belong to $(3):$(4), see docs/admin.md"; \
+	  fi; fi
 MAN1 = docs/mppsend.1
 MAN5 = docs/mpp.conf.5
 MAN8 = docs/mppd.8 docs/mppqueue.8 docs/mppq.8 docs/mpppasswd.8
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	  $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/mpp
+	  $(DESTDIR)$(DATADIR)
+	@$(call install_dir,$(DESTDIR)$(SYSCONFDIR)/mpp,2755,root,$(MPP_GROUP))
+	@$(call install_dir,$(DESTDIR)$(SPOOLDIR),2750,$(MPP_USER),$(QUEUE_GROUP))
 	install -m 755 $(BIN)/mppd $(BIN)/mppqueue $(BIN)/mpppasswd $(DESTDIR)$(SBINDIR)
 	install -m 755 $(BIN)/mppsend $(BIN)/mppq $(DESTDIR)$(BINDIR)
 	for f in $(MAN1); do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(MANDIR)/man1; done
@@ -226,6 +251,7 @@ install: all
 	for f in $(MAN8); do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(MANDIR)/man8; done
 	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/schema.sql
 	install -m 644 docs/mpp.conf.example $(DESTDIR)$(DATADIR)/mpp.conf.example
+	install -m 644 docs/mpp.logrotate $(DESTDIR)$(DATADIR)/mpp.logrotate
 	for f in docs/systemd/*; do [ ! -f $$f ] || install -m 644 $$f $(DESTDIR)$(DATADIR); done
 	[ -f $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf ] || \
 	  install -m 644 docs/mpp.conf.example $(DESTDIR)$(SYSCONFDIR)/mpp/mpp.conf
@@ -237,7 +263,8 @@ uninstall:
 	for f in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$$(basename $$f); done
 	for f in $(MAN8); do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$f); done
 	rm -rf $(DESTDIR)$(DATADIR)
-	@echo "kept $(DESTDIR)$(SYSCONFDIR)/mpp (configuration and passwords)"
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/mpp (configuration and passwords)" \
+	  "and $(DESTDIR)$(SPOOLDIR) (the queue)"
 
 format:
 	clang-format -i common/*.[ch] mppd/*.[ch] mppqueue/*.[ch] client/*.[ch]

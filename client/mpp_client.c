@@ -2,37 +2,28 @@
  * mpp_client — one MPP (RFC 1204) client connection: connect, replies,
  * commands, message text. See mpp_client.h for the contract.
  *
- * All I/O is non-blocking and waits in poll() against a deadline, so no
- * server can hold the client longer than its timeout per reply or per write:
- * a server that trickles one byte a second still hits the deadline.
+ * All I/O goes through net.h against a deadline, so no server can hold the
+ * client longer than its timeout for resolving and connecting, per reply or
+ * per write: a server that trickles one byte a second still hits it.
  *
  * A primitive that fails on the connection (I/O error, end of stream,
  * timeout, a line that is not a reply) closes it: the dialogue is out of step
  * and nothing more can be said on it.
- *
- * Bytes go through conn_read/conn_write, plain or TLS alike: each tries
- * first and, when the socket is not ready, says which readiness to wait
- * for (TLS may need to read in order to write, and the reverse).
  */
-#include <sys/types.h>
-#include <sys/socket.h>
-
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
 
 #include "mpp_client.h"
+#include "tls_client.h"
+#include "util.h"
 
 #define QUIT_TIMEOUT	10	/* seconds; QUIT is a courtesy, not a need */
 #define READ_CHUNK	16384	/* message text read at a time */
@@ -47,16 +38,10 @@ static void
 set_err(struct mpp_client *c, int fail, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	util_vformat(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		strlcpy(c->err, "error message could not be formatted",
-		    sizeof(c->err));
-	else if ((size_t)n >= sizeof(c->err))
-		memcpy(c->err + sizeof(c->err) - 4, "...", 4);
 	c->fail = fail;
 }
 
@@ -101,63 +86,24 @@ sanitize(char *dst, size_t size, const char *src, size_t len)
 }
 
 static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait until fd is ready for events or deadline passes (errno ETIMEDOUT). */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;	/* errors and hangups show in the I/O */
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
-static long long
 deadline_of(const struct mpp_client *c)
 {
-	return now_ms() + (long long)c->timeout * 1000;
+	return net_deadline((long long)c->timeout * 1000);
 }
 
 void
 mpp_client_init(struct mpp_client *c, int timeout)
 {
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
+	net_conn_init(&c->conn);
 	c->timeout = timeout > 0 ? timeout : MPP_CLIENT_DEFAULT_TIMEOUT;
-	c->text_bol = 1;
+	dotstuff_init(&c->text, DOTSTUFF_CR_TEXT);
 }
 
 void
 mpp_client_close(struct mpp_client *c)
 {
-	mpp_tls_free(c->tls);
-	c->tls = NULL;
-	if (c->fd != -1)
-		close(c->fd);
-	c->fd = -1;
-	c->in_off = c->in_len = 0;
+	net_conn_close(&c->conn);
 	c->out_len = 0;
 }
 
@@ -254,88 +200,39 @@ mpp_client_parse_reply(const char *line, size_t len, int *final)
 	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 }
 
-/* Open one socket to ai within the timeout: the fd, or -1 and why. */
+/* The resolver said no, or gave no answer in time: record why. */
 static int
-connect_one(const struct mpp_client *c, const struct addrinfo *ai,
-    char *why, size_t whysz)
+resolve_failed(struct mpp_client *c, const char *host,
+    const struct net_tried *t)
 {
-	int fd, soerr = 0, saved;
-	socklen_t len = sizeof(soerr);
-
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd == -1)
-		goto fail;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	/* EINTR: the connection goes on in the background, as EINPROGRESS */
-	if (errno != EINPROGRESS && errno != EINTR)
-		goto fail;
-	if (wait_fd(fd, POLLOUT, deadline_of(c)) == -1)
-		goto fail;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
-		goto fail;
-	if (soerr == 0)
-		return fd;
-	errno = soerr;
-fail:
-	saved = errno;
-	if (fd != -1)
-		close(fd);
-	strlcpy(why, strerror(saved), whysz);
+	if (t->gai != 0)
+		set_err(c, t->gai == EAI_AGAIN ? EX_TEMPFAIL : EX_NOHOST,
+		    "cannot resolve %s: %s", host, t->gai == EAI_SYSTEM ?
+		    net_reason(t->err) : gai_strerror(t->gai));
+	else if (t->err == ETIMEDOUT)
+		set_err(c, EX_TEMPFAIL, "cannot resolve %s: no answer within "
+		    "%d s", host, c->timeout);
+	else
+		set_err(c, EX_TEMPFAIL, "cannot resolve %s: %s", host,
+		    net_reason(t->err));
 	return -1;
-}
-
-/* Append "addr: why" to the list of failed attempts (cut when full). */
-static void
-note_attempt(char *list, size_t size, const struct addrinfo *ai,
-    const char *why)
-{
-	char addr[NI_MAXHOST];
-
-	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr),
-	    NULL, 0, NI_NUMERICHOST) != 0)
-		strlcpy(addr, "?", sizeof(addr));
-	/* A cut list still names the first attempts, which is enough. */
-	if (list[0] != '\0')
-		(void)strlcat(list, "; ", size);
-	(void)strlcat(list, addr, size);
-	(void)strlcat(list, ": ", size);
-	(void)strlcat(list, why, size);
 }
 
 int
 mpp_client_connect(struct mpp_client *c, const char *host, const char *port)
 {
-	struct addrinfo hints, *res, *ai;
-	char tried[MPP_CLIENT_ERR_MAX / 2] = "";
-	char why[128];
-	int rc, fd = -1;
+	struct net_tried t;
 
 	mpp_client_close(c);
 	/* A peer name cut short only shortens messages. */
 	(void)snprintf(c->peer, sizeof(c->peer), "%s port %s", host, port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		set_err(c, rc == EAI_AGAIN ? EX_TEMPFAIL : EX_NOHOST,
-		    "cannot resolve %s: %s", host, rc == EAI_SYSTEM ?
-		    strerror(errno) : gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
-		if ((fd = connect_one(c, ai, why, sizeof(why))) == -1)
-			note_attempt(tried, sizeof(tried), ai, why);
-	}
-	freeaddrinfo(res);
-	if (fd == -1) {
+	if (net_conn_open(&c->conn, host, port, deadline_of(c), &t) == -1) {
+		if (t.n == 0)
+			return resolve_failed(c, host, &t);
 		set_err(c, EX_TEMPFAIL, "cannot connect to %s (%s)", c->peer,
-		    tried);
+		    t.list[0] != '\0' ? t.list : net_reason(t.err));
 		return -1;
 	}
-	c->fd = fd;
 	trace(c, "connected to %s", c->peer);
 	if (c->tls_ctx != NULL)
 		return mpp_client_start_tls(c, host);
@@ -345,12 +242,8 @@ mpp_client_connect(struct mpp_client *c, const char *host, const char *port)
 void
 mpp_client_attach(struct mpp_client *c, int fd, const char *name)
 {
-	int fl;
-
 	mpp_client_close(c);
-	if ((fl = fcntl(fd, F_GETFL)) != -1)
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	c->fd = fd;
+	net_conn_attach(&c->conn, fd);
 	strlcpy(c->peer, name, sizeof(c->peer));
 }
 
@@ -366,31 +259,20 @@ tls_failed(struct mpp_client *c, const char *why)
 int
 mpp_client_start_tls(struct mpp_client *c, const char *host)
 {
-	long long deadline = deadline_of(c);
-	char why[MPP_TLS_ERR_MAX];
-	short want;
+	char why[TLS_CLIENT_ERR_MAX];
 
-	if (c->fd == -1 || c->tls_ctx == NULL)
-		return tls_failed(c, c->fd == -1 ? "not connected" :
+	if (c->conn.fd == -1 || c->tls_ctx == NULL)
+		return tls_failed(c, c->conn.fd == -1 ? "not connected" :
 		    "no TLS context");
-	if ((c->tls = mpp_tls_new(c->tls_ctx, c->fd, host, why,
-	    sizeof(why))) == NULL)
+	if (net_conn_start_tls(&c->conn, c->tls_ctx, host, deadline_of(c),
+	    why, sizeof(why)) == -1) {
+		if (errno == ETIMEDOUT)
+			util_format(why, sizeof(why), "no handshake within "
+			    "%d s", c->timeout);
 		return tls_failed(c, why);
-	while (mpp_tls_handshake(c->tls, &want) == -1) {
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return tls_failed(c, mpp_tls_error(c->tls));
-		if (wait_fd(c->fd, want, deadline) == -1) {
-			if (errno != ETIMEDOUT)
-				return tls_failed(c, strerror(errno));
-			(void)snprintf(why, sizeof(why), "no handshake "
-			    "within %d s", c->timeout);
-			return tls_failed(c, why);
-		}
 	}
 	trace(c, "TLS %s, certificate verified for %s",
-	    mpp_tls_describe(c->tls, why, sizeof(why)), host);
+	    net_conn_tls_describe(&c->conn, why, sizeof(why)), host);
 	return 0;
 }
 
@@ -402,81 +284,38 @@ conn_failed(struct mpp_client *c, int fail, const char *what, int err)
 		set_err(c, fail, "%s %s within %d s", c->peer, what,
 		    c->timeout);
 	else
-		set_err(c, fail, "%s: %s", c->peer, strerror(err));
+		set_err(c, fail, "%s: %s", c->peer, net_reason(err));
 	mpp_client_close(c);
 	return -1;
 }
 
-/* A TLS error (EPROTO from mpp_tls), or a system one: record, close. */
+/* A TLS error (EPROTO), or a system one: record, close. */
 static int
 io_failed(struct mpp_client *c, int err)
 {
-	if (c->tls != NULL && err == EPROTO) {
+	if (c->conn.tls != NULL && err == EPROTO) {
 		set_err(c, EX_TEMPFAIL, "%s: TLS: %s", c->peer,
-		    mpp_tls_error(c->tls));
+		    net_conn_tls_error(&c->conn));
 		mpp_client_close(c);
 		return -1;
 	}
 	return conn_failed(c, EX_TEMPFAIL, "", err);
 }
 
-/* Write some bytes: the count, or -1 (EAGAIN: wait for *want). */
-static ssize_t
-conn_write(struct mpp_client *c, const char *buf, size_t len, short *want)
-{
-	ssize_t n;
-
-	if (c->tls != NULL)
-		return mpp_tls_write(c->tls, buf, len, want);
-	*want = POLLOUT;
-	/* MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE. */
-	n = send(c->fd, buf, len, MSG_NOSIGNAL);
-	if (n == -1 && errno == EWOULDBLOCK)
-		errno = EAGAIN;
-	return n;
-}
-
-/* Read some bytes: the count, 0 at the end, or -1 (EAGAIN: *want). */
-static ssize_t
-conn_read(struct mpp_client *c, char *buf, size_t len, short *want)
-{
-	ssize_t n;
-
-	if (c->tls != NULL)
-		return mpp_tls_read(c->tls, buf, len, want);
-	*want = POLLIN;
-	n = read(c->fd, buf, len);
-	if (n == -1 && errno == EWOULDBLOCK)
-		errno = EAGAIN;
-	return n;
-}
-
 /* Send everything buffered. 0 / -1. */
 static int
 flush_out(struct mpp_client *c)
 {
-	long long deadline = deadline_of(c);
-	size_t off = 0;
-	ssize_t n;
-	short want = POLLOUT;
-
-	if (c->fd == -1) {
+	if (c->conn.fd == -1) {
 		set_err(c, EX_TEMPFAIL, "not connected");
 		return -1;
 	}
-	while (off < c->out_len) {
-		n = conn_write(c, c->out + off, c->out_len - off, &want);
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno != EAGAIN)
-			return io_failed(c, errno);
-		if (wait_fd(c->fd, want, deadline) == -1)
+	if (net_conn_write(&c->conn, c->out, c->out_len, deadline_of(c)) ==
+	    -1) {
+		if (errno == ETIMEDOUT)
 			return conn_failed(c, EX_TEMPFAIL, "took no data",
 			    errno);
+		return io_failed(c, errno);
 	}
 	c->out_len = 0;
 	return 0;
@@ -502,40 +341,6 @@ out_put(struct mpp_client *c, const char *buf, size_t len)
 	return 0;
 }
 
-/* Read more bytes into c->in (which must be fully consumed). */
-static int
-fill_in(struct mpp_client *c, long long deadline)
-{
-	ssize_t n;
-	short want = POLLIN;
-
-	c->in_off = c->in_len = 0;
-	if (c->fd == -1) {
-		set_err(c, EX_TEMPFAIL, "not connected");
-		return -1;
-	}
-	for (;;) {
-		n = conn_read(c, c->in, sizeof(c->in), &want);
-		if (n > 0) {
-			c->in_len = (size_t)n;
-			return 0;
-		}
-		if (n == 0) {
-			set_err(c, EX_TEMPFAIL, "%s closed the connection",
-			    c->peer);
-			mpp_client_close(c);
-			return -1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return io_failed(c, errno);
-		if (wait_fd(c->fd, want, deadline) == -1)
-			return conn_failed(c, EX_TEMPFAIL, "sent no reply",
-			    errno);
-	}
-}
-
 /*
  * Read one line into line (NUL-terminated, CRLF or LF removed). A line too
  * long for the buffer is cut and the rest skipped up to its LF.
@@ -544,28 +349,21 @@ static int
 read_line(struct mpp_client *c, char *line, size_t size, size_t *lenp,
     long long deadline)
 {
-	size_t len = 0;
-	int cut = 0;
-	char ch;
-
-	for (;;) {
-		while (c->in_off < c->in_len) {
-			ch = c->in[c->in_off++];
-			if (ch == '\n') {
-				if (!cut && len > 0 && line[len - 1] == '\r')
-					len--;
-				line[len] = '\0';
-				*lenp = len;
-				return 0;
-			}
-			if (len + 1 < size)
-				line[len++] = ch;
-			else
-				cut = 1;
-		}
-		if (fill_in(c, deadline) == -1)
-			return -1;
+	if (c->conn.fd == -1) {
+		set_err(c, EX_TEMPFAIL, "not connected");
+		return -1;
 	}
+	if (net_conn_read_line(&c->conn, line, size, lenp, NET_LONG_CUT,
+	    deadline) == 0)
+		return 0;
+	if (c->conn.eof) {
+		set_err(c, EX_TEMPFAIL, "%s closed the connection", c->peer);
+		mpp_client_close(c);
+		return -1;
+	}
+	if (errno == ETIMEDOUT)
+		return conn_failed(c, EX_TEMPFAIL, "sent no reply", errno);
+	return io_failed(c, errno);
 }
 
 int
@@ -637,70 +435,42 @@ mpp_client_command(struct mpp_client *c, const char *verb, const char *arg)
 void
 mpp_client_text_begin(struct mpp_client *c)
 {
-	c->text_bol = 1;
-	c->text_cr = 0;
+	dotstuff_init(&c->text, DOTSTUFF_CR_TEXT);
 	c->text_bytes = 0;
-}
-
-static int
-text_put(struct mpp_client *c, const char *s, size_t n)
-{
-	c->text_bytes += n;
-	return out_put(c, s, n);
-}
-
-/*
- * One byte of text. A CR is held back until the next byte shows whether it
- * ends the line (CRLF) or stands alone; a lone CR is sent as it is.
- */
-static int
-text_byte(struct mpp_client *c, char ch)
-{
-	if (ch == '\n') {
-		c->text_cr = 0;
-		c->text_bol = 1;
-		return text_put(c, "\r\n", 2);
-	}
-	if (c->text_cr) {
-		c->text_cr = 0;
-		c->text_bol = 0;
-		if (text_put(c, "\r", 1) == -1)
-			return -1;
-	}
-	if (ch == '\r') {
-		c->text_cr = 1;
-		return 0;
-	}
-	/* RFC 1204 §2.3, as RFC 821: a leading dot is doubled. */
-	if (c->text_bol && ch == '.' && text_put(c, ".", 1) == -1)
-		return -1;
-	c->text_bol = 0;
-	return text_put(c, &ch, 1);
 }
 
 int
 mpp_client_text_write(struct mpp_client *c, const char *buf, size_t len)
 {
-	size_t i;
+	size_t n, w;
 
-	for (i = 0; i < len; i++)
-		if (text_byte(c, buf[i]) == -1)
+	while (len > 0) {
+		if (sizeof(c->out) - c->out_len < DOTSTUFF_ROOM_MIN &&
+		    flush_out(c) == -1)
 			return -1;
+		n = dotstuff_put(&c->text, buf, len, c->out + c->out_len,
+		    sizeof(c->out) - c->out_len, &w);
+		c->out_len += w;
+		c->text_bytes += w;
+		buf += n;
+		len -= n;
+	}
 	return 0;
 }
 
 int
 mpp_client_text_end(struct mpp_client *c)
 {
-	/* A CR at the very end ends the last line. */
-	if (c->text_cr && text_byte(c, '\n') == -1)
+	size_t w;
+
+	if (sizeof(c->out) - c->out_len < DOTSTUFF_END_MAX &&
+	    flush_out(c) == -1)
 		return -1;
-	if (!c->text_bol && text_put(c, "\r\n", 2) == -1)
-		return -1;
+	w = dotstuff_end(&c->text, c->out + c->out_len);
+	c->out_len += w;
+	c->text_bytes += w - 3;		/* not the final ".\r\n" */
 	trace(c, "-> (%llu bytes of message text)", c->text_bytes);
 	trace(c, "-> .");
-	if (out_put(c, ".\r\n", 3) == -1)
-		return -1;
 	return flush_out(c);
 }
 
@@ -825,7 +595,7 @@ mpp_client_post_head_fd(struct mpp_client *c, const char *head, size_t hlen,
 			continue;
 		if (n == -1) {
 			/* Without the final dot the server stores nothing. */
-			set_err(c, EX_IOERR, "read: %s", strerror(errno));
+			set_err(c, EX_IOERR, "read: %s", net_reason(errno));
 			mpp_client_close(c);
 			return EX_IOERR;
 		}
@@ -863,11 +633,11 @@ mpp_client_quit(struct mpp_client *c)
 
 	/* Keep the error that led here: QUIT must not overwrite it. */
 	strlcpy(err, c->err, sizeof(err));
-	if (c->fd != -1) {
+	if (c->conn.fd != -1) {
 		c->timeout = timeout < QUIT_TIMEOUT ? timeout : QUIT_TIMEOUT;
 		if (mpp_client_send_command(c, "QUIT", NULL) == 0 &&
 		    mpp_client_read_reply(c) != -1)
-			mpp_tls_close_notify(c->tls);
+			net_conn_close_notify(&c->conn);
 		c->timeout = timeout;
 	}
 	mpp_client_close(c);

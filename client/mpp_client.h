@@ -1,10 +1,11 @@
 /*
  * mpp_client — the client side of RFC 1204 (Message Posting Protocol).
  *
- * Owns one connection to a posting server: connecting with a timeout, reading
- * replies with a timeout, sending commands, and sending message text with
- * LF -> CRLF conversion and dot-stuffing as it streams (nothing limits the
- * size of a message: text goes out in chunks as it is written).
+ * Owns one connection to a posting server (a struct net_conn, net.h):
+ * connecting with a timeout, reading replies with a timeout, sending
+ * commands, and sending message text in its wire form (dotstuff.h) as it
+ * streams (nothing limits the size of a message: text goes out in chunks
+ * as it is written).
  *
  * Two layers, two return conventions:
  *  - primitives (mpp_client_connect, _send_command, _read_reply, _command,
@@ -18,7 +19,7 @@
  *    sense), with mpp_client_error() naming the server's reply.
  *
  * TLS (RFC 8314's implicit TLS: MPP inside TLS from the first byte): set
- * c->tls_ctx (see mpp_tls.h) after mpp_client_init, and mpp_client_connect
+ * c->tls_ctx (see tls_client.h) after mpp_client_init, and mpp_client_connect
  * performs the handshake, verifying the server's certificate for the host
  * name it was given, before a byte of MPP is read or sent. A failed
  * handshake or verification is EX_TEMPFAIL, "TLS: " and the reason in
@@ -33,13 +34,13 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "mpp_tls.h"
+#include "dotstuff.h"
+#include "net.h"
 
 #define MPP_CLIENT_DEFAULT_PORT	"218"	/* RFC 1204 §3.2 */
 #define MPP_CLIENT_DEFAULT_TIMEOUT 60	/* seconds */
 #define MPP_CLIENT_LINE_MAX	512	/* a reply line kept; longer is cut */
 #define MPP_CLIENT_REPLY_LINES	100	/* lines in one (multi-line) reply */
-#define MPP_CLIENT_IN_MAX	4096	/* read buffer */
 #define MPP_CLIENT_OUT_MAX	16384	/* write buffer */
 #define MPP_CLIENT_HOST_MAX	256	/* host part of HOST[:PORT] */
 #define MPP_CLIENT_PORT_MAX	8	/* "65535" and its NUL */
@@ -49,24 +50,19 @@
 typedef void mpp_client_tap_fn(void *arg, const char *buf, size_t len);
 
 struct mpp_client {
-	int fd;			/* -1 when not connected */
+	struct net_conn conn;	/* conn.fd -1 when not connected */
 	int timeout;		/* seconds: connect, each reply, each write */
 	FILE *trace;		/* the dialogue goes here when not NULL */
 	int fail;		/* sysexits code of the last failure */
 	char peer[MPP_CLIENT_HOST_MAX + 16];	/* "HOST port PORT" */
-	struct mpp_tls_ctx *tls_ctx;	/* not NULL: speak TLS; not owned */
-	struct mpp_tls *tls;		/* the TLS connection, when up */
-
-	char in[MPP_CLIENT_IN_MAX];	/* bytes read, not yet consumed */
-	size_t in_off, in_len;
+	struct tls_client_ctx *tls_ctx;	/* not NULL: speak TLS; not owned */
 
 	int code;		/* code of the last reply, 0 if none */
 	char reply[MPP_CLIENT_LINE_MAX];	/* its last line, printable */
 
 	char out[MPP_CLIENT_OUT_MAX];	/* bytes to send */
 	size_t out_len;
-	int text_bol;		/* text writer: at the start of a line */
-	int text_cr;		/* text writer: a CR seen, not yet sent */
+	struct dotstuff text;	/* the text writer's state */
 	unsigned long long text_bytes;	/* text bytes sent, after conversion */
 
 	char err[MPP_CLIENT_ERR_MAX];
@@ -92,8 +88,9 @@ int mpp_client_parse_server(const char *spec, const char *defport,
 int mpp_client_parse_reply(const char *line, size_t len, int *final);
 
 /*
- * Connect to host/port, trying each address, each within c->timeout; then,
- * when c->tls_ctx is set, the TLS handshake (mpp_client_start_tls).
+ * Resolve host and connect to port, trying each address, all within
+ * c->timeout; then, when c->tls_ctx is set, the TLS handshake
+ * (mpp_client_start_tls).
  */
 int mpp_client_connect(struct mpp_client *c, const char *host,
     const char *port);
@@ -123,7 +120,10 @@ int mpp_client_command(struct mpp_client *c, const char *verb,
 /* Start a new message text (after 354): reset the text writer. */
 void mpp_client_text_begin(struct mpp_client *c);
 
-/* Convert and queue message text: LF -> CRLF, dot-stuffing. 0 / -1. */
+/*
+ * Convert and queue message text: LF -> CRLF, dot-stuffing; a CR alone is
+ * sent as it is (DOTSTUFF_CR_TEXT: the server judges it). 0 / -1.
+ */
 int mpp_client_text_write(struct mpp_client *c, const char *buf, size_t len);
 
 /* End the text: CRLF if the last line lacks one, then "." CRLF. 0 / -1. */

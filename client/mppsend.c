@@ -4,8 +4,8 @@
  *
  * This file holds only the command line, the settings (~/.mpprc, then the
  * environment, then flags) and the order of a run; the dialogue itself is
- * mpp_client's, and TLS mpp_tls's. Exit codes are sysexits(3), as a mail program expects from
- * sendmail: see mppsend(1).
+ * mpp_client's, and TLS tls_client's. Exit codes are sysexits(3), as a
+ * mail program expects from sendmail: see mppsend(1).
  *
  * Operands are recipients, as sendmail's are, whatever the program is
  * called: a file to post is named only with -l, so a mail program can never
@@ -37,7 +37,7 @@
 #include "mpp_client.h"
 #include "mpp_rc.h"
 #include "mpp_rcpt.h"
-#include "mpp_tls.h"
+#include "tls_client.h"
 
 #define DEFAULT_SERVER	"localhost"
 #define OPTSTRING	"+:s:u:P:T:vl:tio:f:F:r:B:N:R:b:"
@@ -79,7 +79,7 @@ struct settings {
 	char user[MPP_RC_VALUE_MAX];
 	char password[MPP_RC_VALUE_MAX];
 	int timeout;
-	struct mpp_tls_ctx *tls_ctx;	/* NULL: plain MPP */
+	struct tls_client_ctx *tls_ctx;	/* NULL: plain MPP */
 };
 
 /* What one run needs; large, so it lives on the heap. */
@@ -415,7 +415,7 @@ settle_tls(const struct opts *o, const struct mpp_rc *rc, struct settings *s)
 	if (!tls)
 		return EX_OK;
 	ca = o->ca != NULL ? o->ca : rc->ca[0] != '\0' ? rc->ca : NULL;
-	if ((s->tls_ctx = mpp_tls_ctx_new(ca, err, sizeof(err))) == NULL) {
+	if ((s->tls_ctx = tls_client_ctx_new(ca, err, sizeof(err))) == NULL) {
 		warnx_("%s", err);
 		return o->ca != NULL ? EX_NOINPUT : ca != NULL ? EX_CONFIG :
 		    EX_OSERR;
@@ -787,7 +787,7 @@ main(int argc, char **argv)
 		ex = run(r, &s);
 	run_free(r);
 	mpp_rc_clear(&rc);
-	mpp_tls_ctx_free(s.tls_ctx);
+	tls_client_ctx_free(s.tls_ctx);
 	explicit_bzero(s.password, sizeof(s.password));
 	free(o.ign);
 	free(o.files);

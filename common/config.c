@@ -39,6 +39,7 @@ struct config_key {
 static int check_path(const char *);
 static int check_path_opt(const char *);
 static int check_domain(const char *);
+static int check_log(const char *);
 static int parse_listen(const char *, void *);
 static int parse_listen_opt(const char *, void *);
 static int parse_auth(const char *, void *);
@@ -72,6 +73,7 @@ static const struct config_key config_keys[] = {
 	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
 	V(tls_min_version, "1.2", parse_tls_version),
 	V(require_tls, "no", parse_yesno),
+	S(log, "syslog", check_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
@@ -655,6 +657,16 @@ check_domain(const char *v)
 		return -1;
 	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789-._") == n ? 0 : -1;
+}
+
+/* syslog, stderr or file:PATH, as log_configure() takes it. */
+static int
+check_log(const char *v)
+{
+	const char *path;
+	int to;
+
+	return log_spec_parse(v, &to, &path);
 }
 
 static int

@@ -115,6 +115,7 @@ struct mpp_config {
 	char tls_ciphers[CONFIG_STR_MAX];
 	enum config_tls_version tls_min_version;
 	int require_tls;		/* yes: 1, no: 0 */
+	char log[CONFIG_STR_MAX];
 	long idle_timeout;
 	long login_timeout;
 	long max_message_size;

@@ -122,6 +122,13 @@ fail:
 static int
 index_pragmas(struct index *ix, enum index_sync sync)
 {
+	int persist = 1;
+
+	/* Keep index.db-wal and -shm when the last connection closes: a
+	   reader that may not write in the spool (mppq for the spool's
+	   group) cannot create them, and SQLite needs them to read. */
+	(void)sqlite3_file_control(ix->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+	    &persist);
 	sqlite3_busy_timeout(ix->db, INDEX_BUSY_TIMEOUT_MS);
 	if (index_exec(ix, "PRAGMA journal_mode=WAL") == -1 ||
 	    index_exec(ix, "PRAGMA foreign_keys=ON") == -1)
@@ -189,32 +196,67 @@ index_lock(const char *spool_dir, char *err, size_t errsz)
 }
 
 /*
- * SQLite creates a database 0644 (less the umask) and gives its -wal and
- * -shm the main file's mode: create the file 0600 first (an empty file is
- * a new database to SQLite), and take the group and other bits off files
- * an older version made. Failures are left to sqlite3_open_v2() to report.
- * Only a file this call made is opened and closed here: closing any
- * descriptor of a file drops every POSIX lock the process holds on it,
- * those of SQLite's other handles too.
+ * Take off the index files' mode bits beyond mode (an older version made
+ * them 0644). Failures are left to sqlite3_open_v2() to report.
  */
 static void
-index_private(const char *path)
+index_tighten(const char *path, mode_t mode)
 {
 	static const char *const suffix[] = { "", "-wal", "-shm" };
 	char p[4096 + 8];
 	struct stat st;
 	size_t i;
-	int fd;
 
-	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) != -1)
-		close(fd);
 	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (st.st_mode & 077) != 0)
-			(void)chmod(p, st.st_mode & 0700);
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & 0777 & ~mode) != 0)
+			(void)chmod(p, st.st_mode & mode);
 	}
+}
+
+/*
+ * A new index.db is readable by the spool directory's group when the
+ * directory is (mode 0640, else 0600), and belongs to the directory's
+ * owner when root makes it; SQLite gives -wal and -shm the same mode and
+ * owner. With the set-group-ID bit on the directory (make install sets
+ * it) the files get its group: mppq reads the queue for that group.
+ * Files an older version made looser than that are tightened.
+ * Only a file this call made is opened and closed here: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it,
+ * those of SQLite's other handles too.
+ */
+static int
+index_create_file(const char *spool_dir, const char *path, char *err,
+    size_t errsz)
+{
+	struct stat dir;
+	mode_t mode;
+	int fd;
+
+	if (stat(spool_dir, &dir) == -1) {
+		snprintf(err, errsz, "%s: %s", spool_dir, strerror(errno));
+		return -1;
+	}
+	mode = (dir.st_mode & S_IRGRP) ? 0640 : 0600;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
+	if (fd == -1) {
+		if (errno == EEXIST) {
+			index_tighten(path, mode);
+			return 0;
+		}
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) == -1 || (geteuid() == 0 &&
+	    fchown(fd, dir.st_uid, dir.st_gid) == -1)) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 /* Open path and make it ready: pragmas, schema. NULL with err set. */
@@ -228,7 +270,6 @@ index_open_locked(const char *path, enum index_sync sync, char *err,
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	index_private(path);
 	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, ix->db != NULL ?
@@ -266,7 +307,8 @@ index_open(const char *spool_dir, enum index_sync sync, char *err,
 	}
 	if ((lock = index_lock(spool_dir, err, errsz)) == -1)
 		return NULL;
-	ix = index_open_locked(path, sync, err, errsz);
+	ix = index_create_file(spool_dir, path, err, errsz) == -1 ? NULL :
+	    index_open_locked(path, sync, err, errsz);
 	close(lock);
 	return ix;
 }

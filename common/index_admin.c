@@ -1,10 +1,13 @@
 /*
  * index_admin — see index_admin.h. These statements run once per mppq
  * invocation, so they are prepared per call (sqlite3_prepare_v2) and
- * finalized at once rather than cached in struct index. The actions on one
- * message are a table: the states in which the change applies, the states
- * in which it is already done, and the statements that make it.
+ * finalized at once rather than cached in struct index. The actions are a
+ * table: the states in which the change applies, the states in which it
+ * is already done, and the statements that make it, each one statement
+ * over every message of the batch, so a large batch holds the write lock
+ * for as short a time as SQLite allows.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,22 +221,56 @@ read_end(struct index *ix)
 	(void)sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
 }
 
+/*
+ * What a filter picks, as one WHERE clause for the listing and for a
+ * batch: ?1 state, ?2 from, ?3 to, ?4 user, ?5 received at or before,
+ * ?6 received after; a NULL parameter leaves its test out. An address
+ * matches when equal without regard to ASCII case, or, for "@domain",
+ * when it ends with it.
+ */
+#define ADDR_MATCH(col, p) \
+	"(lower(" col ") = lower(" p ") OR (substr(" p ", 1, 1) = '@' AND " \
+	"lower(substr(" col ", -length(" p "))) = lower(" p ")))"
+#define FILTER_WHERE \
+	"CASE WHEN ?1 IS NULL THEN state <> 'sent' WHEN ?1 = 'all' THEN 1 " \
+	"ELSE state = ?1 END " \
+	"AND (?2 IS NULL OR " ADDR_MATCH("sender", "?2") ") " \
+	"AND (?3 IS NULL OR EXISTS (SELECT 1 FROM recipient r WHERE " \
+	"r.message_id = message.id AND " ADDR_MATCH("r.address", "?3") ")) " \
+	"AND (?4 IS NULL OR auth_user = ?4) " \
+	"AND (?5 IS NULL OR received_at <= ?5) " \
+	"AND (?6 IS NULL OR received_at > ?6)"
+
+static void
+bind_filter(sqlite3_stmt *st, const struct index_admin_filter *f)
+{
+	const char *text[] = { f->state, f->from, f->to, f->user };
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (text[i] != NULL)
+			sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
+	if (f->received_before != 0)
+		sqlite3_bind_int64(st, 5, f->received_before);
+	if (f->received_after != 0)
+		sqlite3_bind_int64(st, 6, f->received_after);
+}
+
 int
-index_admin_list(struct index *ix, const char *state,
+index_admin_list(struct index *ix, const struct index_admin_filter *f,
     index_admin_list_cb cb, void *arg)
 {
+	static const struct index_admin_filter none;
 	sqlite3_stmt *st = NULL, *rst = NULL;
 	int rc = -1;
 
 	if (index_exec(ix, "BEGIN") == -1)
 		return -1;
-	st = prepare(ix, "SELECT " MSG_COLUMNS " FROM message WHERE CASE "
-	    "WHEN ?1 IS NULL THEN state <> 'sent' WHEN ?1 = 'all' THEN 1 "
-	    "ELSE state = ?1 END ORDER BY received_at, id");
+	st = prepare(ix, "SELECT " MSG_COLUMNS " FROM message WHERE "
+	    FILTER_WHERE " ORDER BY received_at, id");
 	if (st == NULL || (rst = prepare_rcpts(ix)) == NULL)
 		goto done;
-	if (state != NULL)
-		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	bind_filter(st, f != NULL ? f : &none);
 	rc = list_rows(ix, st, rst, cb, arg);
 done:
 	sqlite3_finalize(st);
@@ -270,198 +307,341 @@ done:
 	return rc;
 }
 
-#define BIT(s) (1u << (s))
+/* ---- opening without write access ---- */
 
-/* A change to one message: see index_admin.h for each. */
-struct admin_action {
-	const char *name;	/* for error messages */
-	unsigned applies;	/* states in which sql runs */
-	unsigned done;		/* states in which it is already done */
-	const char *sql[3];	/* ?1 the id, ?2 now; NULL ends */
-};
-
-static const struct admin_action act_flush = {
-	"flush", BIT(IA_QUEUED) | BIT(IA_DEFERRED), BIT(IA_SENDING),
-	{ "UPDATE message SET next_attempt_at = MIN(next_attempt_at, ?2) "
-	  "WHERE id = ?1" },
-};
-
-static const struct admin_action act_hold = {
-	"hold", BIT(IA_QUEUED) | BIT(IA_DEFERRED), BIT(IA_HELD),
-	{ "UPDATE message SET held_from = state, state = 'held' "
-	  "WHERE id = ?1" },
-};
-
-/* A held_from that is not a state to return to means queued. */
-static const struct admin_action act_release = {
-	"release", BIT(IA_HELD), 0,
-	{ "UPDATE message SET state = CASE WHEN held_from IN ('queued', "
-	  "'deferred') THEN held_from ELSE 'queued' END, held_from = NULL, "
-	  "next_attempt_at = ?2 WHERE id = ?1" },
-};
-
-/* Recipients first, so nothing depends on ON DELETE CASCADE being on. */
-static const struct admin_action act_delete = {
-	"delete", ~BIT(IA_SENDING), 0,
-	{ "DELETE FROM recipient WHERE message_id = ?1",
-	  "DELETE FROM message WHERE id = ?1" },
-};
-
-static const struct admin_action act_requeue = {
-	"requeue", BIT(IA_FAILED), 0,
-	{ "UPDATE recipient SET state = 'pending', last_error = NULL, "
-	  "bounced = 0 WHERE message_id = ?1 AND state = 'failed'",
-	  "UPDATE message SET state = 'queued', attempts = 0, "
-	  "next_attempt_at = ?2, last_error = NULL, done_at = NULL, "
-	  "held_from = NULL, lease_host = NULL, lease_pid = NULL, "
-	  "lease_until = NULL WHERE id = ?1" },
-};
-
-/* The state of id into state: OK, UNKNOWN or ERROR. */
 static int
-read_state(struct index *ix, const char *id, char *state)
+user_version(struct index *ix, int *v)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	state[0] = '\0';
-	st = prepare(ix, "SELECT state FROM message WHERE id = ?1");
-	if (st == NULL)
-		return INDEX_ADMIN_ERROR;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		strlcpy(state, (const char *)sqlite3_column_text(st, 0),
-		    INDEX_ADMIN_STATE_MAX);
-	else if (rc != SQLITE_DONE)
-		index_set_error(ix, "read state");
+	if ((st = prepare(ix, "PRAGMA user_version")) == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
+	else
+		index_set_error(ix, "user_version");
 	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return INDEX_ADMIN_OK;
-	return rc == SQLITE_DONE ? INDEX_ADMIN_UNKNOWN : INDEX_ADMIN_ERROR;
+	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Run one of an action's statements with id and now bound. */
+/* The index must be this program's version: a reader cannot upgrade. */
 static int
-run_sql(struct index *ix, const char *sql, const char *id, time_t now)
+check_version(struct index *ix)
+{
+	int v;
+
+	if (user_version(ix, &v) == -1)
+		return -1;
+	if (v == INDEX_SCHEMA_VERSION)
+		return 0;
+	snprintf(ix->errmsg, sizeof(ix->errmsg), v < INDEX_SCHEMA_VERSION ?
+	    "index schema version %d is older than this program's (%d): it "
+	    "is upgraded when the daemons start" : "index schema version %d "
+	    "is newer than this program's (%d)", v, INDEX_SCHEMA_VERSION);
+	return -1;
+}
+
+struct index *
+index_admin_open_readonly(const char *spool_dir, char *err, size_t errsz)
+{
+	struct index *ix;
+	char path[4096];
+	int sys;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/index.db", spool_dir) >=
+	    sizeof(path)) {
+		snprintf(err, errsz, "spool_dir too long");
+		return NULL;
+	}
+	if ((ix = calloc(1, sizeof(*ix))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(ix->db, INDEX_BUSY_TIMEOUT_MS);
+		if (check_version(ix) == 0)
+			return ix;
+	} else
+		index_set_error(ix, "open");
+	sys = ix->db != NULL ? sqlite3_system_errno(ix->db) : 0;
+	snprintf(err, errsz, "%s: %s", path, ix->errmsg);
+	index_close(ix);
+	errno = sys;
+	return NULL;
+}
+
+/* ---- batches ---- */
+
+#define BIT(s) (1u << (s))
+#define ALL_STATES (BIT(IA_NSTATES) - 1)
+
+/* The messages of a batch the action changes. */
+#define PICKED "(SELECT id FROM temp.admin_sel WHERE verdict = 1)"
+
+/* An action: see index_admin.h for each. */
+struct admin_action {
+	unsigned applies;	/* states it changes */
+	unsigned done;		/* states in which it is already done */
+	const char *sql[3];	/* on PICKED, ?1 now; NULL ends */
+};
+
+static const struct admin_action actions[IA_NACTIONS] = {
+	[IA_FLUSH] = { BIT(IA_QUEUED) | BIT(IA_DEFERRED), BIT(IA_SENDING),
+	    { "UPDATE message SET next_attempt_at = MIN(next_attempt_at, ?1) "
+	      "WHERE id IN " PICKED } },
+	[IA_HOLD] = { BIT(IA_QUEUED) | BIT(IA_DEFERRED), BIT(IA_HELD),
+	    { "UPDATE message SET held_from = state, state = 'held' "
+	      "WHERE id IN " PICKED } },
+	/* A held_from that is not a state to return to means queued. */
+	[IA_RELEASE] = { BIT(IA_HELD), 0,
+	    { "UPDATE message SET state = CASE WHEN held_from IN ('queued', "
+	      "'deferred') THEN held_from ELSE 'queued' END, held_from = NULL, "
+	      "next_attempt_at = ?1 WHERE id IN " PICKED } },
+	/* Recipients first, so nothing depends on ON DELETE CASCADE. */
+	[IA_DELETE] = { ALL_STATES & ~BIT(IA_SENDING), 0,
+	    { "DELETE FROM recipient WHERE message_id IN " PICKED,
+	      "DELETE FROM message WHERE id IN " PICKED } },
+	[IA_REQUEUE] = { BIT(IA_FAILED), 0,
+	    { "UPDATE recipient SET state = 'pending', last_error = NULL, "
+	      "bounced = 0 WHERE state = 'failed' AND message_id IN " PICKED,
+	      "UPDATE message SET state = 'queued', attempts = 0, "
+	      "next_attempt_at = ?1, last_error = NULL, done_at = NULL, "
+	      "held_from = NULL, lease_host = NULL, lease_pid = NULL, "
+	      "lease_until = NULL WHERE id IN " PICKED } },
+};
+
+/*
+ * The ids added (admin_want, in order) and the messages a run picked
+ * with their state before it and their verdict (admin_sel): temporary
+ * tables, private to the connection and outside the index file.
+ */
+struct index_admin_batch {
+	struct index *ix;
+	sqlite3_stmt *add;
+	int staging;		/* a transaction on the temp tables is open */
+	int added;
+};
+
+static const char batch_tables[] =
+    "CREATE TEMP TABLE IF NOT EXISTS admin_want (seq INTEGER PRIMARY KEY, "
+    "id TEXT NOT NULL UNIQUE);"
+    "CREATE TEMP TABLE IF NOT EXISTS admin_sel (seq INTEGER PRIMARY KEY, "
+    "id TEXT NOT NULL UNIQUE, state TEXT, verdict INTEGER NOT NULL "
+    "DEFAULT 0);"
+    "DELETE FROM temp.admin_want; DELETE FROM temp.admin_sel;";
+
+struct index_admin_batch *
+index_admin_batch_new(struct index *ix)
+{
+	struct index_admin_batch *b;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		set_oom(ix);
+		return NULL;
+	}
+	b->ix = ix;
+	if (index_exec(ix, batch_tables) == -1 || (b->add = prepare(ix,
+	    "INSERT OR IGNORE INTO temp.admin_want (id) VALUES (?1)")) ==
+	    NULL) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void
+index_admin_batch_free(struct index_admin_batch *b)
+{
+	if (b == NULL)
+		return;
+	sqlite3_finalize(b->add);
+	if (b->staging)
+		index_rollback(b->ix);
+	(void)sqlite3_exec(b->ix->db, "DELETE FROM temp.admin_want; "
+	    "DELETE FROM temp.admin_sel", NULL, NULL, NULL);
+	free(b);
+}
+
+/*
+ * The adds share one transaction, which touches only the temporary
+ * tables: it takes no lock on the index, so a slow producer on a pipe
+ * holds up no writer.
+ */
+int
+index_admin_batch_add(struct index_admin_batch *b, const char *id)
+{
+	if (!b->staging) {
+		if (index_exec(b->ix, "BEGIN") == -1)
+			return -1;
+		b->staging = 1;
+	}
+	sqlite3_bind_text(b->add, 1, id, -1, SQLITE_TRANSIENT);
+	if (index_step_done(b->ix, b->add, "add id") == -1)
+		return -1;
+	b->added = 1;
+	return 0;
+}
+
+/* ",queued,deferred,": the states of mask, for the verdict statement. */
+static void
+state_list(unsigned mask, char *buf, size_t bufsz)
+{
+	int s;
+
+	strlcpy(buf, ",", bufsz);
+	for (s = 0; s < IA_NSTATES; s++)
+		if (mask & BIT(s)) {
+			strlcat(buf, state_names[s], bufsz);
+			strlcat(buf, ",", bufsz);
+		}
+}
+
+/* Fill admin_sel: what f picks, oldest first, or the ids added. */
+static int
+pick(struct index *ix, const struct index_admin_filter *f)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (index_exec(ix, "DELETE FROM temp.admin_sel") == -1)
+		return -1;
+	if (f == NULL)
+		return index_exec(ix, "INSERT INTO temp.admin_sel (seq, id, "
+		    "state) SELECT w.seq, w.id, m.state FROM temp.admin_want w "
+		    "LEFT JOIN message m ON m.id = w.id ORDER BY w.seq");
+	st = prepare(ix, "INSERT INTO temp.admin_sel (id, state) SELECT id, "
+	    "state FROM message WHERE " FILTER_WHERE
+	    " ORDER BY received_at, id");
+	if (st == NULL)
+		return -1;
+	bind_filter(st, f);
+	rc = index_step_done(ix, st, "select");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Each picked message's verdict, from the action's states. */
+static int
+judge(struct index *ix, const struct admin_action *a)
+{
+	char applies[128], done[128];
+	sqlite3_stmt *st;
+	int rc;
+
+	st = prepare(ix, "UPDATE temp.admin_sel SET verdict = CASE WHEN "
+	    "state IS NULL THEN 3 WHEN instr(?1, ',' || state || ',') > 0 "
+	    "THEN 1 WHEN instr(?2, ',' || state || ',') > 0 THEN 2 ELSE 0 END");
+	if (st == NULL)
+		return -1;
+	state_list(a->applies, applies, sizeof(applies));
+	state_list(a->done, done, sizeof(done));
+	sqlite3_bind_text(st, 1, applies, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, done, -1, SQLITE_STATIC);
+	rc = index_step_done(ix, st, "verdict");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+_Static_assert(IA_SKIPPED == 0 && IA_CHANGED == 1 && IA_UNCHANGED == 2 &&
+    IA_UNKNOWN == 3, "judge() writes the verdicts as numbers");
+
+/* Run one of an action's statements with now bound. */
+static int
+run_sql(struct index *ix, const char *sql, time_t now)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if ((st = prepare(ix, sql)) == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-	rc = sqlite3_step(st);
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	rc = index_step_done(ix, st, sql);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+count_verdicts(struct index *ix, long long count[IA_NVERDICTS])
+{
+	sqlite3_stmt *st;
+	int rc, v;
+
+	memset(count, 0, sizeof(count[0]) * IA_NVERDICTS);
+	st = prepare(ix, "SELECT verdict, COUNT(*) FROM temp.admin_sel "
+	    "GROUP BY verdict");
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((v = sqlite3_column_int(st, 0)) >= 0 && v < IA_NVERDICTS)
+			count[v] = sqlite3_column_int64(st, 1);
 	if (rc != SQLITE_DONE)
-		index_set_error(ix, sql);
+		index_set_error(ix, "count");
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Inside the transaction: check the state, then make the change. */
-static int
-apply(struct index *ix, const struct admin_action *a, const char *id,
-    time_t now, char *state)
+int
+index_admin_batch_run(struct index_admin_batch *b,
+    enum index_admin_action a, const struct index_admin_filter *f,
+    time_t now, long long count[IA_NVERDICTS])
 {
-	int rc, s;
+	const struct admin_action *act = &actions[a];
+	struct index *ix = b->ix;
 	size_t i;
 
-	if ((rc = read_state(ix, id, state)) != INDEX_ADMIN_OK)
-		return rc;
-	if ((s = index_admin_state_parse(state)) == -1) {
-		snprintf(ix->errmsg, sizeof(ix->errmsg), "%s: unknown state "
-		    "in the index", a->name);
-		return INDEX_ADMIN_ERROR;
+	if (f != NULL && b->added) {
+		snprintf(ix->errmsg, sizeof(ix->errmsg), "a batch takes ids "
+		    "or a filter, not both");
+		return -1;
 	}
-	if (a->done & BIT(s))
-		return INDEX_ADMIN_OK;
-	if (!(a->applies & BIT(s)))
-		return INDEX_ADMIN_BADSTATE;
-	for (i = 0; i < sizeof(a->sql) / sizeof(a->sql[0]) &&
-	    a->sql[i] != NULL; i++)
-		if (run_sql(ix, a->sql[i], id, now) == -1)
-			return INDEX_ADMIN_ERROR;
-	return INDEX_ADMIN_OK;
-}
-
-/* One action in its own write transaction. */
-static int
-run_action(struct index *ix, const struct admin_action *a, const char *id,
-    time_t now, char *state)
-{
-	int rc;
-
-	state[0] = '\0';
+	if (b->staging) {
+		b->staging = 0;
+		if (index_commit(ix) == -1)
+			return -1;
+	}
 	if (index_begin(ix) == -1)
-		return INDEX_ADMIN_ERROR;
-	rc = apply(ix, a, id, now, state);
-	if (rc != INDEX_ADMIN_OK) {
-		index_rollback(ix);
-		return rc;
-	}
-	return index_commit(ix) == 0 ? INDEX_ADMIN_OK : INDEX_ADMIN_ERROR;
+		return -1;
+	if (pick(ix, f) == -1 || judge(ix, act) == -1)
+		goto fail;
+	for (i = 0; i < sizeof(act->sql) / sizeof(act->sql[0]) &&
+	    act->sql[i] != NULL; i++)
+		if (run_sql(ix, act->sql[i], now) == -1)
+			goto fail;
+	if (count_verdicts(ix, count) == -1)
+		goto fail;
+	return index_commit(ix);
+fail:
+	index_rollback(ix);
+	return -1;
 }
 
 int
-index_admin_flush(struct index *ix, const char *id, time_t now,
-    char *state)
-{
-	return run_action(ix, &act_flush, id, now, state);
-}
-
-int
-index_admin_hold(struct index *ix, const char *id, char *state)
-{
-	return run_action(ix, &act_hold, id, 0, state);
-}
-
-int
-index_admin_release(struct index *ix, const char *id, time_t now,
-    char *state)
-{
-	return run_action(ix, &act_release, id, now, state);
-}
-
-int
-index_admin_delete(struct index *ix, const char *id, char *state)
-{
-	return run_action(ix, &act_delete, id, 0, state);
-}
-
-int
-index_admin_requeue(struct index *ix, const char *id, time_t now,
-    char *state)
-{
-	return run_action(ix, &act_requeue, id, now, state);
-}
-
-long long
-index_admin_flush_all(struct index *ix, time_t now)
+index_admin_batch_each(struct index_admin_batch *b, index_admin_each_cb cb,
+    void *arg)
 {
 	sqlite3_stmt *st;
-	long long n;
-	int rc;
+	int rc = SQLITE_DONE, stop = 0, v;
 
-	if (index_begin(ix) == -1)
+	st = prepare(b->ix, "SELECT id, state, verdict FROM temp.admin_sel "
+	    "ORDER BY seq");
+	if (st == NULL)
 		return -1;
-	st = prepare(ix, "UPDATE message SET next_attempt_at = ?1 WHERE "
-	    "state IN ('queued', 'deferred') AND next_attempt_at > ?1");
-	if (st == NULL) {
-		index_rollback(ix);
-		return -1;
+	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = sqlite3_column_int(st, 2);
+		stop = cb((const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    v >= 0 && v < IA_NVERDICTS ? (enum index_admin_verdict)v :
+		    IA_SKIPPED, arg);
 	}
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-		index_set_error(ix, "flush");
-	n = sqlite3_changes(ix->db);
+	if (stop == 0 && rc != SQLITE_DONE) {
+		index_set_error(b->ix, "batch");
+		stop = -1;
+	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		index_rollback(ix);
-		return -1;
-	}
-	return index_commit(ix) == 0 ? n : -1;
+	return stop;
 }
 
 /* Counts and bytes per state. */

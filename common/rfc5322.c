@@ -436,6 +436,7 @@ struct addr {
 	char s[RFC5322_ADDR_MAX + 1];
 	size_t len;
 	int has_domain;
+	const char *local_end;	/* in the value: just past the local part */
 };
 
 /* Append n bytes to a, kept NUL-terminated; a NULL a only validates. */
@@ -514,6 +515,7 @@ parse_local(struct cursor *c, struct addr *a)
 	for (;;) {
 		if (lex(c, &t) == -1 || put_word(a, &t) == -1)
 			return -1;
+		a->local_end = t.s + t.len;
 		if ((r = accept(c, T_DOT)) != 1)
 			return r;
 		if (addr_put(a, ".", 1) == -1)
@@ -644,7 +646,8 @@ expect_end_of_element(const struct cursor *c, int in_group)
 
 struct parser {
 	struct cursor c;
-	rfc5322_addr_cb cb;
+	rfc5322_addr_cb cb;		/* one of the two is set */
+	rfc5322_addr_at_cb at_cb;
 	void *ctx;
 };
 
@@ -692,6 +695,9 @@ parse_element(struct parser *p, int in_group)
 		r = parse_addr_spec(&p->c, &a);
 	if (r == -1 || expect_end_of_element(&p->c, in_group) == -1)
 		return -1;
+	if (p->at_cb != NULL)
+		return p->at_cb(a.s, a.has_domain,
+		    (size_t)(a.local_end - p->c.buf), p->ctx);
 	return p->cb(a.s, a.has_domain, p->ctx);
 }
 
@@ -725,23 +731,37 @@ parse_list(struct parser *p, int in_group)
 	}
 }
 
+static int
+parse_with(const char *value, size_t len, struct parser *p)
+{
+	if (len == 0)
+		return 0;
+	assert(value != NULL);
+	p->c.buf = value;
+	p->c.len = len;
+	p->c.pos = 0;
+	return parse_list(p, 0);
+}
+
 /* Parse an address-list, calling cb per mailbox; see rfc5322.h. */
 int
 rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
     void *ctx)
 {
-	struct parser p;
+	struct parser p = { .cb = cb, .ctx = ctx };
 
 	assert(cb != NULL);
-	if (len == 0)
-		return 0;
-	assert(value != NULL);
-	p.c.buf = value;
-	p.c.len = len;
-	p.c.pos = 0;
-	p.cb = cb;
-	p.ctx = ctx;
-	return parse_list(&p, 0);
+	return parse_with(value, len, &p);
+}
+
+int
+rfc5322_parse_addresses_at(const char *value, size_t len,
+    rfc5322_addr_at_cb cb, void *ctx)
+{
+	struct parser p = { .at_cb = cb, .ctx = ctx };
+
+	assert(cb != NULL);
+	return parse_with(value, len, &p);
 }
 
 int

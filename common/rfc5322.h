@@ -103,6 +103,17 @@ int rfc5322_parse_addresses(const char *value, size_t len, rfc5322_addr_cb cb,
     void *ctx);
 
 /*
+ * As rfc5322_addr_cb, with the offset in the value just past the mailbox's
+ * local part (its last word), where "@domain" goes when it has none.
+ */
+typedef int (*rfc5322_addr_at_cb)(const char *addr, int has_domain,
+    size_t local_end, void *ctx);
+
+/* rfc5322_parse_addresses(), the callback told where each local part ends. */
+int rfc5322_parse_addresses_at(const char *value, size_t len,
+    rfc5322_addr_at_cb cb, void *ctx);
+
+/*
  * Nonzero when addr-specs a and b name the same mailbox: the local parts
  * equal byte for byte (RFC 5321 §2.4: only the receiving host may fold their
  * case), the domains equal ignoring ASCII case.

@@ -63,6 +63,31 @@ util_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void
+util_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (size == 0)
+		return;
+	n = vsnprintf(buf, size, fmt, ap);
+	if (n < 0)
+		(void)snprintf(buf, size, "%s",
+		    "error message could not be formatted");
+	else if ((size_t)n >= size && size >= 4)
+		memcpy(buf + size - 4, "...", 4);
+}
+
+void
+util_format(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	util_vformat(buf, size, fmt, ap);
+	va_end(ap);
+}
+
 int
 util_user_ids(const char *user, uid_t *uid, gid_t *gid)
 {

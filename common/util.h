@@ -1,10 +1,11 @@
 /*
  * util — small helpers with no better home: dates in mail formats, whole
- * writes, privilege drop. System-like functions return 0 / -1 with errno.
+ * writes, the monotonic clock, bounded formatting, privilege drop. System-like functions return 0 / -1 with errno.
  */
 #ifndef MPP_UTIL_H
 #define MPP_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
@@ -17,8 +18,20 @@ void util_rfc3339(time_t t, char *out, size_t outsz);
 /* write(2) until all of p is written; retries EINTR. */
 int util_write_all(int fd, const void *p, size_t n);
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds: the one clock deadlines are set on. */
 long long util_now_ms(void);
+
+/*
+ * snprintf into buf of size bytes; a text cut to fit ends in "..." (it
+ * says so rather than ending mid-word); a format error leaves a fixed
+ * text. buf is always a string afterwards (size > 0).
+ */
+void util_format(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* util_format() with a va_list. */
+void util_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * Drop root to user (setgroups, setresgid, setresuid) and verify it cannot

@@ -28,7 +28,7 @@
 #include <sys/random.h>
 
 #include "auth_cache.h"
-#include "auth_net.h"
+#include "util.h"
 
 /* The hash part of a SHA-256-crypt string: 43 characters. */
 #define KEY_LEN 43
@@ -135,7 +135,7 @@ auth_cache_hit(struct auth_cache *c, const char *user, const char *password)
 	    make_key(c, user, password, key) == -1)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	hit = find(c, key, auth_net_now()) != NULL;
+	hit = find(c, key, util_now_ms()) != NULL;
 	pthread_mutex_unlock(&c->lock);
 	return hit;
 }
@@ -151,7 +151,7 @@ auth_cache_put(struct auth_cache *c, const char *user, const char *password)
 	    make_key(c, user, password, key) == -1)
 		return;
 	pthread_mutex_lock(&c->lock);
-	now = auth_net_now();
+	now = util_now_ms();
 	/* A renewed entry moves to the young end of the ring. */
 	if ((e = find(c, key, now)) != NULL)
 		e->used = 0;

@@ -1,10 +1,9 @@
 /*
- * auth_net — the blocking, deadline-bounded TCP client under the POP3 and
- * FTP password checks: resolve, connect to each address in turn, write
- * whole commands, read CRLF lines of bounded length. Every call stops at
- * one absolute deadline on the monotonic clock, set by auth_net_open(), so
- * a server that answers slowly, trickles bytes or never answers costs at
- * most the timeout of the check in total.
+ * auth_net — the POP3 and FTP password checks' view of a connection
+ * (net.h): one absolute deadline for the whole check, set by
+ * auth_net_open(), so a server that answers slowly, trickles bytes or
+ * never answers costs at most the timeout of the check in total; CRLF
+ * lines of bounded length; whole commands; the reasons the checks log.
  *
  * System-like convention: 0 / -1 with errno. ETIMEDOUT: the deadline
  * passed; EPROTO: a line over AUTH_NET_LINE_MAX or with a NUL;
@@ -15,19 +14,16 @@
 
 #include <stddef.h>
 
+#include "net.h"
+
 /* Longest reply line we accept, CRLF included (POP3 allows 512). */
 #define AUTH_NET_LINE_MAX 512
 
 struct auth_net {
-	int fd;
-	long long deadline;		/* CLOCK_MONOTONIC, milliseconds */
+	struct net_conn conn;
+	long long deadline;		/* util_now_ms() clock */
 	int timeout_sec;		/* for the "timeout after Ns" text */
-	size_t len;			/* bytes held in buf */
-	char buf[AUTH_NET_LINE_MAX];
 };
-
-/* Milliseconds on the monotonic clock. */
-long long auth_net_now(void);
 
 /*
  * Nonzero when s may be sent as a command argument: no CR, LF (a NUL
@@ -37,9 +33,9 @@ int auth_net_clean(const char *s);
 
 /*
  * Start a check: the deadline is now + timeout_sec. Resolve host
- * (getaddrinfo, any family), then connect to each address in turn. On
- * failure returns -1 with a short reason in why ("cannot resolve host",
- * "connection refused", "timeout after 10s") and n->fd == -1.
+ * (any family), then connect to each address in turn. On failure returns
+ * -1 with a short reason in why ("cannot resolve host", "connection
+ * refused", "timeout after 10s") and n->conn.fd == -1.
  */
 int auth_net_open(struct auth_net *n, const char *host, int port,
     int timeout_sec, char *why, size_t whysz);

@@ -1,7 +1,10 @@
 /*
  * mppd — the posting daemon. Flags and config, then binding, privilege
- * drop, the spool and its reconciliation, then server_run().
+ * drop, the log (a log file is opened by the daemon's user, who reopens
+ * it on SIGHUP and SIGUSR1), the spool and its reconciliation, then
+ * server_run().
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +123,50 @@ drop_privileges(const struct mpp_config *cfg, const struct options *o)
 }
 
 static void
+on_early_signal(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * SIGHUP and SIGUSR1 (logrotate's) are the event loop's once it runs;
+ * until then their default action would end a daemon still starting.
+ */
+static void
+catch_early_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_early_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigaction(SIGUSR1, &sa, NULL);
+}
+
+/*
+ * Lines go where the `log` key says unless -d keeps them on stderr. In
+ * inetd mode standard error may be the client's socket: no warning
+ * there, and until a log file is open lines stay with syslog.
+ */
+static void
+start_log(const struct mpp_config *cfg, const struct options *o, int flags)
+{
+	char err[LOG_PATH_MAX + 64];
+	struct stat st;
+	int sock = o->inetd && fstat(STDERR_FILENO, &st) == 0 &&
+	    S_ISSOCK(st.st_mode);
+
+	if (o->foreground || (sock && (flags & LOG_EARLY)))
+		return;
+	if (sock)
+		flags |= LOG_QUIET;
+	if (log_configure(cfg->log, flags, err, sizeof(err)) == -1)
+		fatalx(EX_CANTCREAT, "%s", err);
+}
+
+static void
 open_spool(struct spool *sp, const struct mpp_config *cfg)
 {
 	struct reconcile_stats rs;
@@ -152,11 +199,13 @@ main(int argc, char **argv)
 	int rc;
 	size_t nfds = 0;
 
+	catch_early_signals();
 	parse_options(argc, argv, &o);
 	log_init("mppd", o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    o.verbose);
 	if (config_cli_load(&cfg, &o.cli, &path, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
+	start_log(&cfg, &o, LOG_EARLY);
 	raise_fd_limit(&cfg);
 	if (o.inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
@@ -173,13 +222,14 @@ main(int argc, char **argv)
 	    (ctx.tls = tls_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
 	drop_privileges(&cfg, &o);
+	start_log(&cfg, &o, 0);
 	open_spool(&sp, &cfg);
 	ctx.cfg = &cfg;
 	ctx.config_path = path;
 	ctx.spool = &sp;
 	if ((ctx.auth = auth_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "auth: %s", err);
-	if (!o.foreground && !o.inetd && daemon(0, 0) == -1)
+	if (!o.foreground && !o.inetd && log_daemon() == -1)
 		fatal(EX_OSERR, "daemon");
 	rc = server_run(&ctx, fds, nfds, o.inetd);
 	auth_free(ctx.auth);

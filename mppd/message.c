@@ -175,6 +175,7 @@ check_cb(const char *addr, int has_domain, void *ctx)
  */
 struct author {
 	const char *sender;
+	const char *domain;	/* sender_domain, for an address without one */
 	int count, matches, other;
 };
 
@@ -182,9 +183,14 @@ static int
 author_cb(const char *addr, int has_domain, void *ctx)
 {
 	struct author *a = ctx;
+	char full[MESSAGE_ADDR_MAX];
 
 	a->count++;
-	if (has_domain && rfc5322_addr_same(addr, a->sender))
+	/* Judged as it is stored: qualified with sender_domain. */
+	if (!has_domain && (size_t)snprintf(full, sizeof(full), "%s@%s", addr,
+	    a->domain) < sizeof(full))
+		addr = full;
+	if (rfc5322_addr_same(addr, a->sender))
 		a->matches++;
 	return 0;
 }
@@ -346,6 +352,74 @@ field_dropped(const struct message *m, const struct rfc5322_field *f)
 	return field_in(f, dropped_fields) || received_forged(m, f);
 }
 
+/*
+ * Fields whose addresses without a domain get sender_domain in the stored
+ * copy, as the recipients taken from them do (Postfix's
+ * append_at_myorigin): a reader, and a reply, see the address the mail
+ * went to. Sender: and Resent-Sender: are the server's; Bcc: and
+ * Resent-Bcc: are dropped. Resent- fields only in the resent block: an
+ * older block is another host's history.
+ */
+static const char *const qualified_fields[] = { "From", "Reply-To", "To",
+    "Cc", "Resent-From", "Resent-Reply-To", "Resent-To", "Resent-Cc", NULL };
+
+struct qualify {
+	const char *domain;
+	const char *value;
+	struct buf *out;
+	size_t done;		/* value bytes already in out */
+	int added;
+};
+
+#define QUALIFY_NOMEM 2		/* a callback's "stop": out of memory */
+
+static int
+qualify_cb(const char *addr, int has_domain, size_t local_end, void *ctx)
+{
+	struct qualify *q = ctx;
+
+	if (has_domain)
+		return 0;
+	if (buf_append(q->out, q->value + q->done, local_end - q->done) ==
+	    -1 || buf_printf(q->out, "@%s", q->domain) == -1)
+		return QUALIFY_NOMEM;
+	q->done = local_end;
+	q->added++;
+	return 0;
+}
+
+/*
+ * Emit client field f, with sender_domain after each local part that has
+ * no domain when f is one of qualified_fields; a value that is no address
+ * list (Reply-To: is not checked) goes out as it came.
+ */
+static void
+emit_field(struct message *m, const struct header_scan *hs,
+    const struct rfc5322_field *f)
+{
+	size_t head = (size_t)(f->value - f->raw);
+	struct buf b = { 0 };
+	struct qualify q = { m->p.sender_domain, f->value, &b, 0, 0 };
+	int rc;
+
+	if (!field_in(f, qualified_fields) ||
+	    (rfc5322_field_is_resent(f) && !in_block(m, hs, f))) {
+		out_add(m, f->raw, f->raw_len);
+		return;
+	}
+	rc = rfc5322_parse_addresses_at(f->value, f->value_len, qualify_cb,
+	    &q);
+	if (rc == 0 && q.added > 0 &&
+	    buf_append(&b, f->value + q.done, f->raw_len - head - q.done) == 0) {
+		out_add(m, f->raw, head);
+		out_add(m, b.data, b.len);
+	} else if (rc == QUALIFY_NOMEM || (rc == 0 && q.added > 0))
+		message_fail(m, "out of memory");
+	else
+		out_add(m, f->raw, f->raw_len);
+	buf_free(&b);
+}
+
 static void
 add_trace(struct message *m)
 {
@@ -423,6 +497,7 @@ headers_scan(struct message *m, size_t end, struct header_scan *hs)
 	int rc;
 
 	hs->from.sender = hs->rfrom.sender = m->p.sender;
+	hs->from.domain = hs->rfrom.domain = m->p.sender_domain;
 	rfc5322_resent_block(m->hdr.data, end, &hs->blk);
 	while ((rc = rfc5322_next_field(m->hdr.data, end, &off, &f)) == 1)
 		if (scan_field(m, &f, hs) == -1) {
@@ -453,7 +528,7 @@ headers_done(struct message *m, size_t end, int body_sep)
 	add_trace(m);
 	while (rfc5322_next_field(m->hdr.data, end, &off, &f) == 1) {
 		if (!field_dropped(m, &f))
-			out_add(m, f.raw, f.raw_len);
+			emit_field(m, &hs, &f);
 		if (hs.blk.end > 0 && off == hs.blk.end)
 			add_resent(m, &hs);
 	}

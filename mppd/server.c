@@ -904,6 +904,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct server *srv = arg;
 	char err[512];
 
+	/* Both reopen the log file for logrotate; SIGHUP reloads as well. */
+	if (log_reopen_signal(sig) && sig != SIGHUP)
+		return;
 	if (sig == SIGHUP) {
 		if (auth_reload(srv->ctx->auth, err, sizeof(err)) == -1)
 			log_warnx("reload failed, keeping the old password "
@@ -926,7 +929,7 @@ static int
 server_setup(struct server *srv, const struct server_listen *fds,
     size_t nfds)
 {
-	const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
 	char err[512];
 	size_t i;
 
@@ -950,7 +953,7 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	    EV_READ | EV_PERSIST, on_store_done, srv->store);
 	event_add(srv->auth_ev, NULL);
 	event_add(srv->store_ev, NULL);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal,
 		    srv);
 		event_add(srv->sig_ev[i], NULL);
@@ -990,7 +993,7 @@ server_teardown(struct server *srv)
 	}
 	for (i = 0; i < srv->nlev; i++)
 		evconnlistener_free(srv->lev[i]);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < sizeof(srv->sig_ev) / sizeof(srv->sig_ev[0]); i++)
 		if (srv->sig_ev[i] != NULL)
 			event_free(srv->sig_ev[i]);
 	if (srv->auth_ev != NULL)

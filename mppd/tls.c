@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "tls.h"
+#include "tls_common.h"
 
 struct tls {
 	const struct mpp_config *cfg;
@@ -46,9 +47,8 @@ ctx_build(const struct mpp_config *cfg, char *err, size_t errsz)
 
 	if (ctx == NULL)
 		goto fail;
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-	if (!SSL_CTX_set_min_proto_version(ctx, minv) ||
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (tls_common_settings(ctx, minv) == -1 ||
 	    !SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) ||
 	    SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,

@@ -214,11 +214,36 @@ json_null(struct json *j)
 	fputs("null", j->f);
 }
 
+void
+json_init_lines(struct json *j, FILE *f)
+{
+	json_init(j, f);
+	j->lines = 1;
+}
+
+int
+json_end_line(struct json *j)
+{
+	int bad = !j->lines || j->depth != 0 || j->after_key ||
+	    j->count[0] != 1;
+
+	putc('\n', j->f);
+	if (bad) {
+		j->error = 1;
+		j->depth = 0;
+		j->after_key = 0;
+	}
+	j->count[0] = 0;
+	return bad || ferror(j->f) ? -1 : 0;
+}
+
 int
 json_finish(struct json *j)
 {
-	putc('\n', j->f);
-	if (j->depth != 0 || j->after_key || j->count[0] != 1)
+	if (!j->lines)
+		putc('\n', j->f);
+	if (j->depth != 0 || j->after_key ||
+	    j->count[0] != (j->lines ? 0 : 1))
 		j->error = 1;
 	if (fflush(j->f) == EOF || ferror(j->f))
 		j->error = 1;

@@ -5,7 +5,8 @@
  * whatever bytes they hold: quote, backslash and control characters are
  * escaped, valid UTF-8 passes through, each byte of an invalid sequence
  * becomes U+FFFD. Misuse (a key outside an object, unbalanced ends, nesting
- * deeper than JSON_DEPTH_MAX) is remembered and reported by json_finish().
+ * deeper than JSON_DEPTH_MAX) is remembered and reported by json_finish()
+ * (and, for JSON Lines, by json_end_line()).
  */
 #ifndef MPP_JSON_H
 #define MPP_JSON_H
@@ -17,6 +18,7 @@
 
 struct json {
 	FILE *f;
+	int lines;		/* JSON Lines: one value per line */
 	int depth;
 	int after_key;		/* a key was written, its value is next */
 	int error;
@@ -26,6 +28,17 @@ struct json {
 
 /* Start a document written to f (which the caller owns). */
 void json_init(struct json *j, FILE *f);
+/*
+ * Start a JSON Lines stream on f: any number of values, each on a line of
+ * its own, ended by json_end_line() (so a reader can take one line at a
+ * time, and the writer holds nothing but the current value).
+ */
+void json_init_lines(struct json *j, FILE *f);
+/*
+ * End the value of the current line with a newline. 0, or -1 when it was
+ * not one whole value or writing failed; the next line starts clean.
+ */
+int json_end_line(struct json *j);
 
 void json_begin_object(struct json *j);
 void json_end_object(struct json *j);
@@ -44,8 +57,9 @@ void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 
 /*
- * End the document with a newline. 0 when the document is complete and
- * every write succeeded, -1 otherwise.
+ * End the document with a newline (a JSON Lines stream: its last line is
+ * already ended) and flush. 0 when the document is complete and every
+ * write succeeded, -1 otherwise.
  */
 int json_finish(struct json *j);
 

@@ -1,7 +1,9 @@
 /*
- * mppqueue — the queue runner. Flags and config, privilege drop, the
- * spool and its reconciliation, then runner_run().
+ * mppqueue — the queue runner. Flags and config, privilege drop, the log
+ * (a log file is opened by the runner's user, who reopens it on SIGHUP
+ * and SIGUSR1), the spool and its reconciliation, then runner_run().
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,22 @@ reconcile(struct spool *sp, const struct mpp_config *cfg)
 	index_close(ix);
 }
 
+/*
+ * SIGHUP and SIGUSR1 (logrotate's) wait, blocked, for the runner's
+ * signalfd: their default action would end a run still starting (a
+ * cron run may start just as logs are rotated).
+ */
+static void
+block_early_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	(void)sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -86,6 +104,7 @@ main(int argc, char **argv)
 	char err[1024];
 	int interactive;
 
+	block_early_signals();
 	parse_options(argc, argv, &o);
 	interactive = o.foreground || (o.oneshot && isatty(STDERR_FILENO));
 	log_init("mppqueue", interactive ? LOG_TO_STDERR : LOG_TO_SYSLOG,
@@ -95,12 +114,14 @@ main(int argc, char **argv)
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
 	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)
 		fatalx(EX_OSERR, "%s", err);
+	if (!interactive && log_configure(cfg.log, 0, err, sizeof(err)) == -1)
+		fatalx(EX_CANTCREAT, "%s", err);
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] == '\0')
 		log_warnx("running as root: user is empty");
 	if (spool_open(&sp, cfg.spool_dir, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	reconcile(&sp, &cfg);
-	if (!o.foreground && !o.oneshot && daemon(0, 0) == -1)
+	if (!o.foreground && !o.oneshot && log_daemon() == -1)
 		fatal(EX_OSERR, "daemon");
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = &cfg;

@@ -4,12 +4,21 @@
  * command from a table; the SQL lives in common/index_admin.c, this file
  * only parses arguments and formats what the index returns.
  *
+ * Root and the owner of the spool may do everything. Anyone else reads
+ * the index without changing it, as far as its file modes allow (the
+ * spool directory's group: docs/admin.md), and is shown no message text.
+ *
  * Exit codes are an interface: 0 done; 1 some queue id was unknown, not
  * valid, or in a state that forbids the change (the other ids are still
- * processed); 64 usage; 74 the index or the spool failed; 78 config.
- * Changes are logged (syslog, facility mail; stderr with -d) with the id.
+ * processed); 64 usage; 74 the index or the spool failed; 77 permission
+ * denied; 78 config. Changes are logged where the `log` key says (stderr
+ * with -d) with the id.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,16 +41,37 @@
 /* Room for untrusted text made printable by log_escape (4 bytes each). */
 #define SAFE_MAX 2048
 
+/* Ids on standard input ("-"): the longest line, and how many. */
+#define STDIN_LINE_MAX 1024
+#define STDIN_IDS_MAX 1000000
+
+/* Selector values: an address, a login, a duration. */
+#define ADDR_MAX 320
+#define LOGIN_MAX 64
+#define DURATION_MAX (100LL * 366 * 86400)
+
 struct options {
 	struct config_cli cli;
 	int log_stderr;
 };
 
+/* show's parts; none given means all of them. */
+#define SHOW_ENVELOPE	0x01
+#define SHOW_HEADERS	0x02
+#define SHOW_BODY	0x04
+#define SHOW_TEXT	(SHOW_HEADERS | SHOW_BODY)
+
 /* A command's arguments after its name. */
 struct cmd_args {
 	int json;
+	int json_lines;
 	int prometheus;
-	const char *state;	/* list --state; NULL: all but sent */
+	unsigned show;		/* SHOW_* */
+	unsigned selectors;	/* the selector options given, one bit each */
+	struct index_admin_filter filter;
+	long long older, newer;	/* --older-than, --newer-than, seconds */
+	int all;		/* ALL */
+	int from_stdin;		/* "-": ids one per line on stdin */
 	char **ids;
 	int nids;
 };
@@ -50,6 +80,7 @@ struct ctx {
 	struct index *ix;
 	struct spool sp;
 	int have_spool;
+	int reader;		/* neither root nor the spool's owner */
 	int file_error;		/* a message file could not be removed */
 	time_t now;
 };
@@ -59,14 +90,16 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: mppq [-d] [-c file] [-o key=value]... command\n"
-	    "  list [--json] [--state state|all]\n"
-	    "  show id\n"
-	    "  flush [id...]\n"
-	    "  hold id...\n"
-	    "  release id...\n"
-	    "  delete id...\n"
-	    "  requeue id...\n"
-	    "  stats [--json | --prometheus]\n");
+	    "  list [--json | --json-lines] [selector...]\n"
+	    "  show id [--envelope] [--headers] [--body]\n"
+	    "  flush [id... | - | ALL] [selector...]\n"
+	    "  hold | release | delete | requeue id... | - | ALL | "
+	    "selector...\n"
+	    "  stats [--json | --prometheus]\n"
+	    "selectors: --state state|all, --from addr, --to addr, "
+	    "--user login,\n"
+	    "  --older-than duration, --newer-than duration "
+	    "(30m, 2h, 3d, 1h30m)\n");
 	exit(EX_USAGE);
 }
 
@@ -97,6 +130,22 @@ rfc3339(long long t, char *buf, size_t bufsz)
 {
 	util_rfc3339((time_t)t, buf, bufsz);
 	return buf;
+}
+
+/* The filter of a, its ages made times. */
+static struct index_admin_filter
+resolve_filter(const struct ctx *c, const struct cmd_args *a)
+{
+	struct index_admin_filter f = a->filter;
+
+	/* 0 would mean no bound: a time before 1970 is -1. */
+	if (a->older >= 0)
+		f.received_before = (long long)c->now - a->older > 0 ?
+		    (long long)c->now - a->older : -1;
+	if (a->newer >= 0)
+		f.received_after = (long long)c->now - a->newer > 0 ?
+		    (long long)c->now - a->newer : -1;
+	return f;
 }
 
 /* ---- list ---- */
@@ -219,7 +268,7 @@ list_json_one(const struct index_admin_msg *m, void *arg)
 }
 
 static int
-list_json(struct ctx *c, const struct cmd_args *a)
+list_json(struct ctx *c, const struct index_admin_filter *f)
 {
 	struct list_totals t = { 0, 0, NULL };
 	struct json j;
@@ -227,7 +276,7 @@ list_json(struct ctx *c, const struct cmd_args *a)
 	json_init(&j, stdout);
 	t.j = &j;
 	json_begin_array(&j);
-	if (index_admin_list(c->ix, a->state, list_json_one, &t) != 0) {
+	if (index_admin_list(c->ix, f, list_json_one, &t) != 0) {
 		say("list: %s", index_errmsg(c->ix));
 		return EX_IOERR;
 	}
@@ -235,19 +284,49 @@ list_json(struct ctx *c, const struct cmd_args *a)
 	return json_finish(&j) == 0 ? EX_OK : EX_IOERR;
 }
 
+/* One object per line, written as each message is read. */
+static int
+list_line_one(const struct index_admin_msg *m, void *arg)
+{
+	struct json *j = ((struct list_totals *)arg)->j;
+
+	list_json_one(m, arg);
+	return json_end_line(j) == 0 ? 0 : 1;
+}
+
+static int
+list_json_lines(struct ctx *c, const struct index_admin_filter *f)
+{
+	struct list_totals t = { 0, 0, NULL };
+	struct json j;
+	int rc;
+
+	json_init_lines(&j, stdout);
+	t.j = &j;
+	rc = index_admin_list(c->ix, f, list_line_one, &t);
+	if (rc == -1) {
+		say("list: %s", index_errmsg(c->ix));
+		return EX_IOERR;
+	}
+	return rc == 0 && json_finish(&j) == 0 ? EX_OK : EX_IOERR;
+}
+
 static int
 cmd_list(struct ctx *c, const struct cmd_args *a)
 {
 	struct list_totals t = { 0, 0, NULL };
+	struct index_admin_filter f = resolve_filter(c, a);
 
 	if (a->json)
-		return list_json(c, a);
-	if (index_admin_list(c->ix, a->state, list_human_one, &t) != 0) {
+		return list_json(c, &f);
+	if (a->json_lines)
+		return list_json_lines(c, &f);
+	if (index_admin_list(c->ix, &f, list_human_one, &t) != 0) {
 		say("list: %s", index_errmsg(c->ix));
 		return EX_IOERR;
 	}
 	if (t.n == 0)
-		printf("%s\n", a->state == NULL ? "Mail queue is empty" :
+		printf("%s\n", a->selectors == 0 ? "Mail queue is empty" :
 		    "No messages");
 	else
 		printf("-- %lld message%s, %lld bytes\n", t.n,
@@ -307,13 +386,48 @@ show_rcpts(const struct index_admin_msg *m)
 	}
 }
 
-/* Copy the message file to stdout as it is stored. */
+/* Write n bytes to stdout; -1 when that failed. */
 static int
-show_text(struct ctx *c, const struct index_admin_msg *m)
+out(const char *p, size_t n)
+{
+	return n == 0 || fwrite(p, 1, n, stdout) == n ? 0 : -1;
+}
+
+/*
+ * Copy the stored text to stdout, or only its header section or only its
+ * body (parts). The empty line between them belongs to neither; a text
+ * without one is all header.
+ */
+static int
+copy_text(int fd, unsigned parts)
 {
 	char buf[65536];
-	ssize_t n;
-	int fd;
+	int in_head = 1, at_bol = 1;
+	ssize_t n, i;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		i = 0;
+		if (in_head && (parts & SHOW_TEXT) != SHOW_TEXT) {
+			for (; i < n && !(buf[i] == '\n' && at_bol); i++)
+				at_bol = buf[i] == '\n';
+			if ((parts & SHOW_HEADERS) && out(buf, (size_t)i) == -1)
+				return -1;
+			if (i == n)
+				continue;
+			in_head = 0;
+			i++;
+		}
+		if ((parts & SHOW_BODY) && out(buf + i, (size_t)(n - i)) == -1)
+			return -1;
+	}
+	return n == 0 ? 0 : -1;
+}
+
+/* The parts of the message file that were asked for. */
+static int
+show_text(struct ctx *c, const struct index_admin_msg *m, unsigned parts)
+{
+	int fd, rc;
 
 	if ((fd = spool_open_msg(&c->sp, m->id)) == -1) {
 		if (errno == ENOENT && strcmp(m->state, "sent") == 0) {
@@ -323,15 +437,24 @@ show_text(struct ctx *c, const struct index_admin_msg *m)
 		say("%s: message file: %s", m->id, strerror(errno));
 		return EX_IOERR;
 	}
-	printf("\n");
+	if (parts & SHOW_ENVELOPE)
+		printf("\n");
 	fflush(stdout);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
-			break;
-	if (n == -1)
+	rc = copy_text(fd, parts);
+	if (rc == -1 && ferror(stdout) == 0)
 		say("%s: read: %s", m->id, strerror(errno));
 	close(fd);
-	return n == 0 ? EX_OK : EX_IOERR;
+	return rc == 0 ? EX_OK : EX_IOERR;
+}
+
+/* The parts to show; 0 when a reader asked for text. A reader sees the
+   envelope only: message text is for root and the spool's owner. */
+static unsigned
+show_parts(const struct ctx *c, const struct cmd_args *a)
+{
+	if (!c->reader)
+		return a->show != 0 ? a->show : SHOW_ENVELOPE | SHOW_TEXT;
+	return a->show & SHOW_TEXT ? 0 : SHOW_ENVELOPE;
 }
 
 static int
@@ -339,11 +462,17 @@ cmd_show(struct ctx *c, const struct cmd_args *a)
 {
 	struct index_admin_msg m;
 	char b[SAFE_MAX];
-	int rc;
+	unsigned parts;
+	int rc = EX_OK;
 
 	if (!spool_id_valid(a->ids[0])) {
 		say("%s: not a valid queue id", safe(a->ids[0], b, sizeof(b)));
 		return EX_NOTDONE;
+	}
+	if ((parts = show_parts(c, a)) == 0) {
+		say("%s: only root and the spool's owner may read message "
+		    "text", a->ids[0]);
+		return EX_NOPERM;
 	}
 	rc = index_admin_get(c->ix, a->ids[0], &m);
 	if (rc == INDEX_ADMIN_ERROR) {
@@ -354,157 +483,245 @@ cmd_show(struct ctx *c, const struct cmd_args *a)
 		say("%s: no such message", a->ids[0]);
 		return EX_NOTDONE;
 	}
-	show_meta(&m);
-	show_rcpts(&m);
-	rc = show_text(c, &m);
+	if (parts & SHOW_ENVELOPE) {
+		show_meta(&m);
+		show_rcpts(&m);
+	}
+	if (c->reader && a->show == 0)
+		say("%s: the message text is shown to root and the spool's "
+		    "owner only", m.id);
+	rc = parts & SHOW_TEXT ? show_text(c, &m, parts) : EX_OK;
 	index_admin_msg_clear(&m);
 	return rc;
 }
 
-/* ---- actions on ids ---- */
+/* ---- actions: on ids, on ids from stdin, on ALL or a selection ---- */
 
-struct id_action {
+struct action {
 	const char *name;
-	int (*run)(struct ctx *c, const char *id, char *state);
+	enum index_admin_action what;
 	int wake;		/* the runner should look again after it */
 };
 
-static int
-do_flush(struct ctx *c, const char *id, char *state)
-{
-	return index_admin_flush(c->ix, id, c->now, state);
-}
+static const struct action act_flush = { "flush", IA_FLUSH, 1 };
+static const struct action act_hold = { "hold", IA_HOLD, 0 };
+static const struct action act_release = { "release", IA_RELEASE, 1 };
+static const struct action act_delete = { "delete", IA_DELETE, 0 };
+static const struct action act_requeue = { "requeue", IA_REQUEUE, 1 };
 
-static int
-do_hold(struct ctx *c, const char *id, char *state)
-{
-	return index_admin_hold(c->ix, id, state);
-}
+/* What the walk over a batch's outcome needs and finds. */
+struct outcome {
+	struct ctx *c;
+	const struct action *a;
+	int report;		/* say why an id was not acted on */
+	int rc;
+};
 
+/*
+ * After the commit: log each change; a deleted message's file goes now
+ * (a crash before leaves an orphan, which reconciliation moves aside).
+ */
 static int
-do_release(struct ctx *c, const char *id, char *state)
+outcome_one(const char *id, const char *state, enum index_admin_verdict v,
+    void *arg)
 {
-	return index_admin_release(c->ix, id, c->now, state);
-}
+	struct outcome *o = arg;
 
-static int
-do_requeue(struct ctx *c, const char *id, char *state)
-{
-	return index_admin_requeue(c->ix, id, c->now, state);
+	if (v == IA_CHANGED) {
+		log_info("id=%s action=%s old_state=%s uid=%ld", id,
+		    o->a->name, state, (long)getuid());
+		if (o->a->what == IA_DELETE &&
+		    spool_remove(&o->c->sp, id) == -1 && errno != ENOENT) {
+			say("%s: removing the message file: %s", id,
+			    strerror(errno));
+			log_warn("id=%s action=delete: file not removed", id);
+			o->c->file_error = 1;
+		}
+	} else if (v == IA_UNKNOWN) {
+		say("%s: no such message", id);
+		o->rc = EX_NOTDONE;
+	} else if (v == IA_SKIPPED && o->report) {
+		say("%s: cannot %s a message in state %s", id, o->a->name,
+		    state);
+		o->rc = EX_NOTDONE;
+	}
+	return 0;
 }
 
 /*
- * The row goes first, in its transaction; then the file. A file left by a
- * crash in between is an orphan that reconciliation moves aside.
+ * Read one line of at most STDIN_LINE_MAX bytes into buf (one more for
+ * the NUL), trimmed of blanks and CR; the rest of a longer line is
+ * skipped. 1 with a line, 0 at the end, -1 for an over-long line.
  */
 static int
-do_delete(struct ctx *c, const char *id, char *state)
+read_line(FILE *f, char *buf)
 {
-	int rc = index_admin_delete(c->ix, id, state);
+	int ch, got = 0;
+	size_t n = 0, s = 0;
 
-	if (rc != INDEX_ADMIN_OK)
-		return rc;
-	if (spool_remove(&c->sp, id) == -1 && errno != ENOENT) {
-		say("%s: removing the message file: %s", id, strerror(errno));
-		log_warn("id=%s action=delete: file not removed", id);
-		c->file_error = 1;
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		got = 1;
+		/* A NUL would cut the id short: make it a byte no id has. */
+		if (n < STDIN_LINE_MAX)
+			buf[n] = ch == '\0' ? '?' : (char)ch;
+		n++;
 	}
-	return INDEX_ADMIN_OK;
+	if (!got && ch == EOF)
+		return 0;
+	if (n > STDIN_LINE_MAX)
+		return -1;
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' ||
+	    buf[n - 1] == '\r'))
+		n--;
+	while (s < n && (buf[s] == ' ' || buf[s] == '\t'))
+		s++;
+	memmove(buf, buf + s, n - s);
+	buf[n - s] = '\0';
+	return 1;
 }
 
-static const struct id_action act_flush = { "flush", do_flush, 1 };
-static const struct id_action act_hold = { "hold", do_hold, 0 };
-static const struct id_action act_release = { "release", do_release, 1 };
-static const struct id_action act_delete = { "delete", do_delete, 0 };
-static const struct id_action act_requeue = { "requeue", do_requeue, 1 };
-
-/* Run action a on one id; the exit code it earns. */
+/*
+ * Stage the ids on stdin, one per line; blank lines are left out. An exit
+ * code: EX_OK (*rc says whether a line was bad), EX_USAGE for too many
+ * ids, EX_IOERR.
+ */
 static int
-act_on(struct ctx *c, const struct id_action *a, const char *id)
+add_stdin_ids(struct ctx *c, struct index_admin_batch *b, int *rc)
 {
-	char state[INDEX_ADMIN_STATE_MAX], b[SAFE_MAX];
+	char line[STDIN_LINE_MAX + 1], safebuf[SAFE_MAX];
+	unsigned long lineno = 0, n = 0;
+	int r;
 
-	if (!spool_id_valid(id)) {
-		say("%s: not a valid queue id", safe(id, b, sizeof(b)));
-		return EX_NOTDONE;
+	while ((r = read_line(stdin, line)) != 0) {
+		lineno++;
+		if (r == -1) {
+			say("standard input, line %lu: longer than %d bytes",
+			    lineno, STDIN_LINE_MAX);
+			*rc = EX_NOTDONE;
+		} else if (line[0] == '\0')
+			continue;
+		else if (!spool_id_valid(line)) {
+			say("standard input, line %lu: %s: not a valid queue "
+			    "id", lineno, safe(line, safebuf, sizeof(safebuf)));
+			*rc = EX_NOTDONE;
+		} else if (++n > STDIN_IDS_MAX) {
+			say("standard input: more than %d ids", STDIN_IDS_MAX);
+			return EX_USAGE;
+		} else if (index_admin_batch_add(b, line) == -1) {
+			say("%s", index_errmsg(c->ix));
+			return EX_IOERR;
+		}
 	}
-	switch (a->run(c, id, state)) {
-	case INDEX_ADMIN_OK:
-		log_info("id=%s action=%s old_state=%s uid=%ld", id, a->name,
-		    state, (long)getuid());
-		return EX_OK;
-	case INDEX_ADMIN_UNKNOWN:
-		say("%s: no such message", id);
-		return EX_NOTDONE;
-	case INDEX_ADMIN_BADSTATE:
-		say("%s: cannot %s a message in state %s", id, a->name,
-		    state);
-		return EX_NOTDONE;
-	default:
-		say("%s: %s", id, index_errmsg(c->ix));
+	if (ferror(stdin)) {
+		say("standard input: %s", strerror(errno));
 		return EX_IOERR;
 	}
+	return EX_OK;
 }
 
-/* Every id in turn; an index error stops the rest. */
+/* Stage the ids of the command line; a malformed one is reported. */
 static int
-act_on_ids(struct ctx *c, const struct id_action *a,
-    const struct cmd_args *args)
+add_arg_ids(struct ctx *c, struct index_admin_batch *b,
+    const struct cmd_args *a, int *rc)
 {
-	int i, rc, worst = EX_OK, done = 0;
+	char buf[SAFE_MAX];
+	int i;
 
-	for (i = 0; i < args->nids; i++) {
-		rc = act_on(c, a, args->ids[i]);
-		if (rc == EX_OK)
-			done++;
-		else if (worst != EX_IOERR)
-			worst = rc;
-		if (rc == EX_IOERR)
-			break;
+	for (i = 0; i < a->nids; i++) {
+		if (!spool_id_valid(a->ids[i])) {
+			say("%s: not a valid queue id",
+			    safe(a->ids[i], buf, sizeof(buf)));
+			*rc = EX_NOTDONE;
+		} else if (index_admin_batch_add(b, a->ids[i]) == -1) {
+			say("%s", index_errmsg(c->ix));
+			return EX_IOERR;
+		}
 	}
-	if (a->wake && done > 0)
+	return a->from_stdin ? add_stdin_ids(c, b, rc) : EX_OK;
+}
+
+/* A bulk action says what it did: "hold: 3 changed, ...". */
+static void
+summary(const struct action *a, const long long count[IA_NVERDICTS])
+{
+	printf("%s: %lld changed, %lld unchanged, %lld skipped, %lld unknown\n",
+	    a->name, count[IA_CHANGED], count[IA_UNCHANGED],
+	    count[IA_SKIPPED], count[IA_UNKNOWN]);
+	log_info("action=%s changed=%lld unchanged=%lld skipped=%lld "
+	    "unknown=%lld uid=%ld", a->name, count[IA_CHANGED],
+	    count[IA_UNCHANGED], count[IA_SKIPPED], count[IA_UNKNOWN],
+	    (long)getuid());
+}
+
+/*
+ * Every action: stage the ids (or take the selection), make the change in
+ * one transaction, then walk the outcome. Ids are read whole before the
+ * transaction, so a slow pipe never holds the index locked.
+ */
+static int
+act(struct ctx *c, const struct action *a, const struct cmd_args *args)
+{
+	struct index_admin_filter f = resolve_filter(c, args);
+	struct outcome o = { c, a, 0, EX_OK };
+	struct index_admin_batch *b;
+	long long count[IA_NVERDICTS];
+	int bulk = args->nids == 0 && !args->from_stdin, rc;
+
+	o.report = !bulk;
+	if ((b = index_admin_batch_new(c->ix)) == NULL) {
+		say("%s: %s", a->name, index_errmsg(c->ix));
+		return EX_IOERR;
+	}
+	if (!bulk && (rc = add_arg_ids(c, b, args, &o.rc)) != EX_OK) {
+		index_admin_batch_free(b);
+		return rc;
+	}
+	if (index_admin_batch_run(b, a->what, bulk ? &f : NULL, c->now,
+	    count) == -1) {
+		say("%s: %s", a->name, index_errmsg(c->ix));
+		index_admin_batch_free(b);
+		return EX_IOERR;
+	}
+	if (index_admin_batch_each(b, outcome_one, &o) == -1) {
+		say("%s: %s", a->name, index_errmsg(c->ix));
+		o.rc = EX_IOERR;
+	}
+	index_admin_batch_free(b);
+	if (!o.report || args->from_stdin)
+		summary(a, count);
+	if (a->wake && count[IA_CHANGED] > 0)
 		spool_wake(&c->sp);
-	return c->file_error ? EX_IOERR : worst;
+	return c->file_error ? EX_IOERR : o.rc;
 }
 
 static int
 cmd_flush(struct ctx *c, const struct cmd_args *a)
 {
-	long long n;
-
-	if (a->nids > 0)
-		return act_on_ids(c, &act_flush, a);
-	if ((n = index_admin_flush_all(c->ix, c->now)) == -1) {
-		say("flush: %s", index_errmsg(c->ix));
-		return EX_IOERR;
-	}
-	log_info("action=flush messages=%lld uid=%ld", n, (long)getuid());
-	spool_wake(&c->sp);
-	return EX_OK;
+	return act(c, &act_flush, a);
 }
 
 static int
 cmd_hold(struct ctx *c, const struct cmd_args *a)
 {
-	return act_on_ids(c, &act_hold, a);
+	return act(c, &act_hold, a);
 }
 
 static int
 cmd_release(struct ctx *c, const struct cmd_args *a)
 {
-	return act_on_ids(c, &act_release, a);
+	return act(c, &act_release, a);
 }
 
 static int
 cmd_delete(struct ctx *c, const struct cmd_args *a)
 {
-	return act_on_ids(c, &act_delete, a);
+	return act(c, &act_delete, a);
 }
 
 static int
 cmd_requeue(struct ctx *c, const struct cmd_args *a)
 {
-	return act_on_ids(c, &act_requeue, a);
+	return act(c, &act_requeue, a);
 }
 
 /* ---- stats ---- */
@@ -653,28 +870,33 @@ cmd_stats(struct ctx *c, const struct cmd_args *a)
 /* ---- the command table and argument parsing ---- */
 
 #define OPT_JSON	0x01
-#define OPT_STATE	0x02
-#define OPT_PROM	0x04
+#define OPT_PROM	0x02
+#define OPT_SELECT	0x04	/* the selectors */
+#define OPT_SHOW	0x08	/* --envelope, --headers, --body */
+#define OPT_JSONL	0x10
 
-enum id_args { IDS_NONE, IDS_ONE, IDS_SOME, IDS_ANY };
+enum id_args { IDS_NONE, IDS_ONE, IDS_BULK, IDS_ANY };
 
 struct command {
 	const char *name;
 	int (*run)(struct ctx *c, const struct cmd_args *a);
 	unsigned opts;		/* the --options it takes */
-	enum id_args ids;
+	enum id_args ids;	/* BULK: ids, "-", ALL or selectors; ANY: or
+				   nothing, which is ALL */
+	int changes;		/* root and the spool's owner only */
 	int needs_spool;	/* reads, removes files or wakes the runner */
 };
 
 static const struct command commands[] = {
-	{ "list", cmd_list, OPT_JSON | OPT_STATE, IDS_NONE, 0 },
-	{ "show", cmd_show, 0, IDS_ONE, 1 },
-	{ "flush", cmd_flush, 0, IDS_ANY, 1 },
-	{ "hold", cmd_hold, 0, IDS_SOME, 0 },
-	{ "release", cmd_release, 0, IDS_SOME, 1 },
-	{ "delete", cmd_delete, 0, IDS_SOME, 1 },
-	{ "requeue", cmd_requeue, 0, IDS_SOME, 1 },
-	{ "stats", cmd_stats, OPT_JSON | OPT_PROM, IDS_NONE, 0 },
+	{ "list", cmd_list, OPT_JSON | OPT_JSONL | OPT_SELECT, IDS_NONE, 0,
+	    0 },
+	{ "show", cmd_show, OPT_SHOW, IDS_ONE, 0, 1 },
+	{ "flush", cmd_flush, OPT_SELECT, IDS_ANY, 1, 1 },
+	{ "hold", cmd_hold, OPT_SELECT, IDS_BULK, 1, 0 },
+	{ "release", cmd_release, OPT_SELECT, IDS_BULK, 1, 1 },
+	{ "delete", cmd_delete, OPT_SELECT, IDS_BULK, 1, 1 },
+	{ "requeue", cmd_requeue, OPT_SELECT, IDS_BULK, 1, 1 },
+	{ "stats", cmd_stats, OPT_JSON | OPT_PROM, IDS_NONE, 0, 0 },
 };
 
 static const struct command *
@@ -688,23 +910,147 @@ find_command(const char *name)
 	return NULL;
 }
 
-/* --state S or --state=S: S must be a state name or "all". */
+/*
+ * "30m", "2h", "3d", "1w", "1h30m", or plain seconds: numbers each with
+ * a unit (s, m, h, d, w; none after the last means seconds). Up to
+ * DURATION_MAX. -1 when malformed.
+ */
 static int
-parse_state(struct cmd_args *a, char **argv, int argc, int *i)
+parse_duration(const char *s, long long *out)
 {
-	const char *v;
+	static const char units[] = "smhdw";
+	static const long long secs[] = { 1, 60, 3600, 86400, 604800 };
+	const char *u;
+	long long n, total = 0;
 
-	if (strncmp(argv[*i], "--state=", 8) == 0)
-		v = argv[*i] + 8;
-	else if (*i + 1 < argc)
-		v = argv[++*i];
-	else
+	if (*s == '\0' || strlen(s) > 32)
 		return -1;
-	if (strcmp(v, "all") != 0 && index_admin_state_parse(v) == -1)
-		return -1;
-	a->state = v;
+	while (*s != '\0') {
+		if (*s < '0' || *s > '9')
+			return -1;
+		for (n = 0; *s >= '0' && *s <= '9'; s++)
+			if ((n = n * 10 + (*s - '0')) > DURATION_MAX)
+				return -1;
+		if (*s == '\0')
+			u = units;
+		else if ((u = strchr(units, *s++)) == NULL || *u == '\0')
+			return -1;
+		if ((total += n * secs[u - units]) > DURATION_MAX)
+			return -1;
+	}
+	*out = total;
 	return 0;
 }
+
+/* Printable ASCII without blanks, 1 to max bytes. */
+static int
+plain_word(const char *v, size_t max)
+{
+	size_t n = strlen(v), i;
+
+	if (n == 0 || n > max)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* A bare address (no angle brackets) or "@domain"; "<>" (the null
+   sender) when nullok. */
+static int
+set_addr(const char **dst, const char *v, int nullok)
+{
+	if (nullok && strcmp(v, "<>") == 0) {
+		*dst = "";
+		return 0;
+	}
+	if (!plain_word(v, ADDR_MAX) || strpbrk(v, "<>") != NULL ||
+	    strcmp(v, "@") == 0 || (v[0] == '@' && strchr(v + 1, '@') != NULL))
+		return -1;
+	*dst = v;
+	return 0;
+}
+
+/* One selector's value into a; -1 when it is malformed. */
+static int
+set_selector(struct cmd_args *a, int which, const char *v)
+{
+	switch (which) {
+	case 0:
+		if (strcmp(v, "all") != 0 && index_admin_state_parse(v) == -1)
+			return -1;
+		a->filter.state = v;
+		return 0;
+	case 1:
+		return set_addr(&a->filter.from, v, 1);
+	case 2:
+		return set_addr(&a->filter.to, v, 0);
+	case 3:
+		if (!plain_word(v, LOGIN_MAX))
+			return -1;
+		a->filter.user = v;
+		return 0;
+	case 4:
+		return parse_duration(v, &a->older);
+	default:
+		return parse_duration(v, &a->newer);
+	}
+}
+
+static const char *const selectors[] = {
+	"--state", "--from", "--to", "--user", "--older-than", "--newer-than"
+};
+
+/* The selector named by o ("--to" or "--to=..."), or -1; *v its value. */
+static int
+find_selector(const char *o, const char **v)
+{
+	size_t i, n;
+
+	for (i = 0; i < sizeof(selectors) / sizeof(selectors[0]); i++) {
+		n = strlen(selectors[i]);
+		if (strncmp(o, selectors[i], n) != 0)
+			continue;
+		if (o[n] == '=') {
+			*v = o + n + 1;
+			return (int)i;
+		}
+		if (o[n] == '\0') {
+			*v = NULL;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* A selector and its value (in o or the next argument); once each. */
+static int
+parse_selector(struct cmd_args *a, char **argv, int argc, int *i)
+{
+	const char *v;
+	int which = find_selector(argv[*i], &v);
+
+	if (which == -1 || (a->selectors & (1u << which)))
+		return -1;
+	if (v == NULL) {
+		if (*i + 1 >= argc)
+			return -1;
+		v = argv[++*i];
+	}
+	a->selectors |= 1u << which;
+	return set_selector(a, which, v);
+}
+
+static const struct {
+	const char *name;
+	unsigned opt;		/* the OPT_ a command must take */
+	unsigned show;
+} flags[] = {
+	{ "--json", OPT_JSON, 0 }, { "--json-lines", OPT_JSONL, 0 },
+	{ "--prometheus", OPT_PROM, 0 }, { "--envelope", OPT_SHOW, SHOW_ENVELOPE },
+	{ "--headers", OPT_SHOW, SHOW_HEADERS }, { "--body", OPT_SHOW, SHOW_BODY },
+};
 
 /* One --option of cmd; -1 when cmd takes no such option. */
 static int
@@ -712,17 +1058,44 @@ parse_opt(const struct command *cmd, struct cmd_args *a, char **argv,
     int argc, int *i)
 {
 	const char *o = argv[*i];
+	size_t k;
 
-	if ((cmd->opts & OPT_JSON) && strcmp(o, "--json") == 0)
-		a->json = 1;
-	else if ((cmd->opts & OPT_PROM) && strcmp(o, "--prometheus") == 0)
-		a->prometheus = 1;
-	else if ((cmd->opts & OPT_STATE) && (strcmp(o, "--state") == 0 ||
-	    strncmp(o, "--state=", 8) == 0))
-		return parse_state(a, argv, argc, i);
-	else
+	for (k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
+		if (strcmp(o, flags[k].name) != 0)
+			continue;
+		if (!(cmd->opts & flags[k].opt))
+			return -1;
+		a->json |= flags[k].opt == OPT_JSON;
+		a->json_lines |= flags[k].opt == OPT_JSONL;
+		a->prometheus |= flags[k].opt == OPT_PROM;
+		a->show |= flags[k].show;
+		return 0;
+	}
+	if (!(cmd->opts & OPT_SELECT))
 		return -1;
-	return 0;
+	return parse_selector(a, argv, argc, i);
+}
+
+/* Ids, "-" and ALL as cmd allows them; -1 for a bad mix. */
+static int
+check_ids(const struct command *cmd, const struct cmd_args *a)
+{
+	int named = a->nids > 0 || a->from_stdin;
+
+	if (a->json + a->json_lines + a->prometheus > 1)
+		return -1;
+	switch (cmd->ids) {
+	case IDS_NONE:
+		return named || a->all ? -1 : 0;
+	case IDS_ONE:
+		return a->nids == 1 && !a->from_stdin && !a->all ? 0 : -1;
+	case IDS_BULK:
+		if (!named && !a->all && a->selectors == 0)
+			return -1;
+		/* FALLTHROUGH */
+	default:
+		return named && (a->all || a->selectors != 0) ? -1 : 0;
+	}
 }
 
 /* Split argv (after the command name) into options and ids. */
@@ -733,19 +1106,21 @@ parse_cmd_args(const struct command *cmd, int argc, char **argv,
 	int i;
 
 	memset(a, 0, sizeof(*a));
+	a->older = a->newer = -1;
 	a->ids = argv;
 	for (i = 0; i < argc; i++) {
-		if (argv[i][0] == '-') {
+		if (strcmp(argv[i], "-") == 0 && cmd->ids >= IDS_BULK &&
+		    !a->from_stdin)
+			a->from_stdin = 1;
+		else if (strcmp(argv[i], "ALL") == 0 && cmd->ids >= IDS_BULK)
+			a->all = 1;
+		else if (argv[i][0] == '-') {
 			if (parse_opt(cmd, a, argv, argc, &i) == -1)
 				usage();
 		} else
 			argv[a->nids++] = argv[i];
 	}
-	if (a->json && a->prometheus)
-		usage();
-	if ((cmd->ids == IDS_NONE && a->nids != 0) ||
-	    (cmd->ids == IDS_ONE && a->nids != 1) ||
-	    (cmd->ids == IDS_SOME && a->nids == 0))
+	if (check_ids(cmd, a) == -1)
 		usage();
 }
 
@@ -777,7 +1152,64 @@ load_config(struct mpp_config *cfg, const struct options *o)
 	}
 }
 
+/* ---- who may do what, and main ---- */
+
+/* Who owns the spool, and which group may read it (NULL: none). */
+struct spool_owner {
+	char user[64];
+	char group[64];
+	int group_reads;
+};
+
+static void
+spool_owner(const struct stat *st, struct spool_owner *o)
+{
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	char buf[4096];
+
+	memset(o, 0, sizeof(*o));
+	if (getpwuid_r(st->st_uid, &pw, buf, sizeof(buf), &pwp) == 0 &&
+	    pwp != NULL)
+		snprintf(o->user, sizeof(o->user), "%s", pw.pw_name);
+	else
+		snprintf(o->user, sizeof(o->user), "uid %ld",
+		    (long)st->st_uid);
+	if (getgrgid_r(st->st_gid, &gr, buf, sizeof(buf), &grp) == 0 &&
+	    grp != NULL)
+		snprintf(o->group, sizeof(o->group), "%s", gr.gr_name);
+	else
+		snprintf(o->group, sizeof(o->group), "gid %ld",
+		    (long)st->st_gid);
+	o->group_reads = (st->st_mode & (S_IRGRP | S_IXGRP)) ==
+	    (S_IRGRP | S_IXGRP);
+}
+
+/* Why a reader may not do this: said on stderr. */
+static int
+refuse(const char *spool_dir, const struct command *cmd, const char *why)
+{
+	struct spool_owner o;
+	struct stat st;
+
+	if (stat(spool_dir, &st) == -1)
+		memset(&st, 0, sizeof(st));
+	spool_owner(&st, &o);
+	if (cmd->changes)
+		say("%s: only root and the spool's owner (%s) may change the "
+		    "queue", cmd->name, o.user);
+	else if (o.group_reads)
+		say("%s: %s: root, %s and the members of group %s may read "
+		    "the queue", spool_dir, why, o.user, o.group);
+	else
+		say("%s: %s: only root and %s may read the queue", spool_dir,
+		    why, o.user);
+	return EX_NOPERM;
+}
+
 /*
+ * Root and the spool's owner open the index to change it (and the spool
+ * as the command needs); anyone else only reads it, if its modes allow.
  * The index first: it fails cleanly when spool_dir does not exist, where
  * spool_open() would create it. At synchronous=FULL: an action is on disk
  * when mppq reports it, and delete removes the file only once the row's
@@ -785,25 +1217,39 @@ load_config(struct mpp_config *cfg, const struct options *o)
  * its file).
  */
 static int
-open_ctx(struct ctx *c, const struct mpp_config *cfg, int needs_spool)
+open_ctx(struct ctx *c, const struct mpp_config *cfg,
+    const struct command *cmd)
 {
 	char err[1024];
+	struct stat st;
 
-	memset(c, 0, sizeof(*c));
-	c->now = time(NULL);
-	if ((c->ix = index_open(cfg->spool_dir, INDEX_SYNC_FULL, err,
-	    sizeof(err))) == NULL) {
-		say("%s", err);
-		return -1;
+	if (stat(cfg->spool_dir, &st) == -1) {
+		say("%s: %s", cfg->spool_dir, strerror(errno));
+		return EX_IOERR;
 	}
-	if (!needs_spool)
-		return 0;
+	c->reader = geteuid() != 0 && geteuid() != st.st_uid;
+	if (c->reader && cmd->changes)
+		return refuse(cfg->spool_dir, cmd, NULL);
+	if (c->reader)
+		c->ix = index_admin_open_readonly(cfg->spool_dir, err,
+		    sizeof(err));
+	else
+		c->ix = index_open(cfg->spool_dir, INDEX_SYNC_FULL, err,
+		    sizeof(err));
+	if (c->ix == NULL) {
+		if (c->reader && errno == EACCES)
+			return refuse(cfg->spool_dir, cmd, strerror(EACCES));
+		say("%s", err);
+		return EX_IOERR;
+	}
+	if (c->reader || !cmd->needs_spool)
+		return EX_OK;
 	if (spool_open(&c->sp, cfg->spool_dir, err, sizeof(err)) == -1) {
 		say("%s", err);
-		return -1;
+		return EX_IOERR;
 	}
 	c->have_spool = 1;
-	return 0;
+	return EX_OK;
 }
 
 static void
@@ -812,6 +1258,25 @@ close_ctx(struct ctx *c)
 	if (c->have_spool)
 		spool_close(&c->sp);
 	index_close(c->ix);
+}
+
+/*
+ * Changes are logged where the `log` key says; a log file is only
+ * appended to, never made (by root, it would shut the daemons out of
+ * it). When it cannot be opened the lines go to stderr.
+ */
+static void
+start_log(const struct mpp_config *cfg, const struct options *o,
+    const struct command *cmd)
+{
+	char err[LOG_PATH_MAX + 64];
+
+	if (o->log_stderr || !cmd->changes)
+		return;
+	if (log_configure(cfg->log, LOG_NOCREATE, err, sizeof(err)) == -1) {
+		say("%s; logging to standard error", err);
+		(void)log_configure("stderr", 0, err, sizeof(err));
+	}
 }
 
 int
@@ -830,10 +1295,13 @@ main(int argc, char **argv)
 	parse_cmd_args(cmd, argc - optind - 1, argv + optind + 1, &args);
 	log_init("mppq", o.log_stderr ? LOG_TO_STDERR : LOG_TO_SYSLOG, 0);
 	load_config(&cfg, &o);
-	if (open_ctx(&c, &cfg, cmd->needs_spool) == -1) {
+	memset(&c, 0, sizeof(c));
+	c.now = time(NULL);
+	if ((rc = open_ctx(&c, &cfg, cmd)) != EX_OK) {
 		close_ctx(&c);
-		return EX_IOERR;
+		return rc;
 	}
+	start_log(&cfg, &o, cmd);
 	rc = cmd->run(&c, &args);
 	close_ctx(&c);
 	if (fflush(stdout) == EOF || ferror(stdout)) {

@@ -707,7 +707,7 @@ runner_loop(struct runner *r, int sigfd, struct index **ixp,
 			runner_wake(r);
 		if ((pfd[0].revents & POLLIN) &&
 		    read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-		    si.ssi_signo != SIGHUP)
+		    !log_reopen_signal((int)si.ssi_signo))
 			break;
 	}
 	if (pfd[1].fd != -1)
@@ -730,7 +730,7 @@ oneshot_wait(struct runner *r, int sigfd)
 			return;
 		if (poll(&pfd, 1, 100) == 1 &&
 		    read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-		    si.ssi_signo != SIGHUP) {
+		    !log_reopen_signal((int)si.ssi_signo)) {
 			log_info("stopping: finishing deliveries in flight");
 			pthread_mutex_lock(&r->lock);
 			r->stopping = 1;
@@ -748,6 +748,7 @@ block_signals(sigset_t *set)
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 	return signalfd(-1, set, SFD_CLOEXEC);

@@ -13,25 +13,22 @@
  * of the text nothing is retried at once: the MTA may have taken it, so a
  * later attempt risks a duplicate only, never a loss.
  *
- * I/O is blocking in spirit but done on a non-blocking socket through
- * poll(), so that every step (connect to one address, one reply, one flush
- * of the output buffer) ends within cfg->delivery_timeout. Writes use
- * MSG_NOSIGNAL: a relay that goes away must never kill the runner with
- * SIGPIPE. The message file is streamed in chunks through a fixed output
- * buffer that turns LF into CRLF and dot-stuffs, so a message of any size
- * costs the same memory.
+ * I/O is blocking in spirit but done through net.h against deadlines, so
+ * that every step (resolving the relay and connecting to its addresses,
+ * one reply, one flush of the output buffer) ends within
+ * cfg->delivery_timeout, and the whole message too. A relay that goes away
+ * is an error, never a SIGPIPE. The message file is streamed in chunks
+ * through a fixed output buffer in its wire form (dotstuff.h), so a
+ * message of any size costs the same memory.
  *
  * Results per recipient follow the reply to its RCPT, then the reply to
  * the end of DATA for those accepted; a failure of the connection leaves
  * every recipient not yet settled OUTCOME_TEMP with the reason.
  */
 #include <sys/types.h>
-#include <sys/socket.h>
 #include <netdb.h>
-#include <netinet/in.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +37,15 @@
 
 #include <bsd/string.h>
 
+#include "dotstuff.h"
 #include "log.h"
+#include "net.h"
 #include "smtp_reply.h"
 #include "transport.h"
 #include "util.h"
 
 #define SMTP_DEFAULT_PORT 25
 #define SMTP_HOST_MAX 256
-#define SMTP_IN_MAX 4096		/* receive buffer */
 #define SMTP_OUT_MAX 65536		/* commands and message text */
 #define SMTP_CHUNK 16384		/* bytes read from the file at once */
 #define SMTP_CMD_MAX 512		/* command line with CRLF, §4.5.3.1.4 */
@@ -64,8 +62,8 @@ struct smtp {
 	char helo[CONFIG_STR_MAX];	/* the name in EHLO / HELO */
 	long long step_ms;		/* bound on each step */
 	long long msg_deadline;		/* bound on the whole message, or 0 */
-	int fd;				/* -1: not connected */
-	char peer[SMTP_HOST_MAX + 16];	/* address connected to, for logs */
+	struct net_conn conn;		/* conn.fd -1: not connected */
+	char peer[NET_ADDR_MAX];	/* address connected to, for logs */
 	int used;			/* a message was tried on fd */
 	int dead;			/* fd failed as a lost connection */
 	int pipelining;			/* the server offers PIPELINING */
@@ -77,8 +75,6 @@ struct smtp {
 	struct smtp_reply_parser parser;
 	struct smtp_reply rep;		/* the last reply read */
 	char why[TRANSPORT_REPLY_MAX];	/* why the last step failed */
-	size_t in_off, in_len;
-	char in[SMTP_IN_MAX];
 	size_t out_len;
 	char out[SMTP_OUT_MAX];
 };
@@ -87,12 +83,6 @@ struct smtp {
 enum attempt {
 	ATTEMPT_DONE,		/* every result is set */
 	ATTEMPT_RETRY		/* a kept connection was dead: try a new one */
-};
-
-/* The LF-to-CRLF, dot-stuffing state carried across file chunks. */
-struct stuffer {
-	int bol;		/* the next byte starts a line */
-	int after_cr;		/* a CR was just turned into CRLF */
 };
 
 static void
@@ -106,8 +96,7 @@ set_why(struct smtp *st, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	/* A reason longer than reply[] is cut; it stays a valid string. */
-	(void)vsnprintf(st->why, sizeof(st->why), fmt, ap);
+	util_vformat(st->why, sizeof(st->why), fmt, ap);
 	va_end(ap);
 }
 
@@ -115,11 +104,8 @@ set_why(struct smtp *st, const char *fmt, ...)
 static void
 conn_drop(struct smtp *st)
 {
-	if (st->fd != -1)
-		close(st->fd);
-	st->fd = -1;
+	net_conn_close(&st->conn);
 	st->used = 0;
-	st->in_off = st->in_len = 0;
 	st->out_len = 0;
 }
 
@@ -136,103 +122,40 @@ step_deadline(const struct smtp *st)
 	    st->msg_deadline : d;
 }
 
-/*
- * Wait until fd is ready for events or deadline (monotonic ms) passes.
- * 1 ready, 0 timed out, -1 with errno.
- */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		left = deadline - util_now_ms();
-		if (left <= 0)
-			return 0;
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r > 0)
-			return 1;
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
-/* "192.0.2.1:25" or "[2001:db8::1]:25" for one resolved address. */
+/* Why resolving the relay or connecting to it failed, into why. */
 static void
-addr_text(const struct addrinfo *ai, char *out, size_t outsz)
+open_failed(struct smtp *st, const struct net_tried *t)
 {
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
-	int n;
-
-	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
-	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		strlcpy(out, "?", outsz);
-		return;
-	}
-	n = snprintf(out, outsz, ai->ai_family == AF_INET6 ? "[%s]:%s" :
-	    "%s:%s", host, serv);
-	if (n < 0 || (size_t)n >= outsz)
-		strlcpy(out, host, outsz);
+	if (t->n > 0)
+		set_why(st, "connect to %s: %s", t->addr, net_reason(t->err));
+	else if (t->gai != 0)
+		set_why(st, "cannot resolve %s: %s", st->host,
+		    t->gai == EAI_SYSTEM ? net_reason(t->err) :
+		    gai_strerror(t->gai));
+	else if (t->err == ETIMEDOUT)
+		set_why(st, "timeout resolving %s", st->host);
+	else
+		set_why(st, "cannot resolve %s: %s", st->host,
+		    net_reason(t->err));
 }
 
-/* Connect to one address within one step; the socket, or -1 (why set). */
-static int
-connect_one(struct smtp *st, const struct addrinfo *ai)
-{
-	socklen_t len = sizeof(int);
-	int fd, err = 0, r;
-
-	addr_text(ai, st->peer, sizeof(st->peer));
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd == -1) {
-		set_why(st, "connect to %s: %s", st->peer, strerror(errno));
-		return -1;
-	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	if (errno != EINPROGRESS)
-		err = errno;
-	else if ((r = wait_fd(fd, POLLOUT, step_deadline(st))) != 1)
-		err = r == 0 ? ETIMEDOUT : errno;
-	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err == 0)
-		return fd;
-	set_why(st, "connect to %s: %s", st->peer, strerror(err));
-	close(fd);
-	return -1;
-}
-
-/* Resolve the relay and connect to its addresses in turn; 0 or -1. */
+/*
+ * Resolve the relay and connect to its addresses in turn, all within one
+ * step; 0 or -1 (why set).
+ */
 static int
 conn_open(struct smtp *st)
 {
-	struct addrinfo hints, *res, *ai;
-	int r;
+	struct net_tried t;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((r = getaddrinfo(st->host, st->port, &hints, &res)) != 0) {
-		set_why(st, "cannot resolve %s: %s", st->host,
-		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+	if (net_conn_open(&st->conn, st->host, st->port, step_deadline(st),
+	    &t) == -1) {
+		open_failed(st, &t);
 		return -1;
 	}
-	st->fd = -1;
-	for (ai = res; ai != NULL && st->fd == -1; ai = ai->ai_next)
-		st->fd = connect_one(st, ai);
-	freeaddrinfo(res);
-	if (st->fd == -1)
-		return -1;
+	strlcpy(st->peer, t.addr, sizeof(st->peer));
 	st->used = st->dead = 0;
-	st->in_off = st->in_len = st->out_len = 0;
+	st->out_len = 0;
 	smtp_reply_init(&st->parser);
 	return 0;
 }
@@ -241,37 +164,20 @@ conn_open(struct smtp *st)
 static int
 conn_flush(struct smtp *st, const char *what)
 {
-	long long deadline = step_deadline(st);
-	size_t off = 0;
-	ssize_t n;
-	int r;
-
-	while (off < st->out_len) {
-		n = send(st->fd, st->out + off, st->out_len - off,
-		    MSG_NOSIGNAL);
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if ((r = wait_fd(st->fd, POLLOUT, deadline)) == 1)
-				continue;
-			if (r == 0) {
-				set_why(st, "timeout sending %s", what);
-				conn_drop(st);
-				return -1;
-			}
-		}
-		set_why(st, "lost connection sending %s: %s", what,
-		    strerror(errno));
-		st->dead = 1;
-		conn_drop(st);
-		return -1;
+	if (net_conn_write(&st->conn, st->out, st->out_len,
+	    step_deadline(st)) == 0) {
+		st->out_len = 0;
+		return 0;
 	}
-	st->out_len = 0;
-	return 0;
+	if (errno == ETIMEDOUT)
+		set_why(st, "timeout sending %s", what);
+	else {
+		set_why(st, "lost connection sending %s: %s", what,
+		    net_reason(errno));
+		st->dead = 1;
+	}
+	conn_drop(st);
+	return -1;
 }
 
 static int
@@ -313,9 +219,9 @@ reply_from_buffer(struct smtp *st, const char *what)
 	enum smtp_reply_status s;
 	size_t used;
 
-	s = smtp_reply_feed(&st->parser, st->in + st->in_off,
-	    st->in_len - st->in_off, &used, &st->rep);
-	st->in_off += used;
+	s = smtp_reply_feed(&st->parser, st->conn.in + st->conn.in_off,
+	    st->conn.in_len - st->conn.in_off, &used, &st->rep);
+	st->conn.in_off += used;
 	if (s == SMTP_REPLY_MORE)
 		return 0;
 	if (s == SMTP_REPLY_DONE)
@@ -328,31 +234,21 @@ reply_from_buffer(struct smtp *st, const char *what)
 static int
 conn_fill(struct smtp *st, const char *what, long long deadline)
 {
-	ssize_t n;
-	int r;
+	ssize_t n = net_conn_fill(&st->conn, deadline);
 
-	st->in_off = st->in_len = 0;
-	for (;;) {
-		if ((r = wait_fd(st->fd, POLLIN, deadline)) == 0) {
-			set_why(st, "timeout waiting for reply to %s", what);
-			return -1;
-		}
-		n = r == 1 ? recv(st->fd, st->in, sizeof(st->in), 0) : -1;
-		if (n > 0) {
-			st->in_len = (size_t)n;
-			return 0;
-		}
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n == 0)
-			set_why(st, "connection closed waiting for reply "
-			    "to %s", what);
-		else
-			set_why(st, "lost connection waiting for reply to "
-			    "%s: %s", what, strerror(errno));
-		st->dead = 1;
+	if (n > 0)
+		return 0;
+	if (n == -1 && errno == ETIMEDOUT) {
+		set_why(st, "timeout waiting for reply to %s", what);
 		return -1;
 	}
+	if (n == 0)
+		set_why(st, "connection closed waiting for reply to %s", what);
+	else
+		set_why(st, "lost connection waiting for reply to %s: %s",
+		    what, net_reason(errno));
+	st->dead = 1;
+	return -1;
 }
 
 /*
@@ -461,7 +357,7 @@ session_quit(struct smtp *st)
 {
 	long long step = st->step_ms;
 
-	if (st->fd == -1)
+	if (st->conn.fd == -1)
 		return;
 	/* The reply hardly matters; a slow server must not hold us up. */
 	if (st->step_ms > SMTP_QUIT_MS)
@@ -653,7 +549,7 @@ settle_accepted(struct smtp *st, struct transport_rcpt *r, size_t n)
 			rcpt_set(&r[i], o, st->rep.text);
 }
 
-/* Make room for a few more bytes of text; 0, or -1 (dropped). */
+/* Make room for need more bytes of text; 0, or -1 (dropped). */
 static int
 text_room(struct smtp *st, size_t need)
 {
@@ -663,35 +559,23 @@ text_room(struct smtp *st, size_t need)
 }
 
 /*
- * Convert one chunk of the stored file: LF (and, should one be there, CR
- * or CRLF) becomes CRLF, and a line starting with '.' gets one more
- * (RFC 5321 §4.5.2).
+ * Convert one chunk of the stored file into the output buffer: LF (and,
+ * should one be there, a CR alone or CRLF) becomes CRLF, and a line
+ * starting with '.' gets one more (RFC 5321 §4.5.2).
  */
 static int
-text_chunk(struct smtp *st, struct stuffer *sf, const char *p, size_t len)
+text_chunk(struct smtp *st, struct dotstuff *sf, const char *p, size_t len)
 {
-	size_t i;
-	char c;
+	size_t n, w;
 
-	for (i = 0; i < len; i++) {
-		c = p[i];
-		if (text_room(st, 3) == -1)
+	while (len > 0) {
+		if (text_room(st, DOTSTUFF_ROOM_MIN) == -1)
 			return -1;
-		if (c == '\n' && sf->after_cr) {
-			sf->after_cr = 0;
-			continue;
-		}
-		sf->after_cr = c == '\r';
-		if (c == '\n' || c == '\r') {
-			st->out[st->out_len++] = '\r';
-			st->out[st->out_len++] = '\n';
-			sf->bol = 1;
-			continue;
-		}
-		if (sf->bol && c == '.')
-			st->out[st->out_len++] = '.';
-		st->out[st->out_len++] = c;
-		sf->bol = 0;
+		n = dotstuff_put(sf, p, len, st->out + st->out_len,
+		    sizeof(st->out) - st->out_len, &w);
+		st->out_len += w;
+		p += n;
+		len -= n;
 	}
 	return 0;
 }
@@ -704,18 +588,19 @@ text_chunk(struct smtp *st, struct stuffer *sf, const char *p, size_t len)
 static int
 send_text(struct smtp *st, const struct transport_msg *m)
 {
-	struct stuffer sf = { 1, 0 };
+	struct dotstuff sf;
 	char chunk[SMTP_CHUNK];
 	off_t off = 0;
 	ssize_t n;
 
+	dotstuff_init(&sf, DOTSTUFF_CR_EOL);
 	for (;;) {
 		n = pread(m->fd, chunk, sizeof(chunk), off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
 			set_why(st, "cannot read message file: %s",
-			    strerror(errno));
+			    net_reason(errno));
 			conn_drop(st);
 			return -2;
 		}
@@ -725,14 +610,9 @@ send_text(struct smtp *st, const struct transport_msg *m)
 			return -1;
 		off += n;
 	}
-	if (text_room(st, 5) == -1)
+	if (text_room(st, DOTSTUFF_END_MAX) == -1)
 		return -1;
-	if (!sf.bol) {
-		st->out[st->out_len++] = '\r';
-		st->out[st->out_len++] = '\n';
-	}
-	memcpy(st->out + st->out_len, ".\r\n", 3);
-	st->out_len += 3;
+	st->out_len += dotstuff_end(&sf, st->out + st->out_len);
 	return conn_flush(st, "message text");
 }
 
@@ -858,7 +738,7 @@ transaction(struct smtp *st, const struct transport_msg *m,
 		 * Nobody to send to: no DATA; RSET ends the transaction now,
 		 * so the next message needs none.
 		 */
-		if (st->fd != -1 && conn_command(st, "RSET", "RSET") == 0 &&
+		if (st->conn.fd != -1 && conn_command(st, "RSET", "RSET") == 0 &&
 		    st->rep.code / 100 == 2)
 			st->used = 0;
 		return ATTEMPT_DONE;
@@ -879,7 +759,7 @@ smtp_deliver(void *state, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
 {
 	struct smtp *st = state;
-	int kept = st->fd != -1;
+	int kept = st->conn.fd != -1;
 
 	st->id = m->id != NULL ? m->id : "-";
 	st->msg_deadline = util_now_ms() + st->step_ms;
@@ -918,7 +798,7 @@ smtp_open(const struct mpp_config *cfg, char *err, size_t errsz)
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	st->fd = -1;
+	net_conn_init(&st->conn);
 	if (cfg->transport.nrelays == 0 || strlcpy(st->host, relay->host,
 	    sizeof(st->host)) >= sizeof(st->host)) {
 		snprintf(err, errsz, "no SMTP relay");

@@ -10,7 +10,7 @@ BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-
 TEST_PKGS="libcmocka-dev python3 python3-pytest sqlite3 strace clang
   libclang-rt-14-dev mandoc dovecot-pop3d python3-pyftpdlib git git-email
   postfix valgrind openssl iproute2 systemd fuse3 libfuse3-dev
-  libmailtools-perl mutt s-nail"
+  libmailtools-perl mutt s-nail logrotate time"
 
 want="$BUILD_PKGS"
 [ "${1:-all}" = build ] || want="$want $TEST_PKGS"

@@ -1,11 +1,16 @@
 """Fixtures for integration tests: a real bin/mppd on a loopback port with
 its own spool, password file and config under the test's tmp_path."""
 
+import grp
 import os
+import pwd
+import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -388,3 +393,105 @@ def mppqueue(mppd):
     q = Mppqueue(mppd)
     yield q
     q.stop()
+
+
+class SystemUsers:
+    """Real users and groups made for one test (useradd, groupadd), named
+    with a prefix no system account has; all removed at the end."""
+
+    def __init__(self):
+        self.prefix = f"mppt{os.getpid() % 100000}"
+        self.users, self.groups = [], []
+
+    def group(self, name):
+        """A new group; its name and gid."""
+        full = self.prefix + name
+        subprocess.run(["groupadd", "--system", full], check=True,
+                       capture_output=True)
+        self.groups.append(full)
+        return full, grp.getgrnam(full).gr_gid
+
+    def user(self, name, groups=()):
+        """A new user with a group of its own (and groups); (name, uid, gid)."""
+        full = self.prefix + name
+        args = ["useradd", "--system", "--user-group", "--no-create-home",
+                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]
+        if groups:
+            args += ["--groups", ",".join(groups)]
+        subprocess.run(args + [full], check=True, capture_output=True)
+        self.users.append(full)
+        pw = pwd.getpwnam(full)
+        return full, pw.pw_uid, pw.pw_gid
+
+    def run_as(self, user, cmd, **kw):
+        """Run cmd as user (name, uid, gid) with that user's groups."""
+        name, uid, gid = user
+        return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                               "--init-groups", *cmd], **kw)
+
+    def remove(self):
+        for u in self.users:
+            subprocess.run(["userdel", u], capture_output=True)
+        for g in self.groups:
+            subprocess.run(["groupdel", g], capture_output=True)
+
+
+@pytest.fixture
+def system_users():
+    """Make real users for a test that needs several (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("making users needs root")
+    for prog in ("useradd", "groupadd", "setpriv"):
+        if not shutil.which(prog):
+            pytest.skip(f"{prog} missing")
+    made = SystemUsers()
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory other users can reach (tmp_path is root's only)."""
+    d = Path(tempfile.mkdtemp(prefix="mpp-test-", dir="/tmp"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def pid_from_log(path, marker, timeout=10.0):
+    """The pid of the program whose line in the log file at path holds
+    marker (a detached daemon logs its own pid there)."""
+    pat = re.compile(r" \S+\[(\d+)\]: " + re.escape(marker))
+
+    def find():
+        if not path.exists():
+            return None
+        for line in path.read_text(errors="replace").splitlines():
+            mt = pat.search(line)
+            if mt:
+                return int(mt.group(1))
+        return None
+    return wait_for(find, timeout=timeout, what=f"{marker!r} in {path}")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_pid(pid, timeout=20.0):
+    """SIGTERM to a detached daemon (not our child), then wait for it."""
+    if pid is None or not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(lambda: not pid_alive(pid), timeout=timeout, what=f"pid {pid} to exit")
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)

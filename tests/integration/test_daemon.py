@@ -1,10 +1,12 @@
 """mppd as a daemon: idle timeout, listeners, concurrency, session limits,
 inetd mode, signals, configuration errors and overrides, the warnings for
 a password or config file others could read or change, the index's file
-modes, and start-up reconciliation of the spool."""
+modes, start-up reconciliation of the spool, and logging (with mppqueue):
+syslog, stderr, a log file reopened for logrotate, a missing /dev/log."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -14,7 +16,9 @@ import time
 
 import pytest
 
-from conftest import BIN, REPLY, Client, Mppqueue, free_port, message, wait_for
+from conftest import (BIN, REPLY, ROOT, Client, Mppqueue, free_port, message,
+                      pid_from_log, shared_dir, stop_pid, system_users,
+                      wait_for)  # noqa: F401
 
 MPPD = BIN / "mppd"
 EX_CONFIG = 78
@@ -842,3 +846,402 @@ def test_inetd_refuses_a_regular_file_as_stdin(mppd_factory):
                            stdin=devnull, capture_output=True, text=True, timeout=10)
     assert r.returncode == 64
     assert "socket or a pipe" in r.stderr + m.log()
+
+
+# Logging: syslog, stderr, a file; reopening it; a missing /dev/log
+
+MPPQUEUE = BIN / "mppqueue"
+EX_CANTCREAT = 73
+
+# A log file's line: time, host, program[pid], message.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [^ .]+ "
+                      r"(mppd|mppqueue|mppq)\[(\d+)\]: \S.*$")
+
+
+def log_lines(path):
+    """Every line of a log file, each checked whole and well-formed."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    assert text == "" or text.endswith("\n"), text[-200:]
+    lines = text.splitlines()
+    for line in lines:
+        assert LOG_LINE.match(line), line
+    return lines
+
+
+def inetd_session(m, env=None, prefix=()):
+    """mppd -i on a socketpair (stderr piped); the process and a Client."""
+    ours, theirs = socket.socketpair()
+    p = subprocess.Popen([*prefix, str(MPPD), "-i", "-c", str(m.config_path)],
+                         stdin=theirs, stdout=theirs, stderr=subprocess.PIPE,
+                         env=env)
+    theirs.close()
+    c = Client(None, sock=ours)
+    assert c.line() == REPLY[220]
+    return p, c
+
+
+def end_session(p, c):
+    assert c.cmd("QUIT") == 221
+    c.close()
+    assert p.wait(20) == 0
+    return p.stderr.read().decode(errors="replace")
+
+
+def test_log_file_reopened_after_rename(mppd_factory):
+    """log = file: each line whole, with time, host and mppd[pid]; after a
+    rename (logrotate's), SIGUSR1 or SIGHUP sends later lines to a new
+    file at the path, none to the old one."""
+    m = mppd_factory()
+    log = m.dir / "mpp.log"
+    m.settings["log"] = f"file:{log}"
+    m.add_user("alice", "secret")
+    m.write_config()
+    p, c = inetd_session(m)
+    try:
+        assert c.login("alice", "secret") == 250
+        assert c.post(message(subject="one")) == 250
+        wait_for(lambda: "result=accepted" in log.read_text(), what="accept line")
+        for sig, old in ((signal.SIGUSR1, "mpp.log.1"), (signal.SIGHUP, "mpp.log.2")):
+            os.rename(log, m.dir / old)
+            p.send_signal(sig)
+            wait_for(lambda: log.exists() and "log file reopened" in log.read_text(),
+                     what=f"reopen on {sig.name}")
+            assert c.post(message(subject="later")) == 250
+            wait_for(lambda: "result=accepted" in log.read_text(), what="new accept line")
+            assert "result=accepted" in (m.dir / old).read_text()
+        err = end_session(p, c)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # Before the file is open (after the privilege drop) lines go to stderr.
+    assert all("running as root" in x for x in err.splitlines()), err
+    first, second, now = (log_lines(m.dir / "mpp.log.1"), log_lines(m.dir / "mpp.log.2"),
+                          log_lines(log))
+    assert sum("result=accepted" in x for x in first) == 1
+    assert sum("result=accepted" in x for x in second) == 1
+    assert sum("result=accepted" in x for x in now) == 1
+    assert all(f"mppd[{p.pid}]: " in x for x in first + second + now)
+    assert any("end=quit" in x for x in now)
+    assert "log file reopened" not in " ".join(first)
+    # The SIGHUP still reloads the password file, as it always did.
+    assert "password data reloaded" in " ".join(now)
+
+
+def test_log_file_shared_by_many_writers(mppd_factory):
+    """Sessions in several mppd -i processes and a queue runner write to
+    one file at once: every line arrives whole."""
+    m = mppd_factory()
+    log = m.dir / "mpp.log"
+    m.settings.update(log=f"file:{log}")
+    m.add_user("alice", "secret")
+    m.write_config()
+    runner = subprocess.Popen([str(MPPQUEUE), "-v", "-c", str(m.config_path)])
+    assert runner.wait(20) == 0
+    rpid = pid_from_log(log, "ready")
+    procs = []
+    try:
+        for i in range(4):
+            p, c = inetd_session(m)
+            procs.append((p, c))
+            assert c.login("alice", "secret") == 250
+        for k in range(10):
+            for p, c in procs:
+                assert c.post(message(subject=f"s{k}", extra="X-Pad: " + "p" * 1500 +
+                                      "\r\n")) == 250
+        for p, c in procs:
+            end_session(p, c)
+        wait_for(lambda: sum("result=sent" in x for x in log_lines(log)) >= 40,
+                 timeout=30, what="40 deliveries logged")
+    finally:
+        stop_pid(rpid)
+        for p, _ in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    lines = log_lines(log)
+    assert sum("result=accepted" in x for x in lines) == 40
+    assert {LOG_LINE.match(x).group(1) for x in lines} == {"mppd", "mppqueue"}
+
+
+def test_log_stderr_from_cron(mppd_factory):
+    """log = stderr: mppqueue -1 with no terminal (as from cron) writes
+    its lines to standard error, which cron mails."""
+    m = mppd_factory(log="stderr")
+    m.write_config()
+    r = subprocess.run([str(MPPQUEUE), "-1", "-v", "-c", str(m.config_path)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\S+Z mppqueue\[\d+\]: ", r.stderr, re.M), r.stderr
+
+
+def test_log_file_that_cannot_be_opened(mppd_factory, tmp_path):
+    m = mppd_factory(log=f"file:{tmp_path / 'no' / 'dir' / 'mpp.log'}")
+    m.write_config()
+    r = subprocess.run([str(MPPQUEUE), "-1", "-c", str(m.config_path)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == EX_CANTCREAT
+    assert "mpp.log: No such file or directory" in r.stderr
+    link = tmp_path / "link.log"
+    link.symlink_to(tmp_path / "target.log")
+    m.settings["log"] = f"file:{link}"
+    m.write_config()
+    ours, theirs = socket.socketpair()
+    r = subprocess.run([str(MPPD), "-i", "-c", str(m.config_path)], stdin=theirs,
+                       stdout=theirs, capture_output=False, stderr=subprocess.PIPE,
+                       timeout=30)
+    ours.close()
+    theirs.close()
+    assert r.returncode == EX_CANTCREAT
+    assert b"is a symbolic link" in r.stderr
+    assert not (tmp_path / "target.log").exists()
+
+
+# A /dev of its own for one program: a mount namespace whose /dev holds
+# null, zero, full, random and urandom and, when a socket is given, that
+# socket as /dev/log; else no /dev/log, as in a container or chroot
+# without a syslog daemon. (The host's /dev/log cannot be taken away.)
+PRIVATE_DEV = r'''
+set -e
+d=$1 sock=$2
+shift 2
+mkdir -p "$d"
+mount -t tmpfs -o mode=0755,size=64k mppdev "$d"
+for n in null zero full random urandom; do
+	: > "$d/$n"
+	mount --bind "/dev/$n" "$d/$n"
+done
+if [ -n "$sock" ]; then
+	: > "$d/log"
+	mount --bind "$sock" "$d/log"
+fi
+mount --move "$d" /dev
+exec "$@"
+'''
+
+
+def private_dev(tmp_path, sock=None):
+    """The command prefix that runs a program with such a /dev (root)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("a mount namespace needs root and unshare")
+    prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+              PRIVATE_DEV, "sh", str(tmp_path / f"dev{len(list(tmp_path.glob('dev*')))}"),
+              str(sock or "")]
+    probe = subprocess.run(prefix + ["test", "-c", "/dev/null"], capture_output=True,
+                           text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private /dev: {probe.stderr.strip()}")
+    return prefix
+
+
+def syslog_socket(path):
+    """A datagram socket standing in for a syslog daemon's /dev/log."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(path))
+    os.chmod(path, 0o666)
+    s.settimeout(0.5)
+    return s
+
+
+def datagrams(s, until, timeout=10.0):
+    """Datagrams received until one contains until."""
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got.append(s.recv(65536).decode(errors="replace"))
+        except socket.timeout:
+            continue
+        if until in got[-1]:
+            return got
+    raise AssertionError(f"no datagram with {until!r}: {got}")
+
+
+def test_log_syslog(mppd_factory, tmp_path):
+    """log = syslog (the default): lines reach /dev/log as mail.info,
+    tagged mppd[pid]; no warning when a syslog daemon listens."""
+    sock_path = tmp_path / "syslog.sock"
+    s = syslog_socket(sock_path)
+    prefix = private_dev(tmp_path, sock_path)
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    m.write_config()
+    p, c = inetd_session(m, prefix=prefix)
+    try:
+        assert c.login("alice", "secret") == 250
+        assert c.post(message()) == 250
+        got = datagrams(s, "result=accepted")
+        err = end_session(p, c)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        s.close()
+    assert "warning" not in err
+    line = next(x for x in got if "result=accepted" in x)
+    assert re.match(r"^<22>\w{3} [ \d]\d \d\d:\d\d:\d\d mppd\[\d+\]: id=", line), line
+    # mppqueue -1 from cron (no terminal) logs there too, silently.
+    s = syslog_socket(tmp_path / "syslog2.sock")
+    prefix = private_dev(tmp_path, tmp_path / "syslog2.sock")
+    r = subprocess.run([*prefix, str(MPPQUEUE), "-1", "-c", str(m.config_path)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    got = datagrams(s, "result=sent")
+    s.close()
+    assert any(re.match(r"^<22>.* mppqueue\[\d+\]: id=.*result=sent", x) for x in got)
+
+
+def test_syslog_missing_warns(mppd_factory, tmp_path):
+    """Without /dev/log every line sent to syslog is lost: the daemons
+    and a cron run of mppqueue say so on stderr when they start."""
+    prefix = private_dev(tmp_path)
+    m = mppd_factory()
+    m.add_user("alice", "secret")
+    m.write_config()
+    warning = "warning: /dev/log: No such file or directory: lines logged to syslog are lost"
+    p, c = inetd_session(m, prefix=prefix)
+    try:
+        assert c.login("alice", "secret") == 250
+        assert c.post(message()) == 250
+        err = end_session(p, c)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert f"mppd: {warning}" in err
+    assert err.count("warning") == 1
+    r = subprocess.run([*prefix, str(MPPQUEUE), "-1", "-c", str(m.config_path)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0
+    assert f"mppqueue: {warning}" in r.stderr
+    # Lines that go elsewhere need no syslog: no warning.
+    for setting in ("stderr", f"file:{tmp_path / 'q.log'}"):
+        m.settings["log"] = setting
+        m.write_config()
+        r = subprocess.run([*prefix, str(MPPQUEUE), "-1", "-c", str(m.config_path)],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0 and "warning" not in r.stderr, (setting, r.stderr)
+
+
+@pytest.mark.skipif(not shutil.which("logrotate"), reason="logrotate missing")
+def test_detached_daemons_log_file_and_logrotate(system_users, shared_dir):
+    """Both daemons detached as root, dropping to their user, write one
+    log file that user opened; logrotate with the shipped example
+    (docs/mpp.logrotate) rotates it, and the lines after go to the new
+    file, which belongs to the daemons' user."""
+    user, uid, gid = system_users.user("d")
+    logdir = shared_dir / "log"
+    spool = shared_dir / "spool"
+    for d in (logdir, spool, shared_dir / "maildir"):
+        d.mkdir()
+        os.chown(d, uid, gid)
+    log = logdir / "mpp.log"
+    passwd = shared_dir / "passwd"
+    subprocess.run([str(BIN / "mpppasswd"), "-f", str(passwd), "-s", "-m", "sha512",
+                    "add", "alice"], input="secret\n", text=True, check=True,
+                   capture_output=True)
+    os.chown(passwd, 0, gid)
+    port = free_port()
+    conf = shared_dir / "mpp.conf"
+    conf.write_text(f"spool_dir = {spool}\nlisten = 127.0.0.1:{port}\nuser = {user}\n"
+                    f"hostname = mpp.test\nauth = file:{passwd}\n"
+                    f"transport = maildir:{shared_dir / 'maildir'}\nlog = file:{log}\n")
+    pids = []
+    try:
+        for prog in (MPPD, MPPQUEUE):
+            r = subprocess.run([str(prog), "-c", str(conf)], capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            pids.append(pid_from_log(log, "ready"))
+            if len(pids) == 2 and pids[0] == pids[1]:
+                pids[1] = pid_from_log(log, "ready: transport")
+        st = log.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o640)
+
+        def post(subject):
+            c = Client(port).greet()
+            assert c.login("alice", "secret") == 250
+            assert c.post(message(subject=subject)) == 250
+            c.close()
+            wait_for(lambda: sum("result=sent" in x for x in log_lines(log)) >= 1,
+                     what="a delivery in the log")
+        post("before")
+        example = (ROOT / "docs/mpp.logrotate").read_text()
+        example = example.replace("/var/log/mpp/mpp.log", str(log))
+        example = example.replace("create 0640 mpp adm", f"create 0640 {user} adm")
+        example = re.sub(r"postrotate\n.*?endscript",
+                         f"postrotate\n\t\tkill -USR1 {pids[0]} {pids[1]}\n\tendscript",
+                         example, flags=re.S)
+        assert f"kill -USR1 {pids[0]}" in example
+        (shared_dir / "logrotate.conf").write_text(example)
+        r = subprocess.run(["logrotate", "-f", "-s", str(shared_dir / "state"),
+                            str(shared_dir / "logrotate.conf")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: sum("log file reopened" in x for x in log_lines(log)) == 2,
+                 what="both daemons reopened")
+        st = log.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o640)
+        old = logdir / "mpp.log.1"
+        assert any("Subject" not in x and "result=accepted" in x for x in log_lines(old))
+        post("after")
+        new = log_lines(log)
+        assert sum("result=accepted" in x for x in new) == 1
+        assert sum("result=accepted" in x for x in log_lines(old)) == 1
+        assert {f"[{pid}]" for pid in pids} <= {x[x.index("["):x.index("]") + 1]
+                                                for x in new}
+    finally:
+        for pid in pids:
+            stop_pid(pid)
+
+
+def test_log_stderr_kept_when_detached(mppd_factory):
+    """log = stderr: a detached daemon keeps its standard error (for a
+    supervisor that reads it) instead of sending it to /dev/null."""
+    m = mppd_factory(log="stderr")
+    m.write_config()
+    out = m.dir / "stderr.txt"
+    with open(out, "wb") as f:
+        r = subprocess.run([str(MPPQUEUE), "-c", str(m.config_path)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=f, timeout=30)
+    assert r.returncode == 0
+    pid = None
+    try:
+        # "ready" is logged after the runner detached.
+        mt = wait_for(lambda: re.search(r"mppqueue\[(\d+)\]: ready", out.read_text()),
+                      what="the ready line on stderr")
+        pid = int(mt.group(1))
+        assert os.getsid(pid) == pid       # detached: a session of its own
+    finally:
+        stop_pid(pid)
+
+
+def test_inetd_stderr_socket_gets_no_log_line(mppd_factory):
+    """From inetd, standard error may be the client's socket: no log line
+    (not the one of an empty user, before the log file is open) and no
+    warning may reach the client."""
+    m = mppd_factory()
+    log = m.dir / "mpp.log"
+    m.settings["log"] = f"file:{log}"
+    m.add_user("alice", "secret")
+    m.write_config()
+    ours, theirs = socket.socketpair()
+    p = subprocess.Popen([str(MPPD), "-i", "-c", str(m.config_path)],
+                         stdin=theirs, stdout=theirs, stderr=theirs)
+    theirs.close()
+    try:
+        c = Client(None, sock=ours)
+        assert c.line() == REPLY[220]
+        post_session(c, "quiet")
+        assert rest_of_stream(c) == b""
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert any("result=accepted" in x for x in log_lines(log))

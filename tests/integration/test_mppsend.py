@@ -577,7 +577,12 @@ def test_cron_shape_recipient_operand_never_read_as_file(alice, tmp_path):
     assert r.returncode == EX_OK, r.stderr
     (msg,) = alice.stored()
     assert msg["recipients"] == ["root@example.org"]
-    assert split_stored(msg["text"])[1] == b"out\n"
+    head, body = split_stored(msg["text"])
+    assert body == b"out\n"
+    # cron's bare addresses read as what they are: qualified like the
+    # recipient, so a reply goes where the mail came from
+    assert b"\nFrom: root@example.org (Cron Daemon)\n" in head
+    assert b"\nTo: root@example.org\n" in head
 
 
 # ------------------------------------------------ local errors, no server

@@ -27,7 +27,8 @@ def test_walkthrough(tmp_path):
     sbin, bin_ = dest / "usr/local/sbin", dest / "usr/local/bin"
     etc = dest / "etc/mpp"
     spool = dest / "var/spool/mpp"
-    spool.mkdir(parents=True, mode=0o700)
+    # 2. The spool: make install made it (its owner once the user exists).
+    assert spool.stat().st_mode & 0o7777 == 0o2750
 
     # 3. Who may post.
     subprocess.run([str(sbin / "mpppasswd"), "-f", str(etc / "passwd"), "-s", "add", "alice"],
@@ -60,7 +61,7 @@ transport = smtp:127.0.0.1:{sink_port}
         queue = subprocess.Popen([str(sbin / "mppqueue"), "-d"], env=env, stdout=log, stderr=log)
     try:
         wait_for(lambda: logs.read_text().count("ready") >= 2, what="daemons ready")
-        # 8. Post with mppsend.
+        # 9. Post with mppsend.
         post = subprocess.run([str(bin_ / "mppsend"), "-s", f"127.0.0.1:{mpp_port}", "-u", "alice"],
                               input="To: bob@example.org\nSubject: walk-through\n\nHello Bob.\n",
                               text=True, capture_output=True, timeout=30,

@@ -1,7 +1,7 @@
 /*
  * Unit tests for common/config.c: defaults, every key and its bounds, the
  * file syntax and its error messages (file, line, key), -o overrides, the
- * checked string values (listen, auth, transport, paths),
+ * checked string values (listen, auth, transport, log, paths),
  * config_split_hostport() and config_user_address(). Files are written in
  * a fresh temporary directory per test.
  */
@@ -130,6 +130,7 @@ static const struct str_key str_keys[] = {
 	SK(sender_domain, NULL),
 	SK(auth.text, "file:/etc/mpp/passwd"),
 	SK(transport.text, "sendmail:/usr/sbin/sendmail"),
+	SK(log, "syslog"),
 };
 
 static const char *
@@ -332,6 +333,17 @@ static const struct value_case value_cases[] = {
 	{ "transport", "maildir:Maildir", 0 },
 	{ "transport", "lmtp:/run/lmtp", 0 },
 	{ "transport", "/usr/sbin/sendmail", 0 },
+	{ "log", "syslog", 1 },
+	{ "log", "stderr", 1 },
+	{ "log", "file:/var/log/mpp.log", 1 },
+	{ "log", "file:/l", 1 },
+	{ "log", "", 0 },
+	{ "log", "file:", 0 },
+	{ "log", "file:mpp.log", 0 },
+	{ "log", "file:/var/log/", 0 },
+	{ "log", "Syslog", 0 },
+	{ "log", "syslog:local0", 0 },
+	{ "log", "/var/log/mpp.log", 0 },
 };
 
 static void
@@ -349,7 +361,7 @@ test_checked_values(void **state)
 		config_defaults(&cfg);
 		field = strcmp(c->key, "listen") == 0 ? cfg.listen.text :
 		    strcmp(c->key, "auth") == 0 ? cfg.auth.text :
-		    cfg.transport.text;
+		    strcmp(c->key, "log") == 0 ? cfg.log : cfg.transport.text;
 		snprintf(before, sizeof(before), "%s", field);
 		err[0] = '\0';
 		rc = config_set(&cfg, c->key, c->value, err, sizeof(err));

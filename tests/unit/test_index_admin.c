@@ -1,7 +1,9 @@
 /*
  * Unit tests for common/index_admin: a fresh index in a temporary directory
  * for each test, filled with index_insert_batch() and put into the states a
- * runner would leave, then each admin function checked against the rows.
+ * runner would leave, then each admin function checked against the rows:
+ * listings and their filters, actions on ids and on filters (verdicts,
+ * counts, one transaction), the read-only open.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +117,70 @@ get_ok(struct index *ix, const char *id, struct index_admin_msg *m)
 	assert_int_equal(index_admin_get(ix, id, m), INDEX_ADMIN_OK);
 }
 
+/* Every message, sent ones too. */
+static const struct index_admin_filter all = { .state = "all" };
+
+struct seen_one {
+	char state[INDEX_ADMIN_STATE_MAX];
+	enum index_admin_verdict v;
+	int n;
+};
+
+static int
+seen_one(const char *id, const char *state, enum index_admin_verdict v,
+    void *arg)
+{
+	struct seen_one *s = arg;
+
+	(void)id;
+	snprintf(s->state, sizeof(s->state), "%s", state != NULL ? state : "");
+	s->v = v;
+	s->n++;
+	return 0;
+}
+
+/* Action a on the one message id, in a batch of its own: the verdict,
+   and the state before the action in st. */
+static enum index_admin_verdict
+one(struct index *ix, enum index_admin_action a, const char *id,
+    long long now, char *st)
+{
+	struct index_admin_batch *b = index_admin_batch_new(ix);
+	long long count[IA_NVERDICTS];
+	struct seen_one s = { "", IA_NVERDICTS, 0 };
+
+	assert_non_null(b);
+	assert_int_equal(index_admin_batch_add(b, id), 0);
+	assert_int_equal(index_admin_batch_run(b, a, NULL, (time_t)now,
+	    count), 0);
+	assert_int_equal(index_admin_batch_each(b, seen_one, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(count[s.v], 1);
+	index_admin_batch_free(b);
+	strcpy(st, s.state);
+	return s.v;
+}
+
+/* Action a on what f picks (NULL: all but sent), with the counts wanted. */
+static void
+run_all(struct index *ix, enum index_admin_action a,
+    const struct index_admin_filter *f, long long now, long long changed,
+    long long unchanged, long long skipped)
+{
+	static const struct index_admin_filter none;
+	struct index_admin_batch *b = index_admin_batch_new(ix);
+	long long count[IA_NVERDICTS];
+
+	assert_non_null(b);
+	assert_int_equal(index_admin_batch_run(b, a, f != NULL ? f : &none,
+	    (time_t)now, count), 0);
+	assert_int_equal(count[IA_CHANGED], changed);
+	assert_int_equal(count[IA_UNCHANGED], unchanged);
+	assert_int_equal(count[IA_SKIPPED], skipped);
+	assert_int_equal(count[IA_UNKNOWN], 0);
+	index_admin_batch_free(b);
+}
+
 /* ---- list ---- */
 
 struct seen {
@@ -156,15 +222,17 @@ test_list_state_and_all(void **state)
 
 	exec(f->ix, "UPDATE message SET state = 'sent' "
 	    "WHERE id = '1700000001.M1P1Q2'");
-	assert_int_equal(index_admin_list(f->ix, "sent", collect, &s), 0);
+	assert_int_equal(index_admin_list(f->ix, &(struct index_admin_filter){ .state = "sent" },
+	    collect, &s), 0);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.ids[0], "1700000001.M1P1Q2");
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(index_admin_list(f->ix, "all", collect, &s), 0);
+	assert_int_equal(index_admin_list(f->ix, &all, collect, &s), 0);
 	assert_int_equal(s.n, 3);
 	assert_string_equal(s.ids[1], "1700000001.M1P1Q2");
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(index_admin_list(f->ix, "held", collect, &s), 0);
+	assert_int_equal(index_admin_list(f->ix, &(struct index_admin_filter){ .state = "held" },
+	    collect, &s), 0);
 	assert_int_equal(s.n, 0);
 }
 
@@ -202,7 +270,7 @@ test_list_rcpts(void **state)
 	struct fixture *f = *state;
 	int n = 0;
 
-	assert_int_equal(index_admin_list(f->ix, "all", check_rcpts, &n), 0);
+	assert_int_equal(index_admin_list(f->ix, &all, check_rcpts, &n), 0);
 	assert_int_equal(n, 3);
 }
 
@@ -258,14 +326,13 @@ test_flush_one(void **state)
 
 	exec(f->ix, "UPDATE message SET state = 'deferred', "
 	    "next_attempt_at = 1900000000 WHERE id = '1700000000.M1P1Q1'");
-	assert_int_equal(index_admin_flush(f->ix, id, NOW, st),
-	    INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_FLUSH, id, NOW, st), IA_CHANGED);
 	assert_string_equal(st, "deferred");
 	assert_int_equal(query_int(f->ix, "SELECT next_attempt_at FROM "
 	    "message WHERE id = ?1", id), NOW);
 	/* Already due earlier: left as it is. */
-	assert_int_equal(index_admin_flush(f->ix, "1700000001.M1P1Q2", NOW,
-	    st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_FLUSH, "1700000001.M1P1Q2", NOW, st),
+	    IA_CHANGED);
 	assert_int_equal(query_int(f->ix, "SELECT next_attempt_at FROM "
 	    "message WHERE id = ?1", "1700000001.M1P1Q2"), T0 + 1);
 }
@@ -280,16 +347,17 @@ test_flush_states(void **state)
 	    "next_attempt_at = 1900000000 WHERE id = '1700000000.M1P1Q1'");
 	exec(f->ix, "UPDATE message SET state = 'held' "
 	    "WHERE id = '1700000001.M1P1Q2'");
-	assert_int_equal(index_admin_flush(f->ix, "1700000000.M1P1Q1", NOW,
-	    st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_FLUSH, "1700000000.M1P1Q1", NOW, st),
+	    IA_UNCHANGED);
 	assert_string_equal(st, "sending");
 	assert_int_equal(query_int(f->ix, "SELECT next_attempt_at FROM "
 	    "message WHERE id = ?1", "1700000000.M1P1Q1"), 1900000000);
-	assert_int_equal(index_admin_flush(f->ix, "1700000001.M1P1Q2", NOW,
-	    st), INDEX_ADMIN_BADSTATE);
+	assert_int_equal(one(f->ix, IA_FLUSH, "1700000001.M1P1Q2", NOW, st),
+	    IA_SKIPPED);
 	assert_string_equal(st, "held");
-	assert_int_equal(index_admin_flush(f->ix, "9.M9P9Q9", NOW, st),
-	    INDEX_ADMIN_UNKNOWN);
+	assert_int_equal(one(f->ix, IA_FLUSH, "9.M9P9Q9", NOW, st),
+	    IA_UNKNOWN);
+	assert_string_equal(st, "");
 }
 
 static void
@@ -302,12 +370,11 @@ test_flush_all(void **state)
 	    "WHERE id = '1700000001.M1P1Q2'");
 	exec(f->ix, "UPDATE message SET state = 'held' "
 	    "WHERE id = '1700000002.M1P1Q3'");
-	assert_int_equal(index_admin_flush_all(f->ix, NOW), 2);
+	run_all(f->ix, IA_FLUSH, NULL, NOW, 2, 0, 1);
 	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
 	    "WHERE next_attempt_at = ?1", "1800000000"), 2);
 	assert_int_equal(query_int(f->ix, "SELECT next_attempt_at FROM "
 	    "message WHERE id = ?1", "1700000002.M1P1Q3"), 1900000000);
-	assert_int_equal(index_admin_flush_all(f->ix, NOW), 0);
 }
 
 /* ---- hold and release ---- */
@@ -322,25 +389,23 @@ test_hold_release(void **state)
 
 	exec(f->ix, "UPDATE message SET state = 'deferred', "
 	    "next_attempt_at = 1900000000 WHERE id = '1700000001.M1P1Q2'");
-	assert_int_equal(index_admin_hold(f->ix, id, st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_HOLD, id, 0, st), IA_CHANGED);
 	assert_string_equal(st, "deferred");
 	get_ok(f->ix, id, &m);
 	assert_string_equal(m.state, "held");
 	assert_string_equal(m.held_from, "deferred");
 	index_admin_msg_clear(&m);
 	/* Holding again changes nothing. */
-	assert_int_equal(index_admin_hold(f->ix, id, st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_HOLD, id, 0, st), IA_UNCHANGED);
 	assert_string_equal(st, "held");
-	assert_int_equal(index_admin_release(f->ix, id, NOW, st),
-	    INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_RELEASE, id, NOW, st), IA_CHANGED);
 	assert_string_equal(st, "held");
 	get_ok(f->ix, id, &m);
 	assert_string_equal(m.state, "deferred");
 	assert_null(m.held_from);
 	assert_int_equal(m.next_attempt_at, NOW);
 	index_admin_msg_clear(&m);
-	assert_int_equal(index_admin_release(f->ix, id, NOW, st),
-	    INDEX_ADMIN_BADSTATE);
+	assert_int_equal(one(f->ix, IA_RELEASE, id, NOW, st), IA_SKIPPED);
 	assert_string_equal(st, "deferred");
 }
 
@@ -352,12 +417,11 @@ test_hold_queued(void **state)
 	char st[INDEX_ADMIN_STATE_MAX];
 	const char *id = "1700000000.M1P1Q1";
 
-	assert_int_equal(index_admin_hold(f->ix, id, st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_HOLD, id, 0, st), IA_CHANGED);
 	get_ok(f->ix, id, &m);
 	assert_string_equal(m.held_from, "queued");
 	index_admin_msg_clear(&m);
-	assert_int_equal(index_admin_release(f->ix, id, NOW, st),
-	    INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_RELEASE, id, NOW, st), IA_CHANGED);
 	get_ok(f->ix, id, &m);
 	assert_string_equal(m.state, "queued");
 	index_admin_msg_clear(&m);
@@ -376,14 +440,13 @@ test_hold_refused(void **state)
 		snprintf(sql, sizeof(sql), "UPDATE message SET state = '%s' "
 		    "WHERE id = '1700000000.M1P1Q1'", refused[i]);
 		exec(f->ix, sql);
-		assert_int_equal(index_admin_hold(f->ix, "1700000000.M1P1Q1",
-		    st), INDEX_ADMIN_BADSTATE);
+		assert_int_equal(one(f->ix, IA_HOLD, "1700000000.M1P1Q1", 0,
+		    st), IA_SKIPPED);
 		assert_string_equal(st, refused[i]);
 	}
-	assert_int_equal(index_admin_hold(f->ix, "9.M9P9Q9", st),
-	    INDEX_ADMIN_UNKNOWN);
-	assert_int_equal(index_admin_release(f->ix, "9.M9P9Q9", NOW, st),
-	    INDEX_ADMIN_UNKNOWN);
+	assert_int_equal(one(f->ix, IA_HOLD, "9.M9P9Q9", 0, st), IA_UNKNOWN);
+	assert_int_equal(one(f->ix, IA_RELEASE, "9.M9P9Q9", NOW, st),
+	    IA_UNKNOWN);
 }
 
 /* A held_from that is missing or odd releases to queued. */
@@ -398,10 +461,10 @@ test_release_without_held_from(void **state)
 	    "WHERE id = '1700000000.M1P1Q1'");
 	exec(f->ix, "UPDATE message SET state = 'held', held_from = 'sending' "
 	    "WHERE id = '1700000001.M1P1Q2'");
-	assert_int_equal(index_admin_release(f->ix, "1700000000.M1P1Q1", NOW,
-	    st), INDEX_ADMIN_OK);
-	assert_int_equal(index_admin_release(f->ix, "1700000001.M1P1Q2", NOW,
-	    st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_RELEASE, "1700000000.M1P1Q1", NOW,
+	    st), IA_CHANGED);
+	assert_int_equal(one(f->ix, IA_RELEASE, "1700000001.M1P1Q2", NOW,
+	    st), IA_CHANGED);
 	get_ok(f->ix, "1700000000.M1P1Q1", &m);
 	assert_string_equal(m.state, "queued");
 	index_admin_msg_clear(&m);
@@ -421,7 +484,7 @@ test_delete(void **state)
 
 	exec(f->ix, "UPDATE message SET state = 'failed' "
 	    "WHERE id = '1700000001.M1P1Q2'");
-	assert_int_equal(index_admin_delete(f->ix, id, st), INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_DELETE, id, 0, st), IA_CHANGED);
 	assert_string_equal(st, "failed");
 	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
 	    "WHERE id = ?1", id), 0);
@@ -429,8 +492,7 @@ test_delete(void **state)
 	    "WHERE message_id = ?1", id), 0);
 	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM recipient "
 	    "WHERE message_id <> ?1", id), 2);
-	assert_int_equal(index_admin_delete(f->ix, id, st),
-	    INDEX_ADMIN_UNKNOWN);
+	assert_int_equal(one(f->ix, IA_DELETE, id, 0, st), IA_UNKNOWN);
 }
 
 static void
@@ -442,8 +504,7 @@ test_delete_sending(void **state)
 
 	exec(f->ix, "UPDATE message SET state = 'sending' "
 	    "WHERE id = '1700000000.M1P1Q1'");
-	assert_int_equal(index_admin_delete(f->ix, id, st),
-	    INDEX_ADMIN_BADSTATE);
+	assert_int_equal(one(f->ix, IA_DELETE, id, 0, st), IA_SKIPPED);
 	assert_string_equal(st, "sending");
 	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
 	    "WHERE id = ?1", id), 1);
@@ -467,8 +528,7 @@ test_requeue(void **state)
 	exec(f->ix, "UPDATE recipient SET state = 'failed', last_error = "
 	    "'550 no such user', bounced = 1 WHERE "
 	    "message_id = '1700000001.M1P1Q2' AND seq = 1");
-	assert_int_equal(index_admin_requeue(f->ix, id, NOW, st),
-	    INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_REQUEUE, id, NOW, st), IA_CHANGED);
 	assert_string_equal(st, "failed");
 	get_ok(f->ix, id, &m);
 	assert_string_equal(m.state, "queued");
@@ -481,11 +541,10 @@ test_requeue(void **state)
 	assert_null(m.rcpts[1].last_error);
 	assert_int_equal(m.rcpts[1].bounced, 0);
 	index_admin_msg_clear(&m);
-	assert_int_equal(index_admin_requeue(f->ix, id, NOW, st),
-	    INDEX_ADMIN_BADSTATE);
+	assert_int_equal(one(f->ix, IA_REQUEUE, id, NOW, st), IA_SKIPPED);
 	assert_string_equal(st, "queued");
-	assert_int_equal(index_admin_requeue(f->ix, "9.M9P9Q9", NOW, st),
-	    INDEX_ADMIN_UNKNOWN);
+	assert_int_equal(one(f->ix, IA_REQUEUE, "9.M9P9Q9", NOW, st),
+	    IA_UNKNOWN);
 }
 
 /* ---- stats ---- */
@@ -570,12 +629,261 @@ test_busy_waits(void **state)
 	assert_int_equal(read(l.ready[0], &c, 1), 1);
 	assert_int_equal(c, 'x');
 	t0 = util_now_ms();
-	assert_int_equal(index_admin_hold(f->ix, "1700000000.M1P1Q1", st),
-	    INDEX_ADMIN_OK);
+	assert_int_equal(one(f->ix, IA_HOLD, "1700000000.M1P1Q1", 0, st),
+	    IA_CHANGED);
 	assert_true(util_now_ms() - t0 >= 100);
 	pthread_join(t, NULL);
 	close(l.ready[0]);
 	close(l.ready[1]);
+}
+
+/* ---- filters ---- */
+
+/* The ids f picks, in order, as "1 2 3" (the Q number of each). */
+static const char *
+picked(struct index *ix, const struct index_admin_filter *f)
+{
+	static char out[64];
+	struct seen s = { 0 };
+	int i;
+
+	assert_int_equal(index_admin_list(ix, f, collect, &s), 0);
+	out[0] = '\0';
+	for (i = 0; i < s.n; i++) {
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, strrchr(s.ids[i], 'Q') + 1);
+	}
+	return out;
+}
+
+static void
+test_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct {
+		struct index_admin_filter f;
+		const char *want;
+	} cases[] = {
+		{ { .from = "alice@example.org" }, "1 2" },
+		{ { .from = "ALICE@Example.ORG" }, "1 2" },
+		{ { .from = "@EXAMPLE.org" }, "1 2" },
+		{ { .from = "@ample.org" }, "" },	/* a whole domain only */
+		{ { .from = "" }, "3" },		/* the null sender */
+		{ { .from = "bob@example.com" }, "" },
+		{ { .to = "dave@example.net" }, "2" },
+		{ { .to = "@example.com" }, "1 3" },
+		{ { .to = "@example" }, "" },
+		{ { .user = "alice" }, "1 2" },
+		{ { .user = "Alice" }, "" },
+		{ { .received_before = T0 + 1 }, "1 2" },
+		{ { .received_after = T0 }, "2 3" },
+		{ { .received_before = T0 + 1, .received_after = T0 }, "2" },
+		{ { .user = "alice", .to = "@example.com" }, "1" },
+		{ { .state = "held" }, "" },
+		{ { .state = "queued", .from = "" }, "3" },
+		{ { 0 }, "1 2 3" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (strcmp(picked(f->ix, &cases[i].f), cases[i].want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i,
+			    picked(f->ix, &cases[i].f), cases[i].want);
+	/* Without a state, sent messages are left out; "all" has them. */
+	exec(f->ix, "UPDATE message SET state = 'sent' "
+	    "WHERE id = '1700000002.M1P1Q3'");
+	assert_string_equal(picked(f->ix, &(struct index_admin_filter){
+	    .to = "@example.com" }), "1");
+	assert_string_equal(picked(f->ix, &(struct index_admin_filter){
+	    .to = "@example.com", .state = "all" }), "1 3");
+}
+
+/* ---- batches ---- */
+
+/* Each message of a batch, as "Q:verdict:state" words. */
+static int
+walk(const char *id, const char *state, enum index_admin_verdict v,
+    void *arg)
+{
+	char *out = arg, w[64];
+
+	snprintf(w, sizeof(w), "%s%s:%d:%s", out[0] ? " " : "",
+	    strrchr(id, 'Q') + 1, (int)v, state != NULL ? state : "-");
+	strcat(out, w);
+	return 0;
+}
+
+static void
+test_batch_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct index_admin_batch *b;
+	long long count[IA_NVERDICTS];
+	char out[256] = "";
+
+	exec(f->ix, "UPDATE message SET state = 'sending' "
+	    "WHERE id = '1700000001.M1P1Q2'");
+	assert_non_null(b = index_admin_batch_new(f->ix));
+	assert_int_equal(index_admin_batch_add(b, "1700000002.M1P1Q3"), 0);
+	assert_int_equal(index_admin_batch_add(b, "9.M9P9Q9"), 0);
+	assert_int_equal(index_admin_batch_add(b, "1700000001.M1P1Q2"), 0);
+	assert_int_equal(index_admin_batch_add(b, "1700000000.M1P1Q1"), 0);
+	assert_int_equal(index_admin_batch_add(b, "1700000002.M1P1Q3"), 0);
+	assert_int_equal(index_admin_batch_run(b, IA_DELETE, NULL, NOW,
+	    count), 0);
+	assert_int_equal(count[IA_CHANGED], 2);
+	assert_int_equal(count[IA_UNKNOWN], 1);
+	assert_int_equal(count[IA_SKIPPED], 1);
+	assert_int_equal(count[IA_UNCHANGED], 0);
+	/* In the order given, each id once, with the state it had. */
+	assert_int_equal(index_admin_batch_each(b, walk, out), 0);
+	assert_string_equal(out, "3:1:queued 9:3:- 2:0:sending 1:1:queued");
+	index_admin_batch_free(b);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", "1700000001.M1P1Q2"), 0);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM recipient "
+	    "WHERE message_id <> ?1", "1700000001.M1P1Q2"), 0);
+	/* A new batch starts empty. */
+	assert_non_null(b = index_admin_batch_new(f->ix));
+	assert_int_equal(index_admin_batch_run(b, IA_HOLD, NULL, NOW, count),
+	    0);
+	assert_int_equal(count[IA_CHANGED] + count[IA_SKIPPED] +
+	    count[IA_UNKNOWN], 0);
+	index_admin_batch_free(b);
+	index_admin_batch_free(NULL);
+}
+
+static void
+test_batch_filter(void **state)
+{
+	struct fixture *f = *state;
+	char st[INDEX_ADMIN_STATE_MAX];
+
+	run_all(f->ix, IA_HOLD, &(struct index_admin_filter){
+	    .to = "@example.net" }, NOW, 1, 0, 0);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE state = ?1", "held"), 1);
+	assert_int_equal(one(f->ix, IA_HOLD, "1700000001.M1P1Q2", 0, st),
+	    IA_UNCHANGED);
+	run_all(f->ix, IA_HOLD, NULL, NOW, 2, 1, 0);
+	run_all(f->ix, IA_RELEASE, &(struct index_admin_filter){
+	    .from = "" }, NOW, 1, 0, 0);
+	run_all(f->ix, IA_REQUEUE, NULL, NOW, 0, 0, 3);
+	run_all(f->ix, IA_DELETE, &(struct index_admin_filter){
+	    .state = "held" }, NOW, 2, 0, 0);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", "1700000002.M1P1Q3"), 0);
+}
+
+static void
+test_batch_ids_and_filter_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const struct index_admin_filter none;
+	struct index_admin_batch *b;
+	long long count[IA_NVERDICTS];
+
+	assert_non_null(b = index_admin_batch_new(f->ix));
+	assert_int_equal(index_admin_batch_add(b, "1700000000.M1P1Q1"), 0);
+	assert_int_equal(index_admin_batch_run(b, IA_DELETE, &none, NOW,
+	    count), -1);
+	assert_non_null(strstr(index_errmsg(f->ix), "not both"));
+	index_admin_batch_free(b);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", ""), 3);
+}
+
+/* A failure part way through changes nothing: one transaction. */
+static void
+test_batch_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	static const struct index_admin_filter none;
+	struct index_admin_batch *b;
+	long long count[IA_NVERDICTS];
+	char out[256] = "";
+
+	exec(f->ix, "CREATE TRIGGER boom BEFORE DELETE ON message WHEN "
+	    "old.id = '1700000002.M1P1Q3' BEGIN SELECT RAISE(ABORT, 'boom'); "
+	    "END");
+	assert_non_null(b = index_admin_batch_new(f->ix));
+	assert_int_equal(index_admin_batch_run(b, IA_DELETE, &none, NOW,
+	    count), -1);
+	assert_non_null(strstr(index_errmsg(f->ix), "boom"));
+	assert_int_equal(index_admin_batch_each(b, walk, out), 0);
+	assert_string_equal(out, "");
+	index_admin_batch_free(b);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", ""), 3);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM recipient "
+	    "WHERE message_id <> ?1", ""), 4);
+}
+
+/* Many messages: every one in the counts, one statement per step. */
+static void
+test_batch_many(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const r[] = { "x@example.com" };
+	struct index_new_msg m[500];
+	const struct index_new_msg *p[500];
+	char ids[500][32];
+	int i, k;
+
+	for (k = 0; k < 20; k++) {
+		for (i = 0; i < 500; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "1.M%dP1Q%d", k, i);
+			m[i] = (struct index_new_msg){ ids[i], "bulk",
+			    "bulk@example.org", "192.0.2.9", 10, T0 + 10, 0, 1,
+			    r };
+			p[i] = &m[i];
+		}
+		assert_int_equal(index_insert_batch(f->ix, p, 500), 0);
+	}
+	run_all(f->ix, IA_HOLD, &(struct index_admin_filter){
+	    .user = "bulk" }, NOW, 10000, 0, 0);
+	run_all(f->ix, IA_DELETE, &(struct index_admin_filter){
+	    .state = "held", .from = "BULK@example.org" }, NOW, 10000, 0, 0);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", ""), 3);
+}
+
+/* ---- read-only open ---- */
+
+static void
+test_open_readonly(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ro;
+	struct seen s = { 0 };
+	char err[512], path[128];
+
+	assert_non_null(ro = index_admin_open_readonly(f->dir, err,
+	    sizeof(err)));
+	assert_int_equal(index_admin_list(ro, NULL, collect, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(index_exec(ro, "DELETE FROM message"), -1);
+	index_close(ro);
+	assert_int_equal(query_int(f->ix, "SELECT COUNT(*) FROM message "
+	    "WHERE id <> ?1", ""), 3);
+	/* The daemons' connections keep -wal and -shm for such readers. */
+	index_close(f->ix);
+	snprintf(path, sizeof(path), "%s/index.db-shm", f->dir);
+	assert_int_equal(access(path, F_OK), 0);
+	f->ix = index_open(f->dir, INDEX_SYNC_NORMAL, err, sizeof(err));
+	assert_non_null(f->ix);
+	/* Another schema version is not read. */
+	exec(f->ix, "PRAGMA user_version = 1");
+	assert_null(index_admin_open_readonly(f->dir, err, sizeof(err)));
+	assert_non_null(strstr(err, "older"));
+	exec(f->ix, "PRAGMA user_version = 99");
+	assert_null(index_admin_open_readonly(f->dir, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer"));
+	exec(f->ix, "PRAGMA user_version = 2");
+	assert_null(index_admin_open_readonly("/nonexistent/spool", err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/spool/index.db"));
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -602,6 +910,13 @@ main(void)
 		T(test_requeue),
 		T(test_stats),
 		T(test_busy_waits),
+		T(test_filters),
+		T(test_batch_ids),
+		T(test_batch_filter),
+		T(test_batch_ids_and_filter_refused),
+		T(test_batch_all_or_nothing),
+		T(test_batch_many),
+		T(test_open_readonly),
 		cmocka_unit_test(test_state_names),
 	};
 

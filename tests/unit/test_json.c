@@ -2,7 +2,7 @@
  * Unit tests for mppqueue/json: documents built call by call and compared
  * with the exact text expected; string escaping as a table (ASCII, control
  * characters, well-formed and ill-formed UTF-8); misuse reported by
- * json_finish().
+ * json_finish(); JSON Lines streams, one value per line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -319,6 +319,80 @@ test_deep_ok(void **state)
 	free(o.buf);
 }
 
+/* JSON Lines: each value on its own line, nothing else around them. */
+static void
+test_lines(void **state)
+{
+	struct out o;
+	struct json j;
+	int i;
+
+	(void)state;
+	out_open(&o);
+	json_init_lines(&j, o.f);
+	for (i = 0; i < 3; i++) {
+		json_begin_object(&j);
+		json_key(&j, "n");
+		json_int(&j, i);
+		json_key(&j, "s");
+		json_string(&j, "a\nb");
+		json_end_object(&j);
+		assert_int_equal(json_end_line(&j), 0);
+	}
+	json_string(&j, "last");
+	assert_int_equal(json_end_line(&j), 0);
+	assert_int_equal(json_finish(&j), 0);
+	/* A newline inside a string is escaped: it never ends a line. */
+	out_check(&o, "{\"n\":0,\"s\":\"a\\u000ab\"}\n"
+	    "{\"n\":1,\"s\":\"a\\u000ab\"}\n"
+	    "{\"n\":2,\"s\":\"a\\u000ab\"}\n\"last\"\n");
+}
+
+/* No values: no output at all, and still a complete stream. */
+static void
+test_lines_empty(void **state)
+{
+	struct out o;
+	struct json j;
+
+	(void)state;
+	out_open(&o);
+	json_init_lines(&j, o.f);
+	assert_int_equal(json_finish(&j), 0);
+	out_check(&o, "");
+}
+
+/* A line that is not one whole value is an error, and so is the stream;
+   the next line starts clean. */
+static void
+test_lines_misuse(void **state)
+{
+	struct out o;
+	struct json j;
+
+	(void)state;
+	out_open(&o);
+	json_init_lines(&j, o.f);
+	json_begin_array(&j);
+	assert_int_equal(json_end_line(&j), -1);
+	json_int(&j, 1);
+	assert_int_equal(json_end_line(&j), 0);
+	json_int(&j, 2);
+	json_int(&j, 3);
+	assert_int_equal(json_end_line(&j), -1);
+	assert_int_equal(json_end_line(&j), -1);	/* empty line */
+	json_int(&j, 4);			/* value left open at the end */
+	assert_int_equal(json_finish(&j), -1);
+	out_check(&o, "[\n1\n23\n\n4");
+	/* A document writer has no lines. */
+	out_open(&o);
+	json_init(&j, o.f);
+	json_int(&j, 5);
+	assert_int_equal(json_end_line(&j), -1);
+	assert_int_equal(fclose(o.f), 0);
+	free(o.buf);
+}
+
 int
 main(void)
 {
@@ -331,6 +405,9 @@ main(void)
 		cmocka_unit_test(test_key_escape),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_deep_ok),
+		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_lines_empty),
+		cmocka_unit_test(test_lines_misuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

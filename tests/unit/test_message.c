@@ -392,8 +392,11 @@ static const struct added_case added_cases[] = {
 	{ "From is the sender and someone else",
 	  "From: alice@example.org, bob@example.org\nTo: b@x.example\n\n",
 	  0, 1, 1, 1 },
-	{ "From is a bare local part", "From: alice\nTo: b@x.example\n\n",
-	  0, 1, 1, 1 },
+	/* qualified with sender_domain: the poster's own address */
+	{ "From is the poster's bare local part",
+	  "From: alice\nTo: b@x.example\n\n", 0, 1, 1, 0 },
+	{ "From is another bare local part",
+	  "From: bob\nTo: b@x.example\n\n", 0, 1, 1, 1 },
 	{ "From is empty", "From:\nTo: b@x.example\n\n", 0, 1, 1, 1 },
 	{ "Date given", "Date: Mon, 2 Jan 2006 15:04:05 -0700\n"
 	  "To: b@x.example\n\n", 1, 0, 1, 0 },

@@ -40,7 +40,7 @@
 #include <openssl/x509v3.h>
 
 #include "../../client/mpp_client.h"
-#include "../../client/mpp_tls.h"
+#include "tls_client.h"
 
 /* A client attached to one end of a socketpair; peer is the other end. */
 struct pair {
@@ -257,7 +257,7 @@ test_read_reply_garbage(void **state)
 	assert_int_equal(mpp_client_read_reply(&p->c), -1);
 	assert_int_equal(p->c.fail, EX_PROTOCOL);
 	assert_non_null(strstr(mpp_client_error(&p->c), "SSH-2.0"));
-	assert_int_equal(p->c.fd, -1);	/* out of step: closed */
+	assert_int_equal(p->c.conn.fd, -1);	/* out of step: closed */
 	pair_free(p);
 }
 
@@ -600,7 +600,7 @@ test_post_fd_read_error(void **state)
 	assert_true(fd >= 0);
 	peer_says(p, "354 go\r\n");
 	assert_int_equal(mpp_client_post_fd(&p->c, fd, NULL, NULL), EX_IOERR);
-	assert_int_equal(p->c.fd, -1);	/* closed: no final dot */
+	assert_int_equal(p->c.conn.fd, -1);	/* closed: no final dot */
 	close(fd);
 	sent = peer_reads(p, &len);
 	assert_int_equal(len, 6);
@@ -623,7 +623,7 @@ test_quit_keeps_error(void **state)
 	mpp_client_quit(&p->c);
 	assert_string_equal(mpp_client_error(&p->c), "kept");
 	assert_int_equal(p->c.fail, EX_NOPERM);
-	assert_int_equal(p->c.fd, -1);
+	assert_int_equal(p->c.conn.fd, -1);
 	pair_free(p);
 }
 
@@ -898,7 +898,7 @@ tls_server_main(void *arg)
 
 /* A client on a socketpair with a TLS server thread on the other end. */
 static struct pair *
-tls_pair(struct tls_server *ts, struct mpp_tls_ctx *ctx, int timeout)
+tls_pair(struct tls_server *ts, struct tls_client_ctx *ctx, int timeout)
 {
 	struct pair *p = pair_new(timeout);
 
@@ -922,15 +922,15 @@ tls_pair_done(struct pair *p, struct tls_server *ts)
 	pair_free(p);
 }
 
-static struct mpp_tls_ctx *
+static struct tls_client_ctx *
 ctx_for(const char *cafile)
 {
-	struct mpp_tls_ctx *ctx;
-	char err[MPP_TLS_ERR_MAX];
+	struct tls_client_ctx *ctx;
+	char err[TLS_CLIENT_ERR_MAX];
 
-	ctx = mpp_tls_ctx_new(cafile, err, sizeof(err));
+	ctx = tls_client_ctx_new(cafile, err, sizeof(err));
 	if (ctx == NULL)
-		fail_msg("mpp_tls_ctx_new(%s): %s", cafile, err);
+		fail_msg("tls_client_ctx_new(%s): %s", cafile, err);
 	return ctx;
 }
 
@@ -950,28 +950,28 @@ test_tls_ip_literal(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (mpp_tls_is_ip_literal(t[i].host) != t[i].ip)
+		if (tls_client_is_ip_literal(t[i].host) != t[i].ip)
 			fail_msg("\"%s\"", t[i].host);
 }
 
 static void
 test_tls_ctx_errors(void **state)
 {
-	char err[MPP_TLS_ERR_MAX], missing[300];
-	struct mpp_tls_ctx *ctx;
+	char err[TLS_CLIENT_ERR_MAX], missing[300];
+	struct tls_client_ctx *ctx;
 
 	(void)state;
 	snprintf(missing, sizeof(missing), "%s/absent.pem", pkidir);
-	assert_null(mpp_tls_ctx_new(missing, err, sizeof(err)));
+	assert_null(tls_client_ctx_new(missing, err, sizeof(err)));
 	assert_non_null(strstr(err, "absent.pem"));
 	assert_non_null(strstr(err, "No such file"));
-	assert_null(mpp_tls_ctx_new(garbage_pem, err, sizeof(err)));
+	assert_null(tls_client_ctx_new(garbage_pem, err, sizeof(err)));
 	assert_non_null(strstr(err, "garbage.pem"));
-	assert_null(mpp_tls_ctx_new(pkidir, err, sizeof(err)));
+	assert_null(tls_client_ctx_new(pkidir, err, sizeof(err)));
 	/* the system store */
-	assert_non_null(ctx = mpp_tls_ctx_new(NULL, err, sizeof(err)));
-	mpp_tls_ctx_free(ctx);
-	mpp_tls_ctx_free(NULL);
+	assert_non_null(ctx = tls_client_ctx_new(NULL, err, sizeof(err)));
+	tls_client_ctx_free(ctx);
+	tls_client_ctx_free(NULL);
 }
 
 /* A whole dialogue inside TLS, verified by name and by address. */
@@ -981,7 +981,7 @@ test_tls_dialogue(void **state)
 	static const char *hosts[] = { "localhost", "127.0.0.1" };
 	static const char sent[] = "USER alice\r\nPASS s3cret\r\nDATA\r\n"
 	    "To: b@example.org\r\n\r\n..hi\r\n.\r\nQUIT\r\n";
-	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_client_ctx *ctx = ctx_for(ca_pem);
 	struct tls_server ts;
 	char *trace = NULL;
 	size_t tracelen = 0, i;
@@ -997,14 +997,14 @@ test_tls_dialogue(void **state)
 		assert_non_null(tf = open_memstream(&trace, &tracelen));
 		p->c.trace = tf;
 		assert_int_equal(mpp_client_start_tls(&p->c, hosts[i]), 0);
-		assert_non_null(p->c.tls);
+		assert_non_null(p->c.conn.tls);
 		assert_int_equal(mpp_client_read_reply(&p->c), 220);
 		assert_int_equal(mpp_client_login(&p->c, "alice", "s3cret"),
 		    EX_OK);
 		assert_int_equal(mpp_client_post_buf(&p->c,
 		    "To: b@example.org\n\n.hi\n", 23), EX_OK);
 		mpp_client_quit(&p->c);
-		assert_null(p->c.tls);
+		assert_null(p->c.conn.tls);
 		fclose(tf);
 		tls_pair_done(p, &ts);
 		assert_true(ts.handshake_ok);
@@ -1017,7 +1017,7 @@ test_tls_dialogue(void **state)
 		free(trace);
 		trace = NULL;
 	}
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 }
 
 /* Verification failures: nothing is sent, EX_TEMPFAIL, the reason. */
@@ -1049,7 +1049,7 @@ test_tls_verify_failures(void **state)
 		{ "ca", 0, "::1",
 		    "certificate verify failed: IP address mismatch" },
 	};
-	struct mpp_tls_ctx *ca = ctx_for(ca_pem), *other = ctx_for(other_ca_pem);
+	struct tls_client_ctx *ca = ctx_for(ca_pem), *other = ctx_for(other_ca_pem);
 	struct tls_server ts;
 	struct pair *p;
 	size_t i;
@@ -1063,8 +1063,8 @@ test_tls_verify_failures(void **state)
 		    other, 5);
 		assert_int_equal(mpp_client_start_tls(&p->c, t[i].host), -1);
 		assert_int_equal(p->c.fail, EX_TEMPFAIL);
-		assert_int_equal(p->c.fd, -1);
-		assert_null(p->c.tls);
+		assert_int_equal(p->c.conn.fd, -1);
+		assert_null(p->c.conn.tls);
 		if (strncmp(mpp_client_error(&p->c), "TLS: ", 5) != 0 ||
 		    strstr(mpp_client_error(&p->c), t[i].why) == NULL)
 			fail_msg("case %zu: \"%s\"", i,
@@ -1077,15 +1077,15 @@ test_tls_verify_failures(void **state)
 		assert_int_equal(ts.gotlen, 0);
 		free(ts.got);
 	}
-	mpp_tls_ctx_free(ca);
-	mpp_tls_ctx_free(other);
+	tls_client_ctx_free(ca);
+	tls_client_ctx_free(other);
 }
 
 /* A server that offers no more than TLS 1.1 is refused. */
 static void
 test_tls_old_version_refused(void **state)
 {
-	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_client_ctx *ctx = ctx_for(ca_pem);
 	struct tls_server ts;
 	struct pair *p;
 
@@ -1101,14 +1101,14 @@ test_tls_old_version_refused(void **state)
 	assert_false(ts.handshake_ok);
 	assert_int_equal(ts.gotlen, 0);
 	free(ts.got);
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 }
 
 /* A plain MPP server, and a silent one: a clear error, within the time. */
 static void
 test_tls_not_tls(void **state)
 {
-	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_client_ctx *ctx = ctx_for(ca_pem);
 	struct pair *p;
 	time_t t0;
 
@@ -1159,7 +1159,7 @@ test_tls_not_tls(void **state)
 	assert_int_equal(p->c.fail, EX_TEMPFAIL);
 	assert_non_null(strstr(mpp_client_error(&p->c), "TLS: "));
 	pair_free(p);
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 }
 
 /* Megabytes of text through non-blocking TLS writes arrive intact. */
@@ -1167,7 +1167,7 @@ static void
 test_tls_large_text(void **state)
 {
 	const size_t len = 2 * 1024 * 1024 + 5;
-	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_client_ctx *ctx = ctx_for(ca_pem);
 	struct tls_server ts;
 	struct pair *p;
 	char *in = malloc(len), *want;
@@ -1192,7 +1192,7 @@ test_tls_large_text(void **state)
 	free(want);
 	free(in);
 	free(ts.got);
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 }
 
 /* The server goes away: a temporary failure, and no SIGPIPE kills us. */
@@ -1200,7 +1200,7 @@ static void
 test_tls_server_hangs_up(void **state)
 {
 	const size_t len = 4 * 1024 * 1024;
-	struct mpp_tls_ctx *ctx = ctx_for(ca_pem);
+	struct tls_client_ctx *ctx = ctx_for(ca_pem);
 	struct tls_server ts;
 	struct pair *p;
 	char *in = malloc(len);
@@ -1215,7 +1215,7 @@ test_tls_server_hangs_up(void **state)
 	assert_int_equal(mpp_client_start_tls(&p->c, "localhost"), 0);
 	assert_int_equal(mpp_client_read_reply(&p->c), 220);
 	assert_int_equal(mpp_client_post_buf(&p->c, in, len), EX_TEMPFAIL);
-	assert_int_equal(p->c.fd, -1);
+	assert_int_equal(p->c.conn.fd, -1);
 	tls_pair_done(p, &ts);
 	free(ts.got);
 
@@ -1232,7 +1232,7 @@ test_tls_server_hangs_up(void **state)
 	tls_pair_done(p, &ts);
 	free(ts.got);
 	free(in);
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 }
 
 int

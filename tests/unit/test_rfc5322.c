@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <bsd/string.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1050,11 +1052,66 @@ test_received_by(void **state)
 	}
 }
 
+/* Where each local part ends, for every shape an address takes. */
+struct at_seen {
+	char text[512];		/* "addr|has_domain|value up to the offset;" */
+	const char *value;
+};
+
+static int
+at_cb(const char *addr, int has_domain, size_t local_end, void *ctx)
+{
+	struct at_seen *a = ctx;
+	char piece[256];
+
+	snprintf(piece, sizeof(piece), "%s|%d|%.*s;", addr, has_domain,
+	    (int)local_end, a->value);
+	strlcat(a->text, piece, sizeof(a->text));
+	return 0;
+}
+
+static void
+test_parse_addresses_at(void **state)
+{
+	static const struct {
+		const char *value, *want;
+	} cases[] = {
+		{ "root", "root|0|root;" },
+		{ "root (Cron Daemon)", "root|0|root;" },
+		{ " Bob <bob>, carol@x.example",
+		  "bob|0| Bob <bob;carol@x.example|1| Bob <bob>, carol;" },
+		{ "\"john doe\" (home)", "\"john doe\"|0|\"john doe\";" },
+		{ "a.b.c , team: d, e@y.example;",
+		  "a.b.c|0|a.b.c;d|0|a.b.c , team: d;"
+		  "e@y.example|1|a.b.c , team: d, e;" },
+		{ "<@relay.example:f>", "f|0|<@relay.example:f;" },
+		{ "g (x) . h", "g.h|0|g (x) . h;" },
+	};
+	struct at_seen a;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&a, 0, sizeof(a));
+		a.value = cases[i].value;
+		assert_int_equal(rfc5322_parse_addresses_at(cases[i].value,
+		    strlen(cases[i].value), at_cb, &a), 0);
+		if (strcmp(a.text, cases[i].want) != 0)
+			fail_msg("%s: got %s, want %s", cases[i].value, a.text,
+			    cases[i].want);
+	}
+	memset(&a, 0, sizeof(a));
+	a.value = "bad <";
+	assert_int_equal(rfc5322_parse_addresses_at("bad <", 5, at_cb, &a),
+	    -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_parse_addresses_at),
 		cmocka_unit_test(test_fields_at_end),
 		cmocka_unit_test(test_fields_nul_in_value),
 		cmocka_unit_test(test_fields_prefix),

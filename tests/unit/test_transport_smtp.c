@@ -12,6 +12,7 @@
  * that arrives before the previous one was answered (no PIPELINING).
  */
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -34,6 +35,7 @@
 #include "config.h"
 #include "util.h"
 #include "../../mppqueue/transport.h"
+#include "silent_dns.h"
 
 #define HELO_NAME "mpp.test"
 #define SENDER "alice@example.org"
@@ -1455,6 +1457,73 @@ test_ipv6_literal(void **state)
 	transport_smtp_ops.close(t);
 }
 
+/*
+ * The child of test_silent_dns: deliver through a relay whose name no DNS
+ * server answers for; cmocka's checks stay with the parent, so this says
+ * what it found in its exit code (SILENT_DNS_SKIP: no namespaces).
+ */
+static int
+silent_dns_child(void)
+{
+	static const char text[] = "Subject: x\n\nx\n";
+	struct mpp_config cfg;
+	struct transport_msg m;
+	struct transport_rcpt r = { .addr = "a@example.com" };
+	char err[256], path[] = "/tmp/test_transport_smtp.XXXXXX";
+	long long t0, took;
+	void *t;
+	int sock;
+
+	if (silent_dns(&sock) == -1)
+		return SILENT_DNS_SKIP;
+	config_defaults(&cfg);
+	strcpy(cfg.hostname, HELO_NAME);
+	cfg.delivery_timeout = 1;
+	if (config_set(&cfg, "transport", "smtp:relay.example:25", err,
+	    sizeof(err)) == -1 ||
+	    (t = transport_smtp_ops.open(&cfg, err, sizeof(err))) == NULL ||
+	    (m.fd = mkstemp(path)) == -1)
+		return 1;
+	unlink(path);
+	if (util_write_all(m.fd, text, sizeof(text) - 1) == -1)
+		return 1;
+	m.id = "TESTID";
+	m.sender = SENDER;
+	m.size = (off_t)sizeof(text) - 1;
+	t0 = util_now_ms();
+	transport_smtp_ops.deliver(t, &m, &r, 1);
+	took = util_now_ms() - t0;
+	fprintf(stderr, "silent DNS: %lld ms, %d \"%s\"\n", took, r.result,
+	    r.reply);
+	transport_smtp_ops.close(t);
+	if (r.result != OUTCOME_TEMP ||
+	    strcmp(r.reply, "timeout resolving relay.example") != 0)
+		return 2;
+	return took >= 900 && took < 2000 ? 0 : 3;
+}
+
+/*
+ * A relay name whose DNS server never answers: the attempt ends within
+ * delivery_timeout (the resolver's own retries would take 15 s), the
+ * message deferred with the reason.
+ */
+static void
+test_silent_dns(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	if ((pid = fork()) == 0)
+		_exit(silent_dns_child());
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == SILENT_DNS_SKIP)
+		skip();
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void
 test_open_arg(void **state)
 {
@@ -1517,6 +1586,7 @@ main(void)
 		cmocka_unit_test(test_data_unexpected_reply),
 		cmocka_unit_test(test_ipv6_literal),
 		cmocka_unit_test(test_open_arg),
+		cmocka_unit_test(test_silent_dns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

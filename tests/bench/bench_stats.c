@@ -9,7 +9,7 @@
 
 #include "bench_net.h"
 #include "bench_stats.h"
-#include "../mppd/pwfile.h"
+#include "../../mppd/pwfile.h"
 
 static int
 cmp_double(const void *a, const void *b)

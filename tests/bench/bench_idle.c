@@ -20,7 +20,7 @@
 
 #include "bench_idle.h"
 #include "bench_net.h"
-#include "mpp_client.h"
+#include "../../client/mpp_client.h"
 
 #define IN_MAX		120	/* one reply line; MPP replies are short */
 #define EVENTS		256

@@ -34,7 +34,7 @@
 #include "bench_msg.h"
 #include "bench_net.h"
 #include "bench_stats.h"
-#include "mpp_client.h"
+#include "../../client/mpp_client.h"
 
 #define DEFAULT_SERVER	"localhost"
 #define DEFAULT_RCPT	"bench@example.net"

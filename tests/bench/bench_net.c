@@ -1,14 +1,10 @@
 /*
  * bench_net — see bench_net.h. Commands and replies go through mpp_client;
- * only the message text takes its own path (sendmsg over prepared buffers),
- * so that the load generator spends its CPU on the dialogue and not on
- * converting text the server is meant to be measured on.
+ * only the message text takes its own path (net_conn_writev over prepared
+ * buffers), so that the load generator spends its CPU on the dialogue and
+ * not on converting text the server is meant to be measured on.
  */
-#include <sys/socket.h>
-
 #include <errno.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -48,76 +44,15 @@ bench_net_step(struct mpp_client *c, const char *verb, const char *arg,
 	return bench_net_expect(c, want, verb, err, errsz);
 }
 
-/* Wait until fd can take data or the deadline passes. 0 / -1 with errno. */
-static int
-wait_out(int fd, long long deadline_ns)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		left = (deadline_ns - bench_now_ns()) / 1000000;
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
-/* Drop n sent bytes from the front of the vector; the new start index. */
-static int
-iov_advance(struct iovec *iov, int i, int n, size_t sent)
-{
-	while (i < n && sent >= iov[i].iov_len) {
-		sent -= iov[i].iov_len;
-		i++;
-	}
-	if (i < n) {
-		iov[i].iov_base = (char *)iov[i].iov_base + sent;
-		iov[i].iov_len -= sent;
-	}
-	return i;
-}
-
 int
 bench_net_send_raw(struct mpp_client *c, struct iovec *iov, int n,
     char *err, size_t errsz)
 {
-	long long deadline = bench_now_ns() + (long long)c->timeout *
-	    1000000000LL;
-	struct msghdr mh;
-	ssize_t k;
-	int i = iov_advance(iov, 0, n, 0);
-
-	while (i < n) {
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov + i;
-		mh.msg_iovlen = (size_t)(n - i);
-		k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (k == -1 && errno == EAGAIN) {
-			if (wait_out(c->fd, deadline) == -1)
-				goto fail;
-			continue;
-		}
-		if (k == -1)
-			goto fail;
-		i = iov_advance(iov, i, n, (size_t)k);
-	}
-	return 0;
-fail:
+	if (net_conn_writev(&c->conn, iov, n,
+	    net_deadline((long long)c->timeout * 1000)) == 0)
+		return 0;
 	(void)snprintf(err, errsz, "message text: %s: %s", c->peer,
-	    errno == ETIMEDOUT ? "took no data in time" : strerror(errno));
+	    errno == ETIMEDOUT ? "took no data in time" : net_reason(errno));
 	mpp_client_close(c);
 	return -1;
 }

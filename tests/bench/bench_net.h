@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#include "mpp_client.h"
+#include "../../client/mpp_client.h"
 
 /* Send verb (and arg) and check the reply is want. */
 int bench_net_step(struct mpp_client *c, const char *verb, const char *arg,

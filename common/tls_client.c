@@ -1,5 +1,5 @@
 /*
- * mpp_tls — the client's TLS layer over OpenSSL 3. See mpp_tls.h.
+ * tls_client — the client's TLS layer over OpenSSL 3. See tls_client.h.
  *
  * OpenSSL's own socket BIO writes with write(2), so a server that hangs up
  * would kill the client with SIGPIPE; a small BIO of ours reads and writes
@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,41 +36,26 @@
 
 #include <bsd/string.h>
 
-#include "mpp_tls.h"
+#include "tls_client.h"
+#include "tls_common.h"
+#include "util.h"
 
-struct mpp_tls_ctx {
+struct tls_client_ctx {
 	SSL_CTX *ssl_ctx;
 };
 
-struct mpp_tls {
+struct tls_client {
 	SSL *ssl;
 	int fd;
 	int eof;		/* the socket reached its end */
 	int dead;		/* a fatal error: no close_notify */
 	char head[80];		/* the first bytes received */
 	size_t headlen;
-	char err[MPP_TLS_ERR_MAX];
+	char err[TLS_CLIENT_ERR_MAX];
 };
 
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 static BIO_METHOD *bio_method;	/* set once, then only read */
-
-static void set_err(char *, size_t, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-	/* A message cut to fit still says enough. */
-	if (n < 0 && errsz > 0)
-		strlcpy(err, "error message could not be formatted", errsz);
-}
 
 /* OpenSSL's reason for the first error queued, or fallback. */
 static const char *
@@ -87,7 +71,7 @@ ssl_reason(const char *fallback)
 static int
 bio_write(BIO *b, const char *buf, size_t len, size_t *written)
 {
-	struct mpp_tls *t = BIO_get_data(b);
+	struct tls_client *t = BIO_get_data(b);
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
@@ -103,7 +87,7 @@ bio_write(BIO *b, const char *buf, size_t len, size_t *written)
 
 /* Keep the start of what the server sent, for describe_ssl_error. */
 static void
-keep_head(struct mpp_tls *t, const char *buf, size_t n)
+keep_head(struct tls_client *t, const char *buf, size_t n)
 {
 	size_t room = sizeof(t->head) - t->headlen;
 
@@ -116,7 +100,7 @@ keep_head(struct mpp_tls *t, const char *buf, size_t n)
 static int
 bio_read(BIO *b, char *buf, size_t len, size_t *got)
 {
-	struct mpp_tls *t = BIO_get_data(b);
+	struct tls_client *t = BIO_get_data(b);
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
@@ -136,7 +120,7 @@ bio_read(BIO *b, char *buf, size_t len, size_t *got)
 static long
 bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	struct mpp_tls *t = BIO_get_data(b);
+	struct tls_client *t = BIO_get_data(b);
 
 	(void)num;
 	(void)ptr;
@@ -186,14 +170,14 @@ load_ca(SSL_CTX *ctx, const char *cafile, char *err, size_t errsz)
 
 	/* OpenSSL's errors for a missing file are obscure: look first. */
 	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		set_err(err, errsz, "CA file %s: %s", cafile,
+		util_format(err, errsz, "CA file %s: %s", cafile,
 		    strerror(errno));
 		return -1;
 	}
 	close(fd);
 	ERR_clear_error();
 	if (SSL_CTX_load_verify_file(ctx, cafile) != 1) {
-		set_err(err, errsz, "CA file %s: %s", cafile,
+		util_format(err, errsz, "CA file %s: %s", cafile,
 		    ssl_reason("no certificate in it"));
 		ERR_clear_error();
 		return -1;
@@ -201,19 +185,19 @@ load_ca(SSL_CTX *ctx, const char *cafile, char *err, size_t errsz)
 	return 0;
 }
 
-struct mpp_tls_ctx *
-mpp_tls_ctx_new(const char *cafile, char *err, size_t errsz)
+struct tls_client_ctx *
+tls_client_ctx_new(const char *cafile, char *err, size_t errsz)
 {
-	struct mpp_tls_ctx *ctx;
+	struct tls_client_ctx *ctx;
 
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		set_err(err, errsz, "out of memory");
+		util_format(err, errsz, "out of memory");
 		return NULL;
 	}
 	ERR_clear_error();
 	if ((ctx->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    !SSL_CTX_set_min_proto_version(ctx->ssl_ctx, TLS1_2_VERSION)) {
-		set_err(err, errsz, "TLS: %s", ssl_reason("cannot start"));
+	    tls_common_settings(ctx->ssl_ctx, TLS1_2_VERSION) == -1) {
+		util_format(err, errsz, "TLS: %s", ssl_reason("cannot start"));
 		goto fail;
 	}
 	SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
@@ -228,7 +212,7 @@ mpp_tls_ctx_new(const char *cafile, char *err, size_t errsz)
 		if (load_ca(ctx->ssl_ctx, cafile, err, errsz) == -1)
 			goto fail;
 	} else if (SSL_CTX_set_default_verify_paths(ctx->ssl_ctx) != 1) {
-		set_err(err, errsz, "TLS: cannot load the system's trusted "
+		util_format(err, errsz, "TLS: cannot load the system's trusted "
 		    "certificates: %s", ssl_reason("unknown error"));
 		goto fail;
 	}
@@ -236,12 +220,12 @@ mpp_tls_ctx_new(const char *cafile, char *err, size_t errsz)
 	return ctx;
 fail:
 	ERR_clear_error();
-	mpp_tls_ctx_free(ctx);
+	tls_client_ctx_free(ctx);
 	return NULL;
 }
 
 void
-mpp_tls_ctx_free(struct mpp_tls_ctx *ctx)
+tls_client_ctx_free(struct tls_client_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
@@ -252,7 +236,7 @@ mpp_tls_ctx_free(struct mpp_tls_ctx *ctx)
 /* ---- connections ---- */
 
 int
-mpp_tls_is_ip_literal(const char *host)
+tls_client_is_ip_literal(const char *host)
 {
 	struct in6_addr a6;
 	struct in_addr a4;
@@ -267,7 +251,7 @@ expect_host(SSL *ssl, const char *host)
 {
 	char sni[256];		/* a DNS name has at most 253 bytes */
 
-	if (mpp_tls_is_ip_literal(host))
+	if (tls_client_is_ip_literal(host))
 		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 		    host) == 1 ? 0 : -1;
 	/* The SNI macro takes a non-const pointer. */
@@ -280,33 +264,33 @@ expect_host(SSL *ssl, const char *host)
 	return 0;
 }
 
-struct mpp_tls *
-mpp_tls_new(struct mpp_tls_ctx *ctx, int fd, const char *host, char *err,
+struct tls_client *
+tls_client_new(struct tls_client_ctx *ctx, int fd, const char *host, char *err,
     size_t errsz)
 {
-	struct mpp_tls *t;
+	struct tls_client *t;
 	BIO *bio;
 
 	if (pthread_once(&bio_once, bio_method_make) != 0 ||
 	    bio_method == NULL) {
-		set_err(err, errsz, "TLS: cannot make a socket BIO");
+		util_format(err, errsz, "TLS: cannot make a socket BIO");
 		return NULL;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		set_err(err, errsz, "out of memory");
+		util_format(err, errsz, "out of memory");
 		return NULL;
 	}
 	t->fd = fd;
 	ERR_clear_error();
 	if ((t->ssl = SSL_new(ctx->ssl_ctx)) == NULL ||
 	    (bio = BIO_new(bio_method)) == NULL) {
-		set_err(err, errsz, "TLS: %s", ssl_reason("out of memory"));
+		util_format(err, errsz, "TLS: %s", ssl_reason("out of memory"));
 		goto fail;
 	}
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
 	if (expect_host(t->ssl, host) == -1) {
-		set_err(err, errsz, "TLS: cannot check the certificate for "
+		util_format(err, errsz, "TLS: cannot check the certificate for "
 		    "\"%s\": %s", host, ssl_reason("bad host name"));
 		goto fail;
 	}
@@ -314,12 +298,12 @@ mpp_tls_new(struct mpp_tls_ctx *ctx, int fd, const char *host, char *err,
 	return t;
 fail:
 	ERR_clear_error();
-	mpp_tls_free(t);
+	tls_client_free(t);
 	return NULL;
 }
 
 void
-mpp_tls_free(struct mpp_tls *t)
+tls_client_free(struct tls_client *t)
 {
 	if (t == NULL)
 		return;
@@ -332,7 +316,7 @@ mpp_tls_free(struct mpp_tls *t)
  * put its first line, printable, into line.
  */
 static int
-clear_reply(struct mpp_tls *t, char *line, size_t size)
+clear_reply(struct tls_client *t, char *line, size_t size)
 {
 	const unsigned char *h = (const unsigned char *)t->head;
 	size_t i;
@@ -355,7 +339,7 @@ clear_reply(struct mpp_tls *t, char *line, size_t size)
 
 /* Why an SSL error happened, into t->err. */
 static void
-describe_ssl_error(struct mpp_tls *t)
+describe_ssl_error(struct tls_client *t)
 {
 	char line[sizeof(t->head) + 1];
 	long vr = SSL_get_verify_result(t->ssl);
@@ -363,25 +347,25 @@ describe_ssl_error(struct mpp_tls *t)
 	unsigned long e = ERR_peek_error();
 
 	if (vr != X509_V_OK)
-		set_err(t->err, sizeof(t->err), "certificate verify failed: "
+		util_format(t->err, sizeof(t->err), "certificate verify failed: "
 		    "%s", X509_verify_cert_error_string(vr));
 	else if (!SSL_is_init_finished(t->ssl) &&
 	    clear_reply(t, line, sizeof(line)))
-		set_err(t->err, sizeof(t->err), "the server answered without "
+		util_format(t->err, sizeof(t->err), "the server answered without "
 		    "TLS: \"%s\"", line);
 	else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
 		/* What a plain MPP greeting looks like to TLS. */
-		set_err(t->err, sizeof(t->err), "%s: not a TLS port?",
+		util_format(t->err, sizeof(t->err), "%s: not a TLS port?",
 		    ssl_reason("wrong version number"));
 	else
-		set_err(t->err, sizeof(t->err), "%s",
+		util_format(t->err, sizeof(t->err), "%s",
 		    ssl_reason("protocol error"));
 }
 
 /* Map a failed SSL call's result r to -1 with errno, *want and t->err. */
 static int
-step_failed(struct mpp_tls *t, int r, short *want)
+step_failed(struct tls_client *t, int r, short *want)
 {
 	int saved = errno;
 
@@ -395,20 +379,20 @@ step_failed(struct mpp_tls *t, int r, short *want)
 		errno = EAGAIN;
 		return -1;
 	case SSL_ERROR_ZERO_RETURN:
-		set_err(t->err, sizeof(t->err), "connection closed");
+		util_format(t->err, sizeof(t->err), "connection closed");
 		errno = ECONNRESET;
 		break;
 	case SSL_ERROR_SYSCALL:
 		t->dead = 1;
 		errno = saved != 0 ? saved : ECONNRESET;
 		if (saved == 0)
-			set_err(t->err, sizeof(t->err), "connection closed");
+			util_format(t->err, sizeof(t->err), "connection closed");
 		else if (saved == ECONNRESET || saved == EPIPE)
-			set_err(t->err, sizeof(t->err),
+			util_format(t->err, sizeof(t->err),
 			    "connection closed (%s)",
 			    strerror(saved));
 		else
-			set_err(t->err, sizeof(t->err), "%s", strerror(saved));
+			util_format(t->err, sizeof(t->err), "%s", strerror(saved));
 		break;
 	default:
 		t->dead = 1;
@@ -421,7 +405,7 @@ step_failed(struct mpp_tls *t, int r, short *want)
 }
 
 int
-mpp_tls_handshake(struct mpp_tls *t, short *want)
+tls_client_handshake(struct tls_client *t, short *want)
 {
 	int r;
 
@@ -433,7 +417,7 @@ mpp_tls_handshake(struct mpp_tls *t, short *want)
 }
 
 ssize_t
-mpp_tls_read(struct mpp_tls *t, void *buf, size_t len, short *want)
+tls_client_read(struct tls_client *t, void *buf, size_t len, short *want)
 {
 	size_t got = 0;
 	int r;
@@ -450,7 +434,7 @@ mpp_tls_read(struct mpp_tls *t, void *buf, size_t len, short *want)
 }
 
 ssize_t
-mpp_tls_write(struct mpp_tls *t, const void *buf, size_t len, short *want)
+tls_client_write(struct tls_client *t, const void *buf, size_t len, short *want)
 {
 	size_t done = 0;
 	int r;
@@ -463,7 +447,7 @@ mpp_tls_write(struct mpp_tls *t, const void *buf, size_t len, short *want)
 }
 
 void
-mpp_tls_close_notify(struct mpp_tls *t)
+tls_client_close_notify(struct tls_client *t)
 {
 	if (t == NULL || t->dead || !SSL_is_init_finished(t->ssl))
 		return;
@@ -473,7 +457,7 @@ mpp_tls_close_notify(struct mpp_tls *t)
 }
 
 const char *
-mpp_tls_describe(const struct mpp_tls *t, char *buf, size_t size)
+tls_client_describe(const struct tls_client *t, char *buf, size_t size)
 {
 	/* Only names OpenSSL knows; cut to fit is fine. */
 	(void)snprintf(buf, size, "%s %s", SSL_get_version(t->ssl),
@@ -482,7 +466,7 @@ mpp_tls_describe(const struct mpp_tls *t, char *buf, size_t size)
 }
 
 const char *
-mpp_tls_error(const struct mpp_tls *t)
+tls_client_error(const struct tls_client *t)
 {
 	return t->err[0] != '\0' ? t->err : "no error";
 }

@@ -16,7 +16,7 @@
 
 #include "bench_load.h"
 #include "bench_net.h"
-#include "mpp_client.h"
+#include "../../client/mpp_client.h"
 
 struct shared {
 	const struct bench_load_cfg *cfg;
