@@ -3,7 +3,7 @@
  * row of backends[] (one per kind of config.h's CONFIG_AUTH_BACKENDS),
  * asked in order, and the cache of remote acceptances in front of them.
  * What a backend does, and how the file backend keeps refusals alike in
- * cost, is in its own file (auth_file.c, auth_remote.c).
+ * cost, is in its own file (auth_file.c, auth_pop3.c, auth_ftp.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

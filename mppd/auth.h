@@ -37,8 +37,8 @@ void auth_free(struct auth *a);
 
 /*
  * One auth backend, behind auth_new(): a row of config.h's
- * CONFIG_AUTH_BACKENDS, whose ops are auth_NAME_ops (auth_file.c;
- * auth_remote.c for pop3 and ftp).
+ * CONFIG_AUTH_BACKENDS, whose ops are auth_NAME_ops, defined in
+ * auth_NAME.c (auth_file.c, auth_pop3.c, auth_ftp.c).
  */
 struct auth_backend_ops {
 	/* State for one entry of the auth key; NULL with err. */
@@ -55,8 +55,9 @@ struct auth_backend_ops {
 	int remote;	/* may wait on the network; acceptances are cached */
 };
 
-extern const struct auth_backend_ops auth_file_ops;
-extern const struct auth_backend_ops auth_pop3_ops;
-extern const struct auth_backend_ops auth_ftp_ops;
+#define AUTH_OPS_DECL(name, arg, port) \
+	extern const struct auth_backend_ops auth_##name##_ops;
+CONFIG_AUTH_BACKENDS(AUTH_OPS_DECL)
+#undef AUTH_OPS_DECL
 
 #endif

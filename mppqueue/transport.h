@@ -62,9 +62,11 @@ struct transport_ops {
 	void (*close)(void *state);
 };
 
-extern const struct transport_ops transport_smtp_ops;
-extern const struct transport_ops transport_sendmail_ops;
-extern const struct transport_ops transport_maildir_ops;
+/* transport_NAME_ops, in transport_NAME.c, for each of CONFIG_TRANSPORTS. */
+#define TRANSPORT_OPS_DECL(name, arg, port) \
+	extern const struct transport_ops transport_##name##_ops;
+CONFIG_TRANSPORTS(TRANSPORT_OPS_DECL)
+#undef TRANSPORT_OPS_DECL
 
 /* Set every recipient to result with the same reply (helper for all). */
 void transport_set_all(struct transport_rcpt *r, size_t n,
