@@ -2,8 +2,11 @@
  * config — parse "key = value" lines into struct mpp_config. Every key is a
  * row of config_keys[]: a number is checked against the row's bounds, a
  * string by the row's checker, and a value with a syntax of its own
- * (listen, auth, transport, yes/no, a TLS version) is parsed by the row's
- * parser into its typed field, here and nowhere else.
+ * (listen, auth, transport, log, yes/no, a TLS version) is parsed by the
+ * row's parser into its typed field, here and nowhere else. A new key is a
+ * field in struct mpp_config and a row: S() for a string used as it is,
+ * L() for a number, V() with a parser for anything else (a list of
+ * addresses is V(key, "", parse_listen_opt) and a struct config_listen).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -39,13 +42,13 @@ struct config_key {
 static int check_path(const char *);
 static int check_path_opt(const char *);
 static int check_domain(const char *);
-static int check_log(const char *);
 static int parse_listen(const char *, void *);
 static int parse_listen_opt(const char *, void *);
 static int parse_auth(const char *, void *);
 static int parse_transport(const char *, void *);
 static int parse_tls_version(const char *, void *);
 static int parse_yesno(const char *, void *);
+static int parse_log(const char *, void *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -73,7 +76,7 @@ static const struct config_key config_keys[] = {
 	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
 	V(tls_min_version, "1.2", parse_tls_version),
 	V(require_tls, "no", parse_yesno),
-	S(log, "syslog", check_log),
+	V(log, "syslog", parse_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
@@ -659,14 +662,21 @@ check_domain(const char *v)
 	    "0123456789-._") == n ? 0 : -1;
 }
 
-/* syslog, stderr or file:PATH, as log_configure() takes it. */
+/* syslog, stderr or file:PATH (log_spec_parse()). */
 static int
-check_log(const char *v)
+parse_log(const char *v, void *field)
 {
+	struct config_log l;
 	const char *path;
-	int to;
 
-	return log_spec_parse(v, &to, &path);
+	memset(&l, 0, sizeof(l));
+	if (log_spec_parse(v, &l.to, &path) == -1)
+		return -1;
+	if (path != NULL)
+		strlcpy(l.path, path, sizeof(l.path));
+	strlcpy(l.text, v, sizeof(l.text));
+	memcpy(field, &l, sizeof(l));
+	return 0;
 }
 
 static int

@@ -101,6 +101,13 @@ struct config_transport {
 
 enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
 
+/* log: where lines go, as log_use() takes it. */
+struct config_log {
+	int to;				/* log.h's LOG_TO_SYSLOG, _STDERR, _FILE */
+	char path[CONFIG_STR_MAX];	/* LOG_TO_FILE: absolute */
+	char text[CONFIG_STR_MAX];
+};
+
 struct mpp_config {
 	char spool_dir[CONFIG_STR_MAX];
 	struct config_listen listen;
@@ -115,7 +122,7 @@ struct mpp_config {
 	char tls_ciphers[CONFIG_STR_MAX];
 	enum config_tls_version tls_min_version;
 	int require_tls;		/* yes: 1, no: 0 */
-	char log[CONFIG_STR_MAX];
+	struct config_log log;
 	long idle_timeout;
 	long login_timeout;
 	long max_message_size;

@@ -162,7 +162,7 @@ start_log(const struct mpp_config *cfg, const struct options *o, int flags)
 		return;
 	if (sock)
 		flags |= LOG_QUIET;
-	if (log_configure(cfg->log, flags, err, sizeof(err)) == -1)
+	if (log_use(cfg->log.to, cfg->log.path, flags, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 }
 

@@ -114,7 +114,8 @@ main(int argc, char **argv)
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] != '\0' &&
 	    util_drop_privileges(cfg.user, err, sizeof(err)) == -1)
 		fatalx(EX_OSERR, "%s", err);
-	if (!interactive && log_configure(cfg.log, 0, err, sizeof(err)) == -1)
+	if (!interactive && log_use(cfg.log.to, cfg.log.path, 0, err,
+	    sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	if ((getuid() == 0 || geteuid() == 0) && cfg.user[0] == '\0')
 		log_warnx("running as root: user is empty");

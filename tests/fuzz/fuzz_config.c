@@ -6,7 +6,9 @@
  * A load that succeeds leaves a sane config: strings NUL-terminated within
  * their arrays, numbers in range, spool_dir absolute, retry_min <=
  * retry_max, every listen address with a host and a port, every auth
- * backend and the transport of a known kind with a path or a server. A load that fails leaves a one-line message. The split
+ * backend and the transport of a known kind with a path or a server, the
+ * log a known destination with a path for a file. A load that fails
+ * leaves a one-line message. The split
  * never writes past hostsz and gives a port from 1 to 65535 (or the
  * default).
  */
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -109,6 +112,10 @@ check_config(const struct mpp_config *c)
 	check_auth(&c->auth);
 	check_transport(&c->transport);
 	CHECK(c->require_tls == 0 || c->require_tls == 1);
+	CHECK(str_ok(c->log.text) && str_ok(c->log.path));
+	CHECK(c->log.to == LOG_TO_SYSLOG || c->log.to == LOG_TO_STDERR ||
+	    c->log.to == LOG_TO_FILE);
+	CHECK((c->log.to == LOG_TO_FILE) == (c->log.path[0] == '/'));
 	CHECK(c->tls_min_version == CONFIG_TLS_1_2 ||
 	    c->tls_min_version == CONFIG_TLS_1_3);
 }

@@ -21,6 +21,7 @@
 #include <bsd/string.h>
 
 #include "config.h"
+#include "log.h"
 
 /* A temporary directory for one test, removed with its files after. */
 struct tmp {
@@ -130,7 +131,7 @@ static const struct str_key str_keys[] = {
 	SK(sender_domain, NULL),
 	SK(auth.text, "file:/etc/mpp/passwd"),
 	SK(transport.text, "sendmail:/usr/sbin/sendmail"),
-	SK(log, "syslog"),
+	SK(log.text, "syslog"),
 };
 
 static const char *
@@ -361,7 +362,8 @@ test_checked_values(void **state)
 		config_defaults(&cfg);
 		field = strcmp(c->key, "listen") == 0 ? cfg.listen.text :
 		    strcmp(c->key, "auth") == 0 ? cfg.auth.text :
-		    strcmp(c->key, "log") == 0 ? cfg.log : cfg.transport.text;
+		    strcmp(c->key, "log") == 0 ? cfg.log.text :
+		    cfg.transport.text;
 		snprintf(before, sizeof(before), "%s", field);
 		err[0] = '\0';
 		rc = config_set(&cfg, c->key, c->value, err, sizeof(err));
@@ -543,6 +545,31 @@ test_flags_parsed(void **state)
 	assert_int_equal(config_set(&cfg, "tls_min_version", "1.1", err,
 	    sizeof(err)), -1);
 	assert_int_equal(cfg.tls_min_version, CONFIG_TLS_1_3);
+}
+
+/* The log key: its destination and path, parsed at load. */
+static void
+test_log_parsed(void **state)
+{
+	struct mpp_config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.log.to, LOG_TO_SYSLOG);
+	assert_string_equal(cfg.log.path, "");
+	assert_int_equal(config_set(&cfg, "log", "file:/var/log/mpp.log", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.log.to, LOG_TO_FILE);
+	assert_string_equal(cfg.log.path, "/var/log/mpp.log");
+	assert_int_equal(config_set(&cfg, "log", "file:rel", err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "bad value \"file:rel\" for log");
+	assert_int_equal(cfg.log.to, LOG_TO_FILE);
+	assert_string_equal(cfg.log.path, "/var/log/mpp.log");
+	assert_int_equal(config_set(&cfg, "log", "stderr", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.log.to, LOG_TO_STDERR);
+	assert_string_equal(cfg.log.path, "");
 }
 
 /* A bad value changes nothing at all, however far its parse got. */
@@ -1024,6 +1051,7 @@ main(void)
 		cmocka_unit_test(test_auth_parsed),
 		cmocka_unit_test(test_transport_parsed),
 		cmocka_unit_test(test_flags_parsed),
+		cmocka_unit_test(test_log_parsed),
 		cmocka_unit_test(test_bad_value_changes_nothing),
 		cmocka_unit_test_setup_teardown(test_file, tmp_setup,
 		    tmp_teardown),
