@@ -68,7 +68,7 @@ PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
-.PHONY: all test fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
+.PHONY: all test include-check fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
 	install uninstall clean deps format
 .SUFFIXES:
 # Keep test objects between runs (they are intermediate in pattern chains).
@@ -139,6 +139,7 @@ PYTEST_ARGS ?= -q
 # Packages first, then every build in parallel, then the tests in order:
 # under -j a prerequisite list would build before its packages are in.
 test: deps
+	@$(MAKE) --no-print-directory include-check
 	@$(MAKE) --no-print-directory all fault-build $(UNIT_TESTS) $(FUZZ_REPLAY)
 	@$(MAKE) --no-print-directory unit-test
 	@$(MAKE) --no-print-directory fuzz-replay
@@ -170,6 +171,10 @@ powerloss: deps all fault-build $(PLFS)
 powerloss-short: all fault-build $(PLFS)
 	$(POWERLOSS_ENV) PL_CUTS=$${PL_CUTS_SHORT:-20} PL_SEED=$${PL_SEED:-1204} \
 	  $(PYTEST) $(PYTEST_ARGS) -rP tests/powerloss
+
+# No program folder includes another's, and common/ none (architecture.md).
+include-check:
+	@/usr/bin/env python3 tests/include_rule.py
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
