@@ -3,7 +3,9 @@
  * row of backends[] (one per kind of config.h's CONFIG_AUTH_BACKENDS),
  * asked in order, and the cache of remote acceptances in front of them.
  * What a backend does, and how the file backend keeps refusals alike in
- * cost, is in its own file (auth_file.c, auth_pop3.c, auth_ftp.c).
+ * cost, is in its own file (auth_file.c, auth_pop3.c, auth_ftp.c). A
+ * remote backend is only its login: the server and the timeout of each of
+ * its entries are kept here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,9 @@ static const struct auth_backend_ops *const backends[] = {
 
 struct backend {
 	const struct auth_backend_ops *ops;
-	void *state;
+	void *state;			/* a local backend's */
+	struct config_hostport server;	/* a remote one's */
+	int timeout;			/* auth_timeout, seconds */
 	char name[CONFIG_STR_MAX + 16];	/* for the log: "file:PATH", ... */
 };
 
@@ -56,8 +60,24 @@ backend_open(struct backend *b, const struct config_auth_backend *spec,
 	}
 	b->ops = backends[spec->kind];
 	backend_name(b->name, sizeof(b->name), spec);
+	if (b->ops->login != NULL) {
+		b->server = spec->server;
+		b->timeout = (int)cfg->auth_timeout;
+		return 0;
+	}
 	b->state = b->ops->open(spec, cfg, err, errsz);
 	return b->state != NULL ? 0 : -1;
+}
+
+/* One backend's answer; why as the ops say. */
+static enum outcome
+backend_check(const struct backend *b, const char *user,
+    const char *password, char *why, size_t whysz)
+{
+	if (b->ops->login != NULL)
+		return b->ops->login(b->server.host, b->server.port, user,
+		    password, b->timeout, why, whysz);
+	return b->ops->check(b->state, user, password, why, whysz);
 }
 
 struct auth *
@@ -147,12 +167,11 @@ auth_check(struct auth *a, const char *user, const char *password,
 	}
 	for (i = 0; i < a->n; i++) {
 		why[0] = '\0';
-		r = a->b[i].ops->check(a->b[i].state, user, password, why,
-		    sizeof(why));
+		r = backend_check(&a->b[i], user, password, why, sizeof(why));
 		detail_add(detail, detailsz, &used, a->b[i].name, r, why);
 		if (r == OUTCOME_OK) {
 			/* auth_cache: only remote answers are worth keeping. */
-			if (a->b[i].ops->remote)
+			if (a->b[i].ops->login != NULL)
 				auth_cache_put(a->cache, user, password);
 			return OUTCOME_OK;
 		}
@@ -168,7 +187,7 @@ auth_has_remote(const struct auth *a)
 	size_t i;
 
 	for (i = 0; i < a->n; i++)
-		if (a->b[i].ops->remote)
+		if (a->b[i].ops->login != NULL)
 			return 1;
 	return 0;
 }
@@ -182,7 +201,7 @@ auth_free(struct auth *a)
 		return;
 	auth_cache_free(a->cache);
 	for (i = 0; i < a->n; i++)
-		if (a->b[i].ops != NULL)
+		if (a->b[i].ops != NULL && a->b[i].ops->close != NULL)
 			a->b[i].ops->close(a->b[i].state);
 	free(a);
 }

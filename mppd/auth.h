@@ -41,18 +41,28 @@ void auth_free(struct auth *a);
  * auth_NAME.c (auth_file.c, auth_pop3.c, auth_ftp.c).
  */
 struct auth_backend_ops {
-	/* State for one entry of the auth key; NULL with err. */
+	/*
+	 * A backend that holds what it checks against (the file): state
+	 * for one entry of the auth key, NULL with err; reload (SIGHUP,
+	 * may be NULL) re-reads it, -1 with err keeping the old; check
+	 * has auth_check()'s contract for one backend (blocking, many
+	 * threads at once), why receiving more to say for the log, or ""
+	 * (no '"'); close frees the state (NULL is fine).
+	 */
 	void *(*open)(const struct config_auth_backend *spec,
 	    const struct mpp_config *cfg, char *err, size_t errsz);
-	/* Re-read what the backend holds (SIGHUP); -1 with err, keeping
-	   the old. NULL when there is nothing to re-read. */
 	int (*reload)(void *state, char *err, size_t errsz);
-	/* auth_check()'s contract for one backend: blocking, many threads
-	   at once; why receives more to say for the log, or "" (no '"'). */
 	enum outcome (*check)(void *state, const char *user,
 	    const char *password, char *why, size_t whysz);
-	void (*close)(void *state);	/* NULL is fine */
-	int remote;	/* may wait on the network; acceptances are cached */
+	void (*close)(void *state);
+	/*
+	 * A remote backend instead has only login: the check against the
+	 * entry's server within timeout_sec (auth_timeout), with
+	 * auth_remote.h's contract. Its acceptances are cached
+	 * (auth_cache_ttl).
+	 */
+	enum outcome (*login)(const char *host, int port, const char *user,
+	    const char *password, int timeout_sec, char *why, size_t whysz);
 };
 
 #define AUTH_OPS_DECL(name, arg, port) \

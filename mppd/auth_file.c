@@ -157,5 +157,4 @@ const struct auth_backend_ops auth_file_ops = {
 	.reload = file_reload,
 	.check = file_check,
 	.close = file_close,
-	.remote = 0,
 };

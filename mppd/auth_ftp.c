@@ -235,19 +235,4 @@ auth_ftp_check(const char *host, int port, const char *user,
 	return r;
 }
 
-static enum outcome
-ftp_backend_check(void *state, const char *user, const char *password,
-    char *why, size_t whysz)
-{
-	const struct auth_remote *r = state;
-
-	return auth_ftp_check(r->host, r->port, user, password, r->timeout, why,
-	    whysz);
-}
-
-const struct auth_backend_ops auth_ftp_ops = {
-	.open = auth_remote_open,
-	.check = ftp_backend_check,
-	.close = auth_remote_close,
-	.remote = 1,
-};
+const struct auth_backend_ops auth_ftp_ops = { .login = auth_ftp_check };

@@ -175,19 +175,4 @@ auth_pop3_check(const char *host, int port, const char *user,
 	return r;
 }
 
-static enum outcome
-pop3_backend_check(void *state, const char *user, const char *password,
-    char *why, size_t whysz)
-{
-	const struct auth_remote *r = state;
-
-	return auth_pop3_check(r->host, r->port, user, password, r->timeout, why,
-	    whysz);
-}
-
-const struct auth_backend_ops auth_pop3_ops = {
-	.open = auth_remote_open,
-	.check = pop3_backend_check,
-	.close = auth_remote_close,
-	.remote = 1,
-};
+const struct auth_backend_ops auth_pop3_ops = { .login = auth_pop3_check };

@@ -1,7 +1,8 @@
 /*
- * auth_remote — the backends that check a password against an existing
- * POP3 (RFC 1939, auth_pop3.c) or FTP (RFC 959, auth_ftp.c) server, as
- * RFC 1204 §3.4 suggests, and the state they share (auth_remote.c). Each call is blocking and
+ * auth_remote — the remote backends' checks: a password checked against an
+ * existing POP3 (RFC 1939, auth_pop3.c) or FTP (RFC 959, auth_ftp.c)
+ * server, as RFC 1204 §3.4 suggests; each is the login of its backend's
+ * ops (auth.h). Each call is blocking and
  * runs on an auth worker thread, never on the event loop: it resolves host,
  * connects (each address in turn), logs in with USER/PASS, and ends with
  * QUIT. Every step is bounded by timeout_sec in total.
@@ -20,7 +21,6 @@
 
 #include <stddef.h>
 
-#include "config.h"
 #include "outcome.h"
 
 enum outcome auth_pop3_check(const char *host, int port, const char *user,
@@ -28,20 +28,5 @@ enum outcome auth_pop3_check(const char *host, int port, const char *user,
 
 enum outcome auth_ftp_check(const char *host, int port, const char *user,
     const char *password, int timeout_sec, char *why, size_t whysz);
-
-/*
- * What a remote backend's entry of the auth key holds: its server and
- * auth_timeout. auth_remote_open() and auth_remote_close() are the open
- * and close of auth_pop3_ops and auth_ftp_ops (auth.h).
- */
-struct auth_remote {
-	char host[CONFIG_HOST_MAX];
-	int port;
-	int timeout;			/* auth_timeout, seconds */
-};
-
-void *auth_remote_open(const struct config_auth_backend *spec,
-    const struct mpp_config *cfg, char *err, size_t errsz);
-void auth_remote_close(void *state);
 
 #endif
