@@ -69,7 +69,7 @@ UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
 .PHONY: all test include-check fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
-	install uninstall clean deps format
+	install uninstall clean deps
 .SUFFIXES:
 # Keep test objects between runs (they are intermediate in pattern chains).
 .SECONDARY:
@@ -270,9 +270,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/mpp (configuration and passwords)" \
 	  "and $(DESTDIR)$(SPOOLDIR) (the queue)"
-
-format:
-	clang-format -i common/*.[ch] mppd/*.[ch] mppqueue/*.[ch] client/*.[ch]
 
 clean:
 	rm -rf build bin
