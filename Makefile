@@ -118,10 +118,13 @@ $(PROGRAMS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-# Unit tests link every library so a test can reach any module.
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
+# Unit tests link every library so a test can reach any module, and the
+# helper for their temporary directories. test_store wraps write(2) to see
+# which thread writes files.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/tmpdir.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+$(BUILD)/tests/test_store: TEST_LDFLAGS = -Wl,--wrap=write
 
 # Fuzz targets built with a plain main() that replays files: runs in make test
 # with any compiler. make fuzz builds the same sources with libFuzzer.

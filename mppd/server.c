@@ -12,6 +12,7 @@
  * first byte) and silence (idle_timeout).
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -69,7 +70,6 @@ struct conn {
 	struct session *s;
 	char addr[64];
 	char qid[SESSION_QID_MAX];
-	int tmpfd;			/* spilled text, or -1 */
 	int jobs;			/* auth or store in flight */
 	int gone;			/* socket closed */
 	int eof;			/* client finished sending */
@@ -82,7 +82,7 @@ struct conn {
 	struct event *login_ev;		/* login_timeout from connect */
 	struct event *line_ev;		/* idle_timeout from a line's start */
 	int login_late;			/* login_ev fired, PASS 250 not given */
-	struct store_req req;
+	struct store_req req;		/* the text in progress */
 };
 
 struct auth_job {
@@ -291,6 +291,15 @@ hook_auth(void *host, const char *user, const char *password)
 	    (long)time(NULL)));
 }
 
+static void store_cb(struct store_req *r);
+
+/* The writers took what the text had piled up: feed it on. */
+static void
+store_drained(struct store_req *r)
+{
+	conn_pump(r->arg);
+}
+
 static int
 hook_text_begin(void *host, char *qid, size_t qidsz)
 {
@@ -298,37 +307,30 @@ hook_text_begin(void *host, char *qid, size_t qidsz)
 
 	spool_new_id(c->qid, sizeof(c->qid));
 	strlcpy(qid, c->qid, qidsz);
-	c->tmpfd = -1;
+	store_begin(c->srv->store, &c->req, c->qid);
+	c->req.cb = store_cb;
+	c->req.drained = store_drained;
+	c->req.arg = c;
 	return 0;
 }
 
+/* A long text goes to tmp/ in pieces, written by the store's writers. */
 static int
 hook_spill(void *host, const char *data, size_t len)
 {
 	struct conn *c = host;
-	struct spool *sp = c->srv->ctx->spool;
 
-	if (c->tmpfd == -1 && (c->tmpfd = spool_tmp_open(sp, c->qid)) == -1) {
-		log_warn("id=%s cannot create spool file", c->qid);
-		return -1;
-	}
-	if (util_write_all(c->tmpfd, data, len) == -1) {
-		log_warn("id=%s cannot write spool file", c->qid);
-		return -1;
-	}
-	return 0;
+	return store_append(&c->req, data, len);
 }
 
+/* An aborted text is the store's until its file is gone (store_cb). */
 static void
 hook_text_abort(void *host)
 {
 	struct conn *c = host;
 
-	if (c->tmpfd != -1) {
-		close(c->tmpfd);
-		c->tmpfd = -1;
-		spool_tmp_discard(c->srv->ctx->spool, c->qid);
-	}
+	if (store_abort(&c->req))
+		c->jobs++;
 }
 
 static void
@@ -337,7 +339,8 @@ store_cb(struct store_req *r)
 	struct conn *c = r->arg;
 
 	c->jobs--;
-	session_store_done(c->s, r->result);
+	if (r->end != STORE_ABORTED)
+		session_store_done(c->s, r->result);
 	conn_pump(c);
 }
 
@@ -349,12 +352,9 @@ hook_store(void *host, struct message *m)
 	struct store_req *r = &c->req;
 	struct buf *out = message_output(m);
 
-	memset(r, 0, sizeof(*r));
-	strlcpy(r->id, c->qid, sizeof(r->id));
-	r->fd = c->tmpfd;
-	c->tmpfd = -1;
 	r->data = *out;
 	memset(out, 0, sizeof(*out));
+	memset(&r->row, 0, sizeof(r->row));
 	r->row.id = p->queue_id;
 	r->row.auth_user = p->auth_user;
 	r->row.sender = p->sender;
@@ -363,10 +363,8 @@ hook_store(void *host, struct message *m)
 	r->row.received_at = (long long)p->now;
 	r->row.nrcpts = message_rcpt_count(m);
 	r->row.rcpts = message_rcpts(m);
-	r->cb = store_cb;
-	r->arg = c;
 	c->jobs++;
-	store_submit(c->srv->store, r);
+	store_submit(r);
 }
 
 static void
@@ -432,13 +430,26 @@ conn_release(struct conn *c)
 {
 	struct server *srv = c->srv;
 
-	hook_text_abort(c);
+	/* Every way a connection ends ended its text (session_abort). */
+	assert(c->req.end != STORE_OPEN);
 	conn_unlink(c);
 	session_free(c->s);
 	free(c);
 	if (srv->inetd || (srv->stopping && srv->nsessions == 0 &&
 	    srv->conns == NULL))
 		event_base_loopexit(srv->base, NULL);
+}
+
+/*
+ * The session waits for a job, or its text for the store's writers to
+ * catch up: the client is not to blame for the wait, and no more of its
+ * input is fed meanwhile.
+ */
+static int
+conn_held(const struct conn *c)
+{
+	return session_waiting(c->s) ||
+	    store_backlog(&c->req) >= STORE_BACKLOG_MAX;
 }
 
 /* Unsent replies past the bound: the session reads no more for now. */
@@ -517,7 +528,7 @@ conn_feed(struct conn *c)
 	size_t len, used;
 	unsigned char *p;
 
-	while (!c->srv->stopping && !session_waiting(c->s) &&
+	while (!c->srv->stopping && !conn_held(c) &&
 	    !session_closed(c->s) && !conn_output_full(c) &&
 	    (len = evbuffer_get_contiguous_space(in)) > 0) {
 		p = evbuffer_pullup(in, (ssize_t)len);
@@ -548,7 +559,7 @@ conn_pump(struct conn *c)
 		return;		/* else conn_write closes once flushed */
 	}
 	/* With replies piled up, input may be left: conn_write goes on. */
-	if (!conn_output_full(c) && !session_waiting(c->s)) {
+	if (!conn_output_full(c) && !conn_held(c)) {
 		if (c->eof) {
 			conn_close(c, "disconnect");
 			return;
@@ -658,7 +669,7 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	if (c->tls && conn_tls_event(c, what))
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (session_waiting(c->s)) {	/* we are slow, not them */
+		if (conn_held(c)) {	/* we are slow, not them */
 			bufferevent_enable(bev, EV_WRITE);
 			conn_flow(c);
 			return;
@@ -706,7 +717,6 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 		return NULL;
 	c->srv = srv;
 	c->outfd = outfd;
-	c->tmpfd = -1;
 	strlcpy(c->addr, addr, sizeof(c->addr));
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
 	strlcpy(c->id, id, sizeof(c->id));
@@ -977,11 +987,11 @@ server_teardown(struct server *srv)
 	struct conn *c, *next;
 	size_t i;
 
-	/* Finish the jobs first: their completions still need the conns.
-	   With stopping set, a completed session takes no new command. */
+	/* Close the connections first, which ends their texts in the store;
+	   one a job still holds is freed by that job's completion, run as
+	   the workers stop. With stopping set, a session takes no new
+	   command. */
 	srv->stopping = 1;
-	workq_free(srv->authq);
-	store_free(srv->store);
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->delay != NULL) {
@@ -991,6 +1001,8 @@ server_teardown(struct server *srv)
 		}
 		conn_close(c, "shutdown");
 	}
+	workq_free(srv->authq);
+	store_free(srv->store);
 	for (i = 0; i < srv->nlev; i++)
 		evconnlistener_free(srv->lev[i]);
 	for (i = 0; i < sizeof(srv->sig_ev) / sizeof(srv->sig_ev[0]); i++)
