@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tmpdir.h"
 
 /* A temporary directory for one test, removed with its files after. */
 struct tmp {
@@ -33,12 +34,9 @@ static int
 tmp_setup(void **state)
 {
 	struct tmp *t = calloc(1, sizeof(*t));
-	const char *base = getenv("TMPDIR");
 
 	assert_non_null(t);
-	snprintf(t->dir, sizeof(t->dir), "%s/mpp-test-config.XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
-	assert_non_null(mkdtemp(t->dir));
+	tmpdir_make(t->dir, sizeof(t->dir), "config");
 	snprintf(t->path, sizeof(t->path), "%s/mpp.conf", t->dir);
 	*state = t;
 	return 0;
@@ -49,8 +47,7 @@ tmp_teardown(void **state)
 {
 	struct tmp *t = *state;
 
-	unlink(t->path);
-	rmdir(t->dir);
+	tmpdir_remove(t->dir);
 	free(t);
 	return 0;
 }

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +28,7 @@
 
 #include "index.h"
 #include "index_queue.h"
+#include "tmpdir.h"
 
 struct fixture {
 	char dir[PATH_MAX / 2];
@@ -39,21 +39,12 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "%s/mpp-test-index.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
+	tmpdir_make(f->dir, sizeof(f->dir), "index");
 	snprintf(f->db, sizeof(f->db), "%s/index.db", f->dir);
 	*state = f;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int
@@ -61,7 +52,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
