@@ -597,7 +597,7 @@ parse_transport(const char *v, void *field)
 		return -1;
 	tr->kind = (enum config_transport_kind)t.kind;
 	memcpy(tr->path, t.path, sizeof(t.path));
-	if (transport_schemes[t.kind].arg == CONFIG_ARG_RELAY) {
+	if (transport_schemes[t.kind].arg != CONFIG_ARG_PATH) {
 		tr->relay[0] = t.hp;
 		tr->nrelays = 1;
 	}

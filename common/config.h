@@ -94,7 +94,7 @@ struct config_auth {
 struct config_transport {
 	enum config_transport_kind kind;
 	char path[CONFIG_STR_MAX];	/* CONFIG_ARG_PATH */
-	size_t nrelays;			/* CONFIG_ARG_RELAY */
+	size_t nrelays;			/* CONFIG_ARG_RELAY or _HOST */
 	struct config_hostport relay[CONFIG_RELAYS_MAX];
 	char text[CONFIG_STR_MAX];
 };
