@@ -60,6 +60,11 @@ main(int argc, char **argv)
 	    o.verbose);
 	if (config_cli_load(&cfg, &o.cli, NULL, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
+	/* Lines of the start (the root policy's warning) go where the log
+	   goes; a log file is opened after the drop, by the runner's user. */
+	if (!interactive && log_use(cfg.log.to, cfg.log.path, LOG_EARLY, err,
+	    sizeof(err)) == -1)
+		fatalx(EX_CANTCREAT, "%s", err);
 	daemon_drop_root(&cfg, o.foreground || oneshot);
 	if (!interactive && log_use(cfg.log.to, cfg.log.path, 0, err,
 	    sizeof(err)) == -1)
