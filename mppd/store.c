@@ -61,6 +61,7 @@ store_done(struct workq_job *job)
 {
 	struct store_req *r = (struct store_req *)job;
 
+	r->busy = 0;
 	r->cb(r);
 }
 
@@ -434,6 +435,7 @@ store_run_completions(struct store *st)
 void
 store_begin(struct store *st, struct store_req *r, const char *id)
 {
+	assert(!r->busy);	/* the last text is over */
 	r->store = st;
 	strlcpy(r->id, id, sizeof(r->id));
 	r->fd = -1;
