@@ -68,8 +68,8 @@ PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
-.PHONY: all test fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
-	install uninstall clean deps format
+.PHONY: all test include-check fault-build powerloss powerloss-short plfs valgrind unit-test fuzz-replay integration-test asan fuzz run bench \
+	install uninstall clean deps
 .SUFFIXES:
 # Keep test objects between runs (they are intermediate in pattern chains).
 .SECONDARY:
@@ -118,10 +118,13 @@ $(PROGRAMS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-# Unit tests link every library so a test can reach any module.
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
+# Unit tests link every library so a test can reach any module, and the
+# helper for their temporary directories. test_store wraps write(2) to see
+# which thread writes files.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/tmpdir.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+$(BUILD)/tests/test_store: TEST_LDFLAGS = -Wl,--wrap=write
 
 # Fuzz targets built with a plain main() that replays files: runs in make test
 # with any compiler. make fuzz builds the same sources with libFuzzer.
@@ -139,6 +142,7 @@ PYTEST_ARGS ?= -q
 # Packages first, then every build in parallel, then the tests in order:
 # under -j a prerequisite list would build before its packages are in.
 test: deps
+	@$(MAKE) --no-print-directory include-check
 	@$(MAKE) --no-print-directory all fault-build $(UNIT_TESTS) $(FUZZ_REPLAY)
 	@$(MAKE) --no-print-directory unit-test
 	@$(MAKE) --no-print-directory fuzz-replay
@@ -170,6 +174,10 @@ powerloss: deps all fault-build $(PLFS)
 powerloss-short: all fault-build $(PLFS)
 	$(POWERLOSS_ENV) PL_CUTS=$${PL_CUTS_SHORT:-20} PL_SEED=$${PL_SEED:-1204} \
 	  $(PYTEST) $(PYTEST_ARGS) -rP tests/powerloss
+
+# No program folder includes another's, and common/ none (architecture.md).
+include-check:
+	@/usr/bin/env python3 tests/include_rule.py
 
 unit-test: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -267,9 +275,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/mpp (configuration and passwords)" \
 	  "and $(DESTDIR)$(SPOOLDIR) (the queue)"
-
-format:
-	clang-format -i common/*.[ch] mppd/*.[ch] mppqueue/*.[ch] client/*.[ch]
 
 clean:
 	rm -rf build bin

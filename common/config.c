@@ -1,7 +1,12 @@
 /*
  * config — parse "key = value" lines into struct mpp_config. Every key is a
- * row of config_keys[]; a value is checked by the row's type and bounds, and
- * strings with a syntax of their own (listen, auth, transport) by a checker.
+ * row of config_keys[]: a number is checked against the row's bounds, a
+ * string by the row's checker, and a value with a syntax of its own
+ * (listen, auth, transport, log, yes/no, a TLS version) is parsed by the
+ * row's parser into its typed field, here and nowhere else. A new key is a
+ * field in struct mpp_config and a row: S() for a string used as it is,
+ * L() for a number, V() with a parser for anything else (a list of
+ * addresses is V(key, "", parse_listen_opt) and a struct config_listen).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,9 +24,11 @@
 #include "config.h"
 #include "log.h"
 
-enum key_type { KEY_STR, KEY_LONG };
+enum key_type { KEY_STR, KEY_LONG, KEY_VALUE };
 
 typedef int (*key_check)(const char *value);
+/* Fill the field from value; -1 (the field untouched) when malformed. */
+typedef int (*key_parse)(const char *value, void *field);
 
 struct config_key {
 	const char *name;
@@ -30,19 +37,20 @@ struct config_key {
 	const char *def;	/* default as text; NULL: computed */
 	long min, max;		/* KEY_LONG bounds */
 	key_check check;	/* KEY_STR syntax, may be NULL */
+	key_parse parse;	/* KEY_VALUE */
 };
 
-static int check_listen(const char *);
-static int check_auth(const char *);
-static int check_transport(const char *);
 static int check_path(const char *);
-static int check_listen_opt(const char *);
 static int check_path_opt(const char *);
-static int check_tls_version(const char *);
-static int check_yesno(const char *);
 static int check_domain(const char *);
-static int check_cidr_list(const char *);
-static int check_log(const char *);
+static int parse_listen(const char *, void *);
+static int parse_listen_opt(const char *, void *);
+static int parse_auth(const char *, void *);
+static int parse_transport(const char *, void *);
+static int parse_tls_version(const char *, void *);
+static int parse_yesno(const char *, void *);
+static int parse_log(const char *, void *);
+static int parse_cidr_list(const char *, void *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -52,27 +60,28 @@ static int check_log(const char *);
     "ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:" \
     "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
-#define S(k, d, c) { #k, KEY_STR, offsetof(struct mpp_config, k), d, 0, 0, c }
-#define L(k, d, lo, hi) { #k, KEY_LONG, offsetof(struct mpp_config, k), d, lo, hi, NULL }
+#define S(k, d, c) { #k, KEY_STR, offsetof(struct mpp_config, k), d, 0, 0, c, NULL }
+#define L(k, d, lo, hi) { #k, KEY_LONG, offsetof(struct mpp_config, k), d, lo, hi, NULL, NULL }
+#define V(k, d, p) { #k, KEY_VALUE, offsetof(struct mpp_config, k), d, 0, 0, NULL, p }
 
 static const struct config_key config_keys[] = {
 	S(spool_dir, "/var/spool/mpp", check_path),
-	S(listen, "0.0.0.0:218", check_listen),
+	V(listen, "0.0.0.0:218", parse_listen),
 	S(user, "mpp", NULL),
 	S(hostname, NULL, check_domain),
 	S(sender_domain, NULL, check_domain),
-	S(auth, "file:/etc/mpp/passwd", check_auth),
-	S(transport, "sendmail:/usr/sbin/sendmail", check_transport),
-	S(listen_tls, "", check_listen_opt),
+	V(auth, "file:/etc/mpp/passwd", parse_auth),
+	V(transport, "sendmail:/usr/sbin/sendmail", parse_transport),
+	V(listen_tls, "", parse_listen_opt),
 	S(tls_cert, "", check_path_opt),
 	S(tls_key, "", check_path_opt),
 	S(tls_ciphers, TLS_CIPHERS_INTERMEDIATE, NULL),
-	S(tls_min_version, "1.2", check_tls_version),
-	S(require_tls, "no", check_yesno),
-	S(proxy_listen, "", check_listen_opt),
-	S(proxy_listen_tls, "", check_listen_opt),
-	S(proxy_trusted, "", check_cidr_list),
-	S(log, "syslog", check_log),
+	V(tls_min_version, "1.2", parse_tls_version),
+	V(require_tls, "no", parse_yesno),
+	V(proxy_listen, "", parse_listen_opt),
+	V(proxy_listen_tls, "", parse_listen_opt),
+	V(proxy_trusted, "", parse_cidr_list),
+	V(log, "syslog", parse_log),
 	L(idle_timeout, "300", 1, 86400),
 	L(login_timeout, "60", 1, 3600),
 	L(max_message_size, "10485760", 1024, 1073741824),
@@ -161,12 +170,14 @@ key_assign(struct mpp_config *cfg, const struct config_key *k,
 		snprintf(err, errsz, "value of %s is too long", k->name);
 		return -1;
 	}
-	if (k->check != NULL && k->check(value) == -1) {
+	if ((k->type == KEY_STR && k->check != NULL && k->check(value) == -1) ||
+	    (k->type == KEY_VALUE && k->parse(value, field) == -1)) {
 		snprintf(err, errsz, "bad value \"%s\" for %s", value,
 		    k->name);
 		return -1;
 	}
-	strlcpy(field, value, CONFIG_STR_MAX);
+	if (k->type == KEY_STR)
+		strlcpy(field, value, CONFIG_STR_MAX);
 	return 0;
 }
 
@@ -359,21 +370,19 @@ config_load(struct mpp_config *cfg, const char *path, int must_exist,
 	}
 	if (cfg->sender_domain[0] == '\0')
 		strlcpy(cfg->sender_domain, cfg->hostname, CONFIG_STR_MAX);
-	if ((cfg->listen_tls[0] != '\0' ||
-	    cfg->proxy_listen_tls[0] != '\0') &&
+	if ((cfg->listen_tls.n > 0 || cfg->proxy_listen_tls.n > 0) &&
 	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
 		snprintf(err, errsz, "%s: key %s: needs tls_cert and tls_key",
-		    path != NULL ? path : "config", cfg->listen_tls[0] != '\0' ?
+		    path != NULL ? path : "config", cfg->listen_tls.n > 0 ?
 		    "listen_tls" : "proxy_listen_tls");
 		return -1;
 	}
 	/* A PROXY port that trusts no one would refuse every connection. */
-	if ((cfg->proxy_listen[0] != '\0' ||
-	    cfg->proxy_listen_tls[0] != '\0') &&
-	    cfg->proxy_trusted[0] == '\0') {
+	if ((cfg->proxy_listen.n > 0 || cfg->proxy_listen_tls.n > 0) &&
+	    cfg->proxy_trusted.n == 0) {
 		snprintf(err, errsz, "%s: key %s: needs proxy_trusted (the "
 		    "balancers' addresses)", path != NULL ? path : "config",
-		    cfg->proxy_listen[0] != '\0' ? "proxy_listen" :
+		    cfg->proxy_listen.n > 0 ? "proxy_listen" :
 		    "proxy_listen_tls");
 		return -1;
 	}
@@ -440,84 +449,194 @@ config_split_hostport(const char *s, size_t len, char *host, size_t hostsz,
 	return 0;
 }
 
-/* Apply fn to each comma-separated, blank-trimmed element; -1 if any fails. */
+/* A comma-separated list: each item blank-trimmed, none empty. */
+struct item {
+	const char *s;
+	size_t len;
+};
+
 static int
-for_each_item(const char *list, int (*fn)(const char *, size_t))
+split_list(const char *list, struct item *items, size_t max, size_t *n)
 {
 	const char *p = list, *comma, *e;
-	int n = 0;
 
-	for (;;) {
+	for (*n = 0;; p = comma + 1) {
 		while (*p == ' ' || *p == '\t')
 			p++;
 		comma = strchr(p, ',');
 		e = comma != NULL ? comma : p + strlen(p);
 		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (fn(p, (size_t)(e - p)) == -1)
+		if (e == p || *n == max)
 			return -1;
-		n++;
+		items[*n].s = p;
+		items[(*n)++].len = (size_t)(e - p);
 		if (comma == NULL)
-			return n > 0 ? 0 : -1;
-		p = comma + 1;
+			return 0;
 	}
 }
 
+/* HOST:PORT with the port given, or with default_port when it is not 0. */
 static int
-check_hostport_item(const char *s, size_t len)
+parse_hostport(const char *s, size_t len, struct config_hostport *hp,
+    int default_port)
 {
-	char host[256];
-	int port;
-
-	if (config_split_hostport(s, len, host, sizeof(host), &port, 0) == -1)
+	if (config_split_hostport(s, len, hp->host, sizeof(hp->host),
+	    &hp->port, default_port) == -1)
 		return -1;
-	return port == 0 ? -1 : 0;
+	return hp->port == 0 ? -1 : 0;
 }
 
 static int
-check_listen(const char *v)
+parse_listen(const char *v, void *field)
 {
-	return for_each_item(v, check_hostport_item);
+	struct config_listen l;
+	struct item items[CONFIG_LISTEN_MAX];
+	size_t i;
+
+	memset(&l, 0, sizeof(l));
+	if (split_list(v, items, CONFIG_LISTEN_MAX, &l.n) == -1)
+		return -1;
+	for (i = 0; i < l.n; i++)
+		if (parse_hostport(items[i].s, items[i].len, &l.addr[i], 0) ==
+		    -1)
+			return -1;
+	strlcpy(l.text, v, sizeof(l.text));
+	memcpy(field, &l, sizeof(l));
+	return 0;
 }
 
 static int
-check_auth_item(const char *s, size_t len)
+parse_listen_opt(const char *v, void *field)
 {
-	char host[256];
+	struct config_listen none;
+
+	if (v[0] != '\0')
+		return parse_listen(v, field);
+	memset(&none, 0, sizeof(none));
+	memcpy(field, &none, sizeof(none));
+	return 0;
+}
+
+/* A row of CONFIG_AUTH_BACKENDS or CONFIG_TRANSPORTS. */
+struct scheme {
+	const char *name;
+	enum config_arg arg;
 	int port;
+};
 
-	if (len > 5 && strncmp(s, "file:", 5) == 0)
-		return s[5] == '/' ? 0 : -1;
-	if (len > 5 && strncmp(s, "pop3:", 5) == 0)
-		return config_split_hostport(s + 5, len - 5, host,
-		    sizeof(host), &port, 110);
-	if (len > 4 && strncmp(s, "ftp:", 4) == 0)
-		return config_split_hostport(s + 4, len - 4, host,
-		    sizeof(host), &port, 21);
+#define SCHEME_ROW(name, arg, port) { #name, arg, port },
+static const struct scheme auth_schemes[] = {
+	CONFIG_AUTH_BACKENDS(SCHEME_ROW)
+};
+static const struct scheme transport_schemes[] = {
+	CONFIG_TRANSPORTS(SCHEME_ROW)
+};
+#undef SCHEME_ROW
+
+/* What "NAME:ARG" (s, len) names, and its argument parsed. */
+struct target {
+	size_t kind;			/* the row's index */
+	char path[CONFIG_STR_MAX];
+	struct config_hostport hp;
+};
+
+static int
+parse_target(const struct scheme *rows, size_t nrows, const char *s,
+    size_t len, struct target *t)
+{
+	const char *colon = memchr(s, ':', len), *arg;
+	size_t alen;
+
+	if (colon == NULL)
+		return -1;
+	arg = colon + 1;
+	alen = len - (size_t)(arg - s);
+	for (t->kind = 0; t->kind < nrows; t->kind++)
+		if (strlen(rows[t->kind].name) == (size_t)(colon - s) &&
+		    memcmp(rows[t->kind].name, s, (size_t)(colon - s)) == 0)
+			break;
+	if (t->kind == nrows)
+		return -1;
+	switch (rows[t->kind].arg) {
+	case CONFIG_ARG_PATH:
+		if (alen == 0 || arg[0] != '/' || alen >= sizeof(t->path))
+			return -1;
+		memcpy(t->path, arg, alen);
+		t->path[alen] = '\0';
+		return 0;
+	case CONFIG_ARG_HOST:
+		return parse_hostport(arg, alen, &t->hp, rows[t->kind].port);
+	case CONFIG_ARG_RELAY:
+		return parse_hostport(arg, alen, &t->hp, 0);
+	}
 	return -1;
 }
 
 static int
-check_auth(const char *v)
+parse_auth(const char *v, void *field)
 {
-	return for_each_item(v, check_auth_item);
+	struct config_auth *a;
+	struct item items[CONFIG_AUTH_MAX];
+	struct target t;
+	size_t i;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return -1;
+	if (split_list(v, items, CONFIG_AUTH_MAX, &a->n) == -1)
+		goto fail;
+	for (i = 0; i < a->n; i++) {
+		memset(&t, 0, sizeof(t));
+		if (parse_target(auth_schemes, CONFIG_AUTH_KINDS, items[i].s,
+		    items[i].len, &t) == -1)
+			goto fail;
+		a->b[i].kind = (enum config_auth_kind)t.kind;
+		memcpy(a->b[i].path, t.path, sizeof(t.path));
+		a->b[i].server = t.hp;
+	}
+	strlcpy(a->text, v, sizeof(a->text));
+	memcpy(field, a, sizeof(*a));
+	free(a);
+	return 0;
+fail:
+	free(a);
+	return -1;
 }
 
 static int
-check_transport(const char *v)
+parse_transport(const char *v, void *field)
 {
-	char host[256];
-	int port;
+	struct config_transport *tr;
+	struct target t;
 
-	if (strncmp(v, "smtp:", 5) == 0)
-		return check_hostport_item(v + 5, strlen(v + 5)) == 0 &&
-		    config_split_hostport(v + 5, strlen(v + 5), host,
-		    sizeof(host), &port, 0) == 0 ? 0 : -1;
-	if (strncmp(v, "sendmail:", 9) == 0)
-		return v[9] == '/' ? 0 : -1;
-	if (strncmp(v, "maildir:", 8) == 0)
-		return v[8] == '/' ? 0 : -1;
-	return -1;
+	memset(&t, 0, sizeof(t));
+	if (parse_target(transport_schemes, CONFIG_TRANSPORT_KINDS, v,
+	    strlen(v), &t) == -1 || (tr = calloc(1, sizeof(*tr))) == NULL)
+		return -1;
+	tr->kind = (enum config_transport_kind)t.kind;
+	memcpy(tr->path, t.path, sizeof(t.path));
+	if (transport_schemes[t.kind].arg != CONFIG_ARG_PATH) {
+		tr->relay[0] = t.hp;
+		tr->nrelays = 1;
+	}
+	strlcpy(tr->text, v, sizeof(tr->text));
+	memcpy(field, tr, sizeof(*tr));
+	free(tr);
+	return 0;
+}
+
+const char *
+config_auth_name(enum config_auth_kind kind)
+{
+	return (size_t)kind < CONFIG_AUTH_KINDS ? auth_schemes[kind].name :
+	    "?";
+}
+
+const char *
+config_transport_name(enum config_transport_kind kind)
+{
+	return (size_t)kind < CONFIG_TRANSPORT_KINDS ?
+	    transport_schemes[kind].name : "?";
 }
 
 static int
@@ -533,15 +652,18 @@ check_path_opt(const char *v)
 }
 
 static int
-check_listen_opt(const char *v)
+parse_tls_version(const char *v, void *field)
 {
-	return v[0] == '\0' ? 0 : check_listen(v);
-}
+	enum config_tls_version ver;
 
-static int
-check_tls_version(const char *v)
-{
-	return strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0 ? 0 : -1;
+	if (strcmp(v, "1.2") == 0)
+		ver = CONFIG_TLS_1_2;
+	else if (strcmp(v, "1.3") == 0)
+		ver = CONFIG_TLS_1_3;
+	else
+		return -1;
+	memcpy(field, &ver, sizeof(ver));
+	return 0;
 }
 
 /* A DNS name (letters, digits, '-', '.', '_'), as it goes into headers
@@ -560,28 +682,47 @@ check_domain(const char *v)
 
 /* Addresses and networks (cidr.h); the empty list too. */
 static int
-check_cidr_list(const char *v)
+parse_cidr_list(const char *v, void *field)
 {
 	struct cidr_list l;
 	char err[128];
 
-	return cidr_list_parse(v, &l, err, sizeof(err));
+	if (cidr_list_parse(v, &l, err, sizeof(err)) == -1)
+		return -1;
+	memcpy(field, &l, sizeof(l));
+	return 0;
 }
 
-/* syslog, stderr or file:PATH, as log_configure() takes it. */
+/* syslog, stderr or file:PATH (log_spec_parse()). */
 static int
-check_log(const char *v)
+parse_log(const char *v, void *field)
 {
+	struct config_log l;
 	const char *path;
-	int to;
 
-	return log_spec_parse(v, &to, &path);
+	memset(&l, 0, sizeof(l));
+	if (log_spec_parse(v, &l.to, &path) == -1)
+		return -1;
+	if (path != NULL)
+		strlcpy(l.path, path, sizeof(l.path));
+	strlcpy(l.text, v, sizeof(l.text));
+	memcpy(field, &l, sizeof(l));
+	return 0;
 }
 
 static int
-check_yesno(const char *v)
+parse_yesno(const char *v, void *field)
 {
-	return strcmp(v, "yes") == 0 || strcmp(v, "no") == 0 ? 0 : -1;
+	int yes;
+
+	if (strcmp(v, "yes") == 0)
+		yes = 1;
+	else if (strcmp(v, "no") == 0)
+		yes = 0;
+	else
+		return -1;
+	memcpy(field, &yes, sizeof(yes));
+	return 0;
 }
 
 int

@@ -200,9 +200,10 @@ index_rcpts(struct index *ix, const char *id, int failed_unbounced,
 }
 
 static const char *
-rcpt_state(int outcome)
+rcpt_state(enum outcome outcome)
 {
-	return outcome == 0 ? "sent" : outcome == 2 ? "failed" : "pending";
+	return outcome == OUTCOME_OK ? "sent" : outcome == OUTCOME_PERM ?
+	    "failed" : "pending";
 }
 
 /*
@@ -242,9 +243,9 @@ record_rcpts(struct index *ix, const struct index_result *r)
 	for (i = 0; i < r->n; i++) {
 		/* At the lifetime's end a pending one fails, and is counted
 		   so by record_finish(): not as deferred as well. */
-		if (r->outcome[i] != 1 || !r->expired)
-			tally[r->outcome[i] == 0 ? 0 :
-			    r->outcome[i] == 2 ? 2 : 1]++;
+		if (r->outcome[i] != OUTCOME_TEMP || !r->expired)
+			tally[r->outcome[i] == OUTCOME_OK ? 0 :
+			    r->outcome[i] == OUTCOME_PERM ? 2 : 1]++;
 		st = index_stmt(ix, IX_RCPT_SET, "UPDATE recipient SET "
 		    "state = ?3, last_error = ?4 WHERE message_id = ?1 AND "
 		    "seq = ?2");

@@ -1,7 +1,8 @@
 /*
- * index_queue — the queue runner's and the administrator's statements on
- * the index: claims with a lease, per-recipient results, listing and
- * state changes. Part of the index module (it shares struct index).
+ * index_queue — the queue runner's statements on the index: claims with a
+ * lease, per-recipient results, the next due time, released leases and
+ * the purge of sent rows (mppq's are in index_admin). Part of the index
+ * module (it shares struct index).
  */
 #ifndef MPP_INDEX_QUEUE_H
 #define MPP_INDEX_QUEUE_H
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "index.h"
+#include "outcome.h"
 
 /*
  * 'sending' rows whose lease ended, or whose owner is a process of this
@@ -67,7 +69,7 @@ struct index_result {
 	time_t now;
 	size_t n;			/* recipients attempted */
 	const long long *seq;
-	const int *outcome;		/* enum outcome per recipient */
+	const enum outcome *outcome;	/* per recipient */
 	const char *const *reply;	/* per recipient */
 	int finished;			/* no recipient left pending */
 	int expired;			/* pending ones fail: lifetime over */

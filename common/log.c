@@ -207,6 +207,12 @@ log_configure(const char *spec, int flags, char *err, size_t errsz)
 		snprintf(err, errsz, "log: bad value \"%s\"", spec);
 		return -1;
 	}
+	return log_use(to, path, flags, err, errsz);
+}
+
+int
+log_use(int to, const char *path, int flags, char *err, size_t errsz)
+{
 	if (to == LOG_TO_FILE && !(flags & LOG_EARLY))
 		return use_file(path, !(flags & LOG_NOCREATE), err, errsz);
 	switch_to(to == LOG_TO_FILE ? LOG_TO_STDERR : to);

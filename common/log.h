@@ -39,7 +39,8 @@ int log_spec_parse(const char *spec, int *to, const char **path);
 #define LOG_QUIET	0x04	/* no warning on stderr about syslog */
 
 /*
- * Send lines where spec (a `log` value) says. syslog: opened, with a
+ * Send lines to `to` (LOG_TO_SYSLOG, LOG_TO_STDERR, or LOG_TO_FILE with
+ * path). syslog: opened, with a
  * warning on stderr when nothing listens on /dev/log. A file is opened by
  * the calling user, so the daemons call this after dropping privileges
  * (with LOG_EARLY before it, lines go to stderr until then): O_APPEND,
@@ -47,6 +48,9 @@ int log_spec_parse(const char *spec, int *to, const char **path);
  * a regular file is refused. Asking for the current destination again
  * changes nothing. 0, or -1 with err (the destination is then unchanged).
  */
+int log_use(int to, const char *path, int flags, char *err, size_t errsz);
+
+/* log_use() for a `log` value, spec; -1 with err when it is malformed. */
 int log_configure(const char *spec, int flags, char *err, size_t errsz);
 
 /*

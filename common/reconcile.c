@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "index_queue.h"
@@ -124,5 +125,23 @@ reconcile_spool(const struct spool *sp, struct index *ix,
 		return -1;
 	}
 	st->leases_released = (unsigned)n;
+	return 0;
+}
+
+int
+reconcile_at_start(const struct spool *sp, enum index_sync sync,
+    const char *hostname, char *err, size_t errsz)
+{
+	struct reconcile_stats rs;
+	struct index *ix;
+
+	if ((ix = index_open(sp->dir, sync, err, errsz)) == NULL)
+		return -1;
+	if (reconcile_spool(sp, ix, hostname, time(NULL), &rs) == 0 &&
+	    (rs.tmp_removed || rs.orphans || rs.leases_released))
+		log_info("reconciled spool: tmp_removed=%u orphans=%u "
+		    "leases_released=%u", rs.tmp_removed, rs.orphans,
+		    rs.leases_released);
+	index_close(ix);
 	return 0;
 }

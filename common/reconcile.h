@@ -10,6 +10,7 @@
 #ifndef MPP_RECONCILE_H
 #define MPP_RECONCILE_H
 
+#include <stddef.h>
 #include <time.h>
 
 #include "index.h"
@@ -27,5 +28,13 @@ struct reconcile_stats {
 /* hostname: this host, to judge which lease owners can be checked. */
 int reconcile_spool(const struct spool *sp, struct index *ix,
     const char *hostname, time_t now, struct reconcile_stats *st);
+
+/*
+ * What both daemons do at start: open the index of sp at sync, reconcile
+ * (a failure there is logged and the start goes on), log what was done,
+ * close it. -1 with err when the index cannot be opened.
+ */
+int reconcile_at_start(const struct spool *sp, enum index_sync sync,
+    const char *hostname, char *err, size_t errsz);
 
 #endif

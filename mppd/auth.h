@@ -14,11 +14,9 @@
 #include "config.h"
 #include "outcome.h"
 
-#define AUTH_MAX_BACKENDS 8
-
 struct auth;
 
-/* Parse cfg->auth and load the password files; NULL with err. */
+/* Open the backends of cfg->auth (loading password files); NULL with err. */
 struct auth *auth_new(const struct mpp_config *cfg, char *err, size_t errsz);
 /* Re-read the password files (SIGHUP); -1 with err, keeping the old. */
 int auth_reload(struct auth *a, char *err, size_t errsz);
@@ -36,5 +34,40 @@ enum outcome auth_check(struct auth *a, const char *user,
 int auth_has_remote(const struct auth *a);
 
 void auth_free(struct auth *a);
+
+/*
+ * One auth backend, behind auth_new(): a row of config.h's
+ * CONFIG_AUTH_BACKENDS, whose ops are auth_NAME_ops, defined in
+ * auth_NAME.c (auth_file.c, auth_pop3.c, auth_ftp.c).
+ */
+struct auth_backend_ops {
+	/*
+	 * A backend that holds what it checks against (the file): state
+	 * for one entry of the auth key, NULL with err; reload (SIGHUP,
+	 * may be NULL) re-reads it, -1 with err keeping the old; check
+	 * has auth_check()'s contract for one backend (blocking, many
+	 * threads at once), why receiving more to say for the log, or ""
+	 * (no '"'); close frees the state (NULL is fine).
+	 */
+	void *(*open)(const struct config_auth_backend *spec,
+	    const struct mpp_config *cfg, char *err, size_t errsz);
+	int (*reload)(void *state, char *err, size_t errsz);
+	enum outcome (*check)(void *state, const char *user,
+	    const char *password, char *why, size_t whysz);
+	void (*close)(void *state);
+	/*
+	 * A remote backend instead has only login: the check against the
+	 * entry's server within timeout_sec (auth_timeout), with
+	 * auth_remote.h's contract. Its acceptances are cached
+	 * (auth_cache_ttl).
+	 */
+	enum outcome (*login)(const char *host, int port, const char *user,
+	    const char *password, int timeout_sec, char *why, size_t whysz);
+};
+
+#define AUTH_OPS_DECL(name, arg, port) \
+	extern const struct auth_backend_ops auth_##name##_ops;
+CONFIG_AUTH_BACKENDS(AUTH_OPS_DECL)
+#undef AUTH_OPS_DECL
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * auth_ftp — check a password by logging in to an FTP server (RFC 959)
- * with USER and PASS, then QUIT, as RFC 1204 §3.4 suggests.
+ * auth_ftp — the ftp backend ("ftp:HOST[:PORT]", auth_ftp_ops): check a
+ * password by logging in to an FTP server (RFC 959) with USER and PASS,
+ * then QUIT, as RFC 1204 §3.4 suggests.
  *
  * Replies are three-digit codes, possibly multi-line ("230-..." lines up
  * to the line that starts "230 "); only the code decides. 230 is the one
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "auth_net.h"
 #include "auth_remote.h"
 #include "log.h"
@@ -232,3 +234,5 @@ auth_ftp_check(const char *host, int port, const char *user,
 	auth_net_close(&n);
 	return r;
 }
+
+const struct auth_backend_ops auth_ftp_ops = { .login = auth_ftp_check };

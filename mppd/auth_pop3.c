@@ -1,6 +1,7 @@
 /*
- * auth_pop3 — check a password by logging in to a POP3 server (RFC 1939)
- * with USER and PASS, then QUIT, as RFC 1204 §3.4 suggests.
+ * auth_pop3 — the pop3 backend ("pop3:HOST[:PORT]", auth_pop3_ops): check
+ * a password by logging in to a POP3 server (RFC 1939) with USER and PASS,
+ * then QUIT, as RFC 1204 §3.4 suggests.
  *
  * An -ERR to USER or PASS is a rejection, with two exceptions from the
  * extended response codes (RFC 2449, RFC 3206), which servers such as
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "auth_net.h"
 #include "auth_remote.h"
 #include "log.h"
@@ -172,3 +174,5 @@ auth_pop3_check(const char *host, int port, const char *user,
 	auth_net_close(&n);
 	return r;
 }
+
+const struct auth_backend_ops auth_pop3_ops = { .login = auth_pop3_check };

@@ -1,6 +1,8 @@
 /*
- * auth_remote — password checks against an existing POP3 (RFC 1939) or FTP
- * (RFC 959) server, as RFC 1204 §3.4 suggests. Each call is blocking and
+ * auth_remote — the remote backends' checks: a password checked against an
+ * existing POP3 (RFC 1939, auth_pop3.c) or FTP (RFC 959, auth_ftp.c)
+ * server, as RFC 1204 §3.4 suggests; each is the login of its backend's
+ * ops (auth.h). Each call is blocking and
  * runs on an auth worker thread, never on the event loop: it resolves host,
  * connects (each address in turn), logs in with USER/PASS, and ends with
  * QUIT. Every step is bounded by timeout_sec in total.

@@ -11,25 +11,16 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
-#include "index.h"
+#include "daemon.h"
 #include "log.h"
 #include "reconcile.h"
 #include "server.h"
 #include "spool.h"
 #include "tls.h"
-#include "util.h"
-
-struct options {
-	struct config_cli cli;
-	int foreground;
-	int inetd;
-	int verbose;
-};
 
 static void __attribute__((noreturn))
 usage(void)
@@ -37,32 +28,6 @@ usage(void)
 	fprintf(stderr, "usage: mppd [-d] [-i] [-v] [-c file] "
 	    "[-o key=value]...\n");
 	exit(EX_USAGE);
-}
-
-static void
-parse_options(int argc, char **argv, struct options *o)
-{
-	int ch;
-
-	memset(o, 0, sizeof(*o));
-	while ((ch = getopt(argc, argv, "c:dio:v")) != -1) {
-		switch (ch) {
-		case 'd':
-			o->foreground = 1;
-			break;
-		case 'i':
-			o->inetd = 1;
-			break;
-		case 'v':
-			o->verbose = 1;
-			break;
-		default:
-			if (config_cli_option(&o->cli, ch, optarg) != 1)
-				usage();
-		}
-	}
-	if (optind != argc)
-		usage();
 }
 
 /*
@@ -103,25 +68,6 @@ stdin_usable(void)
 	    (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
 }
 
-/* Root may only stay root when asked to (empty user) in the foreground. */
-static void
-drop_privileges(const struct mpp_config *cfg, const struct options *o)
-{
-	char err[512];
-
-	if (getuid() != 0 && geteuid() != 0)
-		return;
-	if (cfg->user[0] == '\0') {
-		if (!o->foreground && !o->inetd)
-			fatalx(EX_CONFIG, "refusing to run as root: set user "
-			    "(or run in the foreground with -d)");
-		log_warnx("running as root: user is empty");
-		return;
-	}
-	if (util_drop_privileges(cfg->user, err, sizeof(err)) == -1)
-		fatalx(EX_OSERR, "%s", err);
-}
-
 static void
 on_early_signal(int sig)
 {
@@ -151,39 +97,31 @@ catch_early_signals(void)
  * there, and until a log file is open lines stay with syslog.
  */
 static void
-start_log(const struct mpp_config *cfg, const struct options *o, int flags)
+start_log(const struct mpp_config *cfg, const struct daemon_options *o,
+    int flags)
 {
 	char err[LOG_PATH_MAX + 64];
 	struct stat st;
-	int sock = o->inetd && fstat(STDERR_FILENO, &st) == 0 &&
+	int sock = o->own /* -i */ && fstat(STDERR_FILENO, &st) == 0 &&
 	    S_ISSOCK(st.st_mode);
 
 	if (o->foreground || (sock && (flags & LOG_EARLY)))
 		return;
 	if (sock)
 		flags |= LOG_QUIET;
-	if (log_configure(cfg->log, flags, err, sizeof(err)) == -1)
+	if (log_use(cfg->log.to, cfg->log.path, flags, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 }
 
 static void
 open_spool(struct spool *sp, const struct mpp_config *cfg)
 {
-	struct reconcile_stats rs;
-	struct index *ix;
 	char err[1024];
 
-	if (spool_open(sp, cfg->spool_dir, err, sizeof(err)) == -1)
+	if (spool_open(sp, cfg->spool_dir, err, sizeof(err)) == -1 ||
+	    reconcile_at_start(sp, INDEX_SYNC_FULL, cfg->hostname, err,
+	    sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
-	if ((ix = index_open(cfg->spool_dir, INDEX_SYNC_FULL, err,
-	    sizeof(err))) == NULL)
-		fatalx(EX_CANTCREAT, "%s", err);
-	if (reconcile_spool(sp, ix, cfg->hostname, time(NULL), &rs) == 0 &&
-	    (rs.tmp_removed || rs.orphans || rs.leases_released))
-		log_info("reconciled spool: tmp_removed=%u orphans=%u "
-		    "leases_released=%u", rs.tmp_removed, rs.orphans,
-		    rs.leases_released);
-	index_close(ix);
 }
 
 int
@@ -191,29 +129,31 @@ main(int argc, char **argv)
 {
 	static struct mpp_config cfg;
 	struct server_ctx ctx;
-	struct options o;
+	struct daemon_options o;
 	struct spool sp;
 	const char *path;
 	char err[1024];
 	struct server_listen fds[SERVER_MAX_LISTEN];
-	int rc;
+	int inetd, rc;
 	size_t nfds = 0;
 
 	catch_early_signals();
-	parse_options(argc, argv, &o);
+	if (daemon_options_parse(argc, argv, 'i', &o) == -1)
+		usage();
+	inetd = o.own;			/* -i */
 	log_init("mppd", o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    o.verbose);
 	if (config_cli_load(&cfg, &o.cli, &path, err, sizeof(err)) == -1)
 		fatalx(EX_CONFIG, "%s", err);
 	start_log(&cfg, &o, LOG_EARLY);
 	raise_fd_limit(&cfg);
-	if (o.inetd && !stdin_usable())
+	if (inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
-	if (!o.inetd && (server_bind(cfg.listen, 0, fds, &nfds, err,
-	    sizeof(err)) == -1 || server_bind(cfg.listen_tls, 1, fds, &nfds,
-	    err, sizeof(err)) == -1 || server_bind_proxy(cfg.proxy_listen, 0,
+	if (!inetd && (server_bind(&cfg.listen, 0, fds, &nfds, err,
+	    sizeof(err)) == -1 || server_bind(&cfg.listen_tls, 1, fds, &nfds,
+	    err, sizeof(err)) == -1 || server_bind_proxy(&cfg.proxy_listen, 0,
 	    fds, &nfds, err, sizeof(err)) == -1 ||
-	    server_bind_proxy(cfg.proxy_listen_tls, 1, fds, &nfds, err,
+	    server_bind_proxy(&cfg.proxy_listen_tls, 1, fds, &nfds, err,
 	    sizeof(err)) == -1))
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	/* Everything that can fail happens before the fork, so a failed
@@ -221,11 +161,10 @@ main(int argc, char **argv)
 	   exist before daemon(). */
 	memset(&ctx, 0, sizeof(ctx));
 	/* The key may be readable by root only: load it before the drop. */
-	if ((cfg.listen_tls[0] != '\0' || cfg.proxy_listen_tls[0] != '\0') &&
-	    !o.inetd &&
+	if ((cfg.listen_tls.n > 0 || cfg.proxy_listen_tls.n > 0) && !inetd &&
 	    (ctx.tls = tls_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
-	drop_privileges(&cfg, &o);
+	daemon_drop_root(&cfg, o.foreground || inetd);
 	start_log(&cfg, &o, 0);
 	open_spool(&sp, &cfg);
 	ctx.cfg = &cfg;
@@ -233,9 +172,9 @@ main(int argc, char **argv)
 	ctx.spool = &sp;
 	if ((ctx.auth = auth_new(&cfg, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "auth: %s", err);
-	if (!o.foreground && !o.inetd && log_daemon() == -1)
+	if (!o.foreground && !inetd && log_daemon() == -1)
 		fatal(EX_OSERR, "daemon");
-	rc = server_run(&ctx, fds, nfds, o.inetd);
+	rc = server_run(&ctx, fds, nfds, inetd);
 	auth_free(ctx.auth);
 	tls_free(ctx.tls);
 	spool_close(&sp);

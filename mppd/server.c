@@ -16,6 +16,7 @@
  * with the client address the header gives.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,6 +39,7 @@
 
 #include <bsd/string.h>
 
+#include "auth_gate.h"
 #include "cidr.h"
 #include "iplimit.h"
 #include "log.h"
@@ -76,7 +78,6 @@ struct conn {
 	struct session *s;
 	char addr[64];
 	char qid[SESSION_QID_MAX];
-	int tmpfd;			/* spilled text, or -1 */
 	int jobs;			/* auth or store in flight */
 	int gone;			/* socket closed */
 	int eof;			/* client finished sending */
@@ -89,14 +90,13 @@ struct conn {
 	struct event *login_ev;		/* login_timeout from connect */
 	struct event *line_ev;		/* idle_timeout from a line's start */
 	int login_late;			/* login_ev fired, PASS 250 not given */
-	struct store_req req;
+	struct store_req req;		/* the text in progress */
 };
 
 struct auth_job {
 	struct workq_job job;
 	struct conn *c;
-	struct auth_job *wait_next;	/* in the server's waiting list */
-	int counted;			/* in auth_running */
+	struct auth_gate_ticket ticket;	/* its place at the gate */
 	struct auth *auth;
 	char user[SESSION_USER_MAX + 1];
 	char pass[SESSION_LINE_MAX];
@@ -124,12 +124,9 @@ struct server {
 	struct store *store;
 	struct event *auth_ev, *store_ev, *sig_ev[5];
 	struct event *drain_ev;		/* drain_timeout after SIGUSR2 */
-	struct cidr_list trusted;	/* proxy_trusted */
 	struct proxy_wait *waits;	/* PROXY headers awaited */
 	struct iplimit *per_ip;
-	struct iplimit *auth_fails;
-	struct iplimit *auth_running;	/* checks in flight per address */
-	struct auth_job *auth_wait;	/* PASSes waiting for a slot, FIFO */
+	struct auth_gate *gate;		/* auth_fail_limit */
 	struct conn *conns;
 	long nsessions;
 	unsigned long next_id;
@@ -157,20 +154,6 @@ hook_send(void *host, const char *data, size_t len)
 		(void)util_write_all(c->outfd, data, len);
 	else
 		bufferevent_write(c->bev, data, len);
-}
-
-/* Count a failed PASS against the client's address. */
-static void
-note_failure(struct conn *c)
-{
-	const struct mpp_config *cfg = c->srv->cfg;
-	long n = iplimit_fail(c->srv->auth_fails, c->addr, (long)time(NULL),
-	    cfg->auth_fail_window);
-
-	if (cfg->auth_fail_limit > 0 && n == cfg->auth_fail_limit)
-		log_warnx("client=[%s] %ld authentication failures: PASS from "
-		    "this address refused for %lds", c->addr, n,
-		    cfg->auth_fail_window);
 }
 
 static void
@@ -202,35 +185,6 @@ throttle(struct conn *c)
 	evtimer_add(c->delay, &tv);
 }
 
-/*
- * auth_fail_limit bounds the checks that may fail, not only the failures
- * already seen: a check in flight holds a slot of its address, so however
- * many connections send PASS at once, at most auth_fail_limit passwords
- * from one address are tried in a window. A PASS with no slot free waits
- * for one (a check that succeeds gives its slot back uncounted); once the
- * failures alone reach the limit, it is throttled. A PASS waits only
- * while a check from its address is in flight, whose end wakes it.
- */
-enum auth_gate { GATE_RUN, GATE_WAIT, GATE_THROTTLE };
-
-static enum auth_gate
-auth_gate(struct server *srv, const char *addr)
-{
-	const struct mpp_config *cfg = srv->cfg;
-	long fails;
-
-	if (cfg->auth_fail_limit <= 0)
-		return GATE_RUN;
-	fails = iplimit_failures(srv->auth_fails, addr, (long)time(NULL),
-	    cfg->auth_fail_window);
-	if (fails >= cfg->auth_fail_limit)
-		return GATE_THROTTLE;
-	if (fails + iplimit_get(srv->auth_running, addr) >=
-	    cfg->auth_fail_limit)
-		return GATE_WAIT;
-	return GATE_RUN;
-}
-
 static void
 auth_job_free(struct auth_job *aj)
 {
@@ -249,55 +203,22 @@ auth_run(struct workq_job *job)
 	return WORKQ_DONE;
 }
 
+/* Check the password now, or let it wait for a slot, or throttle it. */
 static void
-auth_start(struct server *srv, struct auth_job *aj)
-{
-	if (srv->cfg->auth_fail_limit > 0)
-		aj->counted = iplimit_inc(srv->auth_running, aj->c->addr) > 0;
-	workq_push(srv->authq, &aj->job);
-}
-
-static void
-auth_enqueue(struct server *srv, struct auth_job *aj)
-{
-	struct auth_job **pp = &srv->auth_wait;
-
-	while (*pp != NULL)
-		pp = &(*pp)->wait_next;
-	aj->wait_next = NULL;
-	*pp = aj;
-	aj->c->auth_wait = aj;
-	log_debug("session=%s client=[%s] auth waits for a check from this "
-	    "address to end", aj->c->id, aj->c->addr);
-}
-
-static void
-auth_unqueue(struct server *srv, struct auth_job *aj)
-{
-	struct auth_job **pp = &srv->auth_wait;
-
-	while (*pp != NULL && *pp != aj)
-		pp = &(*pp)->wait_next;
-	if (*pp != NULL)
-		*pp = aj->wait_next;
-	aj->wait_next = NULL;
-	aj->c->auth_wait = NULL;
-}
-
-/* Check the password now, let it wait for a slot, or throttle it. */
-static void
-auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
+auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate_verdict v)
 {
 	struct conn *c = aj->c;
 
-	switch (gate) {
-	case GATE_RUN:
-		auth_start(srv, aj);
+	switch (v) {
+	case AUTH_GATE_RUN:
+		workq_push(srv->authq, &aj->job);
 		break;
-	case GATE_WAIT:
-		auth_enqueue(srv, aj);
+	case AUTH_GATE_WAIT:
+		c->auth_wait = aj;
+		log_debug("session=%s client=[%s] auth waits for a check from "
+		    "this address to end", c->id, c->addr);
 		break;
-	case GATE_THROTTLE:
+	case AUTH_GATE_THROTTLE:
 		auth_job_free(aj);
 		c->jobs--;
 		throttle(c);
@@ -307,30 +228,28 @@ auth_admit(struct server *srv, struct auth_job *aj, enum auth_gate gate)
 
 /*
  * A check from addr ended: admit the PASSes waiting there, in order,
- * while slots are free. While stopping, no new check starts: they get
+ * while the gate lets them. While stopping, no new check starts: they get
  * 451.
  */
 static void
 auth_wake(struct server *srv, const char *addr)
 {
-	struct auth_job *aj = srv->auth_wait, *next;
-	enum auth_gate gate = GATE_RUN;
+	struct auth_gate_ticket *t;
+	enum auth_gate_verdict v;
+	struct auth_job *aj;
 	struct conn *c;
 
-	for (; aj != NULL; aj = next) {
-		next = aj->wait_next;
+	while ((t = srv->stopping ? auth_gate_take(srv->gate, addr) :
+	    auth_gate_next(srv->gate, addr, (long)time(NULL), &v)) != NULL) {
+		aj = t->arg;
 		c = aj->c;
-		if (strcmp(c->addr, addr) != 0)
-			continue;
-		if (!srv->stopping && (gate = auth_gate(srv, addr)) == GATE_WAIT)
-			break;
-		auth_unqueue(srv, aj);
+		c->auth_wait = NULL;
 		if (srv->stopping) {
 			auth_job_free(aj);
 			c->jobs--;
 			session_auth_done(c->s, OUTCOME_TEMP);
 		} else
-			auth_admit(srv, aj, gate);
+			auth_admit(srv, aj, v);
 		conn_pump(c);
 	}
 }
@@ -341,14 +260,17 @@ auth_done(struct workq_job *job)
 	struct auth_job *aj = (struct auth_job *)job;
 	struct conn *c = aj->c;
 	struct server *srv = c->srv;
+	long fails;
 
 	log_info("session=%s client=[%s] %s", c->id, c->addr,
 	    aj->detail);
-	if (aj->counted)
-		iplimit_dec(srv->auth_running, c->addr);
+	fails = auth_gate_done(srv->gate, &aj->ticket, aj->result,
+	    (long)time(NULL));
+	if (fails > 0)
+		log_warnx("client=[%s] %ld authentication failures: PASS from "
+		    "this address refused for %lds", c->addr, fails,
+		    srv->cfg->auth_fail_window);
 	c->jobs--;
-	if (aj->result == OUTCOME_PERM)
-		note_failure(c);
 	if (aj->result == OUTCOME_OK && c->login_ev != NULL) {
 		evtimer_del(c->login_ev);	/* the login is done in time */
 		c->login_late = 0;
@@ -373,10 +295,22 @@ hook_auth(void *host, const char *user, const char *password)
 	aj->job.done = auth_done;
 	aj->c = c;
 	aj->auth = c->srv->ctx->auth;
+	strlcpy(aj->ticket.addr, c->addr, sizeof(aj->ticket.addr));
+	aj->ticket.arg = aj;
 	strlcpy(aj->user, user, sizeof(aj->user));
 	strlcpy(aj->pass, password, sizeof(aj->pass));
 	c->jobs++;
-	auth_admit(c->srv, aj, auth_gate(c->srv, c->addr));
+	auth_admit(c->srv, aj, auth_gate_admit(c->srv->gate, &aj->ticket,
+	    (long)time(NULL)));
+}
+
+static void store_cb(struct store_req *r);
+
+/* The writers took what the text had piled up: feed it on. */
+static void
+store_drained(struct store_req *r)
+{
+	conn_pump(r->arg);
 }
 
 static int
@@ -386,37 +320,30 @@ hook_text_begin(void *host, char *qid, size_t qidsz)
 
 	spool_new_id(c->qid, sizeof(c->qid));
 	strlcpy(qid, c->qid, qidsz);
-	c->tmpfd = -1;
+	store_begin(c->srv->store, &c->req, c->qid);
+	c->req.cb = store_cb;
+	c->req.drained = store_drained;
+	c->req.arg = c;
 	return 0;
 }
 
+/* A long text goes to tmp/ in pieces, written by the store's writers. */
 static int
 hook_spill(void *host, const char *data, size_t len)
 {
 	struct conn *c = host;
-	struct spool *sp = c->srv->ctx->spool;
 
-	if (c->tmpfd == -1 && (c->tmpfd = spool_tmp_open(sp, c->qid)) == -1) {
-		log_warn("id=%s cannot create spool file", c->qid);
-		return -1;
-	}
-	if (util_write_all(c->tmpfd, data, len) == -1) {
-		log_warn("id=%s cannot write spool file", c->qid);
-		return -1;
-	}
-	return 0;
+	return store_append(&c->req, data, len);
 }
 
+/* An aborted text is the store's until its file is gone (store_cb). */
 static void
 hook_text_abort(void *host)
 {
 	struct conn *c = host;
 
-	if (c->tmpfd != -1) {
-		close(c->tmpfd);
-		c->tmpfd = -1;
-		spool_tmp_discard(c->srv->ctx->spool, c->qid);
-	}
+	if (store_abort(&c->req))
+		c->jobs++;
 }
 
 static void
@@ -425,7 +352,8 @@ store_cb(struct store_req *r)
 	struct conn *c = r->arg;
 
 	c->jobs--;
-	session_store_done(c->s, r->result);
+	if (r->end != STORE_ABORTED)
+		session_store_done(c->s, r->result);
 	conn_pump(c);
 }
 
@@ -437,12 +365,9 @@ hook_store(void *host, struct message *m)
 	struct store_req *r = &c->req;
 	struct buf *out = message_output(m);
 
-	memset(r, 0, sizeof(*r));
-	strlcpy(r->id, c->qid, sizeof(r->id));
-	r->fd = c->tmpfd;
-	c->tmpfd = -1;
 	r->data = *out;
 	memset(out, 0, sizeof(*out));
+	memset(&r->row, 0, sizeof(r->row));
 	r->row.id = p->queue_id;
 	r->row.auth_user = p->auth_user;
 	r->row.sender = p->sender;
@@ -451,10 +376,8 @@ hook_store(void *host, struct message *m)
 	r->row.received_at = (long long)p->now;
 	r->row.nrcpts = message_rcpt_count(m);
 	r->row.rcpts = message_rcpts(m);
-	r->cb = store_cb;
-	r->arg = c;
 	c->jobs++;
-	store_submit(c->srv->store, r);
+	store_submit(r);
 }
 
 static void
@@ -495,7 +418,8 @@ conn_close(struct conn *c, const char *reason)
 		session_abort(c->s, reason);
 		c->gone = 1;
 		if ((aj = c->auth_wait) != NULL) {	/* holds no slot */
-			auth_unqueue(srv, aj);
+			auth_gate_cancel(srv->gate, &aj->ticket);
+			c->auth_wait = NULL;
 			auth_job_free(aj);
 			c->jobs--;
 		}
@@ -519,7 +443,8 @@ conn_release(struct conn *c)
 {
 	struct server *srv = c->srv;
 
-	hook_text_abort(c);
+	/* Every way a connection ends ended its text (session_abort). */
+	assert(c->req.end != STORE_OPEN);
 	conn_unlink(c);
 	session_free(c->s);
 	free(c);
@@ -527,6 +452,18 @@ conn_release(struct conn *c)
 		event_base_loopexit(srv->base, NULL);
 	else
 		server_exit_when_idle(srv);
+}
+
+/*
+ * The session waits for a job, or its text for the store's writers to
+ * catch up: the client is not to blame for the wait, and no more of its
+ * input is fed meanwhile.
+ */
+static int
+conn_held(const struct conn *c)
+{
+	return session_waiting(c->s) ||
+	    store_backlog(&c->req) >= STORE_BACKLOG_MAX;
 }
 
 /* Unsent replies past the bound: the session reads no more for now. */
@@ -605,7 +542,7 @@ conn_feed(struct conn *c)
 	size_t len, used;
 	unsigned char *p;
 
-	while (!c->srv->stopping && !session_waiting(c->s) &&
+	while (!c->srv->stopping && !conn_held(c) &&
 	    !session_closed(c->s) && !conn_output_full(c) &&
 	    (len = evbuffer_get_contiguous_space(in)) > 0) {
 		p = evbuffer_pullup(in, (ssize_t)len);
@@ -636,7 +573,7 @@ conn_pump(struct conn *c)
 		return;		/* else conn_write closes once flushed */
 	}
 	/* With replies piled up, input may be left: conn_write goes on. */
-	if (!conn_output_full(c) && !session_waiting(c->s)) {
+	if (!conn_output_full(c) && !conn_held(c)) {
 		if (c->eof) {
 			conn_close(c, "disconnect");
 			return;
@@ -746,7 +683,7 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	if (c->tls && conn_tls_event(c, what))
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (session_waiting(c->s)) {	/* we are slow, not them */
+		if (conn_held(c)) {	/* we are slow, not them */
 			bufferevent_enable(bev, EV_WRITE);
 			conn_flow(c);
 			return;
@@ -794,7 +731,6 @@ conn_new(struct server *srv, int fd, int outfd, const char *addr, int tls)
 		return NULL;
 	c->srv = srv;
 	c->outfd = outfd;
-	c->tmpfd = -1;
 	strlcpy(c->addr, addr, sizeof(c->addr));
 	snprintf(id, sizeof(id), "%lx", ++srv->next_id);
 	strlcpy(c->id, id, sizeof(c->id));
@@ -906,7 +842,7 @@ conn_admit(struct server *srv, int fd, int tls, const char *addr, int clear)
 		return NULL;
 	}
 	c->counted = iplimit_inc(srv->per_ip, addr) > 0;
-	if (clear && strcmp(srv->cfg->require_tls, "yes") == 0)
+	if (clear && srv->cfg->require_tls)
 		session_refuse_pass(c->s, "require_tls: password sent in clear "
 		    "on a non-loopback address");
 	session_start(c->s);
@@ -949,10 +885,10 @@ static int
 proxy_trusted(const struct server *srv, const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
-		return cidr_list_match(&srv->trusted, AF_INET,
+		return cidr_list_match(&srv->cfg->proxy_trusted, AF_INET,
 		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
 	if (sa->sa_family == AF_INET6)
-		return cidr_list_match(&srv->trusted, AF_INET6,
+		return cidr_list_match(&srv->cfg->proxy_trusted, AF_INET6,
 		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
 	return 0;
 }
@@ -1177,18 +1113,16 @@ server_setup(struct server *srv, const struct server_listen *fds,
 
 	srv->base = event_base_new();
 	srv->per_ip = iplimit_new();
-	srv->auth_fails = iplimit_new();
-	srv->auth_running = iplimit_new();
+	srv->gate = auth_gate_new(srv->cfg->auth_fail_limit,
+	    srv->cfg->auth_fail_window);
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
 	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
 	if (srv->base != NULL)
 		srv->waits = proxy_wait_new(srv->base, srv->cfg->proxy_timeout,
 		    on_proxy_header, srv);
-	if (srv->base == NULL || srv->per_ip == NULL ||
-	    srv->auth_fails == NULL || srv->auth_running == NULL ||
-	    srv->authq == NULL || srv->waits == NULL ||
-	    srv->store == NULL) {
+	if (srv->base == NULL || srv->per_ip == NULL || srv->gate == NULL ||
+	    srv->authq == NULL || srv->waits == NULL || srv->store == NULL) {
 		log_warnx("cannot start: %s", srv->store == NULL ? err :
 		    "out of resources");
 		return -1;
@@ -1200,11 +1134,6 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	    EV_READ | EV_PERSIST, on_store_done, srv->store);
 	event_add(srv->auth_ev, NULL);
 	event_add(srv->store_ev, NULL);
-	if (cidr_list_parse(srv->cfg->proxy_trusted, &srv->trusted, err,
-	    sizeof(err)) == -1) {
-		log_warnx("proxy_trusted: %s", err);	/* config checked it */
-		return -1;
-	}
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal,
 		    srv);
@@ -1230,11 +1159,11 @@ server_teardown(struct server *srv)
 	struct conn *c, *next;
 	size_t i;
 
-	/* Finish the jobs first: their completions still need the conns.
-	   With stopping set, a completed session takes no new command. */
+	/* Close the connections first, which ends their texts in the store;
+	   one a job still holds is freed by that job's completion, run as
+	   the workers stop. With stopping set, a session takes no new
+	   command. */
 	srv->stopping = 1;
-	workq_free(srv->authq);
-	store_free(srv->store);
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->delay != NULL) {
@@ -1244,6 +1173,8 @@ server_teardown(struct server *srv)
 		}
 		conn_close(c, "shutdown");
 	}
+	workq_free(srv->authq);
+	store_free(srv->store);
 	proxy_wait_free(srv->waits);
 	listeners_close(srv);
 	for (i = 0; i < sizeof(srv->sig_ev) / sizeof(srv->sig_ev[0]); i++)
@@ -1258,8 +1189,7 @@ server_teardown(struct server *srv)
 	if (srv->accept_pause != NULL)
 		event_free(srv->accept_pause);
 	iplimit_free(srv->per_ip);
-	iplimit_free(srv->auth_fails);
-	iplimit_free(srv->auth_running);
+	auth_gate_free(srv->gate);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 }
@@ -1349,45 +1279,34 @@ bind_one(const char *host, int port, char *err, size_t errsz)
 }
 
 int
-server_bind(const char *listen_list, int tls, struct server_listen *fds,
+server_bind(const struct config_listen *l, int tls, struct server_listen *fds,
     size_t *nfds, char *err, size_t errsz)
 {
-	const char *p = listen_list, *comma, *e;
-	char host[256];
-	int port;
+	size_t i;
 
-	while (*p != '\0') {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '\0')
-			break;
-		comma = strchr(p, ',');
-		e = comma != NULL ? comma : p + strlen(p);
-		while (e > p && e[-1] == ' ')
-			e--;
-		if (*nfds == SERVER_MAX_LISTEN ||
-		    config_split_hostport(p, (size_t)(e - p), host,
-		    sizeof(host), &port, 218) == -1) {
-			snprintf(err, errsz, "bad listen address");
+	for (i = 0; i < l->n; i++) {
+		if (*nfds == SERVER_MAX_LISTEN) {
+			snprintf(err, errsz, "more than %d listening addresses",
+			    SERVER_MAX_LISTEN);
 			return -1;
 		}
 		fds[*nfds].tls = tls;
 		fds[*nfds].proxy = 0;
-		if ((fds[*nfds].fd = bind_one(host, port, err, errsz)) == -1)
+		if ((fds[*nfds].fd = bind_one(l->addr[i].host, l->addr[i].port,
+		    err, errsz)) == -1)
 			return -1;
 		(*nfds)++;
-		p = comma != NULL ? comma + 1 : e;
 	}
 	return 0;
 }
 
 int
-server_bind_proxy(const char *listen_list, int tls, struct server_listen *fds,
-    size_t *nfds, char *err, size_t errsz)
+server_bind_proxy(const struct config_listen *l, int tls,
+    struct server_listen *fds, size_t *nfds, char *err, size_t errsz)
 {
 	size_t first = *nfds;
 
-	if (server_bind(listen_list, tls, fds, nfds, err, errsz) == -1)
+	if (server_bind(l, tls, fds, nfds, err, errsz) == -1)
 		return -1;
 	while (first < *nfds)
 		fds[first++].proxy = 1;

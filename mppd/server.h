@@ -33,16 +33,16 @@ struct server_listen {
 };
 
 /*
- * Create, bind and listen on every address of listen (config syntax),
- * appending to fds (*nfds in and out; at most SERVER_MAX_LISTEN), each
- * marked tls or not. -1 with err.
+ * Create, bind and listen on every address of l, appending to fds (*nfds
+ * in and out; at most SERVER_MAX_LISTEN), each marked tls or not. -1 with
+ * err.
  */
-int server_bind(const char *listen, int tls, struct server_listen *fds,
-    size_t *nfds, char *err, size_t errsz);
+int server_bind(const struct config_listen *l, int tls,
+    struct server_listen *fds, size_t *nfds, char *err, size_t errsz);
 
 /* The same for proxy_listen and proxy_listen_tls: sockets marked proxy. */
-int server_bind_proxy(const char *listen, int tls, struct server_listen *fds,
-    size_t *nfds, char *err, size_t errsz);
+int server_bind_proxy(const struct config_listen *l, int tls,
+    struct server_listen *fds, size_t *nfds, char *err, size_t errsz);
 
 /*
  * Serve until SIGTERM or SIGINT, or until the sessions a SIGUSR2 (drain)

@@ -1,7 +1,17 @@
 /*
  * store — see store.h. The committer owns its own index handle; SQLite
  * handles are not shared between threads.
+ *
+ * A text's req is held by at most one writer at a time (busy): the loop
+ * hands it over with workq_push() and gets it back in the job's done(),
+ * so what a writer touches (fd, chunk) is never touched by the loop
+ * meanwhile, and its pieces reach tmp/ID in order. What comes next for
+ * the text (the next piece, the final write, its removal) is decided on
+ * the loop when the writer gives the req back. Once store_free() has
+ * stopped the threads (stopped), that work is done at once in the
+ * caller's thread: the loop is gone, and the texts still open end.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,6 +42,7 @@ struct store {
 	struct store_req *ready;	/* published, waiting for commit */
 	int writing;			/* submitted, not yet published */
 	int stopping;
+	int stopped;			/* no threads: jobs run in the caller */
 };
 
 /*
@@ -50,16 +61,118 @@ store_done(struct workq_job *job)
 {
 	struct store_req *r = (struct store_req *)job;
 
+	r->busy = 0;
 	r->cb(r);
 }
 
-/* Worker: write and publish; then hand the request to the committer. */
+/* Hand r to a writer for run, then done on the loop. */
+static void
+store_push(struct store *st, struct store_req *r,
+    int (*run)(struct workq_job *), void (*done)(struct workq_job *))
+{
+	r->busy = 1;
+	r->job.run = run;
+	r->job.done = done;
+	if (!st->stopped)
+		workq_push(st->writers, &r->job);
+	else if (run(&r->job) == WORKQ_DONE)
+		done(&r->job);
+}
+
+/* Writer: the text ends unstored; what it had written goes. */
+static void
+text_drop(struct store_req *r)
+{
+	if (r->fd != -1) {
+		close(r->fd);
+		spool_tmp_discard(r->store->sp, r->id);
+	}
+	r->fd = -1;
+	buf_free(&r->pending);
+	buf_free(&r->chunk);
+	buf_free(&r->data);
+	r->result = OUTCOME_TEMP;
+}
+
+/* Writer: the write of store_abort(). */
+static int
+store_discard(struct workq_job *job)
+{
+	text_drop((struct store_req *)job);
+	return WORKQ_DONE;
+}
+
+/* Writer: one piece of store_append(), after the ones before. */
+static int
+store_write_chunk(struct workq_job *job)
+{
+	struct store_req *r = (struct store_req *)job;
+
+	if ((r->fd == -1 && (r->fd = spool_tmp_open(r->store->sp,
+	    r->id)) == -1) ||
+	    util_write_all(r->fd, r->chunk.data, r->chunk.len) == -1) {
+		log_warn("id=%s cannot write spool file", r->id);
+		r->chunk_failed = 1;
+	}
+	r->chunk.len = 0;
+	return WORKQ_DONE;
+}
+
+static int store_write(struct workq_job *);
+static void store_next_job(struct workq_job *);
+
+/* Loop: r is back from a writer; give it what comes next. */
+static void
+store_next(struct store_req *r)
+{
+	struct store *st = r->store;
+	struct buf b;
+
+	if (r->end == STORE_ABORTED) {
+		store_push(st, r, store_discard, store_done);
+		return;
+	}
+	if (r->end == STORE_SUBMITTED) {
+		store_push(st, r, store_write, store_done);
+		return;
+	}
+	if (r->pending.len > 0) {
+		b = r->chunk;
+		r->chunk = r->pending;
+		r->pending = b;
+		store_push(st, r, store_write_chunk, store_next_job);
+		return;
+	}
+	if (r->drained != NULL && !st->stopped)
+		r->drained(r);
+}
+
+/* Loop: a piece is written (or failed: the text fails). */
+static void
+store_next_job(struct workq_job *job)
+{
+	struct store_req *r = (struct store_req *)job;
+
+	r->busy = 0;
+	if (r->chunk_failed) {
+		r->failed = 1;
+		r->pending.len = 0;
+	}
+	store_next(r);
+}
+
+/* Writer: write the rest and publish; then hand the request to the
+   committer. */
 static int
 store_write(struct workq_job *job)
 {
 	struct store_req *r = (struct store_req *)job;
 	struct store *st = r->store;
 
+	buf_free(&r->pending);
+	buf_free(&r->chunk);
+	if (r->failed || st->stopped)
+		goto drop;
 	if (r->fd == -1 && (r->fd = spool_tmp_open(st->sp, r->id)) == -1)
 		goto fail;
 	if (util_write_all(r->fd, r->data.data, r->data.len) == -1) {
@@ -80,13 +193,14 @@ store_write(struct workq_job *job)
 	return WORKQ_FORWARDED;
 fail:
 	log_warn("id=%s cannot write spool file", r->id);
+	r->fd = -1;
+drop:
+	/* A failed append was logged when it failed. */
+	text_drop(r);
 	pthread_mutex_lock(&st->lock);
 	st->writing--;
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
-	r->fd = -1;
-	buf_free(&r->data);
-	r->result = OUTCOME_TEMP;
 	return WORKQ_DONE;
 }
 
@@ -319,16 +433,66 @@ store_run_completions(struct store *st)
 }
 
 void
-store_submit(struct store *st, struct store_req *r)
+store_begin(struct store *st, struct store_req *r, const char *id)
 {
+	assert(!r->busy);	/* the last text is over */
 	r->store = st;
-	r->job.run = store_write;
-	r->job.done = store_done;
+	strlcpy(r->id, id, sizeof(r->id));
+	r->fd = -1;
+	r->end = STORE_OPEN;
+	r->busy = r->failed = r->chunk_failed = 0;
+	r->result = OUTCOME_TEMP;
+}
+
+int
+store_append(struct store_req *r, const char *data, size_t len)
+{
+	if (r->end != STORE_OPEN || r->failed ||
+	    buf_append(&r->pending, data, len) == -1)
+		return -1;
+	if (!r->busy)
+		store_next(r);
+	return 0;
+}
+
+size_t
+store_backlog(const struct store_req *r)
+{
+	return r->end == STORE_OPEN ? r->pending.len : 0;
+}
+
+void
+store_submit(struct store_req *r)
+{
+	struct store *st = r->store;
+
+	assert(r->end == STORE_OPEN);
+	r->end = STORE_SUBMITTED;
 	r->result = OUTCOME_TEMP;
 	pthread_mutex_lock(&st->lock);
 	st->writing++;
 	pthread_mutex_unlock(&st->lock);
-	workq_push(st->writers, &r->job);
+	if (!r->busy)
+		store_next(r);
+}
+
+int
+store_abort(struct store_req *r)
+{
+	if (r->end != STORE_OPEN)
+		return 0;
+	r->result = OUTCOME_TEMP;
+	if (!r->busy && r->fd == -1) {
+		buf_free(&r->pending);
+		buf_free(&r->chunk);
+		buf_free(&r->data);
+		r->end = STORE_IDLE;
+		return 0;
+	}
+	r->end = STORE_ABORTED;
+	if (!r->busy)
+		store_next(r);
+	return 1;
 }
 
 void
@@ -343,6 +507,8 @@ store_free(struct store *st)
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 	pthread_join(st->committer, NULL);
+	/* Completions may give texts more work: it is done right here. */
+	st->stopped = 1;
 	workq_free(st->writers);
 	index_close(st->ix);
 	index_lost_free(&st->lost);

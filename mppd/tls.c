@@ -42,8 +42,8 @@ ctx_build(const struct mpp_config *cfg, char *err, size_t errsz)
 {
 	char why[256];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	int minv = strcmp(cfg->tls_min_version, "1.3") == 0 ?
-	    TLS1_3_VERSION : TLS1_2_VERSION;
+	int minv = cfg->tls_min_version == CONFIG_TLS_1_3 ? TLS1_3_VERSION :
+	    TLS1_2_VERSION;
 
 	if (ctx == NULL)
 		goto fail;

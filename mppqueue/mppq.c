@@ -1281,9 +1281,10 @@ start_log(const struct mpp_config *cfg, const struct options *o,
 
 	if (o->log_stderr || !cmd->changes)
 		return;
-	if (log_configure(cfg->log, LOG_NOCREATE, err, sizeof(err)) == -1) {
+	if (log_use(cfg->log.to, cfg->log.path, LOG_NOCREATE, err,
+	    sizeof(err)) == -1) {
 		say("%s; logging to standard error", err);
-		(void)log_configure("stderr", 0, err, sizeof(err));
+		(void)log_use(LOG_TO_STDERR, NULL, 0, err, sizeof(err));
 	}
 }
 

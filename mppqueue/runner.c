@@ -29,6 +29,7 @@
 #include "log.h"
 #include "notice.h"
 #include "reconcile.h"
+#include "retry.h"
 #include "runner.h"
 #include "transport.h"
 
@@ -41,6 +42,7 @@
 struct runner {
 	struct runner_ctx *ctx;
 	const struct mpp_config *cfg;
+	struct retry_policy policy;	/* from cfg */
 	char host[256];
 	long pid;
 	pthread_mutex_t lock;
@@ -80,21 +82,6 @@ struct worker {
 	struct transport *t;
 	pthread_t thread;
 };
-
-long
-runner_backoff(const struct mpp_config *cfg, int attempts)
-{
-	long delay = cfg->retry_min;
-	int i;
-
-	for (i = 1; i < attempts && delay < cfg->retry_max; i++)
-		delay *= 2;
-	if (delay > cfg->retry_max)
-		delay = cfg->retry_max;
-	/* Jitter: somewhere in the upper half, never under retry_min. */
-	delay = delay / 2 + (long)arc4random_uniform((uint32_t)(delay / 2 + 1));
-	return delay < cfg->retry_min ? cfg->retry_min : delay;
-}
 
 static void
 runner_wake(struct runner *r)
@@ -251,10 +238,9 @@ struct attempt {
 	struct transport_rcpt *tr;
 	size_t n;
 	long long *seq;
-	int *outcome;
+	enum outcome *outcome;
 	const char **reply;
-	int finished, expired;
-	char last_error[TRANSPORT_REPLY_MAX];
+	struct retry_verdict v;
 };
 
 static void
@@ -270,7 +256,7 @@ log_attempt(const struct attempt *a)
 		    a->c->id, a->tr[i].addr, a->c->attempts + 1,
 		    a->tr[i].result == OUTCOME_OK ? "sent" :
 		    a->tr[i].result == OUTCOME_PERM ? "failed" :
-		    a->expired ? "failed-expired" : "deferred", reply);
+		    a->v.expired ? "failed-expired" : "deferred", reply);
 	}
 }
 
@@ -291,8 +277,7 @@ collect_failed(struct worker *w, struct attempt *a, struct bounce_rcpt **out,
 		(*out)[k++].error = (*earlier)[i].error;
 	}
 	for (i = 0; i < a->n; i++)
-		if (a->outcome[i] == OUTCOME_PERM ||
-		    (a->expired && a->outcome[i] == OUTCOME_TEMP)) {
+		if (a->outcome[i] == OUTCOME_PERM) {	/* expired ones too */
 			(*out)[k].addr = a->tr[i].addr;
 			(*out)[k].error = a->tr[i].reply;
 			(*out)[k].expired = a->tr[i].result == OUTCOME_TEMP;
@@ -313,7 +298,7 @@ maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
 	size_t nfailed = 0;
 	int made = 0;
 
-	if (!a->finished || a->c->is_bounce || a->c->sender[0] == '\0')
+	if (!a->v.finished || a->c->is_bounce || a->c->sender[0] == '\0')
 		return 0;
 	if (collect_failed(w, a, &failed, &nfailed, &earlier) == 0 &&
 	    nfailed > 0) {
@@ -330,30 +315,19 @@ maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
 	return made;
 }
 
+/* The transport's answers as the index records them, and the verdict. */
 static void
 attempt_judge(struct worker *w, struct attempt *a)
 {
-	time_t now = time(NULL);
-	size_t i, pending = 0;
+	size_t i;
 
-	a->last_error[0] = '\0';
 	for (i = 0; i < a->n; i++) {
 		a->seq[i] = a->rc[i].seq;
-		a->outcome[i] = (int)a->tr[i].result;
+		a->outcome[i] = a->tr[i].result;
 		a->reply[i] = a->tr[i].reply;
-		if (a->tr[i].result != OUTCOME_OK)
-			snprintf(a->last_error, sizeof(a->last_error), "%s",
-			    a->tr[i].reply);
-		if (a->tr[i].result == OUTCOME_TEMP)
-			pending++;
 	}
-	a->expired = pending > 0 &&
-	    now - a->c->received_at >= w->r->cfg->max_queue_lifetime;
-	a->finished = pending == 0 || a->expired;
-	if (a->expired)
-		for (i = 0; i < a->n; i++)
-			if (a->outcome[i] == OUTCOME_TEMP)
-				a->outcome[i] = OUTCOME_PERM;
+	retry_judge(&w->r->policy, a->c->received_at, time(NULL), a->outcome,
+	    a->n, &a->v);
 }
 
 /*
@@ -383,20 +357,6 @@ record_wait(struct worker *w, const char *id, long delay)
 	log_info("id=%s trying again in %ld s to record the attempt", id,
 	    delay);
 	runner_nap(r, delay);
-	return 1;
-}
-
-/* Every recipient done and sent: the file goes (failed ones stay). */
-static int
-removes_file(const struct attempt *a)
-{
-	size_t i;
-
-	if (!a->finished)
-		return 0;
-	for (i = 0; i < a->n; i++)
-		if (a->outcome[i] != OUTCOME_OK)
-			return 0;
 	return 1;
 }
 
@@ -476,7 +436,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	log_attempt(a);
 	bounced = maybe_bounce(w, a, fd, &b);
 	warned = notice_delay(r->ctx->sp, r->cfg, a->c, fd, a->tr, a->n,
-	    a->finished, time(NULL), &warning) == 1;
+	    a->v.finished, time(NULL), &warning) == 1;
 	memset(&res, 0, sizeof(res));
 	res.id = a->c->id;
 	res.host = r->host;
@@ -486,14 +446,16 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	res.seq = a->seq;
 	res.outcome = a->outcome;
 	res.reply = a->reply;
-	res.finished = a->finished;
-	res.expired = a->expired;
-	res.next_attempt_at = (long long)res.now +
-	    runner_backoff(r->cfg, a->c->attempts + 1);
-	res.last_error = a->last_error[0] ? a->last_error : NULL;
+	res.finished = a->v.finished;
+	res.expired = a->v.expired;
+	res.next_attempt_at = (long long)res.now + retry_backoff(&r->policy,
+	    a->c->attempts + 1, arc4random_uniform);
+	res.last_error = a->v.last_failed < a->n ?
+	    a->tr[a->v.last_failed].reply : NULL;
 	res.bounce = bounced ? &b.row : NULL;
 	res.warning = warned ? &warning.row : NULL;
-	rc = record_result(w, &res, removes_file(a));
+	/* Every recipient done and sent: the file goes (failed ones stay). */
+	rc = record_result(w, &res, a->v.removes_file);
 	if (rc != 1 && bounced)
 		bounce_discard(r->ctx->sp, &b);
 	if (rc != 1 && warned)
@@ -503,7 +465,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	if (rc == 0)
 		log_warnx("id=%s changed during delivery; result not recorded",
 		    a->c->id);
-	else if (rc == 1 && a->finished && bounced)
+	else if (rc == 1 && a->v.finished && bounced)
 		spool_wake(r->ctx->sp);
 	return rc;
 }
@@ -529,7 +491,7 @@ attempt_free(struct attempt *a)
 	free(a->reply);
 }
 
-/* Remove the file of a message whose attempt removes_file() says so. */
+/* Remove the file of a message whose verdict says so. */
 static void
 cleanup_sent(struct worker *w, const struct attempt *a)
 {
@@ -575,7 +537,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	rc = attempt_record(w, &a, fd);
 	if (fd != -1)
 		close(fd);
-	if (rc == 1 && removes_file(&a))	/* else the row still needs it */
+	if (rc == 1 && a.v.removes_file)	/* else the row still needs it */
 		cleanup_sent(w, &a);
 	attempt_free(&a);
 }
@@ -818,6 +780,9 @@ runner_run(struct runner_ctx *ctx)
 	memset(&r, 0, sizeof(r));
 	r.ctx = ctx;
 	r.cfg = ctx->cfg;
+	r.policy.min = ctx->cfg->retry_min;
+	r.policy.max = ctx->cfg->retry_max;
+	r.policy.lifetime = ctx->cfg->max_queue_lifetime;
 	r.pid = (long)getpid();
 	r.started = time(NULL);
 	strlcpy(r.host, ctx->cfg->hostname, sizeof(r.host));

@@ -2,7 +2,7 @@
  * runner — the queue runner: `concurrency` delivery threads that claim due
  * messages in the index (with a lease, so several runners never send one
  * message at once), hand them to the transport, and record per-recipient
- * results, retry times and bounces. The main thread waits for wake-ups
+ * results, retry times (retry.h decides them) and bounces. The main thread waits for wake-ups
  * (the trigger FIFO written by mppd and mppq), signals, and runs the
  * periodic chores (stale leases, purge of old sent rows).
  */
@@ -21,8 +21,5 @@ struct runner_ctx {
 /* Run until SIGTERM/SIGINT (or, one-shot, until nothing is due).
    Returns a sysexits code. */
 int runner_run(struct runner_ctx *ctx);
-
-/* Seconds to wait before attempt number attempts + 1 (jittered). */
-long runner_backoff(const struct mpp_config *cfg, int attempts);
 
 #endif

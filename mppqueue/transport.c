@@ -1,4 +1,8 @@
-/* transport — picks the transport by the prefix of the config value. */
+/*
+ * transport — the transport the config names, from a table with one row
+ * per kind of config.h's CONFIG_TRANSPORTS: its ops are
+ * transport_NAME_ops, defined in transport_NAME.c.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,38 +17,32 @@ struct transport {
 	void *state;
 };
 
+#define TRANSPORT_ROW(name, arg, port) &transport_##name##_ops,
+static const struct transport_ops *const transports[] = {
+	CONFIG_TRANSPORTS(TRANSPORT_ROW)
+};
+#undef TRANSPORT_ROW
+
 struct transport *
 transport_new(const struct mpp_config *cfg, char *err, size_t errsz)
 {
-	static const struct {
-		const char *prefix;
-		const struct transport_ops *ops;
-	} kinds[] = {
-		{ "smtp:", &transport_smtp_ops },
-		{ "sendmail:", &transport_sendmail_ops },
-		{ "maildir:", &transport_maildir_ops },
-	};
 	struct transport *t;
-	size_t i, n;
 
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		n = strlen(kinds[i].prefix);
-		if (strncmp(cfg->transport, kinds[i].prefix, n) != 0)
-			continue;
-		if ((t = calloc(1, sizeof(*t))) == NULL) {
-			snprintf(err, errsz, "out of memory");
-			return NULL;
-		}
-		t->ops = kinds[i].ops;
-		t->state = t->ops->open(cfg, cfg->transport + n, err, errsz);
-		if (t->state == NULL) {
-			free(t);
-			return NULL;
-		}
-		return t;
+	if ((size_t)cfg->transport.kind >= CONFIG_TRANSPORT_KINDS) {
+		snprintf(err, errsz, "unknown transport %s",
+		    cfg->transport.text);
+		return NULL;
 	}
-	snprintf(err, errsz, "unknown transport %s", cfg->transport);
-	return NULL;
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	t->ops = transports[cfg->transport.kind];
+	if ((t->state = t->ops->open(cfg, err, errsz)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 void

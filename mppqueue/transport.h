@@ -1,8 +1,9 @@
 /*
  * transport — hands one message to the MTA (DESIGN.md, Delivery). The
  * transport named by the config key (smtp:HOST:PORT, sendmail:PATH,
- * maildir:DIR) is chosen once; each delivery thread owns one struct
- * transport (an SMTP transport keeps its connection between messages).
+ * maildir:DIR; parsed by config into cfg->transport) is chosen once; each
+ * delivery thread owns one struct transport (an SMTP transport keeps its
+ * connection between messages).
  *
  * transport_deliver() blocks, bounded by the delivery timeout, and sets a
  * result per recipient: OUTCOME_OK (the MTA took it), OUTCOME_TEMP (try
@@ -35,7 +36,7 @@ struct transport_rcpt {
 
 struct transport;
 
-/* A transport for cfg->transport; NULL with err. */
+/* A transport of the kind cfg->transport names; NULL with err. */
 struct transport *transport_new(const struct mpp_config *cfg, char *err,
     size_t errsz);
 
@@ -50,20 +51,22 @@ void transport_free(struct transport *t);
 
 /*
  * The transports behind transport_new(); each has the same contract. They
- * are exported for their unit tests.
+ * are exported for their unit tests. open() reads what it needs of
+ * cfg->transport (its path or relays) and the keys it uses; NULL with err.
  */
 struct transport_ops {
-	void *(*open)(const struct mpp_config *cfg, const char *arg,
-	    char *err, size_t errsz);
+	void *(*open)(const struct mpp_config *cfg, char *err, size_t errsz);
 	void (*deliver)(void *state, const struct transport_msg *m,
 	    struct transport_rcpt *r, size_t n);
 	void (*idle)(void *state);
 	void (*close)(void *state);
 };
 
-extern const struct transport_ops transport_smtp_ops;
-extern const struct transport_ops transport_sendmail_ops;
-extern const struct transport_ops transport_maildir_ops;
+/* transport_NAME_ops, in transport_NAME.c, for each of CONFIG_TRANSPORTS. */
+#define TRANSPORT_OPS_DECL(name, arg, port) \
+	extern const struct transport_ops transport_##name##_ops;
+CONFIG_TRANSPORTS(TRANSPORT_OPS_DECL)
+#undef TRANSPORT_OPS_DECL
 
 /* Set every recipient to result with the same reply (helper for all). */
 void transport_set_all(struct transport_rcpt *r, size_t n,

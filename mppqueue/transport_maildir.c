@@ -37,9 +37,9 @@ subdir(const char *dir, const char *name)
 }
 
 static void *
-maildir_open(const struct mpp_config *cfg, const char *dir, char *err,
-    size_t errsz)
+maildir_open(const struct mpp_config *cfg, char *err, size_t errsz)
 {
+	const char *dir = cfg->transport.path;
 	struct maildir *md;
 	int curfd;
 

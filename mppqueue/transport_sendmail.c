@@ -25,22 +25,17 @@ struct sendmail {
 	long timeout;
 };
 
+/* cfg->transport.path is absolute: config allows no other. */
 static void *
-sendmail_open(const struct mpp_config *cfg, const char *arg, char *err,
-    size_t errsz)
+sendmail_open(const struct mpp_config *cfg, char *err, size_t errsz)
 {
 	struct sendmail *s;
 
-	if (arg[0] != '/') {
-		snprintf(err, errsz, "sendmail transport needs an absolute "
-		    "path");
-		return NULL;
-	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	strlcpy(s->path, arg, sizeof(s->path));
+	strlcpy(s->path, cfg->transport.path, sizeof(s->path));
 	s->timeout = cfg->delivery_timeout;
 	return s;
 }

@@ -786,26 +786,26 @@ smtp_attempt(struct smtp *st, const struct transport_msg *m,
 	(void)transaction(st, m, r, n, 0);
 }
 
+/* The first relay of cfg->transport (config gives at least one). */
 static void *
-smtp_open(const struct mpp_config *cfg, const char *arg, char *err,
-    size_t errsz)
+smtp_open(const struct mpp_config *cfg, char *err, size_t errsz)
 {
+	const struct config_hostport *relay = &cfg->transport.relay[0];
 	struct smtp *st;
-	int port, n;
+	int n;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	net_conn_init(&st->conn);
-	if (config_split_hostport(arg, strlen(arg), st->host,
-	    sizeof(st->host), &port, SMTP_DEFAULT_PORT) == -1) {
-		snprintf(err, errsz, "bad SMTP relay \"%s\" (want HOST:PORT)",
-		    arg);
+	if (cfg->transport.nrelays == 0 || strlcpy(st->host, relay->host,
+	    sizeof(st->host)) >= sizeof(st->host)) {
+		snprintf(err, errsz, "no SMTP relay");
 		free(st);
 		return NULL;
 	}
-	n = snprintf(st->port, sizeof(st->port), "%d", port);
+	n = snprintf(st->port, sizeof(st->port), "%d", relay->port);
 	if (n < 0 || (size_t)n >= sizeof(st->port) ||
 	    strlcpy(st->helo, cfg->hostname[0] != '\0' ? cfg->hostname :
 	    "localhost", sizeof(st->helo)) >= sizeof(st->helo) ||

@@ -5,8 +5,10 @@
  *
  * A load that succeeds leaves a sane config: strings NUL-terminated within
  * their arrays, numbers in range, spool_dir absolute, retry_min <=
- * retry_max, every listen item a HOST:PORT with a port, auth and transport
- * of a known kind. A load that fails leaves a one-line message. The split
+ * retry_max, every listen address with a host and a port, every auth
+ * backend and the transport of a known kind with a path or a server, the
+ * log a known destination with a path for a file. A load that fails
+ * leaves a one-line message. The split
  * never writes past hostsz and gives a port from 1 to 65535 (or the
  * default).
  */
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,28 +36,53 @@ str_ok(const char *s)
 	return memchr(s, '\0', CONFIG_STR_MAX) != NULL;
 }
 
-/* Each comma-separated item of a listen value splits with a port. */
 static void
-check_listen(const char *v)
+check_hostport(const struct config_hostport *hp)
 {
-	const char *p = v, *comma, *e;
-	char host[256];
-	int port;
+	CHECK(str_ok(hp->host) && hp->host[0] != '\0');
+	CHECK(hp->port >= 1 && hp->port <= 65535);
+}
 
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		comma = strchr(p, ',');
-		e = comma != NULL ? comma : p + strlen(p);
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		CHECK(config_split_hostport(p, (size_t)(e - p), host,
-		    sizeof(host), &port, 0) == 0);
-		CHECK(port >= 1 && port <= 65535);
-		if (comma == NULL)
-			break;
-		p = comma + 1;
+/* Every listen address has a host and a port. */
+static void
+check_listen(const struct config_listen *l, int may_be_empty)
+{
+	size_t i;
+
+	CHECK(str_ok(l->text));
+	CHECK(l->n <= CONFIG_LISTEN_MAX && (l->n > 0 || may_be_empty));
+	CHECK((l->n == 0) == (l->text[0] == '\0'));
+	for (i = 0; i < l->n; i++)
+		check_hostport(&l->addr[i]);
+}
+
+/* Each backend of a known kind, with an absolute path or a server. */
+static void
+check_auth(const struct config_auth *a)
+{
+	size_t i;
+
+	CHECK(str_ok(a->text));
+	CHECK(a->n >= 1 && a->n <= CONFIG_AUTH_MAX);
+	for (i = 0; i < a->n; i++) {
+		CHECK((size_t)a->b[i].kind < CONFIG_AUTH_KINDS);
+		if (a->b[i].kind == CONFIG_AUTH_file)
+			CHECK(a->b[i].path[0] == '/' && str_ok(a->b[i].path));
+		else
+			check_hostport(&a->b[i].server);
 	}
+}
+
+static void
+check_transport(const struct config_transport *t)
+{
+	CHECK(str_ok(t->text) && str_ok(t->path));
+	CHECK((size_t)t->kind < CONFIG_TRANSPORT_KINDS);
+	if (t->kind == CONFIG_TRANSPORT_smtp) {
+		CHECK(t->nrelays == 1);
+		check_hostport(&t->relay[0]);
+	} else
+		CHECK(t->nrelays == 0 && t->path[0] == '/');
 }
 
 static void
@@ -69,9 +97,8 @@ check_config(const struct mpp_config *c)
 	    &c->auth_fail_limit, &c->auth_fail_window, &c->delivery_timeout };
 	size_t i;
 
-	CHECK(str_ok(c->spool_dir) && str_ok(c->listen) && str_ok(c->user) &&
-	    str_ok(c->hostname) && str_ok(c->sender_domain) &&
-	    str_ok(c->auth) && str_ok(c->transport));
+	CHECK(str_ok(c->spool_dir) && str_ok(c->user) &&
+	    str_ok(c->hostname) && str_ok(c->sender_domain));
 	for (i = 0; i < sizeof(longs) / sizeof(longs[0]); i++)
 		CHECK(*longs[i] >= 0 && *longs[i] <= 1073741824L);
 	CHECK(c->idle_timeout >= 1 && c->max_message_size >= 1024);
@@ -80,13 +107,17 @@ check_config(const struct mpp_config *c)
 	CHECK(c->concurrency >= 1 && c->concurrency <= 256);
 	CHECK(c->retry_min >= 1 && c->retry_min <= c->retry_max);
 	CHECK(c->spool_dir[0] == '/');
-	check_listen(c->listen);
-	CHECK(strncmp(c->auth, "file:", 5) == 0 ||
-	    strncmp(c->auth, "pop3:", 5) == 0 ||
-	    strncmp(c->auth, "ftp:", 4) == 0);
-	CHECK(strncmp(c->transport, "smtp:", 5) == 0 ||
-	    strncmp(c->transport, "sendmail:/", 10) == 0 ||
-	    strncmp(c->transport, "maildir:/", 9) == 0);
+	check_listen(&c->listen, 0);
+	check_listen(&c->listen_tls, 1);
+	check_auth(&c->auth);
+	check_transport(&c->transport);
+	CHECK(c->require_tls == 0 || c->require_tls == 1);
+	CHECK(str_ok(c->log.text) && str_ok(c->log.path));
+	CHECK(c->log.to == LOG_TO_SYSLOG || c->log.to == LOG_TO_STDERR ||
+	    c->log.to == LOG_TO_FILE);
+	CHECK((c->log.to == LOG_TO_FILE) == (c->log.path[0] == '/'));
+	CHECK(c->tls_min_version == CONFIG_TLS_1_2 ||
+	    c->tls_min_version == CONFIG_TLS_1_3);
 }
 
 static void

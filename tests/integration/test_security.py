@@ -270,6 +270,44 @@ def test_root_refuses_to_daemonize_without_user(mppd_factory):
     assert "refusing to run as root" in r.stderr + m.log() or r.returncode == 78
 
 
+@pytest.mark.parametrize("prog", ["mppd", "mppqueue"])
+def test_root_policy_is_one_for_both_daemons(mppd_factory, prog):
+    """With user empty, a daemon that would detach refuses to run as root
+    (78, before the spool is made); mppqueue, like mppd with -d or -i,
+    runs on as root and warns when it stays attached (-d, -1)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    m = mppd_factory()
+    m.write_config()
+    r = subprocess.run([str(m.bin / prog), "-c", str(m.config_path)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 78, r.stderr
+    assert "refusing to run as root: set user" in r.stderr
+    assert not m.spool.exists()
+    if prog == "mppqueue":
+        for flags in (["-1", "-d"], ["-1"], ["-d"]):
+            args = [str(m.bin / prog), *flags, "-c", str(m.config_path)]
+            if flags == ["-d"]:
+                p = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+                time.sleep(1)
+                assert p.poll() is None
+                p.terminate()
+                err = p.communicate(timeout=20)[1]
+                assert p.returncode == 0, err
+            else:
+                r = subprocess.run(args, stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, timeout=30)
+                assert r.returncode == 0, r.stderr
+                err = r.stderr
+            assert m.spool.is_dir()
+            # With -d lines go to stderr; -1 alone (cron) sends them to syslog.
+            if "-d" in flags:
+                assert "running as root: user is empty" in err, err
+
+
 def test_drops_to_configured_user(mppd_factory):
     if os.geteuid() != 0:
         pytest.skip("needs root")

@@ -722,7 +722,7 @@ static struct auth *
 auth_over(struct mpp_config *cfg, const char *list, long cache_ttl,
     char *path, size_t pathsz)
 {
-	char hash[PWFILE_HASH_MAX], err[256];
+	char hash[PWFILE_HASH_MAX], err[256], value[CONFIG_STR_MAX];
 	struct auth *a;
 	const char *f;
 	FILE *fp;
@@ -738,10 +738,11 @@ auth_over(struct mpp_config *cfg, const char *list, long cache_ttl,
 	cfg->auth_timeout = 2;
 	cfg->auth_cache_ttl = cache_ttl;
 	f = strstr(list, "FILE");
-	snprintf(cfg->auth, sizeof(cfg->auth), "%.*s%s%s%s",
+	snprintf(value, sizeof(value), "%.*s%s%s%s",
 	    f != NULL ? (int)(f - list) : (int)strlen(list), list,
 	    f != NULL ? "file:" : "", f != NULL ? path : "",
 	    f != NULL ? f + 4 : "");
+	assert_int_equal(config_set(cfg, "auth", value, err, sizeof(err)), 0);
 	a = auth_new(cfg, err, sizeof(err));
 	assert_non_null(a);
 	return a;

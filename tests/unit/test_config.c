@@ -18,7 +18,11 @@
 
 #include <cmocka.h>
 
+#include <bsd/string.h>
+
 #include "config.h"
+#include "log.h"
+#include "tmpdir.h"
 
 /* A temporary directory for one test, removed with its files after. */
 struct tmp {
@@ -30,12 +34,9 @@ static int
 tmp_setup(void **state)
 {
 	struct tmp *t = calloc(1, sizeof(*t));
-	const char *base = getenv("TMPDIR");
 
 	assert_non_null(t);
-	snprintf(t->dir, sizeof(t->dir), "%s/mpp-test-config.XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
-	assert_non_null(mkdtemp(t->dir));
+	tmpdir_make(t->dir, sizeof(t->dir), "config");
 	snprintf(t->path, sizeof(t->path), "%s/mpp.conf", t->dir);
 	*state = t;
 	return 0;
@@ -46,8 +47,7 @@ tmp_teardown(void **state)
 {
 	struct tmp *t = *state;
 
-	unlink(t->path);
-	rmdir(t->dir);
+	tmpdir_remove(t->dir);
 	free(t);
 	return 0;
 }
@@ -124,16 +124,15 @@ struct str_key {
 
 static const struct str_key str_keys[] = {
 	SK(spool_dir, "/var/spool/mpp"),
-	SK(listen, "0.0.0.0:218"),
+	SK(listen.text, "0.0.0.0:218"),
 	SK(user, "mpp"),
 	SK(hostname, NULL),
 	SK(sender_domain, NULL),
-	SK(auth, "file:/etc/mpp/passwd"),
-	SK(transport, "sendmail:/usr/sbin/sendmail"),
-	SK(proxy_listen, ""),
-	SK(proxy_listen_tls, ""),
-	SK(proxy_trusted, ""),
-	SK(log, "syslog"),
+	SK(auth.text, "file:/etc/mpp/passwd"),
+	SK(transport.text, "sendmail:/usr/sbin/sendmail"),
+	SK(proxy_listen.text, ""),
+	SK(proxy_listen_tls.text, ""),
+	SK(log.text, "syslog"),
 };
 
 static const char *
@@ -363,23 +362,30 @@ static const struct value_case value_cases[] = {
 	{ "log", "/var/log/mpp.log", 0 },
 };
 
-/* The field of a checked string key. */
+/*
+ * The text a checked key keeps (its .text for a typed value), or NULL
+ * for one that keeps none (proxy_trusted: a list of networks only).
+ */
 static const char *
 checked_field(const struct mpp_config *cfg, const char *key)
 {
+	char name[64];
 	size_t i;
 
-	for (i = 0; i < sizeof(str_keys) / sizeof(str_keys[0]); i++)
-		if (strcmp(str_keys[i].name, key) == 0)
+	for (i = 0; i < sizeof(str_keys) / sizeof(str_keys[0]); i++) {
+		snprintf(name, sizeof(name), "%s", str_keys[i].name);
+		name[strcspn(name, ".")] = '\0';
+		if (strcmp(name, key) == 0)
 			return str_field(cfg, &str_keys[i]);
+	}
 	return NULL;
 }
 
 static void
 test_checked_values(void **state)
 {
-	struct mpp_config cfg;
-	char err[512], before[CONFIG_STR_MAX];
+	static struct mpp_config cfg, was;
+	char err[512];
 	size_t i;
 
 	for (i = 0; i < sizeof(value_cases) / sizeof(value_cases[0]); i++) {
@@ -389,8 +395,7 @@ test_checked_values(void **state)
 
 		config_defaults(&cfg);
 		field = checked_field(&cfg, c->key);
-		assert_non_null(field);
-		snprintf(before, sizeof(before), "%s", field);
+		memcpy(&was, &cfg, sizeof(cfg));
 		err[0] = '\0';
 		rc = config_set(&cfg, c->key, c->value, err, sizeof(err));
 		if (rc != (c->ok ? 0 : -1)) {
@@ -398,13 +403,241 @@ test_checked_values(void **state)
 			    c->value, rc, c->ok ? "ok" : "error", err);
 			fail();
 		}
-		if (c->ok)
+		if (c->ok && field != NULL)
 			assert_string_equal(field, c->value);
-		else {
-			assert_string_equal(field, before);
+		if (!c->ok) {
+			/* a bad value leaves every field as it was */
+			assert_memory_equal(&cfg, &was, sizeof(cfg));
 			assert_contains(err, c->key);
 		}
 	}
+}
+
+/*
+ * Typed values: each is parsed once, at load, into its field; the
+ * programs read the fields (issue: the config parsed once, into types).
+ */
+
+struct hp_want {
+	const char *host;
+	int port;
+};
+
+static void
+assert_hostport(const struct config_hostport *hp, const struct hp_want *w)
+{
+	assert_string_equal(hp->host, w->host);
+	assert_int_equal(hp->port, w->port);
+}
+
+static void
+test_listen_parsed(void **state)
+{
+	static const struct hp_want two[] = { { "0.0.0.0", 218 },
+	    { "::", 2180 } };
+	struct mpp_config cfg;
+	char err[512], list[CONFIG_LISTEN_MAX * 20 + 20];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.listen.n, 1);
+	assert_hostport(&cfg.listen.addr[0], &two[0]);
+	assert_int_equal(cfg.listen_tls.n, 0);
+	assert_int_equal(config_set(&cfg, "listen", "0.0.0.0:218 ,\t[::]:2180",
+	    err, sizeof(err)), 0);
+	assert_int_equal(cfg.listen.n, 2);
+	for (i = 0; i < 2; i++)
+		assert_hostport(&cfg.listen.addr[i], &two[i]);
+	assert_int_equal(config_set(&cfg, "listen_tls", "127.0.0.1:465", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.listen_tls.n, 1);
+	assert_int_equal(cfg.listen_tls.addr[0].port, 465);
+	assert_int_equal(config_set(&cfg, "listen_tls", "", err, sizeof(err)),
+	    0);
+	assert_int_equal(cfg.listen_tls.n, 0);
+	/* CONFIG_LISTEN_MAX addresses fit; one more is a bad value. */
+	list[0] = '\0';
+	for (i = 0; i < CONFIG_LISTEN_MAX; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		    "%s127.0.0.%zu:218", i > 0 ? "," : "", i + 1);
+	assert_int_equal(config_set(&cfg, "listen", list, err, sizeof(err)),
+	    0);
+	assert_int_equal(cfg.listen.n, CONFIG_LISTEN_MAX);
+	assert_string_equal(cfg.listen.addr[CONFIG_LISTEN_MAX - 1].host,
+	    "127.0.0.16");
+	strlcat(list, ",127.0.0.17:218", sizeof(list));
+	assert_int_equal(config_set(&cfg, "listen", list, err, sizeof(err)),
+	    -1);
+	assert_contains(err, "listen");
+	assert_int_equal(cfg.listen.n, CONFIG_LISTEN_MAX);
+}
+
+static void
+test_auth_parsed(void **state)
+{
+	struct mpp_config cfg;
+	char err[512], list[CONFIG_AUTH_MAX * 16 + 16];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.auth.n, 1);
+	assert_int_equal(cfg.auth.b[0].kind, CONFIG_AUTH_file);
+	assert_string_equal(cfg.auth.b[0].path, "/etc/mpp/passwd");
+	assert_int_equal(config_set(&cfg, "auth", "file:/etc/mpp/passwd, "
+	    "pop3:mail.example.org,ftp:[2001:db8::1]:2121 , ftp:ftp.example.org,"
+	    "pop3:[::1]:1110", err, sizeof(err)), 0);
+	assert_int_equal(cfg.auth.n, 5);
+	assert_int_equal(cfg.auth.b[0].kind, CONFIG_AUTH_file);
+	assert_string_equal(cfg.auth.b[0].path, "/etc/mpp/passwd");
+	assert_int_equal(cfg.auth.b[1].kind, CONFIG_AUTH_pop3);
+	assert_hostport(&cfg.auth.b[1].server,
+	    &(struct hp_want){ "mail.example.org", 110 });
+	assert_string_equal(cfg.auth.b[1].path, "");
+	assert_int_equal(cfg.auth.b[2].kind, CONFIG_AUTH_ftp);
+	assert_hostport(&cfg.auth.b[2].server,
+	    &(struct hp_want){ "2001:db8::1", 2121 });
+	assert_int_equal(cfg.auth.b[3].kind, CONFIG_AUTH_ftp);
+	assert_hostport(&cfg.auth.b[3].server,
+	    &(struct hp_want){ "ftp.example.org", 21 });
+	assert_int_equal(cfg.auth.b[4].kind, CONFIG_AUTH_pop3);
+	assert_hostport(&cfg.auth.b[4].server,
+	    &(struct hp_want){ "::1", 1110 });
+	assert_string_equal(config_auth_name(CONFIG_AUTH_pop3), "pop3");
+	assert_string_equal(config_auth_name(CONFIG_AUTH_KINDS), "?");
+	/* CONFIG_AUTH_MAX backends fit; one more is a bad value. */
+	list[0] = '\0';
+	for (i = 0; i < CONFIG_AUTH_MAX; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		    "%sftp:h%zu", i > 0 ? "," : "", i);
+	assert_int_equal(config_set(&cfg, "auth", list, err, sizeof(err)), 0);
+	assert_int_equal(cfg.auth.n, CONFIG_AUTH_MAX);
+	strlcat(list, ",ftp:h", sizeof(list));
+	assert_int_equal(config_set(&cfg, "auth", list, err, sizeof(err)), -1);
+	assert_contains(err, "auth");
+	assert_int_equal(cfg.auth.n, CONFIG_AUTH_MAX);
+}
+
+static void
+test_transport_parsed(void **state)
+{
+	struct mpp_config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_sendmail);
+	assert_string_equal(cfg.transport.path, "/usr/sbin/sendmail");
+	assert_int_equal(cfg.transport.nrelays, 0);
+	assert_int_equal(config_set(&cfg, "transport", "smtp:[::1]:2525", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_smtp);
+	assert_int_equal(cfg.transport.nrelays, 1);
+	assert_hostport(&cfg.transport.relay[0],
+	    &(struct hp_want){ "::1", 2525 });
+	assert_string_equal(cfg.transport.path, "");
+	assert_int_equal(config_set(&cfg, "transport", "maildir:/var/mail/a b",
+	    err, sizeof(err)), 0);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_maildir);
+	assert_string_equal(cfg.transport.path, "/var/mail/a b");
+	assert_int_equal(cfg.transport.nrelays, 0);
+	assert_string_equal(config_transport_name(CONFIG_TRANSPORT_maildir),
+	    "maildir");
+	/* A relay list is not (yet) a transport. */
+	assert_int_equal(config_set(&cfg, "transport", "smtp:a:25,b:25", err,
+	    sizeof(err)), -1);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_maildir);
+}
+
+static void
+test_flags_parsed(void **state)
+{
+	static const char *const bad_yesno[] = { "", "Yes", "1", "true",
+	    "yes " };
+	struct mpp_config cfg;
+	char err[512];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.require_tls, 0);
+	assert_int_equal(cfg.tls_min_version, CONFIG_TLS_1_2);
+	assert_int_equal(config_set(&cfg, "require_tls", "yes", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.require_tls, 1);
+	for (i = 0; i < sizeof(bad_yesno) / sizeof(bad_yesno[0]); i++) {
+		assert_int_equal(config_set(&cfg, "require_tls", bad_yesno[i],
+		    err, sizeof(err)), -1);
+		assert_contains(err, "require_tls");
+		assert_int_equal(cfg.require_tls, 1);
+	}
+	assert_int_equal(config_set(&cfg, "require_tls", "no", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.require_tls, 0);
+	assert_int_equal(config_set(&cfg, "tls_min_version", "1.3", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.tls_min_version, CONFIG_TLS_1_3);
+	assert_int_equal(config_set(&cfg, "tls_min_version", "1.1", err,
+	    sizeof(err)), -1);
+	assert_int_equal(cfg.tls_min_version, CONFIG_TLS_1_3);
+}
+
+/* The log key: its destination and path, parsed at load. */
+static void
+test_log_parsed(void **state)
+{
+	struct mpp_config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.log.to, LOG_TO_SYSLOG);
+	assert_string_equal(cfg.log.path, "");
+	assert_int_equal(config_set(&cfg, "log", "file:/var/log/mpp.log", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.log.to, LOG_TO_FILE);
+	assert_string_equal(cfg.log.path, "/var/log/mpp.log");
+	assert_int_equal(config_set(&cfg, "log", "file:rel", err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "bad value \"file:rel\" for log");
+	assert_int_equal(cfg.log.to, LOG_TO_FILE);
+	assert_string_equal(cfg.log.path, "/var/log/mpp.log");
+	assert_int_equal(config_set(&cfg, "log", "stderr", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.log.to, LOG_TO_STDERR);
+	assert_string_equal(cfg.log.path, "");
+}
+
+/* A bad value changes nothing at all, however far its parse got. */
+static void
+test_bad_value_changes_nothing(void **state)
+{
+	static const struct {
+		const char *key, *value;
+	} bad[] = {
+		{ "listen", "127.0.0.1:218,[::1]:0" },
+		{ "listen_tls", "127.0.0.1:465,bad" },
+		{ "auth", "file:/x,pop3:h,ldap:h" },
+		{ "auth", "ftp:h,file:rel" },
+		{ "transport", "smtp:h" },
+		{ "require_tls", "maybe" },
+		{ "tls_min_version", "1.0" },
+	};
+	struct mpp_config *cfg, *before;
+	char err[512];
+	size_t i;
+
+	cfg = malloc(sizeof(*cfg));
+	before = malloc(sizeof(*before));
+	assert_non_null(cfg);
+	assert_non_null(before);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(cfg, 0x5a, sizeof(*cfg));
+		config_defaults(cfg);
+		memcpy(before, cfg, sizeof(*cfg));
+		assert_int_equal(config_set(cfg, bad[i].key, bad[i].value, err,
+		    sizeof(err)), -1);
+		assert_contains(err, bad[i].key);
+		assert_memory_equal(cfg, before, sizeof(*cfg));
+	}
+	free(cfg);
+	free(before);
 }
 
 /*
@@ -469,14 +702,14 @@ test_file(void **state)
 	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
 	    sizeof(err)), 0);
 	assert_string_equal(cfg.spool_dir, "/srv/mpp/spool");
-	assert_string_equal(cfg.listen, "127.0.0.1:2180");
+	assert_string_equal(cfg.listen.text, "127.0.0.1:2180");
 	assert_string_equal(cfg.hostname, "mx.example.org");
 	assert_string_equal(cfg.sender_domain, "mx.example.org");
 	assert_int_equal(cfg.idle_timeout, 90);	/* the last one wins */
 	assert_int_equal(cfg.max_message_size, 2048);
-	assert_string_equal(cfg.auth, "pop3:[::1]:110");
+	assert_string_equal(cfg.auth.text, "pop3:[::1]:110");
 	assert_string_equal(cfg.user, "");
-	assert_string_equal(cfg.transport, "maildir:/var/mail/x");
+	assert_string_equal(cfg.transport.text, "maildir:/var/mail/x");
 	assert_int_equal(cfg.concurrency, 8);
 	assert_int_equal(cfg.retry_min, 60);	/* untouched: default */
 }
@@ -669,7 +902,12 @@ test_proxy_needs(void **state)
 	    "proxy_trusted = 127.0.0.1, 10.1.0.0/16\n");
 	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
 	    sizeof(err)), 0);
-	assert_string_equal(cfg.proxy_trusted, "127.0.0.1, 10.1.0.0/16");
+	/* parsed at load into the list the server matches against */
+	assert_int_equal(cfg.proxy_trusted.n, 2);
+	assert_true(cidr_list_match_text(&cfg.proxy_trusted, "10.1.2.3"));
+	assert_false(cidr_list_match_text(&cfg.proxy_trusted, "10.2.0.1"));
+	assert_int_equal(cfg.proxy_listen.n, 1);
+	assert_int_equal(cfg.proxy_listen.addr[0].port, 2181);
 	/* Trusting without a PROXY port is harmless. */
 	write_file(t->path, "proxy_trusted = 127.0.0.1\n");
 	assert_int_equal(config_load(&cfg, t->path, 1, NULL, 0, err,
@@ -698,7 +936,7 @@ test_overrides(void **state)
 	assert_int_equal(config_load(&cfg, t->path, 1, ok, 4, err,
 	    sizeof(err)), 0);
 	assert_int_equal(cfg.idle_timeout, 45);
-	assert_string_equal(cfg.listen, "[::1]:2180");
+	assert_string_equal(cfg.listen.text, "[::1]:2180");
 	assert_string_equal(cfg.sender_domain, "example.net");
 
 	assert_int_equal(config_load(&cfg, t->path, 1, bad_value, 2, err,
@@ -876,6 +1114,12 @@ main(void)
 		cmocka_unit_test(test_string_keys),
 		cmocka_unit_test(test_unknown_key_set),
 		cmocka_unit_test(test_checked_values),
+		cmocka_unit_test(test_listen_parsed),
+		cmocka_unit_test(test_auth_parsed),
+		cmocka_unit_test(test_transport_parsed),
+		cmocka_unit_test(test_flags_parsed),
+		cmocka_unit_test(test_log_parsed),
+		cmocka_unit_test(test_bad_value_changes_nothing),
 		cmocka_unit_test_setup_teardown(test_file, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_sender_domain_given,

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +28,7 @@
 
 #include "index.h"
 #include "index_queue.h"
+#include "tmpdir.h"
 
 struct fixture {
 	char dir[PATH_MAX / 2];
@@ -39,21 +39,12 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "%s/mpp-test-index.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
+	tmpdir_make(f->dir, sizeof(f->dir), "index");
 	snprintf(f->db, sizeof(f->db), "%s/index.db", f->dir);
 	*state = f;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int
@@ -61,7 +52,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -503,7 +494,8 @@ test_totals_on_record(void **state)
 	    "alice@example.org", "192.0.2.7", 1, 100, 0, 3, r };
 	const struct index_new_msg *one[] = { &m };
 	static const long long seq[] = { 0, 1, 2 };
-	static const int outcome[] = { 0, 1, 2 };
+	static const enum outcome outcome[] = { OUTCOME_OK, OUTCOME_TEMP,
+	    OUTCOME_PERM };
 	static const char *const reply[] = { "250 ok", "451 later", "550 no" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 3, seq, outcome,
 	    reply, 0, 0, 300, "451 later", NULL, NULL };
@@ -746,7 +738,8 @@ static void
 test_delivered(void **state)
 {
 	static const long long seq[] = { 0 };
-	static const int sent[] = { 0 }, failed[] = { 2 };
+	static const enum outcome sent[] = { OUTCOME_OK },
+	    failed[] = { OUTCOME_PERM };
 	static const char *const reply[] = { "250 ok" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
 	    reply, 1, 0, 300, NULL, NULL, NULL };
@@ -781,7 +774,7 @@ test_warning_recorded_once(void **state)
 	    200, 1, 1, to }, warn2 = { "2.M1P1Q2", "", "", "local", 10, 300,
 	    1, 1, to };
 	static const long long seq[] = { 0 };
-	static const int later[] = { 1 };
+	static const enum outcome later[] = { OUTCOME_TEMP };
 	static const char *const reply[] = { "451 4.3.2 later" };
 	struct index_result res = { "1.M1P1Q1", "h", 7, 200, 1, seq, later,
 	    reply, 0, 0, 201, "451 4.3.2 later", NULL, &warn };

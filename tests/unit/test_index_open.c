@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,15 +22,10 @@
 #include <cmocka.h>
 
 #include "index.h"
+#include "tmpdir.h"
 
 #define OPENERS 8		/* processes opening one fresh index at once */
 #define ROUNDS 25		/* fresh spools, each opened by OPENERS */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 /* A child: wait for the start signal, open the index, exit 0 if it opened. */
 static void
@@ -81,19 +75,16 @@ open_together(const char *dir)
 static void
 test_concurrent_first_open(void **state)
 {
-	const char *tmp = getenv("TMPDIR");
 	char top[PATH_MAX / 2], dir[PATH_MAX];
 	int round, failed = 0;
 
-	snprintf(top, sizeof(top), "%s/mpp-test-index-open.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(top));
+	tmpdir_make(top, sizeof(top), "index-open");
 	for (round = 0; round < ROUNDS; round++) {
 		snprintf(dir, sizeof(dir), "%s/%d", top, round);
 		assert_int_equal(mkdir(dir, 0700), 0);
 		failed += open_together(dir);
 	}
-	assert_int_equal(nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	tmpdir_remove(top);
 	assert_int_equal(failed, 0);
 }
 

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +29,7 @@
 #include "workq.h"
 #include "../../mppd/iplimit.h"
 #include "../../mppd/pwfile.h"
+#include "tmpdir.h"
 
 /* buf */
 
@@ -520,22 +520,13 @@ static int
 pw_setup(void **state)
 {
 	struct pwdir *d = calloc(1, sizeof(*d));
-	const char *tmp = getenv("TMPDIR");
 
 	assert_non_null(d);
 	umask(022);
-	snprintf(d->dir, sizeof(d->dir), "%s/mpp-test-pw.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(d->dir));
+	tmpdir_make(d->dir, sizeof(d->dir), "pw");
 	snprintf(d->path, sizeof(d->path), "%s/passwd", d->dir);
 	*state = d;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int
@@ -543,7 +534,7 @@ pw_teardown(void **state)
 {
 	struct pwdir *d = *state;
 
-	assert_int_equal(nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	tmpdir_remove(d->dir);
 	free(d);
 	return 0;
 }

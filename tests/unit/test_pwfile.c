@@ -196,7 +196,7 @@ file_setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char y[PWFILE_HASH_MAX], s6[PWFILE_HASH_MAX], bf[PWFILE_HASH_MAX];
-	char err[256];
+	char err[256], value[PATH_MAX + 8];
 	FILE *fp;
 
 	assert_non_null(f);
@@ -212,7 +212,9 @@ file_setup(void **state)
 	assert_int_equal(fchmod(fileno(fp), 0600), 0);
 	assert_int_equal(fclose(fp), 0);
 	config_defaults(&f->cfg);
-	snprintf(f->cfg.auth, sizeof(f->cfg.auth), "file:%s", f->path);
+	snprintf(value, sizeof(value), "file:%s", f->path);
+	assert_int_equal(config_set(&f->cfg, "auth", value, err, sizeof(err)),
+	    0);
 	f->auth = auth_new(&f->cfg, err, sizeof(err));
 	assert_non_null(f->auth);
 	*state = f;

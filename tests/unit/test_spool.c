@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +21,7 @@
 #include <cmocka.h>
 
 #include "spool.h"
+#include "tmpdir.h"
 
 struct fixture {
 	char base[PATH_MAX / 2];	/* the temporary directory */
@@ -33,14 +33,11 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 	char err[512];
 
 	assert_non_null(f);
 	umask(022);
-	snprintf(f->base, sizeof(f->base), "%s/mpp-test-spool.XXXXXX",
-	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->base));
+	tmpdir_make(f->base, sizeof(f->base), "spool");
 	snprintf(f->dir, sizeof(f->dir), "%s/spool", f->base);
 	if (spool_open(&f->sp, f->dir, err, sizeof(err)) == -1) {
 		print_error("spool_open: %s\n", err);
@@ -50,12 +47,6 @@ setup(void **state)
 	return 0;
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* Remove the temporary directory and all in it. */
 static int
 teardown(void **state)
@@ -63,7 +54,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	spool_close(&f->sp);
-	assert_int_equal(nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	tmpdir_remove(f->base);
 	free(f);
 	return 0;
 }

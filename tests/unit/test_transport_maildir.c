@@ -38,6 +38,7 @@ setup(void **state)
 	struct mpp_config cfg;
 	struct fixture *fx;
 	char err[256], spool[] = "/tmp/mpp-md-spool-XXXXXX";
+	char value[CONFIG_STR_MAX];
 	size_t i;
 
 	fx = calloc(1, sizeof(*fx));
@@ -54,7 +55,10 @@ setup(void **state)
 	    (ssize_t)strlen(TEXT));
 	config_defaults(&cfg);
 	strcpy(cfg.hostname, "mpp.test");
-	fx->md = transport_maildir_ops.open(&cfg, fx->dir, err, sizeof(err));
+	snprintf(value, sizeof(value), "maildir:%s", fx->dir);
+	assert_int_equal(config_set(&cfg, "transport", value, err,
+	    sizeof(err)), 0);
+	fx->md = transport_maildir_ops.open(&cfg, err, sizeof(err));
 	assert_non_null(fx->md);
 	*state = fx;
 	return 0;

@@ -480,13 +480,16 @@ static void *
 client_open_arg(const char *arg, long timeout)
 {
 	struct mpp_config cfg;
-	char err[256];
+	char err[256], value[CONFIG_STR_MAX];
 	void *t;
 
 	config_defaults(&cfg);
 	strcpy(cfg.hostname, HELO_NAME);
 	cfg.delivery_timeout = timeout;
-	t = transport_smtp_ops.open(&cfg, arg, err, sizeof(err));
+	snprintf(value, sizeof(value), "smtp:%s", arg);
+	assert_int_equal(config_set(&cfg, "transport", value, err,
+	    sizeof(err)), 0);
+	t = transport_smtp_ops.open(&cfg, err, sizeof(err));
 	if (t == NULL)
 		print_error("open: %s\n", err);
 	assert_non_null(t);
@@ -1476,8 +1479,10 @@ silent_dns_child(void)
 	config_defaults(&cfg);
 	strcpy(cfg.hostname, HELO_NAME);
 	cfg.delivery_timeout = 1;
-	if ((t = transport_smtp_ops.open(&cfg, "relay.example:25", err,
-	    sizeof(err))) == NULL || (m.fd = mkstemp(path)) == -1)
+	if (config_set(&cfg, "transport", "smtp:relay.example:25", err,
+	    sizeof(err)) == -1 ||
+	    (t = transport_smtp_ops.open(&cfg, err, sizeof(err))) == NULL ||
+	    (m.fd = mkstemp(path)) == -1)
 		return 1;
 	unlink(path);
 	if (util_write_all(m.fd, text, sizeof(text) - 1) == -1)
@@ -1528,11 +1533,19 @@ test_open_arg(void **state)
 
 	(void)state;
 	config_defaults(&cfg);
-	t = transport_smtp_ops.open(&cfg, "host:port", err, sizeof(err));
+	/* A relay that is not HOST:PORT never gets this far: config
+	   refuses it, and an SMTP transport without a relay is refused. */
+	assert_int_equal(config_set(&cfg, "transport", "smtp:host:port", err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "bad value \"smtp:host:port\" for "
+	    "transport");
+	assert_int_equal(cfg.transport.nrelays, 0);
+	t = transport_smtp_ops.open(&cfg, err, sizeof(err));
 	assert_null(t);
-	assert_string_equal(err, "bad SMTP relay \"host:port\" "
-	    "(want HOST:PORT)");
-	t = transport_smtp_ops.open(&cfg, "[::1]:2525", err, sizeof(err));
+	assert_string_equal(err, "no SMTP relay");
+	assert_int_equal(config_set(&cfg, "transport", "smtp:[::1]:2525", err,
+	    sizeof(err)), 0);
+	t = transport_smtp_ops.open(&cfg, err, sizeof(err));
 	assert_non_null(t);
 	transport_smtp_ops.close(t);
 	transport_smtp_ops.close(NULL);

@@ -1,0 +1,324 @@
+/*
+ * Unit tests for mppd/store.c: the pieces of a long text reach tmp/ID on
+ * the writer threads, in order, never from the thread that runs the event
+ * loop (here the test's own); a failed piece fails the text; an aborted
+ * text leaves no file; store_free() ends the texts still in flight.
+ *
+ * The binary is linked with --wrap=write: __wrap_write() counts writes
+ * into regular files made by the test's thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../mppd/store.h"
+#include "tmpdir.h"
+#include "util.h"
+
+ssize_t __real_write(int fd, const void *p, size_t n);
+ssize_t __wrap_write(int fd, const void *p, size_t n);
+
+static pthread_t loop_thread;
+static int loop_file_writes;	/* by loop_thread, into regular files */
+
+ssize_t
+__wrap_write(int fd, const void *p, size_t n)
+{
+	struct stat st;
+
+	if (pthread_equal(pthread_self(), loop_thread) &&
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		loop_file_writes++;
+	return __real_write(fd, p, n);
+}
+
+struct fixture {
+	char dir[PATH_MAX / 2];
+	char spool[PATH_MAX / 2 + 16];
+	struct spool sp;
+	struct store *st;
+	struct store_req r;
+	int done;		/* cb calls */
+	int drained;		/* drained calls */
+};
+
+static const char *const rcpts[] = { "bob@example.org" };
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[512];
+
+	assert_non_null(f);
+	tmpdir_make(f->dir, sizeof(f->dir), "store");
+	snprintf(f->spool, sizeof(f->spool), "%s/spool", f->dir);
+	assert_int_equal(spool_open(&f->sp, f->spool, err, sizeof(err)), 0);
+	f->st = store_new(&f->sp, 2, err, sizeof(err));
+	assert_non_null(f->st);
+	loop_thread = pthread_self();
+	loop_file_writes = 0;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_free(f->st);
+	spool_close(&f->sp);
+	tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+on_done(struct store_req *r)
+{
+	struct fixture *f = r->arg;
+
+	f->done++;
+}
+
+static void
+on_drained(struct store_req *r)
+{
+	struct fixture *f = r->arg;
+
+	f->drained++;
+}
+
+/* Run the loop's side until *flag reaches want (or 10 s pass). */
+static void
+loop_until(struct fixture *f, const int *flag, int want)
+{
+	struct pollfd pfd = { store_fd(f->st), POLLIN, 0 };
+	int i;
+
+	for (i = 0; i < 1000 && *flag < want; i++)
+		if (poll(&pfd, 1, 10) == 1)
+			store_run_completions(f->st);
+	assert_int_equal(*flag, want);
+}
+
+static void
+text_begin(struct fixture *f, char *id, size_t idsz)
+{
+	spool_new_id(id, idsz);
+	store_begin(f->st, &f->r, id);
+	f->r.cb = on_done;
+	f->r.drained = on_drained;
+	f->r.arg = f;
+}
+
+static void
+text_submit(struct fixture *f, const char *id, const char *tail,
+    unsigned long long size)
+{
+	assert_int_equal(buf_puts(&f->r.data, tail), 0);
+	memset(&f->r.row, 0, sizeof(f->r.row));
+	f->r.row.id = id;
+	f->r.row.auth_user = "alice";
+	f->r.row.sender = "alice@example.org";
+	f->r.row.client_addr = "192.0.2.7";
+	f->r.row.size = size;
+	f->r.row.received_at = 1;
+	f->r.row.nrcpts = 1;
+	f->r.row.rcpts = rcpts;
+	store_submit(&f->r);
+}
+
+static int
+exists(const struct fixture *f, const char *sub, const char *id)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", f->spool, sub, id);
+	return access(path, F_OK) == 0;
+}
+
+#define PIECE (100 * 1024)
+#define NPIECES 5
+
+/* Pieces of distinct bytes, appended at once, stored in order. */
+static void
+test_pieces_on_writers(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], path[PATH_MAX], *piece, *back;
+	size_t total = NPIECES * PIECE + 4, i;
+	FILE *fp;
+
+	/* The wrap sees this thread's writes into a file. */
+	snprintf(path, sizeof(path), "%s/probe", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(util_write_all(fileno(fp), "x", 1), 0);
+	fclose(fp);
+	assert_int_equal(loop_file_writes, 1);
+	loop_file_writes = 0;
+	text_begin(f, id, sizeof(id));
+	piece = malloc(PIECE);
+	assert_non_null(piece);
+	for (i = 0; i < NPIECES; i++) {
+		memset(piece, 'a' + (int)i, PIECE);
+		assert_int_equal(store_append(&f->r, piece, PIECE), 0);
+	}
+	free(piece);
+	/* A writer holds one piece; the rest wait, counted as backlog. */
+	assert_true(store_backlog(&f->r) >= (NPIECES - 1) * PIECE);
+	loop_until(f, &f->drained, 1);
+	assert_int_equal(store_backlog(&f->r), 0);
+	text_submit(f, id, "end\n", total);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	assert_int_equal(f->r.end, STORE_SUBMITTED);
+	/* Not one file write on the loop's thread. */
+	assert_int_equal(loop_file_writes, 0);
+	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
+	assert_non_null(fp = fopen(path, "r"));
+	back = malloc(total + 1);
+	assert_non_null(back);
+	assert_int_equal(fread(back, 1, total + 1, fp), total);
+	fclose(fp);
+	for (i = 0; i < NPIECES * PIECE; i++)
+		if (back[i] != 'a' + (int)(i / PIECE))
+			fail_msg("byte %zu is '%c'", i, back[i]);
+	assert_memory_equal(back + NPIECES * PIECE, "end\n", 4);
+	free(back);
+	assert_false(exists(f, "tmp", id));
+}
+
+/* The same req serves the next text of the session. */
+static void
+test_next_text(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], id2[SPOOL_ID_MAX];
+	char piece[1000];
+
+	memset(piece, 'x', sizeof(piece));
+	text_begin(f, id, sizeof(id));
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	text_submit(f, id, "", sizeof(piece));
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	text_begin(f, id2, sizeof(id2));
+	text_submit(f, id2, "short\n", 6);
+	loop_until(f, &f->done, 2);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	assert_true(exists(f, "new", id) && exists(f, "new", id2));
+	assert_int_equal(loop_file_writes, 0);
+}
+
+/* A piece that cannot be written fails the text: no file, no row. */
+static void
+test_piece_fails(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], path[PATH_MAX];
+	int fd;
+
+	text_begin(f, id, sizeof(id));
+	/* tmp/ID taken already: the writer's O_EXCL create fails. */
+	snprintf(path, sizeof(path), "%s/tmp/%s", f->spool, id);
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) != -1);
+	close(fd);
+	assert_int_equal(store_append(&f->r, "abc", 3), 0);
+	loop_until(f, &f->drained, 1);
+	assert_int_equal(store_append(&f->r, "def", 3), -1);
+	text_submit(f, id, "end\n", 10);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_TEMP);
+	assert_false(exists(f, "new", id));
+	unlink(path);
+}
+
+/* An aborted text's file goes, whether a writer held it or not. */
+static void
+test_abort(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], id2[SPOOL_ID_MAX], id3[SPOOL_ID_MAX];
+	char piece[4096];
+
+	memset(piece, 'y', sizeof(piece));
+	/* Nothing written: done with at once. */
+	text_begin(f, id, sizeof(id));
+	assert_int_equal(store_abort(&f->r), 0);
+	assert_int_equal(store_abort(&f->r), 0);
+	assert_int_equal(store_backlog(&f->r), 0);
+	/* Held by a writer: removed once it gives the req back. */
+	text_begin(f, id2, sizeof(id2));
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	assert_int_equal(store_abort(&f->r), 1);
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), -1);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.end, STORE_ABORTED);
+	assert_int_equal(f->drained, 0);
+	assert_false(exists(f, "tmp", id2));
+	/* Written, then aborted while idle. */
+	text_begin(f, id3, sizeof(id3));
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	loop_until(f, &f->drained, 1);
+	assert_true(exists(f, "tmp", id3));
+	assert_int_equal(store_abort(&f->r), 1);
+	loop_until(f, &f->done, 2);
+	assert_false(exists(f, "tmp", id3));
+	assert_int_equal(store_abort(&f->r), 0);
+	assert_int_equal(loop_file_writes, 0);
+}
+
+/* store_free() with a text in flight: its cb still comes, nothing leaks. */
+static void
+test_free_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], piece[PIECE];
+	size_t i;
+
+	memset(piece, 'z', sizeof(piece));
+	text_begin(f, id, sizeof(id));
+	for (i = 0; i < 4; i++)
+		assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	text_submit(f, id, "end\n", 4 * PIECE + 4);
+	store_free(f->st);
+	f->st = NULL;
+	assert_int_equal(f->done, 1);
+	/* Stopped: what was not yet committed is not stored. */
+	if (f->r.result != OUTCOME_OK)
+		assert_false(exists(f, "tmp", id) || exists(f, "new", id));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pieces_on_writers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_next_text, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_piece_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_flight, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
