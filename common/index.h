@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define INDEX_SCHEMA_VERSION 2
+#define INDEX_SCHEMA_VERSION 3
 #define INDEX_BUSY_TIMEOUT_MS 5000
 #define INDEX_OPEN_LOCK_MS 30000	/* longest wait for another opener */
 #define INDEX_LOCK_NAME "index.lock"	/* in spool_dir: serialises opens */

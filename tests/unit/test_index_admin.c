@@ -880,7 +880,9 @@ test_open_readonly(void **state)
 	exec(f->ix, "PRAGMA user_version = 99");
 	assert_null(index_admin_open_readonly(f->dir, err, sizeof(err)));
 	assert_non_null(strstr(err, "newer"));
-	exec(f->ix, "PRAGMA user_version = 2");
+	snprintf(path, sizeof(path), "PRAGMA user_version = %d",
+	    INDEX_SCHEMA_VERSION);
+	exec(f->ix, path);
 	assert_null(index_admin_open_readonly("/nonexistent/spool", err,
 	    sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/spool/index.db"));
