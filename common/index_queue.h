@@ -95,7 +95,7 @@ int index_unclaim(struct index *ix, const char *id, const char *host,
 long long index_next_due(struct index *ix);
 
 /* Rows one purge transaction deletes at most. */
-#define INDEX_PURGE_BATCH 500
+#define INDEX_PURGE_BATCH 200
 
 /*
  * Delete up to max sent rows whose done_at is older than now - retention,
