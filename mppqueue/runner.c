@@ -697,11 +697,11 @@ pause_ms(long long ms)
 
 /*
  * Sent rows past retention, INDEX_PURGE_BATCH at a time: each batch is
- * one short transaction (a few ms), followed by a pause twice as long,
+ * one short transaction (a few ms), followed by a pause four times as long,
  * so that mppd's commits and the delivery threads get the index, and the
  * CPU, in between (a single transaction over a million rows would hold
  * the write lock for many seconds, beyond mppd's busy timeout). That
- * still purges some 10,000 rows a second, more than any queue sends. At most PURGE_BUDGET_MS per
+ * still purges several thousand rows a second, more than a queue sends. At most PURGE_BUDGET_MS per
  * call unless all: 1 when rows may be left, 0 when done, -1 on error.
  */
 static int
@@ -723,7 +723,7 @@ purge_sent(struct runner *r, struct index *ix, time_t now, int all,
 		took = util_now_ms() - t;
 		if (!all && util_now_ms() - t0 + took > PURGE_BUDGET_MS)
 			return 1;
-		pause_ms(took > 0 ? 2 * took : 2);
+		pause_ms(took > 0 ? 4 * took : 4);
 	}
 }
 
