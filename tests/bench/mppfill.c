@@ -24,9 +24,12 @@
  *   mppfill -d SPOOL_DIR -n COUNT [-s deferred|sent|queued] [-z SIZE]
  *           [-a SECONDS] [-u USER] [-j]
  *
- * Prints how many were made and how fast (-j: one JSON object). Exit 0,
- * EX_USAGE for a bad command line, EX_IOERR when the spool or the index
- * failed, EX_SOFTWARE when a message was refused by the message module.
+ * It claims what it made as a runner would, so it refuses a spool that
+ * already holds due messages (they would be claimed first): fill, then
+ * post. Prints how many were made and how fast (-j: one JSON object).
+ * Exit 0, EX_USAGE for a bad command line, EX_DATAERR for a spool with
+ * due messages, EX_IOERR when the spool or the index failed, EX_SOFTWARE
+ * when a message was refused by the message module.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -318,7 +321,7 @@ main(int argc, char **argv)
 	struct opts o;
 	struct fill f;
 	char err[512];
-	long long t0;
+	long long t0, due;
 	int rc;
 
 	parse(argc, argv, &o);
@@ -335,6 +338,14 @@ main(int argc, char **argv)
 	if (make_text(&f) == -1) {
 		fprintf(stderr, "mppfill: out of memory\n");
 		rc = EX_OSERR;
+		goto done;
+	}
+	due = index_next_due(f.ix);
+	if (o.state != FILL_QUEUED && (due == -2 || (due >= 0 &&
+	    due <= (long long)time(NULL)))) {
+		fprintf(stderr, "mppfill: %s\n", due == -2 ? index_errmsg(f.ix) :
+		    "the spool has due messages: fill it before posting");
+		rc = due == -2 ? EX_IOERR : EX_DATAERR;
 		goto done;
 	}
 	t0 = util_now_ms();
