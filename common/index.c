@@ -419,6 +419,18 @@ index_commit(struct index *ix)
 	return -1;
 }
 
+int
+index_read_begin(struct index *ix)
+{
+	return index_exec(ix, "BEGIN");
+}
+
+void
+index_read_end(struct index *ix)
+{
+	(void)sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+}
+
 void
 index_rollback(struct index *ix)
 {

@@ -66,6 +66,14 @@ enum index_total {
 /* The name of total t in table counter ("accepted"...). */
 const char *index_total_name(enum index_total t);
 
+/*
+ * A read transaction around many lookups (index_exists, index_delivered):
+ * one snapshot and one round of SQLite's locks for all of them instead of
+ * one each. Nothing may be written inside it. 0 / -1.
+ */
+int index_read_begin(struct index *ix);
+void index_read_end(struct index *ix);
+
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);
 

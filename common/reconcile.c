@@ -83,6 +83,14 @@ remove_if_sent(int dfd, const char *sub, const char *name, struct index *ix)
 	return 1;
 }
 
+/*
+ * The lookups of a directory go in read transactions of this many files:
+ * one each cost SQLite's locking twice per file, most of the time of a
+ * start on a large spool; a transaction over all of a million files would
+ * hold back the WAL's checkpoints for as long.
+ */
+#define LOOKUPS_PER_TXN 4096
+
 static void
 find_orphans(const struct spool *sp, int dfd, const char *sub,
     struct index *ix, time_t now, struct reconcile_stats *st)
@@ -90,10 +98,18 @@ find_orphans(const struct spool *sp, int dfd, const char *sub,
 	struct dirent *de;
 	time_t age;
 	DIR *d;
+	long seen = 0;
+	int txn = 0;
 
 	if ((d = open_dir(dfd)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
+		if (txn && ++seen % LOOKUPS_PER_TXN == 0) {
+			index_read_end(ix);
+			txn = 0;
+		}
+		if (!txn)
+			txn = index_read_begin(ix) == 0;
 		if (de->d_name[0] == '.' ||
 		    file_age(dfd, de->d_name, now, &age) == -1 ||
 		    remove_if_sent(dfd, sub, de->d_name, ix) ||
@@ -106,6 +122,8 @@ find_orphans(const struct spool *sp, int dfd, const char *sub,
 			st->orphans++;
 		}
 	}
+	if (txn)
+		index_read_end(ix);
 	closedir(d);
 }
 
