@@ -420,6 +420,12 @@ index_commit(struct index *ix)
 }
 
 int
+index_checkpoint(struct index *ix)
+{
+	return index_exec(ix, "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+int
 index_read_begin(struct index *ix)
 {
 	return index_exec(ix, "BEGIN");

@@ -74,6 +74,12 @@ const char *index_total_name(enum index_total t);
 int index_read_begin(struct index *ix);
 void index_read_end(struct index *ix);
 
+/*
+ * Copy what the WAL holds back into index.db as far as no reader needs it
+ * (PRAGMA wal_checkpoint(PASSIVE): it waits for no one). 0 / -1.
+ */
+int index_checkpoint(struct index *ix);
+
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);
 

@@ -720,6 +720,10 @@ purge_sent(struct runner *r, struct index *ix, time_t now, int all,
 		*purged += n;
 		if (n < INDEX_PURGE_BATCH)
 			return 0;
+		/* The batch's pages leave the WAL here, not in the commit
+		   of whichever mppd post next finds it over
+		   wal_autocheckpoint: the purge pays for its own writes. */
+		(void)index_checkpoint(ix);
 		took = util_now_ms() - t;
 		if (!all && util_now_ms() - t0 + took > PURGE_BUDGET_MS)
 			return 1;
