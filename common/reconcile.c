@@ -179,7 +179,8 @@ names_read(int dfd, struct names *nm)
 			return -1;
 		}
 	closedir(d);
-	qsort_r(nm->off, nm->n, sizeof(*nm->off), names_cmp, nm->buf);
+	if (nm->n > 1)
+		qsort_r(nm->off, nm->n, sizeof(*nm->off), names_cmp, nm->buf);
 	return 0;
 }
 
