@@ -44,7 +44,8 @@ MPPD_SRC     = $(filter-out mppd/main.c mppd/mpppasswd.c, $(sort $(wildcard mppd
 QUEUE_SRC    = $(filter-out mppqueue/main.c mppqueue/mppq.c, $(sort $(wildcard mppqueue/*.c)))
 CLIENT_SRC   = $(filter-out client/mppsend.c, $(sort $(wildcard client/*.c)))
 # The load generator of make bench lives beside its driver (not installed).
-BENCH_SRC    = $(filter-out tests/bench/mppbench.c, $(sort $(wildcard tests/bench/*.c)))
+BENCH_SRC    = $(filter-out tests/bench/mppbench.c tests/bench/mppfill.c, \
+	       $(sort $(wildcard tests/bench/*.c)))
 UNIT_SRC     = $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC     = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -64,7 +65,7 @@ LIBCLIENT = $(BUILD)/libmppclient.a
 ALL_LIBS  = $(LIBMPPD) $(LIBQUEUE) $(LIBCLIENT) $(LIBCOMMON)
 
 PROGRAMS = $(BIN)/mppd $(BIN)/mpppasswd $(BIN)/mppqueue $(BIN)/mppq \
-	   $(BIN)/mppsend $(BIN)/mppbench
+	   $(BIN)/mppsend $(BIN)/mppbench $(BIN)/mppfill
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 
@@ -113,6 +114,7 @@ $(BIN)/mppq: $(BUILD)/mppqueue/mppq.o $(LIBQUEUE) $(LIBCOMMON)
 $(BIN)/mppsend: $(BUILD)/client/mppsend.o $(LIBCLIENT) $(LIBCOMMON)
 $(BIN)/mppbench: $(BUILD)/tests/bench/mppbench.o $(call obj,$(BENCH_SRC)) $(LIBCLIENT) \
 	  $(LIBMPPD) $(LIBCOMMON)
+$(BIN)/mppfill: $(BUILD)/tests/bench/mppfill.o $(LIBMPPD) $(LIBCOMMON)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

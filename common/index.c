@@ -22,6 +22,7 @@
 #include "schema_sql.h"
 #include "migrate-2_sql.h"
 #include "migrate-3_sql.h"
+#include "migrate-4_sql.h"
 
 const char *
 index_errmsg(const struct index *ix)
@@ -83,7 +84,8 @@ index_user_version(struct index *ix)
 }
 
 /* migrations[k] takes version k + 1 to k + 2 (sql/migrate-N.sql). */
-static const char *const migrations[] = { migrate_2_sql, migrate_3_sql };
+static const char *const migrations[] = { migrate_2_sql, migrate_3_sql,
+    migrate_4_sql };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
     INDEX_SCHEMA_VERSION - 1, "one migration for each version after 1");
 
@@ -419,6 +421,24 @@ index_commit(struct index *ix)
 	return -1;
 }
 
+int
+index_checkpoint(struct index *ix)
+{
+	return index_exec(ix, "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+int
+index_read_begin(struct index *ix)
+{
+	return index_exec(ix, "BEGIN");
+}
+
+void
+index_read_end(struct index *ix)
+{
+	(void)sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+}
+
 void
 index_rollback(struct index *ix)
 {
@@ -635,19 +655,18 @@ index_lost_check(const char *spool_dir, struct index_lost *l)
 	return INDEX_RETURN_READY;
 }
 
+/* Cached: reconciliation asks this of every file in cur/. */
 int
 index_delivered(struct index *ix, const char *id)
 {
 	sqlite3_stmt *st;
 	int rc, v = 0;
 
-	if (sqlite3_prepare_v2(ix->db, "SELECT state = 'sent' AND NOT EXISTS "
-	    "(SELECT 1 FROM recipient WHERE message_id = ?1 AND state <> "
-	    "'sent') FROM message WHERE id = ?1", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		index_set_error(ix, "delivered");
+	st = index_stmt(ix, IX_DELIVERED, "SELECT state = 'sent' AND NOT "
+	    "EXISTS (SELECT 1 FROM recipient WHERE message_id = ?1 AND state "
+	    "<> 'sent') FROM message WHERE id = ?1");
+	if (st == NULL)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0) != 0;
@@ -655,6 +674,6 @@ index_delivered(struct index *ix, const char *id)
 		index_set_error(ix, "delivered");
 		v = -1;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return v;
 }

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define INDEX_SCHEMA_VERSION 3
+#define INDEX_SCHEMA_VERSION 4
 #define INDEX_BUSY_TIMEOUT_MS 5000
 #define INDEX_OPEN_LOCK_MS 30000	/* longest wait for another opener */
 #define INDEX_LOCK_NAME "index.lock"	/* in spool_dir: serialises opens */
@@ -65,6 +65,20 @@ enum index_total {
 
 /* The name of total t in table counter ("accepted"...). */
 const char *index_total_name(enum index_total t);
+
+/*
+ * A read transaction around many lookups (index_exists, index_delivered):
+ * one snapshot and one round of SQLite's locks for all of them instead of
+ * one each. Nothing may be written inside it. 0 / -1.
+ */
+int index_read_begin(struct index *ix);
+void index_read_end(struct index *ix);
+
+/*
+ * Copy what the WAL holds back into index.db as far as no reader needs it
+ * (PRAGMA wal_checkpoint(PASSIVE): it waits for no one). 0 / -1.
+ */
+int index_checkpoint(struct index *ix);
 
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);

@@ -224,37 +224,69 @@ read_end(struct index *ix)
 
 /*
  * What a filter picks, as one WHERE clause for the listing and for a
- * batch: ?1 state, ?2 from, ?3 to, ?4 user, ?5 received at or before,
- * ?6 received after; a NULL parameter leaves its test out. An address
- * matches when equal without regard to ASCII case, or, for "@domain",
- * when it ends with it.
+ * batch, made of the tests of the members that are set only: ?1 state,
+ * ?2 from, ?3 to, ?4 user, ?5 received at or before, ?6 received after.
+ * One clause with every test and a "?N IS NULL OR" in front of each
+ * would read the same, but SQLite plans a statement once for any value,
+ * so it could use no index for it and would scan and sort the queue.
+ * Written so, a state is a search of message_state_received and the rest
+ * reads message_received, both in listing order (oldest first): the
+ * listing streams, with no sort. An address matches when equal without
+ * regard to ASCII case, or, for "@domain", when it ends with it; it has
+ * no index (a suffix in any case), so --from, --to and --user alone read
+ * the index in order and test each row.
  */
 #define ADDR_MATCH(col, p) \
 	"(lower(" col ") = lower(" p ") OR (substr(" p ", 1, 1) = '@' AND " \
 	"lower(substr(" col ", -length(" p "))) = lower(" p ")))"
-#define FILTER_WHERE \
-	"CASE WHEN ?1 IS NULL THEN state <> 'sent' WHEN ?1 = 'all' THEN 1 " \
-	"ELSE state = ?1 END " \
-	"AND (?2 IS NULL OR " ADDR_MATCH("sender", "?2") ") " \
-	"AND (?3 IS NULL OR EXISTS (SELECT 1 FROM recipient r WHERE " \
-	"r.message_id = message.id AND " ADDR_MATCH("r.address", "?3") ")) " \
-	"AND (?4 IS NULL OR auth_user = ?4) " \
-	"AND (?5 IS NULL OR received_at <= ?5) " \
-	"AND (?6 IS NULL OR received_at > ?6)"
+#define FILTER_MAX 1024
 
 static void
-bind_filter(sqlite3_stmt *st, const struct index_admin_filter *f)
+filter_where(const struct index_admin_filter *f, char *buf, size_t bufsz)
 {
+	strlcpy(buf, f->state == NULL ? "state <> 'sent'" :
+	    strcmp(f->state, "all") == 0 ? "1" : "state = ?1", bufsz);
+	if (f->from != NULL)
+		strlcat(buf, " AND " ADDR_MATCH("sender", "?2"), bufsz);
+	if (f->to != NULL)
+		strlcat(buf, " AND EXISTS (SELECT 1 FROM recipient r WHERE "
+		    "r.message_id = message.id AND " ADDR_MATCH("r.address",
+		    "?3") ")", bufsz);
+	if (f->user != NULL)
+		strlcat(buf, " AND auth_user = ?4", bufsz);
+	if (f->received_before != 0)
+		strlcat(buf, " AND received_at <= ?5", bufsz);
+	if (f->received_after != 0)
+		strlcat(buf, " AND received_at > ?6", bufsz);
+}
+
+_Static_assert(sizeof("state = ?1") + 3 * sizeof(ADDR_MATCH("r.address",
+    "?3")) + 200 < FILTER_MAX, "FILTER_MAX holds every test");
+
+/* "SELECT <cols> FROM message WHERE <f's tests> ORDER BY received_at, id"
+   prepared, with f's values bound. */
+static sqlite3_stmt *
+prepare_filtered(struct index *ix, const char *cols,
+    const struct index_admin_filter *f)
+{
+	char where[FILTER_MAX], sql[FILTER_MAX + 256];
 	const char *text[] = { f->state, f->from, f->to, f->user };
+	sqlite3_stmt *st;
 	int i;
 
+	filter_where(f, where, sizeof(where));
+	snprintf(sql, sizeof(sql), "%s FROM message WHERE %s ORDER BY "
+	    "received_at, id", cols, where);
+	if ((st = prepare(ix, sql)) == NULL)
+		return NULL;
 	for (i = 0; i < 4; i++)
-		if (text[i] != NULL)
+		if (text[i] != NULL && (i > 0 || strcmp(text[i], "all") != 0))
 			sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
 	if (f->received_before != 0)
 		sqlite3_bind_int64(st, 5, f->received_before);
 	if (f->received_after != 0)
 		sqlite3_bind_int64(st, 6, f->received_after);
+	return st;
 }
 
 int
@@ -267,11 +299,9 @@ index_admin_list(struct index *ix, const struct index_admin_filter *f,
 
 	if (index_exec(ix, "BEGIN") == -1)
 		return -1;
-	st = prepare(ix, "SELECT " MSG_COLUMNS " FROM message WHERE "
-	    FILTER_WHERE " ORDER BY received_at, id");
+	st = prepare_filtered(ix, "SELECT " MSG_COLUMNS, f != NULL ? f : &none);
 	if (st == NULL || (rst = prepare_rcpts(ix)) == NULL)
 		goto done;
-	bind_filter(st, f != NULL ? f : &none);
 	rc = list_rows(ix, st, rst, cb, arg);
 done:
 	sqlite3_finalize(st);
@@ -512,12 +542,10 @@ pick(struct index *ix, const struct index_admin_filter *f)
 		return index_exec(ix, "INSERT INTO temp.admin_sel (seq, id, "
 		    "state) SELECT w.seq, w.id, m.state FROM temp.admin_want w "
 		    "LEFT JOIN message m ON m.id = w.id ORDER BY w.seq");
-	st = prepare(ix, "INSERT INTO temp.admin_sel (id, state) SELECT id, "
-	    "state FROM message WHERE " FILTER_WHERE
-	    " ORDER BY received_at, id");
+	st = prepare_filtered(ix, "INSERT INTO temp.admin_sel (id, state) "
+	    "SELECT id, state", f);
 	if (st == NULL)
 		return -1;
-	bind_filter(st, f);
 	rc = index_step_done(ix, st, "select");
 	sqlite3_finalize(st);
 	return rc;
@@ -564,6 +592,7 @@ run_sql(struct index *ix, const char *sql, time_t now)
 	return rc;
 }
 
+/* One pass over the batch, no GROUP BY: a large batch is not sorted. */
 static int
 count_verdicts(struct index *ix, long long count[IA_NVERDICTS])
 {
@@ -571,18 +600,20 @@ count_verdicts(struct index *ix, long long count[IA_NVERDICTS])
 	int rc, v;
 
 	memset(count, 0, sizeof(count[0]) * IA_NVERDICTS);
-	st = prepare(ix, "SELECT verdict, COUNT(*) FROM temp.admin_sel "
-	    "GROUP BY verdict");
+	st = prepare(ix, "SELECT total(verdict = 0), total(verdict = 1), "
+	    "total(verdict = 2), total(verdict = 3) FROM temp.admin_sel");
 	if (st == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((v = sqlite3_column_int(st, 0)) >= 0 && v < IA_NVERDICTS)
-			count[v] = sqlite3_column_int64(st, 1);
-	if (rc != SQLITE_DONE)
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		for (v = 0; v < IA_NVERDICTS; v++)
+			count[v] = sqlite3_column_int64(st, v);
+	else
 		index_set_error(ix, "count");
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_ROW ? 0 : -1;
 }
+
+_Static_assert(IA_NVERDICTS == 4, "count_verdicts() counts four verdicts");
 
 int
 index_admin_batch_run(struct index_admin_batch *b,
@@ -645,15 +676,14 @@ index_admin_batch_each(struct index_admin_batch *b, index_admin_each_cb cb,
 	return stop;
 }
 
-/* Counts and bytes per state. */
+/* Counts and bytes per state, as the triggers of state_total keep them. */
 static int
 stats_counts(struct index *ix, struct index_admin_stats *out)
 {
 	sqlite3_stmt *st;
 	int rc, s;
 
-	st = prepare(ix, "SELECT state, COUNT(*), COALESCE(SUM(size), 0) "
-	    "FROM message GROUP BY state");
+	st = prepare(ix, "SELECT state, n, bytes FROM state_total");
 	if (st == NULL)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -700,8 +730,14 @@ stats_oldest(struct index *ix, struct index_admin_stats *out)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(ix, "SELECT MIN(received_at) FROM message WHERE state "
-	    "IN ('queued', 'sending', 'deferred', 'held')");
+	/* One MIN per state, each the first entry of its part of
+	   message_state_received: "state IN (...)" would read them all. */
+	st = prepare(ix, "SELECT MIN(m) FROM (SELECT MIN(received_at) AS m "
+	    "FROM message WHERE state = 'queued' UNION ALL SELECT "
+	    "MIN(received_at) FROM message WHERE state = 'sending' UNION ALL "
+	    "SELECT MIN(received_at) FROM message WHERE state = 'deferred' "
+	    "UNION ALL SELECT MIN(received_at) FROM message WHERE state = "
+	    "'held')");
 	if (st == NULL)
 		return -1;
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)

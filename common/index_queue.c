@@ -11,6 +11,7 @@
 
 #include "index_impl.h"
 #include "index_queue.h"
+#include "spool.h"
 
 static int
 owner_gone(const char *host, long long pid, const char *hostname)
@@ -418,44 +419,87 @@ index_next_due(struct index *ix)
 	return v;
 }
 
-int
-index_purge_sent(struct index *ix, time_t now, long retention,
-    void (*gone)(const char *id, void *ctx), void *ctx)
+/* Delete one purged message and its recipients. */
+static int
+purge_one(struct index *ix, const char *id)
 {
 	sqlite3_stmt *st;
-	int rc, n = 0;
 
-	if (index_begin(ix) == -1)
-		return -1;
-	st = index_stmt(ix, IX_PURGE_SENT, "SELECT id FROM message WHERE "
-	    "state = 'sent' AND done_at < ?1");
+	st = index_stmt(ix, IX_PURGE_RCPTS, "DELETE FROM recipient WHERE "
+	    "message_id = ?1");
 	if (st == NULL)
-		goto fail;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - retention));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		gone((const char *)sqlite3_column_text(st, 0), ctx);
-		n++;
-	}
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (index_step_done(ix, st, "purge recipients") == -1)
+		return -1;
+	st = index_stmt(ix, IX_PURGE_MSG, "DELETE FROM message WHERE id = ?1 "
+	    "AND state = 'sent'");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	return index_step_done(ix, st, "purge");
+}
+
+/* Up to max purgeable ids, oldest first, into ids (max slots). */
+static int
+purge_select(struct index *ix, time_t cutoff, char (*ids)[SPOOL_ID_MAX],
+    size_t max)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc;
+
+	/* Named: the planner would take message_due for "state = 'sent'"
+	   and sort every sent row, purgeable or not, on each batch. */
+	st = index_stmt(ix, IX_PURGE_SENT, "SELECT id FROM message INDEXED BY "
+	    "message_sent_done WHERE state = 'sent' AND done_at < ?1 ORDER BY "
+	    "done_at LIMIT ?2");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)cutoff);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		copy_col(st, 0, ids[n++], SPOOL_ID_MAX);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
+	if (n < max && rc != SQLITE_DONE) {
 		index_set_error(ix, "purge scan");
-		goto fail;
+		return -1;
 	}
-	st = NULL;
-	if (n > 0 && sqlite3_prepare_v2(ix->db, "DELETE FROM message WHERE "
-	    "state = 'sent' AND done_at < ?1", -1, &st, NULL) != SQLITE_OK) {
-		index_set_error(ix, "purge");
-		goto fail;
+	return (int)n;
+}
+
+int
+index_purge_sent(struct index *ix, time_t now, long retention, size_t max,
+    void (*gone)(const char *id, void *ctx), void *ctx)
+{
+	char (*ids)[SPOOL_ID_MAX];
+	int i, n;
+
+	if (max == 0)
+		return 0;
+	if ((ids = calloc(max, sizeof(*ids))) == NULL) {
+		snprintf(ix->errmsg, sizeof(ix->errmsg), "out of memory");
+		return -1;
 	}
-	if (st != NULL) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - retention));
-		rc = index_step_done(ix, st, "purge");
-		sqlite3_finalize(st);
-		if (rc == -1)
+	if (index_begin(ix) == -1) {
+		free(ids);
+		return -1;
+	}
+	if ((n = purge_select(ix, now - retention, ids, max)) == -1)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (purge_one(ix, ids[i]) == -1)
 			goto fail;
+	if (index_commit(ix) == -1) {
+		free(ids);
+		return -1;
 	}
-	return index_commit(ix) == 0 ? n : -1;
+	for (i = 0; i < n; i++)
+		gone(ids[i], ctx);
+	free(ids);
+	return n;
 fail:
 	index_rollback(ix);
+	free(ids);
 	return -1;
 }

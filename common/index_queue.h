@@ -100,12 +100,18 @@ int index_unclaim(struct index *ix, const char *id, const char *host,
    -2 on error. */
 long long index_next_due(struct index *ix);
 
+/* Rows one purge transaction deletes at most. */
+#define INDEX_PURGE_BATCH 200
+
 /*
- * Delete sent rows whose done_at is older than now - retention, calling
- * gone(id, ctx) for each before (to remove a leftover file). Returns how
- * many, or -1.
+ * Delete up to max sent rows whose done_at is older than now - retention,
+ * oldest first, with their recipients, in one transaction; then call
+ * gone(id, ctx) for each (to remove a leftover file: a crash before that
+ * leaves a file without a row, which reconciliation sets aside). Returns
+ * how many, or -1. A caller purging many calls it again while it returns
+ * max, letting other writers in between.
  */
 int index_purge_sent(struct index *ix, time_t now, long retention,
-    void (*gone)(const char *id, void *ctx), void *ctx);
+    size_t max, void (*gone)(const char *id, void *ctx), void *ctx);
 
 #endif

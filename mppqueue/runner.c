@@ -32,12 +32,14 @@
 #include "retry.h"
 #include "runner.h"
 #include "transport.h"
+#include "util.h"
 
 #define CLAIM_BATCH 4
 #define CHORE_INTERVAL 60	/* seconds between stale-lease and purge runs */
 #define MAX_THREADS 256
 #define RECORD_RETRY_MAX 30	/* seconds: longest wait between tries to record */
 #define INDEX_WATCH_S 1		/* seconds between looks for a lost index */
+#define PURGE_BUDGET_MS 250	/* of purging between looks at signals */
 
 struct runner {
 	struct runner_ctx *ctx;
@@ -658,25 +660,74 @@ purge_gone(const char *id, void *ctx)
 	(void)spool_remove(sp, id);
 }
 
-/* Periodic: claims of crashed runners, and sent rows past retention. */
 static void
-chores(struct runner *r, struct index *ix)
+pause_ms(long long ms)
 {
-	time_t now = time(NULL);
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * Sent rows past retention, INDEX_PURGE_BATCH at a time: each batch is
+ * one short transaction (a few ms), followed by a pause four times as long,
+ * so that mppd's commits and the delivery threads get the index, and the
+ * CPU, in between (a single transaction over a million rows would hold
+ * the write lock for many seconds, beyond mppd's busy timeout). That
+ * still purges several thousand rows a second, more than a queue sends. At most PURGE_BUDGET_MS per
+ * call unless all: 1 when rows may be left, 0 when done, -1 on error.
+ */
+static int
+purge_sent(struct runner *r, struct index *ix, time_t now, int all,
+    long *purged)
+{
+	long long t0 = util_now_ms(), t, took;
 	int n;
 
+	for (;;) {
+		t = util_now_ms();
+		n = index_purge_sent(ix, now, r->cfg->sent_retention,
+		    INDEX_PURGE_BATCH, purge_gone, r->ctx->sp);
+		if (n < 0)
+			return -1;
+		*purged += n;
+		if (n < INDEX_PURGE_BATCH)
+			return 0;
+		/* The batch's pages leave the WAL here, not in the commit
+		   of whichever mppd post next finds it over
+		   wal_autocheckpoint: the purge pays for its own writes. */
+		(void)index_checkpoint(ix);
+		took = util_now_ms() - t;
+		if (!all && util_now_ms() - t0 + took > PURGE_BUDGET_MS)
+			return 1;
+		pause_ms(took > 0 ? 4 * took : 4);
+	}
+}
+
+/*
+ * Periodic: claims of crashed runners, and sent rows past retention.
+ * 1 when a purge is not finished (call again soon), else 0.
+ */
+static int
+chores(struct runner *r, struct index *ix, int all)
+{
+	time_t now = time(NULL);
+	long purged = 0;
+	int n, more;
+
 	if (ix == NULL)
-		return;		/* the index is away */
+		return 0;	/* the index is away */
 	if ((n = index_release_stale_leases(ix, r->host, now)) > 0) {
 		log_info("released %d stale claims", n);
 		runner_wake(r);
 	}
-	n = index_purge_sent(ix, now, r->cfg->sent_retention, purge_gone,
-	    r->ctx->sp);
-	if (n > 0)
-		log_info("purged %d sent messages", n);
-	else if (n < 0)
+	more = purge_sent(r, ix, now, all, &purged);
+	if (purged > 0)
+		log_info("purged %ld sent messages", purged);
+	if (more < 0)
 		log_warnx("purge failed: %s", index_errmsg(ix));
+	return more == 1;
 }
 
 static int
@@ -699,6 +750,7 @@ runner_loop(struct runner *r, int sigfd, struct index **ixp,
 	struct signalfd_siginfo si;
 	time_t last_chores = 0;
 	char drain[256];
+	int more = 0;
 
 	pfd[0].fd = sigfd;
 	pfd[0].events = POLLIN;
@@ -708,11 +760,11 @@ runner_loop(struct runner *r, int sigfd, struct index **ixp,
 		log_warn("trigger FIFO; new mail waits for the periodic scan");
 	for (;;) {
 		(void)runner_index(r, ixp, epoch);
-		if (time(NULL) - last_chores >= CHORE_INTERVAL) {
-			chores(r, *ixp);
+		if (more || time(NULL) - last_chores >= CHORE_INTERVAL) {
+			more = chores(r, *ixp, 0);
 			last_chores = time(NULL);
 		}
-		if (poll(pfd, 2, 1000) <= 0)
+		if (poll(pfd, 2, more ? 0 : 1000) <= 0)
 			continue;
 		if ((pfd[1].revents & POLLIN) &&
 		    read(pfd[1].fd, drain, sizeof(drain)) > 0)
@@ -796,7 +848,7 @@ runner_run(struct runner_ctx *ctx)
 	}
 	sigfd = block_signals(&set);
 	if (!ctx->oneshot)
-		chores(&r, ix);
+		(void)chores(&r, ix, 0);
 	for (i = 0; i < n && i < MAX_THREADS; i++) {
 		if (worker_start(&r, &workers[i]) == -1)
 			break;
@@ -817,7 +869,7 @@ runner_run(struct runner_ctx *ctx)
 	for (i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
 	if (ctx->oneshot)		/* a cron-only site purges too */
-		chores(&r, runner_index(&r, &ix, &epoch));
+		(void)chores(&r, runner_index(&r, &ix, &epoch), 1);
 	for (i = 0; i < n && i < MAX_THREADS; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);

@@ -12,8 +12,10 @@ Environment:
   BENCH_OUT    where results go (default build/bench)
   BENCH_QUICK  1: one short repetition with small counts, to try the
                harness (its figures mean little)
-  BENCH_ONLY   comma-separated scenario groups to run: accept, sessions,
-               drain, latency, idle, cluster (default all)
+  BENCH_ONLY   comma-separated scenario groups to run: accept, sasl,
+               sessions, drain, latency, idle, cluster, scale (default all)
+  BENCH_SCALE  comma-separated queue sizes of the scale phase (default
+               0,10000,100000,1000000; Postfix runs at those <= 100000)
   BENCH_ROWS   comma-separated row keys to run within those groups, e.g.
                accept_1k_32x1 (default all; keys are in the JSON file)
 """
@@ -30,11 +32,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from systems import BenchError, HAProxy, Mpp, Postfix, Sink, Trash, wait_for  # noqa: E402
+from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: E402
+                     Trash, wait_for)
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPS = 1 if QUICK else max(3, int(os.environ.get("BENCH_REPS", "5")))
+# The scale phase fills queues of up to a million messages: once.
+SCALE_REPS = int(os.environ.get("BENCH_SCALE_REPS", "1"))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 ROWS = set(filter(None, os.environ.get("BENCH_ROWS", "").split(",")))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "build" / "bench"))
@@ -305,6 +310,345 @@ def cluster_mpp(nodes, k, size, c, m, n, work):
             "client_cpu_s": fig["client_cpu_s"], "per_node": counts}
 
 
+# ------------------------------------------------- against Postfix+SASL
+
+def sasl_key(size, c, m, pipelined=False):
+    return f"sasl{'pipe' if pipelined else ''}_{size // KIB}k_{c}x{m}"
+
+
+def accept_sasl(pf, bindir, size, c, m, n, pipelined):
+    """Postfix with SASL through Dovecot, every session logged in (AUTH
+    PLAIN, alice's sha512-crypt hash), driven by mppbench --smtp: the same
+    texts, sizes and sessions as mpp's runs; mail deferred as in the plain
+    rows. With pipelined, MAIL/RCPT/DATA go in groups (RFC 2920)."""
+    pf.set_mode("accept")
+    pf.clear()
+    cmd = [str(bindir / "mppbench"), "--smtp", "-s", f"127.0.0.1:{pf.sasl_port}",
+           "-u", Mpp.USERS["sha512"], "-p", Mpp.PASSWORD, "-F", "alice@bench.example",
+           "-c", str(c), "-n", str(n), "-m", str(m), "-z", str(size), "--json"]
+    if pipelined:
+        cmd.insert(2, "--pipelining")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    try:
+        fig = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise BenchError(f"mppbench --smtp printed no figures (exit "
+                         f"{r.returncode}): {r.stderr.strip()}")
+    if r.returncode != 0:
+        raise BenchError(f"mppbench --smtp exit {r.returncode}: {r.stderr.strip()}")
+    pf.settle()
+    deferred = pf.queued(("deferred",))
+    if deferred != n:
+        raise BenchError(f"{deferred} of {n} messages in Postfix's deferred queue")
+    return {"value": fig["msgs_per_s"], "elapsed_s": fig["elapsed_s"],
+            "lat_p50_ms": fig["latency_p50_ms"], "lat_p99_ms": fig["latency_p99_ms"]}
+
+
+def sasl_rows(add):
+    for size, c, m, n in ACCEPT:
+        for pipelined in (False, True):
+            label = (f"vs SASL{' pipelined' if pipelined else ''} "
+                     f"{size_label(size)}, {c} x {m}")
+            add(Row(sasl_key(size, c, m, pipelined), label, "msgs/s",
+                    lambda a, b: a / b >= 2, "mpp/Postfix+SASL >= 2",
+                    ref_label="Postfix+SASL"))
+
+
+def run_sasl_phase(rep, rows, raw, mpp, pf, bindir, work):
+    """Each acceptance row against Postfix+SASL: mpp, then Postfix+SASL
+    one command at a time, then pipelined; mpp's figure serves both rows."""
+    for size, c, m, n in ACCEPT:
+        keys = [sasl_key(size, c, m, p) for p in (False, True)]
+        if ROWS and not set(keys) & ROWS:
+            continue
+        disk = round(disk_probe(work, 1, 0.3))
+        mres = attempt(rows, keys[0], "mpp", lambda: accept_mpp(mpp, size, c, m, n),
+                       raw, rep, disk)
+        for key, pipelined in zip(keys, (False, True)):
+            p = attempt(rows, key, "postfix-sasl",
+                        lambda: accept_sasl(pf, bindir, size, c, m, n, pipelined),
+                        raw, rep, disk)
+            rows[key].mpp.append(mres["value"] if mres else None)
+            rows[key].ref.append(p["value"] if p else None)
+            rows[key].extra.append(mres or {})
+            show(rows, key)
+    mpp.stop()
+
+
+# ------------------------------------------------------- a large queue
+
+SCALE = [int(x) for x in os.environ.get(
+    "BENCH_SCALE", "1000,5000" if QUICK else "0,10000,100000,1000000").split(",")]
+SCALE_PF_MAX = 100000           # Postfix's rows: 10,000 and 100,000
+SCALE_ACCEPT = 3200             # 32 sessions x 50, 1 KiB
+SCALE_DRAIN = SCALE_ACCEPT if QUICK else 5000
+SCALE_DUE = 100
+SCALE_PURGE = int(os.environ.get("BENCH_SCALE_PURGE", "20000" if QUICK else "1000000"))
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def timed(cmd, reps=5):
+    """Median wall-clock ms of running cmd to its end (output discarded)."""
+    ms = []
+    for _ in range(reps):
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ms.append((time.monotonic() - t0) * 1000)
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(map(str, cmd))}: exit {r.returncode}: "
+                             f"{r.stderr.decode(errors='replace').strip()}")
+    return statistics.median(ms)
+
+
+def mpp_fill(mpp, n, state="deferred"):
+    """A fresh spool holding n messages made by bin/mppfill (deferred, due
+    in a day; or sent and gone): its figures."""
+    mpp.stop()
+    if mpp.spool.exists():
+        mpp.trash.take(mpp.spool)
+    if n == 0:
+        return {"per_s": 0}
+    r = subprocess.run([str(mpp.bin / "mppfill"), "-d", str(mpp.spool), "-n", str(n),
+                        "-s", state, "-j"], capture_output=True, text=True, timeout=7200)
+    if r.returncode != 0:
+        raise BenchError(f"mppfill exit {r.returncode}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def mppq_cmd(mpp, *args):
+    return [str(mpp.bin / "mppq"), "-c", str(mpp.conf), *args]
+
+
+def json_lines_run(mpp, expect):
+    """mppq list --json-lines of every message: records/s, max RSS (KiB,
+    from /usr/bin/time, whose child mppq is) and records per CPU second."""
+    if TIME is None:
+        raise BenchError("/usr/bin/time missing (Debian package time)")
+    rss_file = mpp.dir / "jsonl-rss"
+    t0 = time.monotonic()
+    r = subprocess.run([TIME, "-f", "%M %U %S", "-o", str(rss_file),
+                        *mppq_cmd(mpp, "list", "--json-lines")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3600)
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        raise BenchError(f"mppq list --json-lines: exit {r.returncode}")
+    n = r.stdout.count(b"\n")
+    if n != expect:
+        raise BenchError(f"mppq list --json-lines: {n} of {expect} records")
+    rss, user, sys_ = rss_file.read_text().split()[-3:]
+    # wall clock, and CPU time (what a machine shared with other work
+    # shows more truly)
+    return n / dt, int(rss), n / max(float(user) + float(sys_), 1e-3)
+
+
+def proc_cpu_s(pid):
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def index_bytes(spool):
+    """Bytes of index.db (the -wal is checkpointed when the daemons stop)."""
+    return (spool / "index.db").stat().st_size
+
+
+def wal_bytes(spool):
+    p = spool / "index.db-wal"
+    return p.stat().st_size if p.exists() else 0
+
+
+def scale_drain(mpp, sink, queued):
+    """Start mppqueue on a spool whose SCALE_DRAIN queued messages are
+    due among `queued` deferred ones due later; until all are sent: the
+    time from its start to the first delivery (its reconciliation of the
+    spool included), the wall microseconds per delivery from the first to
+    the last, and its CPU microseconds per delivery."""
+    t0 = time.monotonic()
+    q = mpp.start_queue(sink.port)
+    first = cpu0 = None
+
+    def done():
+        nonlocal first, cpu0
+        if q.poll() is not None:
+            raise BenchError("mppqueue exited during the drain")
+        sent = mpp.count("sent")
+        if sent and first is None:
+            first, cpu0 = time.monotonic(), proc_cpu_s(q.pid)
+        return sent >= SCALE_DRAIN
+    wait_for(done, 1800, f"{SCALE_DRAIN} messages sent", interval=0.005)
+    t1 = time.monotonic()
+    cpu = proc_cpu_s(q.pid) - cpu0
+    mpp.stop_queue()
+    # From the first delivery on: the start's reconciliation is apart.
+    return {"drain_us": (t1 - first) / (SCALE_DRAIN - 1) * 1e6,
+            "drain_cpu_us": cpu / (SCALE_DRAIN - 1) * 1e6,
+            "first_ms": (first - t0) * 1000, "drain_ms": (t1 - t0) * 1000}
+
+
+def scale_mpp(mpp, sink, n):
+    """mpp with n messages deferred (due in a day): start (reconciliation
+    included), acceptance of 1 KiB from 32 x 50, a drain of SCALE_DRAIN due
+    among them, mppq stats, list of the SCALE_DUE queued ones, JSON Lines
+    of all, the index's size."""
+    fill = mpp_fill(mpp, n)
+    t0 = time.monotonic()
+    mpp.start(fresh=False)
+    res = {"fill_per_s": fill["per_s"], "start_ms": (time.monotonic() - t0) * 1000}
+    fig = mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50, "-z", KIB)
+    res["accept"] = fig["msgs_per_s"]
+    res["accept_us"] = fig["server_cpu_s"] / SCALE_ACCEPT * 1e6
+    res["wal_after_accept"] = wal_bytes(mpp.spool)
+    if SCALE_DRAIN > SCALE_ACCEPT:
+        mpp.bench("-c", 32, "-n", SCALE_DRAIN - SCALE_ACCEPT, "-m", 50, "-z", KIB)
+    if mpp.count("queued") != SCALE_DRAIN:
+        raise BenchError(f"{mpp.count('queued')} of {SCALE_DRAIN} queued before the drain")
+    res.update(scale_drain(mpp, sink, n))
+    res["wal_after_drain"] = wal_bytes(mpp.spool)
+    mpp.bench("-c", 4, "-n", SCALE_DUE, "-m", 25, "-z", KIB)
+    res["stats_ms"] = timed(mppq_cmd(mpp, "stats"))
+    res["list_queued_ms"] = timed(mppq_cmd(mpp, "list", "--state", "queued"))
+    res["list_all_ms"] = timed(mppq_cmd(mpp, "list"), reps=1)
+    total = n + SCALE_DUE
+    res["jsonl_per_s"], res["jsonl_rss_kib"], res["jsonl_per_cpu_s"] = \
+        json_lines_run(mpp, total)
+    mpp.stop()
+    res["index_bytes_per_msg"] = index_bytes(mpp.spool) / (total + SCALE_DRAIN)
+    return res
+
+
+def scale_postfix(pf, sink, n):
+    """Postfix with n messages in its deferred queue: acceptance of 1 KiB
+    from 32 x 50, postqueue -p, and postqueue -f: the time to the first
+    delivery and to SCALE_DRAIN deliveries (from its log)."""
+    pf.set_mode("accept")
+    pf.clear()
+    if n:
+        pf.source(32, n, KIB, keep=True, timeout=7200)
+        pf.settle(timeout=1800)
+    dt = sum(pf.source(32, 32 * 50, KIB, keep=True) for _ in range(SCALE_ACCEPT // 1600))
+    pf.settle()
+    if pf.queued(("deferred",)) != n + SCALE_ACCEPT:
+        raise BenchError(f"{pf.queued(('deferred',))} of {n + SCALE_ACCEPT} deferred")
+    res = {"accept": SCALE_ACCEPT / dt}
+    res["postqueue_p_ms"] = timed(["postqueue", "-c", str(pf.conf), "-p"], reps=1)
+    res.update(pf.flush_start(SCALE_DRAIN))
+    pf.reset_queue()
+    return res
+
+
+def scale_purge(mpp, sink):
+    """Acceptance (1 KiB, 32 x 50) while mppqueue purges SCALE_PURGE sent
+    rows (sent_retention 0), against the same with mppqueue running and
+    nothing to purge; alternated, three of each."""
+    mpp_fill(mpp, SCALE_PURGE, state="sent")
+    mpp.start(fresh=False)
+    keep = mpp.start_queue(sink.port)
+    base = [mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50, "-z", KIB)["msgs_per_s"]
+            for _ in range(3)]
+    mpp.stop_queue()
+    left0 = mpp.count("sent")
+    t0 = time.monotonic()
+    q = mpp.start_queue(sink.port, "sent_retention=0")
+    during = []
+    for _ in range(3):
+        during.append(mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50,
+                                "-z", KIB)["msgs_per_s"])
+    left = mpp.count("sent")
+    if left == 0:
+        raise BenchError("the purge ended before the acceptance runs did: "
+                         "raise BENCH_SCALE_PURGE")
+    wait_for(lambda: mpp.count("sent") < SCALE_ACCEPT * 7 or q.poll() is not None,
+             1800, "the purge to end", interval=0.5)
+    purge_s = time.monotonic() - t0
+    mpp.stop()
+    del keep
+    return {"base": statistics.median(base), "during": statistics.median(during),
+            "purge_rows_per_s": left0 / purge_s, "left_after_runs": left}
+
+
+def scale_rows(add):
+    top = max(SCALE)
+    for n in SCALE:
+        big = n == top
+        add(Row(f"scale_accept_{n}", f"{n:,} queued: accept 1 KiB 32 x 50", "msgs/s",
+                lambda a, b: a / b >= 0.9, ">= 90 % of empty", ref_label="empty"))
+        add(Row(f"scale_claim_{n}", f"{n:,} queued: drain us/delivery", "us",
+                lambda a, b: a / b <= 1.2, "<= 120 % of empty", ref_label="empty",
+                better="lower"))
+        add(Row(f"scale_claimcpu_{n}", f"{n:,} queued: mppqueue CPU us/delivery", "us",
+                None, "", ref_label="empty", better="lower"))
+        add(Row(f"scale_start_{n}", f"{n:,} queued: mppd start (reconcile)", "ms",
+                None, "", ref_label="-", better="lower"))
+        add(Row(f"scale_qstart_{n}", f"{n:,} queued: mppqueue start to 1st sent", "ms",
+                None, "", ref_label="-", better="lower"))
+        add(Row(f"scale_stats_{n}", f"{n:,} queued: mppq stats", "ms",
+                (lambda a, b: a < 50) if big else None, "< 50 ms" if big else "",
+                ref_label="-", better="lower"))
+        add(Row(f"scale_listq_{n}", f"{n:,} queued: list --state queued ({SCALE_DUE})",
+                "ms", (lambda a, b: a < 100) if big else None,
+                "< 100 ms" if big else "", ref_label="-", better="lower"))
+        add(Row(f"scale_jsonl_{n}", f"{n:,} queued: list --json-lines", "rec/s",
+                (lambda a, b: a >= 200000) if big else None,
+                ">= 200,000/s" if big else "", ref_label="-"))
+        add(Row(f"scale_jsonlcpu_{n}", f"{n:,} queued: list --json-lines per CPU s",
+                "rec/s", None, "", ref_label="-"))
+        add(Row(f"scale_rss_{n}", f"{n:,} queued: list --json-lines RSS", "KiB",
+                (lambda a, b: a < 65536) if big else None, "< 64 MiB" if big else "",
+                ref_label="-", better="lower"))
+        add(Row(f"scale_idx_{n}", f"{n:,} queued: index bytes/message", "B", None, "",
+                ref_label="-", better="lower"))
+        if 0 < n <= SCALE_PF_MAX:
+            add(Row(f"scale_pfaccept_{n}", f"{n:,} deferred: accept, vs Postfix", "msgs/s"))
+            add(Row(f"scale_pflist_{n}", f"{n:,} deferred: mppq list / postqueue -p",
+                    "ms", better="lower"))
+            add(Row(f"scale_pfflush_{n}", f"{n:,} deferred: drain start (1st sent)",
+                    "ms", better="lower"))
+            add(Row(f"scale_pfdrain_{n}", f"{n:,} deferred: {SCALE_DRAIN} sent after start",
+                    "ms", better="lower"))
+    add(Row("scale_purge", f"accept during purge of {SCALE_PURGE:,} sent", "msgs/s",
+            lambda a, b: a / b >= 0.8, ">= 80 % of without", ref_label="no purge"))
+
+
+def run_scale_phase(rep, rows, raw, mpp, pf, sink, work):
+    """Queue sizes one after another, mpp then (up to SCALE_PF_MAX)
+    Postfix at each; the figures at the first size are the "empty" ones."""
+    base = None
+
+    def put(key, m, ref):
+        if key in rows:
+            rows[key].mpp.append(m)
+            rows[key].ref.append(ref)
+            rows[key].extra.append({})
+            show(rows, key)
+    for n in SCALE:
+        disk = round(disk_probe(work, 1, 0.3))
+        m = attempt(rows, f"scale_accept_{n}", "mpp", lambda: scale_mpp(mpp, sink, n),
+                    raw, rep, disk)
+        if m and base is None:
+            base = m
+        if m:
+            put(f"scale_accept_{n}", m["accept"], base["accept"])
+            put(f"scale_claim_{n}", m["drain_us"], base["drain_us"])
+            put(f"scale_claimcpu_{n}", m["drain_cpu_us"], base["drain_cpu_us"])
+            for k, f in (("start", "start_ms"), ("qstart", "first_ms"),
+                         ("stats", "stats_ms"), ("listq", "list_queued_ms"),
+                         ("jsonl", "jsonl_per_s"), ("jsonlcpu", "jsonl_per_cpu_s"),
+                         ("rss", "jsonl_rss_kib"),
+                         ("idx", "index_bytes_per_msg")):
+                put(f"scale_{k}_{n}", m[f], None)
+        if 0 < n <= SCALE_PF_MAX:
+            p = attempt(rows, f"scale_pfaccept_{n}", "postfix",
+                        lambda: scale_postfix(pf, sink, n), raw, rep, disk)
+            if m and p:
+                put(f"scale_pfaccept_{n}", m["accept"], p["accept"])
+                put(f"scale_pflist_{n}", m["list_all_ms"], p["postqueue_p_ms"])
+                put(f"scale_pfflush_{n}", m["first_ms"], p["first_ms"])
+                put(f"scale_pfdrain_{n}", m["drain_ms"], p["drain_ms"])
+    m = attempt(rows, "scale_purge", "mpp", lambda: scale_purge(mpp, sink), raw, rep, 0)
+    if m:
+        put("scale_purge", m["during"], m["base"])
+    mpp.stop()
+
+
 # ------------------------------------------------------------------- rows
 
 class Row:
@@ -342,6 +686,9 @@ def build_rows():
         add(Row(f"sessions_{method}", f"new sessions/s, {method}, 32 at once",
                 "sess/s", lambda a, b: a / b >= 0.9, ">= 90 % of bound",
                 ref_label="bound"))
+    sasl_rows(add)
+    if want("scale"):
+        scale_rows(add)
     add(Row("drain", f"drain {DRAIN} queued to smtp-sink", "msgs/s",
             lambda a, b: a / b >= 2, "mpp/Postfix >= 2"))
     add(Row("e2e_p50", "posting -> MTA latency p50", "ms",
@@ -395,7 +742,8 @@ def show(rows, key):
     log(f"  {r.label:<44} mpp {m:>10}   {r.ref_label} {ref:>10} {r.unit}")
 
 
-PHASES = ("accept", "sessions", "latency", "idle", "cluster", "drain")
+PHASES = ("accept", "sasl", "sessions", "latency", "idle", "cluster", "drain",
+          "scale")
 
 
 def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
@@ -452,6 +800,10 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
     elif phase == "drain":
         pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
              lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
+    elif phase == "sasl":
+        run_sasl_phase(rep, rows, raw, mpp, pf, mpp.bin, work)
+    elif phase == "scale":
+        run_scale_phase(rep, rows, raw, mpp, pf, sink, work)
     mpp.stop()
 
 
@@ -600,7 +952,7 @@ def main():
         f"thread, {mach['maildir_writes_per_s'][8]} from 8")
     rows, raw = build_rows(), []
     sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
-    mpp = pf = None
+    mpp = pf = dovecot = None
     nodes = []
     t_start = time.monotonic()
     load_start = os.getloadavg()
@@ -613,6 +965,9 @@ def main():
                  for i in range(1, 1 + max(CLUSTER_NODES))] if want("cluster") else []
         pf = Postfix(work, sink.port, lat_sink.port, trash)
         pf.start()
+        if want("sasl"):
+            dovecot = Dovecot(work, mpp)
+            dovecot.start(pf.sasl_socket)
         log("warming up")
         mpp.start()
         mpp.bench("-c", 8, "-n", 400, "-m", 50)
@@ -621,8 +976,9 @@ def main():
         # within. The drain comes last: it is the one phase in which both
         # systems delete files by design (see Trash in systems.py).
         for phase in filter(want, PHASES):
-            for rep in range(1, REPS + 1):
-                log(f"{phase}, repetition {rep} of {REPS} "
+            reps = SCALE_REPS if phase == "scale" else REPS
+            for rep in range(1, reps + 1):
+                log(f"{phase}, repetition {rep} of {reps} "
                     f"(load average {os.getloadavg()[0]:.2f})")
                 run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes)
     finally:
@@ -632,6 +988,8 @@ def main():
             node.stop()
         if pf:
             pf.stop()
+        if dovecot:
+            dovecot.stop()
         sink.stop()
         lat_sink.stop()
     elapsed = time.monotonic() - t_start

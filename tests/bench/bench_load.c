@@ -16,6 +16,7 @@
 
 #include "bench_load.h"
 #include "bench_net.h"
+#include "bench_smtp.h"
 #include "../../client/mpp_client.h"
 
 struct shared {
@@ -74,55 +75,104 @@ pace(const struct shared *sh, long idx)
 		;
 }
 
-/* DATA, the text of message idx, and its 250; the latency in ms. */
+/* The command that opens message idx's text: DATA, or an SMTP envelope
+   (already sent when pipelined). */
 static int
-post_one(struct shared *sh, struct mpp_client *c, long idx, double *lat,
-    char *err, size_t errsz)
+open_text(struct shared *sh, struct mpp_client *c, int first, char *err,
+    size_t errsz)
+{
+	const struct bench_load_cfg *cfg = sh->cfg;
+	char env[BENCH_SMTP_CMDS_MAX];
+	struct iovec iov;
+
+	switch (cfg->proto) {
+	case BENCH_MPP:
+		return bench_net_step(c, "DATA", NULL, 354, err, errsz);
+	case BENCH_SMTP:
+		return bench_smtp_envelope_steps(c, cfg->mail_from,
+		    cfg->msg->rcpt, err, errsz);
+	case BENCH_SMTP_PIPELINED:
+		if (!first)
+			return 0;
+		iov.iov_base = env;
+		iov.iov_len = bench_smtp_envelope(cfg->mail_from,
+		    cfg->msg->rcpt, env, sizeof(env));
+		if (bench_net_send_raw(c, &iov, 1, err, errsz) == -1)
+			return -1;
+		return bench_smtp_envelope_replies(c, err, errsz);
+	}
+	return -1;
+}
+
+/*
+ * The text of message idx and its 250 (opened by open_text); the latency
+ * in ms. Pipelined with more to come, the next envelope goes out behind
+ * the text, and its replies are read after the 250.
+ */
+static int
+post_one(struct shared *sh, struct mpp_client *c, long idx, int first,
+    int more, double *lat, char *err, size_t errsz)
 {
 	static char dot[] = ".\r\n";
-	const struct bench_msg *m = sh->cfg->msg;
-	char head[BENCH_MSG_HEAD_MAX];
-	struct iovec iov[3];
+	const struct bench_load_cfg *cfg = sh->cfg;
+	const struct bench_msg *m = cfg->msg;
+	char head[BENCH_MSG_HEAD_MAX], env[BENCH_SMTP_CMDS_MAX];
+	int pipe_next = more && cfg->proto == BENCH_SMTP_PIPELINED;
+	struct iovec iov[4];
 	long long t;
 
-	if (bench_net_step(c, "DATA", NULL, 354, err, errsz) == -1)
+	if (open_text(sh, c, first, err, errsz) == -1)
 		return -1;
 	iov[0].iov_base = head;
-	iov[0].iov_len = bench_msg_head(m, sh->cfg->first_seq +
+	iov[0].iov_len = bench_msg_head(m, cfg->first_seq +
 	    (unsigned long)idx, head, sizeof(head));
 	iov[1].iov_base = m->body;
 	iov[1].iov_len = m->body_len;
 	iov[2].iov_base = dot;
 	iov[2].iov_len = sizeof(dot) - 1;
-	if (bench_net_send_raw(c, iov, 3, err, errsz) == -1)
+	iov[3].iov_base = env;
+	iov[3].iov_len = pipe_next ? bench_smtp_envelope(cfg->mail_from,
+	    m->rcpt, env, sizeof(env)) : 0;
+	if (bench_net_send_raw(c, iov, 4, err, errsz) == -1)
 		return -1;
 	t = bench_now_ns();
 	sh->res->sent_wall_ns[idx] = bench_wall_ns();
 	if (bench_net_expect(c, 250, "message text", err, errsz) == -1)
 		return -1;
 	*lat = (double)(bench_now_ns() - t) / 1e6;
-	return 0;
+	return pipe_next ? bench_smtp_envelope_replies(c, err, errsz) : 0;
+}
+
+static int
+login(struct shared *sh, struct mpp_client *c, char *err, size_t errsz)
+{
+	const struct bench_load_cfg *cfg = sh->cfg;
+
+	if (cfg->proto == BENCH_MPP)
+		return bench_net_login(c, cfg->host, cfg->port, cfg->user,
+		    cfg->password, err, errsz);
+	return bench_smtp_login(c, cfg->host, cfg->port, cfg->helo, cfg->user,
+	    cfg->password, err, errsz);
 }
 
 /* One session posting k messages. */
 static void
 run_session(struct shared *sh, struct mpp_client *c, long k)
 {
-	const struct bench_load_cfg *cfg = sh->cfg;
 	char err[BENCH_ERR_MAX];
 	long long start = bench_now_ns();
 	long j, idx;
 	double lat;
 
-	if (bench_net_login(c, cfg->host, cfg->port, cfg->user,
-	    cfg->password, err, sizeof(err)) == -1) {
+	if (login(sh, c, err, sizeof(err)) == -1) {
 		session_failed(sh, err, k);
 		return;
 	}
 	for (j = 0; j < k; j++) {
 		idx = atomic_fetch_add(&sh->next_msg, 1);
 		pace(sh, idx);
-		if (post_one(sh, c, idx, &lat, err, sizeof(err)) == -1) {
+		if (post_one(sh, c, idx, j == 0, j + 1 < k, &lat, err,
+		    sizeof(err)) == -1) {
 			session_failed(sh, err, k - j);
 			return;
 		}

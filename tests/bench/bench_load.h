@@ -1,8 +1,9 @@
 /*
  * bench_load — posting load: `concurrency` threads, each running sessions
  * one after another (connect, 220, USER, PASS, then per message DATA 354,
- * text, 250, and QUIT 221) until `total` messages have been posted, each
- * session posting at most `per_session`. Every reply is checked; a session
+ * text, 250, and QUIT 221; or the SMTP dialogue of bench_smtp.h) until
+ * `total` messages have been posted, each session posting at most
+ * `per_session`. Every reply is checked; a session
  * that gets an unexpected reply is counted as failed, with its messages, and
  * its thread goes on with the next session.
  *
@@ -20,8 +21,13 @@
 
 #define BENCH_ERR_MAX	512
 
+/* What the sessions speak: MPP, or SMTP with AUTH (bench_smtp.h). */
+enum bench_proto { BENCH_MPP, BENCH_SMTP, BENCH_SMTP_PIPELINED };
+
 struct bench_load_cfg {
 	const char *host, *port, *user, *password;
+	enum bench_proto proto;
+	const char *helo, *mail_from;	/* SMTP only */
 	int concurrency;
 	long total;		/* messages */
 	long per_session;	/* messages in one session */

@@ -9,7 +9,10 @@
  * idle (one epoll thread) and keeps them open during the load; with -P it
  * reports the server process's resident memory before and after.
  * `mppbench -x HASH` measures password checks instead, as mppd makes
- * them (-n each in -c threads).
+ * them (-n each in -c threads). With --smtp the sessions speak SMTP to an
+ * MTA instead (EHLO, AUTH PLAIN, then MAIL, RCPT, DATA per message; -F
+ * the envelope sender), one command at a time, or with --pipelining in
+ * groups (RFC 2920): the Postfix+SASL rows of make bench.
  *
  * Exit: 0 when every session and message succeeded, 1 when some failed;
  * sysexits(3) codes otherwise: EX_USAGE for a bad command line, EX_DATAERR
@@ -44,8 +47,9 @@
 struct opts {
 	char host[MPP_CLIENT_HOST_MAX];
 	char port[MPP_CLIENT_PORT_MAX];
-	const char *user, *password, *rcpt, *times_file, *hash;
+	const char *user, *password, *rcpt, *times_file, *hash, *from;
 	int concurrency, inflight, timeout, json;
+	enum bench_proto proto;
 	long total, per_session, idle;
 	size_t size;
 	double rate;
@@ -70,6 +74,7 @@ usage(void)
 	    "[-i idle [-I inflight]]\n"
 	    "                [-r rate] [-t timeout] [-R rcpt] [-T times-file] "
 	    "[-P pid] [--json]\n"
+	    "                [--smtp [--pipelining] [-F mail-from]]\n"
 	    "       mppbench -x hash [-p password] [-n checks] [-c threads] "
 	    "[--json]\n");
 	exit(EX_USAGE);
@@ -113,11 +118,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "smtp", no_argument, NULL, 'S' },
+		{ "pipelining", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *server = DEFAULT_SERVER;
 	char err[256];
-	int ch;
+	int ch, pipelining = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->concurrency = 1;
@@ -129,7 +136,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->rcpt = DEFAULT_RCPT;
 	o->user = getenv("USER");
 	o->password = getenv("MPP_PASSWORD");
-	while ((ch = getopt_long(argc, argv, "s:u:p:c:n:m:z:i:I:r:t:R:T:P:x:j",
+	while ((ch = getopt_long(argc, argv, "s:u:p:c:n:m:z:i:I:r:t:R:T:P:x:F:j",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': server = optarg; break;
@@ -157,12 +164,25 @@ parse_opts(int argc, char **argv, struct opts *o)
 		    "pid"); break;
 		case 'x': o->hash = optarg; break;
 		case 'j': o->json = 1; break;
+		case 'S': o->proto = BENCH_SMTP; break;
+		case 'L': pipelining = 1; break;
+		case 'F': o->from = optarg; break;
 		default: usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (pipelining && o->proto != BENCH_SMTP) ||
+	    (o->from != NULL && o->proto != BENCH_SMTP))
 		usage();
-	if (mpp_client_parse_server(server, MPP_CLIENT_DEFAULT_PORT, o->host,
+	if (pipelining)
+		o->proto = BENCH_SMTP_PIPELINED;
+	if (o->from == NULL)
+		o->from = "bench@bench.example";
+	if (strlen(o->from) > 256 || strlen(o->rcpt) > 255) {
+		fprintf(stderr, "mppbench: address too long\n");
+		exit(EX_USAGE);
+	}
+	if (mpp_client_parse_server(server, o->proto != BENCH_MPP ? "25" :
+	    MPP_CLIENT_DEFAULT_PORT, o->host,
 	    sizeof(o->host), o->port, sizeof(o->port), err, sizeof(err)) ==
 	    -1) {
 		fprintf(stderr, "mppbench: %s\n", err);
@@ -406,6 +426,9 @@ run(const struct opts *o)
 		lc.port = o->port;
 		lc.user = o->user;
 		lc.password = o->password;
+		lc.proto = o->proto;
+		lc.helo = "client.bench.example";
+		lc.mail_from = o->from;
 		lc.concurrency = o->concurrency;
 		lc.total = o->total;
 		lc.per_session = o->per_session;

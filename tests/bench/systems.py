@@ -1,6 +1,7 @@
 """The systems the benchmark drives: mpp (bin/mppd, bin/mppqueue, the load
 generator bin/mppbench), a private Postfix instance with smtp-source as its
-load, and smtp-sink as the MTA both deliver to.
+load, the same Postfix with SASL through a private Dovecot (mppbench
+--smtp as its load), and smtp-sink as the MTA both deliver to.
 
 Everything lives under one work directory on the disk of the work tree (not
 a tmpfs), so mpp's spool and Postfix's queue see the same filesystem.
@@ -260,11 +261,12 @@ class Mpp:
         stop_proc(self.mppd)
         self.mppd = None
 
-    def start_queue(self, transport_port):
+    def start_queue(self, transport_port, *overrides):
         self.qlog = open(self.dir / "mppqueue.log", "ab")
+        extra = [a for o in overrides for a in ("-o", o)]
         self.queue = subprocess.Popen(
             [str(self.bin / "mppqueue"), "-d", "-c", str(self.conf), "-o",
-             f"transport=smtp:127.0.0.1:{transport_port}"],
+             f"transport=smtp:127.0.0.1:{transport_port}", *extra],
             stdout=self.qlog, stderr=subprocess.STDOUT)
         return self.queue
 
@@ -342,12 +344,16 @@ class Postfix:
         self.conf = self.dir / "conf"
         self.queue_dir = self.dir / "queue"
         self.port = free_port()
+        self.sasl_port = free_port()        # smtpd with SASL (Dovecot)
+        self.sasl_socket = work / "dovecot" / "run" / "auth-postfix"
         self.sink_port, self.lat_port = sink_port, lat_port
         self.mode = "accept"
         self.running = False
         self.client_cpu_s = 0.0     # smtp-source's CPU, summed
         subst = {"@DIR@": str(self.dir), "@SMTPD_PORT@": str(self.port),
-                 "@SINK_PORT@": str(sink_port)}
+                 "@SINK_PORT@": str(sink_port),
+                 "@SASL_PORT@": str(self.sasl_port),
+                 "@SASL_SOCKET@": str(self.sasl_socket)}
         self.conf.mkdir(parents=True, exist_ok=True)
         for name in ("main.cf", "master.cf"):
             text = (HERE / "postfix" / name).read_text()
@@ -422,6 +428,49 @@ class Postfix:
 
     def flush(self):
         self.cmd("postqueue", "-f")
+
+    def sent_in_log(self, offset):
+        """Deliveries logged after byte offset of the maillog."""
+        try:
+            with open(self.dir / "maillog", "rb") as f:
+                f.seek(offset)
+                return f.read().count(b" status=sent ")
+        except OSError:
+            return 0
+
+    def flush_start(self, n):
+        """postqueue -f on the deferred queue: milliseconds to the first
+        delivery and to n deliveries, as the maillog records them."""
+        log = self.dir / "maillog"
+        off = log.stat().st_size if log.exists() else 0
+        self.set_mode("drain")
+        t0 = time.monotonic()
+        self.flush()
+        first = None
+
+        def seen():
+            nonlocal first
+            k = self.sent_in_log(off)
+            if k and first is None:
+                first = time.monotonic() - t0
+            return k >= n
+        wait_for(seen, 1800, f"{n} deliveries after postqueue -f", interval=0.02)
+        return {"first_ms": first * 1000, "drain_ms": (time.monotonic() - t0) * 1000}
+
+    def reset_queue(self):
+        """Stop, move every queued file into the trash, start in accept
+        mode: for a queue still draining (flush_start), where clear()
+        would race the queue manager."""
+        self.stop()
+        dest = self.trash.dir / f"postfix-reset-{self.trash.n:06d}"
+        self.trash.n += 1
+        dest.mkdir()
+        for q in (*self.QUEUES, "defer", "bounce", "trace", "flush"):
+            for d, _, files in os.walk(self.queue_dir / q):
+                for f in files:
+                    os.rename(os.path.join(d, f), dest / f"{q}-{f}")
+        self.start()
+        self.set_mode("accept")
 
     def source(self, sessions, total, size, keep=False, timeout=900):
         """smtp-source: total messages from `sessions` parallel sessions,
@@ -535,6 +584,74 @@ class HAProxy:
 
     def cpu_s(self):
         return proc_cpu_s(self.proc.pid)
+
+
+DOVECOT_CONF = """\
+# A private Dovecot for Postfix's SASL, as a site deploys it for
+# authenticated submission: the auth service only, on a unix socket,
+# passwd-file with SHA512-CRYPT hashes, no auth cache.
+base_dir = {dir}/run
+state_dir = {dir}/state
+instance_name = mpp-bench-{pid}
+protocols =
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+auth_cache_size = 0
+log_path = {dir}/dovecot.log
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {{
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT {dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid=postfix gid=postfix home=/nonexistent
+}}
+service auth {{
+  unix_listener auth-postfix {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """Dovecot's auth service for the Postfix+SASL rows: the users and
+    sha512-crypt hashes of mpp's password file (so both check the same
+    hash for the same password), its socket where Postfix's master.cf
+    expects it (Postfix.sasl_socket)."""
+
+    def __init__(self, work, mpp):
+        self.dir = work / "dovecot"
+        self.mpp = mpp
+        self.proc = None
+
+    def start(self, socket_path):
+        import grp
+        (self.dir / "state").mkdir(parents=True, exist_ok=True)
+        (self.dir / "run").mkdir(exist_ok=True)
+        users = self.dir / "users"
+        users.write_text(f"{self.mpp.USERS['sha512']}:{{SHA512-CRYPT}}"
+                         f"{self.mpp.hash_of('sha512')}\n")
+        os.chown(users, 0, grp.getgrnam("dovecot").gr_gid)
+        users.chmod(0o640)
+        conf = self.dir / "dovecot.conf"
+        conf.write_text(DOVECOT_CONF.format(dir=self.dir, pid=os.getpid()))
+        self.log = open(self.dir / "dovecot.out", "ab")
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(conf)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise BenchError("dovecot exited at start; see "
+                                 f"{self.dir}/dovecot.log")
+            return socket_path.exists()
+        wait_for(up, 20, "Dovecot's auth socket")
 
     def stop(self):
         stop_proc(self.proc)

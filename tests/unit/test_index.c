@@ -116,7 +116,7 @@ test_open_creates_schema(void **state)
 
 	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
 	    INDEX_SCHEMA_VERSION);
-	assert_int_equal(INDEX_SCHEMA_VERSION, 3);
+	assert_int_equal(INDEX_SCHEMA_VERSION, 4);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM "
 	    "pragma_table_info('message') WHERE name = 'warned_at'"), 1);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master"
@@ -416,6 +416,13 @@ test_upgrade_from_v1(void **state)
 	assert_int_equal(query_int(f->db, "PRAGMA user_version"),
 	    INDEX_SCHEMA_VERSION);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM recipient"), 1);
+	/* The per-state totals start from the rows there were. */
+	assert_int_equal(query_int(f->db, "SELECT n FROM state_total WHERE "
+	    "state = 'queued'"), 1);
+	assert_int_equal(query_int(f->db, "SELECT bytes FROM state_total "
+	    "WHERE state = 'queued'"), 5);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM state_total"),
+	    6);
 
 	snprintf(fresh_db, sizeof(fresh_db), "%s/fresh", f->dir);
 	assert_int_equal(mkdir(fresh_db, 0700), 0);
@@ -527,9 +534,85 @@ test_totals_on_record(void **state)
 	assert_int_equal(index_record(ix, &res), 0);
 	assert_int_equal(total(f, "attempts"), 2);
 	/* Purging the sent row leaves the totals. */
-	assert_int_equal(index_purge_sent(ix, 1000000, 1, gone_ignored,
-	    NULL), 1);
+	assert_int_equal(index_purge_sent(ix, 1000000, 1, 10,
+	    gone_ignored, NULL), 1);
 	assert_int_equal(total(f, "rcpt_sent"), 1);
+	index_close(ix);
+}
+
+struct purged {
+	char ids[500][64];
+	int n;
+	const char *db;
+	long long rows_then;	/* rows in the index at the first call */
+};
+
+static void
+note_purged(const char *id, void *ctx)
+{
+	struct purged *p = ctx;
+
+	/* Called after the commit: another connection sees the rows gone. */
+	if (p->n == 0)
+		p->rows_then = query_int(p->db, "SELECT count(*) FROM message");
+	snprintf(p->ids[p->n++ % 500], sizeof(p->ids[0]), "%s", id);
+}
+
+/*
+ * The purge takes at most max rows a call, oldest done first, with their
+ * recipients, and names them only once they are committed; rows not sent,
+ * or sent too recently, stay.
+ */
+static void
+test_purge_in_batches(void **state)
+{
+	static const char *const r[] = { "bob@example.com", "eve@example.com" };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_new_msg m[450];
+	const struct index_new_msg *p[450];
+	char ids[450][64], sql[256];
+	struct purged got = { .db = f->db };
+	int i, k;
+
+	for (i = 0; i < 450; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%d.M1P1Q%d", 1000 + i, i);
+		m[i] = (struct index_new_msg){ ids[i], "alice",
+		    "alice@example.org", "192.0.2.7", 10, 1000 + i, 0, 2, r };
+		p[i] = &m[i];
+	}
+	assert_int_equal(index_insert_batch(ix, p, 450), 0);
+	/* Done in reverse order of arrival; the last 20 too late; ten not
+	   sent at all. */
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = 'sent', "
+	    "done_at = 5000 - received_at"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET done_at = 9000 "
+	    "WHERE received_at >= 1430"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = 'failed' "
+	    "WHERE received_at < 1010"), 0);
+	for (k = 0; k < 3; k++) {
+		got.n = 0;
+		assert_int_equal(index_purge_sent(ix, 8000, 10, 200,
+		    note_purged, &got), k < 2 ? 200 : 20);
+		assert_int_equal(got.n, k < 2 ? 200 : 20);
+		assert_int_equal(got.rows_then, 450 - 200 * k - got.n);
+		/* The oldest done first: the latest received. */
+		assert_string_equal(got.ids[0], ids[1429 - 1000 - 200 * k]);
+	}
+	got.n = 0;
+	assert_int_equal(index_purge_sent(ix, 8000, 10, 200, note_purged,
+	    &got), 0);
+	assert_int_equal(got.n, 0);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message"), 30);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM recipient WHERE "
+	    "message_id NOT IN (SELECT id FROM message)");
+	assert_int_equal(query_int(f->db, sql), 0);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM recipient"),
+	    60);
+	assert_int_equal(query_int(f->db, "SELECT n FROM state_total WHERE "
+	    "state = 'sent'"), 20);
+	assert_int_equal(index_purge_sent(ix, 8000, 10, 0, note_purged, &got),
+	    0);
 	index_close(ix);
 }
 
@@ -828,6 +911,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_exec_error, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_purge_in_batches, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_claim_due, setup,
 		    teardown),
