@@ -627,8 +627,13 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Every thread's index and transport are opened before the first thread
+ * runs: a delivery that removes or replaces the index must not leave a
+ * later thread opening a new file beside the old one's -wal.
+ */
 static int
-worker_start(struct runner *r, struct worker *w)
+worker_prepare(struct runner *r, struct worker *w)
 {
 	char err[1024];
 
@@ -637,8 +642,16 @@ worker_start(struct runner *r, struct worker *w)
 	    sizeof(err))) == NULL ||
 	    (w->t = transport_new(r->cfg, err, sizeof(err))) == NULL) {
 		log_warnx("cannot start a delivery thread: %s", err);
+		index_close(w->ix);
+		w->ix = NULL;
 		return -1;
 	}
+	return 0;
+}
+
+static int
+worker_start(struct runner *r, struct worker *w)
+{
 	pthread_mutex_lock(&r->lock);
 	r->running++;
 	pthread_mutex_unlock(&r->lock);
@@ -827,7 +840,9 @@ runner_run(struct runner_ctx *ctx)
 	char err[1024];
 	sigset_t set;
 	unsigned epoch = 0;
-	int i, n = (int)ctx->cfg->concurrency, started = 0, sigfd;
+	int i, prepared, started = 0, sigfd;
+	int n = ctx->cfg->concurrency < MAX_THREADS ?
+	    (int)ctx->cfg->concurrency : MAX_THREADS;
 
 	memset(&r, 0, sizeof(r));
 	r.ctx = ctx;
@@ -849,7 +864,10 @@ runner_run(struct runner_ctx *ctx)
 	sigfd = block_signals(&set);
 	if (!ctx->oneshot)
 		(void)chores(&r, ix, 0);
-	for (i = 0; i < n && i < MAX_THREADS; i++) {
+	for (prepared = 0; prepared < n; prepared++)
+		if (worker_prepare(&r, &workers[prepared]) == -1)
+			break;
+	for (i = 0; i < prepared; i++) {
 		if (worker_start(&r, &workers[i]) == -1)
 			break;
 		started++;
@@ -870,7 +888,7 @@ runner_run(struct runner_ctx *ctx)
 		pthread_join(workers[i].thread, NULL);
 	if (ctx->oneshot)		/* a cron-only site purges too */
 		(void)chores(&r, runner_index(&r, &ix, &epoch), 1);
-	for (i = 0; i < n && i < MAX_THREADS; i++) {
+	for (i = 0; i < prepared; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);
 	}
