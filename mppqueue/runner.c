@@ -531,7 +531,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 		m.sender = c->sender;
 		m.fd = fd;
 		m.size = (off_t)c->size;
-		transport_deliver(w->t, &m, a.tr, n);
+		(void)transport_deliver(w->t, &m, a.tr, n);
 		FAULT_POINT("after-mta-accept");
 	}
 	/* The file goes only once the result is committed: a sent message

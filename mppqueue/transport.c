@@ -45,12 +45,20 @@ transport_new(const struct mpp_config *cfg, char *err, size_t errsz)
 	return t;
 }
 
-void
+enum transport_status
 transport_deliver(struct transport *t, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
 {
 	transport_set_all(r, n, OUTCOME_TEMP, "not attempted");
-	t->ops->deliver(t->state, m, r, n);
+	return t->ops->deliver(t->state, m, r, n);
+}
+
+int
+transport_probe(struct transport *t, char *why, size_t whysz)
+{
+	if (t->ops->probe == NULL)
+		return 0;
+	return t->ops->probe(t->state, why, whysz);
 }
 
 void

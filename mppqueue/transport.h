@@ -40,9 +40,26 @@ struct transport;
 struct transport *transport_new(const struct mpp_config *cfg, char *err,
     size_t errsz);
 
+/*
+ * What a delivery came to beside the per-recipient results: whether an
+ * MTA answered at all. The runner's relay health (no attempts against
+ * relays known to be down) is driven by TRANSPORT_UNREACHABLE.
+ */
+enum transport_status {
+	TRANSPORT_ANSWERED,	/* an MTA took part; the results say how */
+	TRANSPORT_UNREACHABLE	/* no relay connected and greeted: all TEMP */
+};
+
 /* Deliver m to the n recipients r; every r[i].result is set. */
-void transport_deliver(struct transport *t, const struct transport_msg *m,
-    struct transport_rcpt *r, size_t n);
+enum transport_status transport_deliver(struct transport *t,
+    const struct transport_msg *m, struct transport_rcpt *r, size_t n);
+
+/*
+ * One test of the way to the MTA, sending no mail: for SMTP a connection
+ * that is greeted and answers EHLO, then QUIT. 0 when it works; -1 with
+ * the reason. Transports without a peer to lose always answer 0.
+ */
+int transport_probe(struct transport *t, char *why, size_t whysz);
 
 /* Close any connection kept open (idle, or shutting down). */
 void transport_idle(struct transport *t);
@@ -56,8 +73,10 @@ void transport_free(struct transport *t);
  */
 struct transport_ops {
 	void *(*open)(const struct mpp_config *cfg, char *err, size_t errsz);
-	void (*deliver)(void *state, const struct transport_msg *m,
-	    struct transport_rcpt *r, size_t n);
+	enum transport_status (*deliver)(void *state,
+	    const struct transport_msg *m, struct transport_rcpt *r,
+	    size_t n);
+	int (*probe)(void *state, char *why, size_t whysz);	/* or NULL */
 	void (*idle)(void *state);
 	void (*close)(void *state);
 };

@@ -130,7 +130,7 @@ fail:
  * One copy per recipient, each naming only its own: a single copy naming
  * them all would show every reader of the maildir the Bcc recipients.
  */
-static void
+static enum transport_status
 maildir_deliver(void *state, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
 {
@@ -138,6 +138,7 @@ maildir_deliver(void *state, const struct transport_msg *m,
 
 	for (i = 0; i < n; i++)
 		deliver_one(state, m, &r[i]);
+	return TRANSPORT_ANSWERED;
 }
 
 static void
@@ -151,5 +152,7 @@ maildir_close(void *state)
 }
 
 const struct transport_ops transport_maildir_ops = {
-	maildir_open, maildir_deliver, NULL, maildir_close
+	.open = maildir_open,
+	.deliver = maildir_deliver,
+	.close = maildir_close,
 };

@@ -105,7 +105,7 @@ wait_deadline(pid_t pid, long timeout, int *timed_out)
 	}
 }
 
-static void
+static enum transport_status
 sendmail_deliver(void *state, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
 {
@@ -117,7 +117,7 @@ sendmail_deliver(void *state, const struct transport_msg *m,
 	if ((pid = fork()) == -1) {
 		snprintf(reply, sizeof(reply), "fork: %s", strerror(errno));
 		transport_set_all(r, n, OUTCOME_TEMP, reply);
-		return;
+		return TRANSPORT_ANSWERED;
 	}
 	if (pid == 0)
 		child(s, m, r, n);
@@ -138,6 +138,7 @@ sendmail_deliver(void *state, const struct transport_msg *m,
 		transport_set_all(r, n, exit_is_temporary(WEXITSTATUS(status)) ?
 		    OUTCOME_TEMP : OUTCOME_PERM, reply);
 	}
+	return TRANSPORT_ANSWERED;
 }
 
 static void
@@ -147,5 +148,7 @@ sendmail_close(void *state)
 }
 
 const struct transport_ops transport_sendmail_ops = {
-	sendmail_open, sendmail_deliver, NULL, sendmail_close
+	.open = sendmail_open,
+	.deliver = sendmail_deliver,
+	.close = sendmail_close,
 };

@@ -750,40 +750,62 @@ transaction(struct smtp *st, const struct transport_msg *m,
 	return ATTEMPT_DONE;
 }
 
-static void smtp_attempt(struct smtp *, const struct transport_msg *,
-    struct transport_rcpt *, size_t, int);
+static enum transport_status smtp_attempt(struct smtp *,
+    const struct transport_msg *, struct transport_rcpt *, size_t, int);
 
 /* One message, within delivery_timeout in all (see step_deadline). */
-static void
+static enum transport_status
 smtp_deliver(void *state, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n)
 {
 	struct smtp *st = state;
 	int kept = st->conn.fd != -1;
+	enum transport_status status;
 
 	st->id = m->id != NULL ? m->id : "-";
 	st->msg_deadline = util_now_ms() + st->step_ms;
-	smtp_attempt(st, m, r, n, kept);
+	status = smtp_attempt(st, m, r, n, kept);
 	st->msg_deadline = 0;
+	return status;
 }
 
-static void
+static enum transport_status
 smtp_attempt(struct smtp *st, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n, int kept)
 {
 	if (!kept && session_open(st) == -1) {
 		transport_set_all(r, n, OUTCOME_TEMP, st->why);
-		return;
+		return TRANSPORT_UNREACHABLE;
 	}
 	if (transaction(st, m, r, n, kept) == ATTEMPT_DONE)
-		return;
+		return TRANSPORT_ANSWERED;
 	log_info("id=%s relay=%s kept connection lost (%s), reconnecting",
 	    st->id, st->peer, st->why);
 	if (session_open(st) == -1) {
 		transport_set_all(r, n, OUTCOME_TEMP, st->why);
-		return;
+		return TRANSPORT_UNREACHABLE;
 	}
 	(void)transaction(st, m, r, n, 0);
+	return TRANSPORT_ANSWERED;
+}
+
+/* A new session, greeted and answered, then QUIT; the kept one stays. */
+static int
+smtp_probe(void *state, char *why, size_t whysz)
+{
+	struct smtp *st = state;
+	int rc;
+
+	if (st->conn.fd != -1)
+		return 0;		/* a kept connection answered lately */
+	st->id = "-";
+	st->msg_deadline = util_now_ms() + st->step_ms;
+	if ((rc = session_open(st)) == -1)
+		strlcpy(why, st->why, whysz);
+	else
+		session_quit(st);
+	st->msg_deadline = 0;
+	return rc;
 }
 
 /* The first relay of cfg->transport (config gives at least one). */
@@ -839,6 +861,7 @@ smtp_close(void *state)
 const struct transport_ops transport_smtp_ops = {
 	.open = smtp_open,
 	.deliver = smtp_deliver,
+	.probe = smtp_probe,
 	.idle = smtp_idle,
 	.close = smtp_close,
 };
