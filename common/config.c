@@ -51,6 +51,7 @@ static int parse_tls_version(const char *, void *);
 static int parse_yesno(const char *, void *);
 static int parse_log(const char *, void *);
 static int parse_cidr_list(const char *, void *);
+static int parse_smtp_tls(const char *, void *);
 
 /* Mozilla's "intermediate" profile for TLS 1.2 (TLS 1.3 suites are
    OpenSSL's defaults, all of which the profile allows). */
@@ -103,6 +104,9 @@ static const struct config_key config_keys[] = {
 	L(proxy_timeout, "5", 1, 60),
 	L(drain_timeout, "120", 1, 86400),
 	L(delay_warning_time, "0", 0, 31536000),
+	V(smtp_tls, "may", parse_smtp_tls),
+	S(smtp_tls_ca, "", check_path_opt),
+	S(smtp_auth_file, "", check_path_opt),
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -603,21 +607,59 @@ fail:
 	return -1;
 }
 
+/*
+ * The relays of "NAME:HOST:PORT, HOST:PORT...", each with the row's port
+ * when it has one: the first through parse_target(), the rest here.
+ */
+static int
+parse_relays(const char *v, const struct target *t,
+    struct config_transport *tr)
+{
+	struct item items[CONFIG_RELAYS_MAX];
+	size_t i;
+
+	if (split_list(v, items, CONFIG_RELAYS_MAX, &tr->nrelays) == -1)
+		return -1;
+	tr->relay[0] = t->hp;
+	for (i = 1; i < tr->nrelays; i++)
+		if (parse_hostport(items[i].s, items[i].len, &tr->relay[i],
+		    transport_schemes[t->kind].port) == -1)
+			return -1;
+	return 0;
+}
+
+/* Does v name a transport whose argument is a path (which may hold a ,)? */
+static int
+transport_takes_path(const char *v)
+{
+	size_t n = strcspn(v, ":"), i;
+
+	for (i = 0; i < CONFIG_TRANSPORT_KINDS; i++)
+		if (strlen(transport_schemes[i].name) == n &&
+		    memcmp(transport_schemes[i].name, v, n) == 0)
+			return transport_schemes[i].arg == CONFIG_ARG_PATH;
+	return 1;
+}
+
 static int
 parse_transport(const char *v, void *field)
 {
 	struct config_transport *tr;
 	struct target t;
+	size_t len = transport_takes_path(v) ? strlen(v) : strcspn(v, ",");
 
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
 	memset(&t, 0, sizeof(t));
-	if (parse_target(transport_schemes, CONFIG_TRANSPORT_KINDS, v,
-	    strlen(v), &t) == -1 || (tr = calloc(1, sizeof(*tr))) == NULL)
+	if (parse_target(transport_schemes, CONFIG_TRANSPORT_KINDS, v, len,
+	    &t) == -1 || (tr = calloc(1, sizeof(*tr))) == NULL)
 		return -1;
 	tr->kind = (enum config_transport_kind)t.kind;
 	memcpy(tr->path, t.path, sizeof(t.path));
-	if (transport_schemes[t.kind].arg != CONFIG_ARG_PATH) {
-		tr->relay[0] = t.hp;
-		tr->nrelays = 1;
+	if (transport_schemes[t.kind].arg != CONFIG_ARG_PATH &&
+	    parse_relays(v, &t, tr) == -1) {
+		free(tr);
+		return -1;
 	}
 	strlcpy(tr->text, v, sizeof(tr->text));
 	memcpy(field, tr, sizeof(*tr));
@@ -708,6 +750,23 @@ parse_log(const char *v, void *field)
 	strlcpy(l.text, v, sizeof(l.text));
 	memcpy(field, &l, sizeof(l));
 	return 0;
+}
+
+/* none, may, encrypt or verify. */
+static int
+parse_smtp_tls(const char *v, void *field)
+{
+	static const char *const names[] = { "none", "may", "encrypt",
+	    "verify" };
+	enum config_smtp_tls mode;
+
+	for (mode = CONFIG_SMTP_TLS_NONE; mode <= CONFIG_SMTP_TLS_VERIFY;
+	    mode++)
+		if (strcmp(v, names[mode]) == 0) {
+			memcpy(field, &mode, sizeof(mode));
+			return 0;
+		}
+	return -1;
 }
 
 static int

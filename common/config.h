@@ -64,6 +64,7 @@ enum config_arg {
  */
 #define CONFIG_TRANSPORTS(X) \
 	X(smtp, CONFIG_ARG_RELAY, 0) \
+	X(smtps, CONFIG_ARG_HOST, 465) \
 	X(sendmail, CONFIG_ARG_PATH, 0) \
 	X(maildir, CONFIG_ARG_PATH, 0)
 
@@ -89,9 +90,9 @@ struct config_auth {
 };
 
 /*
- * transport. An SMTP transport names its relays in order of preference
- * (one today); a sendmail transport's fixed arguments would go beside
- * its path.
+ * transport. An SMTP transport (smtp:, smtps:) names its relays in order
+ * of preference, "HOST:PORT, HOST:PORT..."; a sendmail transport's fixed
+ * arguments would go beside its path.
  */
 struct config_transport {
 	enum config_transport_kind kind;
@@ -102,6 +103,14 @@ struct config_transport {
 };
 
 enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
+
+/* smtp_tls: what the SMTP transport asks of TLS with its relays. */
+enum config_smtp_tls {
+	CONFIG_SMTP_TLS_NONE,		/* never STARTTLS */
+	CONFIG_SMTP_TLS_MAY,		/* STARTTLS when offered */
+	CONFIG_SMTP_TLS_ENCRYPT,	/* TLS or no delivery */
+	CONFIG_SMTP_TLS_VERIFY		/* ... with the relay's name verified */
+};
 
 /* log: where lines go, as log_use() takes it. */
 struct config_log {
@@ -149,6 +158,9 @@ struct mpp_config {
 	long proxy_timeout;
 	long drain_timeout;
 	long delay_warning_time;
+	enum config_smtp_tls smtp_tls;
+	char smtp_tls_ca[CONFIG_STR_MAX];	/* "": the system store */
+	char smtp_auth_file[CONFIG_STR_MAX];	/* "": no AUTH */
 };
 
 /*

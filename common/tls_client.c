@@ -42,10 +42,12 @@
 
 struct tls_client_ctx {
 	SSL_CTX *ssl_ctx;
+	int verify;		/* check the chain and the host's name */
 };
 
 struct tls_client {
 	SSL *ssl;
+	int verify;		/* its context's */
 	int fd;
 	int eof;		/* the socket reached its end */
 	int dead;		/* a fatal error: no close_notify */
@@ -185,8 +187,9 @@ load_ca(SSL_CTX *ctx, const char *cafile, char *err, size_t errsz)
 	return 0;
 }
 
-struct tls_client_ctx *
-tls_client_ctx_new(const char *cafile, char *err, size_t errsz)
+/* A context, verifying or not; see the two constructors. */
+static struct tls_client_ctx *
+ctx_new(const char *cafile, int verify, char *err, size_t errsz)
 {
 	struct tls_client_ctx *ctx;
 
@@ -194,13 +197,15 @@ tls_client_ctx_new(const char *cafile, char *err, size_t errsz)
 		util_format(err, errsz, "out of memory");
 		return NULL;
 	}
+	ctx->verify = verify;
 	ERR_clear_error();
 	if ((ctx->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    tls_common_settings(ctx->ssl_ctx, TLS1_2_VERSION) == -1) {
 		util_format(err, errsz, "TLS: %s", ssl_reason("cannot start"));
 		goto fail;
 	}
-	SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx->ssl_ctx, verify ? SSL_VERIFY_PEER :
+	    SSL_VERIFY_NONE, NULL);
 	/*
 	 * MPP replies say where they end; a server that closes without
 	 * close_notify only ends the dialogue (the caller sees EOF).
@@ -208,7 +213,9 @@ tls_client_ctx_new(const char *cafile, char *err, size_t errsz)
 	SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (cafile != NULL) {
+	if (!verify)
+		;		/* nothing to trust: no store to load */
+	else if (cafile != NULL) {
 		if (load_ca(ctx->ssl_ctx, cafile, err, errsz) == -1)
 			goto fail;
 	} else if (SSL_CTX_set_default_verify_paths(ctx->ssl_ctx) != 1) {
@@ -222,6 +229,18 @@ fail:
 	ERR_clear_error();
 	tls_client_ctx_free(ctx);
 	return NULL;
+}
+
+struct tls_client_ctx *
+tls_client_ctx_new(const char *cafile, char *err, size_t errsz)
+{
+	return ctx_new(cafile, 1, err, errsz);
+}
+
+struct tls_client_ctx *
+tls_client_ctx_new_unverified(char *err, size_t errsz)
+{
+	return ctx_new(NULL, 0, err, errsz);
 }
 
 void
@@ -245,23 +264,27 @@ tls_client_is_ip_literal(const char *host)
 	    inet_pton(AF_INET6, host, &a6) == 1;
 }
 
-/* Tell OpenSSL which name (and SNI) or address the certificate must hold. */
+/*
+ * Tell OpenSSL which name (and SNI) or address the certificate must hold;
+ * without verification only the SNI, which an IP literal never is.
+ */
 static int
-expect_host(SSL *ssl, const char *host)
+expect_host(SSL *ssl, const char *host, int verify)
 {
 	char sni[256];		/* a DNS name has at most 253 bytes */
 
 	if (tls_client_is_ip_literal(host))
-		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-		    host) == 1 ? 0 : -1;
+		return !verify || X509_VERIFY_PARAM_set1_ip_asc(
+		    SSL_get0_param(ssl), host) == 1 ? 0 : -1;
 	/* The SNI macro takes a non-const pointer. */
 	if (strlcpy(sni, host, sizeof(sni)) >= sizeof(sni))
 		return -1;
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (SSL_set_tlsext_host_name(ssl, sni) != 1 ||
-	    SSL_set1_host(ssl, host) != 1)
+	if (SSL_set_tlsext_host_name(ssl, sni) != 1)
 		return -1;
-	return 0;
+	if (!verify)
+		return 0;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(ssl, host) == 1 ? 0 : -1;
 }
 
 struct tls_client *
@@ -281,6 +304,7 @@ tls_client_new(struct tls_client_ctx *ctx, int fd, const char *host, char *err,
 		return NULL;
 	}
 	t->fd = fd;
+	t->verify = ctx->verify;
 	ERR_clear_error();
 	if ((t->ssl = SSL_new(ctx->ssl_ctx)) == NULL ||
 	    (bio = BIO_new(bio_method)) == NULL) {
@@ -289,7 +313,7 @@ tls_client_new(struct tls_client_ctx *ctx, int fd, const char *host, char *err,
 	}
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
-	if (expect_host(t->ssl, host) == -1) {
+	if (expect_host(t->ssl, host, t->verify) == -1) {
 		util_format(err, errsz, "TLS: cannot check the certificate for "
 		    "\"%s\": %s", host, ssl_reason("bad host name"));
 		goto fail;
@@ -346,7 +370,7 @@ describe_ssl_error(struct tls_client *t)
 
 	unsigned long e = ERR_peek_error();
 
-	if (vr != X509_V_OK)
+	if (t->verify && vr != X509_V_OK)
 		util_format(t->err, sizeof(t->err), "certificate verify failed: "
 		    "%s", X509_verify_cert_error_string(vr));
 	else if (!SSL_is_init_finished(t->ssl) &&

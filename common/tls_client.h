@@ -7,12 +7,14 @@
  * A context (struct tls_client_ctx) holds what every connection shares: the
  * trusted certificates (a CA file, or the system store), the settings of
  * tls_common.h (TLS 1.2 as the lowest version, no compression, no
- * renegotiation), peer verification on. A connection (struct tls_client) runs
- * over a connected non-blocking socket and checks that the server's
- * certificate names the host the user asked for: a DNS name against the
- * certificate's names (and sent as SNI), an IP literal against its IP
- * addresses. A handshake whose verification fails is an error, so no byte of
- * MPP (and no password) is ever sent to an unverified server.
+ * renegotiation), peer verification on unless the context was made
+ * unverified (the SMTP transport's opportunistic modes only). A connection
+ * (struct tls_client) runs over a connected non-blocking socket and checks
+ * that the server's certificate names the host the user asked for: a DNS
+ * name against the certificate's names (and sent as SNI), an IP literal
+ * against its IP addresses. A handshake whose verification fails is an
+ * error, so no byte of MPP (and no password) is ever sent to an unverified
+ * server.
  *
  * Nothing here waits: each call does what it can and, when the socket is not
  * ready, returns -1 with errno EAGAIN and *want set to POLLIN or POLLOUT; the
@@ -40,6 +42,15 @@ struct tls_client;
  * Free with tls_client_ctx_free(), after every connection made from it.
  */
 struct tls_client_ctx *tls_client_ctx_new(const char *cafile, char *err,
+    size_t errsz);
+
+/*
+ * A context that encrypts but checks no certificate, neither its chain
+ * nor its names (the SMTP transport's smtp_tls may and encrypt, as RFC
+ * 7672 §1.3's opportunistic TLS does). The server's name still goes out
+ * as SNI. Only tls_client_ctx_new() stops an unverified server.
+ */
+struct tls_client_ctx *tls_client_ctx_new_unverified(char *err,
     size_t errsz);
 
 /* Free a context (NULL is fine). */

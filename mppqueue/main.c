@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "reconcile.h"
+#include "relay_auth.h"
 #include "runner.h"
 #include "spool.h"
 
@@ -66,6 +67,9 @@ main(int argc, char **argv)
 	    sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	daemon_drop_root(&cfg, o.foreground || oneshot);
+	/* Read as the runner's user, who must be able to, and no one else. */
+	if (relay_auth_check(&cfg, err, sizeof(err)) == -1)
+		fatalx(EX_CONFIG, "smtp_auth_file: %s", err);
 	if (!interactive && log_use(cfg.log.to, cfg.log.path, 0, err,
 	    sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);

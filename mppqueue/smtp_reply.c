@@ -128,6 +128,26 @@ size_param(const char *s, size_t len)
 	return v;
 }
 
+/* The mechanisms after AUTH (or "AUTH="): words separated by spaces. */
+static void
+auth_mechanisms(struct smtp_reply *r, const char *s, size_t len)
+{
+	size_t i = 0, n;
+
+	r->has_auth = 1;
+	while (i < len) {
+		while (i < len && (s[i] == ' ' || (i == 0 && s[i] == '=')))
+			i++;
+		for (n = 0; i + n < len && s[i + n] != ' '; n++)
+			;
+		if (keyword_is(s + i, n, "PLAIN"))
+			r->auth_plain = 1;
+		else if (keyword_is(s + i, n, "LOGIN"))
+			r->auth_login = 1;
+		i += n;
+	}
+}
+
 /* Read the text of a line after the first as an EHLO keyword line. */
 static void
 ehlo_keyword(struct smtp_reply *r, const char *s, size_t len)
@@ -139,6 +159,11 @@ ehlo_keyword(struct smtp_reply *r, const char *s, size_t len)
 		r->has_pipelining = 1;
 	else if (keyword_is(s, len, "8BITMIME"))
 		r->has_8bitmime = 1;
+	else if (keyword_is(s, len, "STARTTLS"))
+		r->has_starttls = 1;
+	else if (keyword_is(s, len, "AUTH") || (len > 4 &&
+	    keyword_is(s, 4, "AUTH") && s[4] == '='))
+		auth_mechanisms(r, s + 4, len - 4);
 }
 
 static enum smtp_reply_status

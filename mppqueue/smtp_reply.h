@@ -17,7 +17,9 @@
  * cut at SMTP_REPLY_TEXT_MAX - 1 bytes (truncated is then set).
  *
  * The lines after the first are also read as EHLO keywords (RFC 5321
- * §4.1.1.1): SIZE [limit] (RFC 1870) and PIPELINING (RFC 2920). They mean
+ * §4.1.1.1): SIZE [limit] (RFC 1870), PIPELINING (RFC 2920), 8BITMIME,
+ * STARTTLS (RFC 3207) and AUTH with its mechanisms (RFC 4954; the old
+ * "AUTH=" form too), of which PLAIN and LOGIN are noted. They mean
  * something only in a 250 reply to EHLO; that is the caller's to judge.
  */
 #ifndef MPP_SMTP_REPLY_H
@@ -46,6 +48,10 @@ struct smtp_reply {
 	unsigned long long size_max;	/* its limit; 0 when none was given */
 	int has_pipelining;		/* EHLO keyword PIPELINING seen */
 	int has_8bitmime;		/* EHLO keyword 8BITMIME seen */
+	int has_starttls;		/* EHLO keyword STARTTLS seen */
+	int has_auth;			/* EHLO keyword AUTH seen, ... */
+	int auth_plain;			/* ... naming PLAIN */
+	int auth_login;			/* ... naming LOGIN */
 };
 
 struct smtp_reply_parser {

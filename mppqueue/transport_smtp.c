@@ -1,7 +1,22 @@
 /*
- * transport_smtp — delivery to one relay over SMTP (transport smtp:HOST:PORT,
- * DESIGN.md "Delivery"; RFC 5321, SIZE from RFC 1870, PIPELINING from RFC
- * 2920, 8BITMIME from RFC 6152).
+ * transport_smtp — delivery over SMTP to a relay of an ordered list
+ * (transport smtp:HOST:PORT[, HOST:PORT...], or smtps: for TLS from the
+ * first byte, RFC 8314; DESIGN.md "Delivery"; RFC 5321, SIZE from RFC
+ * 1870, PIPELINING from RFC 2920, 8BITMIME from RFC 6152, STARTTLS from
+ * RFC 3207, AUTH from RFC 4954).
+ *
+ * A new connection goes to the relays in their order: one that cannot be
+ * reached, does not greet with 220 or refuses EHLO (a 421, a 4xx or 5xx,
+ * a timeout) is passed over for the next; the first that answers is used.
+ * Then TLS as smtp_tls asks (none, may: STARTTLS when offered, encrypt:
+ * TLS or no delivery, verify: the relay's certificate checked against
+ * smtp_tls_ca or the system store, its name per RFC 6125), EHLO again
+ * inside it with the capabilities before it forgotten, and AUTH (PLAIN,
+ * else LOGIN) with the relay's login from smtp_auth_file. A password is
+ * only sent inside TLS, or to a loopback address. A relay that answered
+ * but failed TLS or AUTH is passed over too; when no relay is left the
+ * message waits (OUTCOME_TEMP) with the reason, and the delivery counts
+ * as answered: the relay is up, only not usable as configured.
  *
  * One struct smtp per delivery thread, holding at most one connection,
  * kept open between messages and closed (QUIT) by transport_idle(). A
@@ -26,6 +41,7 @@
  * every recipient not yet settled OUTCOME_TEMP with the reason.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <netdb.h>
 
 #include <errno.h>
@@ -40,7 +56,9 @@
 #include "dotstuff.h"
 #include "log.h"
 #include "net.h"
+#include "relay_auth.h"
 #include "smtp_reply.h"
+#include "tls_client.h"
 #include "transport.h"
 #include "util.h"
 
@@ -56,9 +74,28 @@
 #define SMTP_ADDR_MAX 400
 #define SMTP_QUIT_MS 5000		/* how long QUIT may wait for 221 */
 
-struct smtp {
+/* One relay of the list, and its login. */
+struct relay {
 	char host[SMTP_HOST_MAX];
 	char port[8];
+	const struct relay_auth_entry *login;	/* NULL: no AUTH */
+};
+
+/* What opening a session on one relay came to. */
+enum relay_result {
+	RELAY_OK,		/* greeted, secured and logged in as asked */
+	RELAY_DOWN,		/* no greeting and EHLO answer */
+	RELAY_REFUSED		/* answered, but TLS or AUTH failed */
+};
+
+struct smtp {
+	struct relay relay[CONFIG_RELAYS_MAX];
+	size_t nrelays;
+	const struct relay *cur;	/* the one connected, or last tried */
+	enum config_smtp_tls tls;	/* smtp_tls, at least encrypt: smtps */
+	int implicit;			/* smtps: TLS from the first byte */
+	struct tls_client_ctx *tls_ctx;	/* NULL with smtp_tls = none */
+	struct relay_auth *auth;	/* smtp_auth_file, or NULL */
 	char helo[CONFIG_STR_MAX];	/* the name in EHLO / HELO */
 	long long step_ms;		/* bound on each step */
 	long long msg_deadline;		/* bound on the whole message, or 0 */
@@ -69,6 +106,8 @@ struct smtp {
 	int pipelining;			/* the server offers PIPELINING */
 	int has_size;			/* ... and SIZE */
 	int has_8bitmime;		/* ... and 8BITMIME */
+	int has_starttls;		/* ... and STARTTLS */
+	int has_auth, auth_plain, auth_login;	/* ... and AUTH */
 	unsigned long long size_max;	/* its limit, 0 for none */
 	size_t answered;		/* recipients with a RCPT reply */
 	const char *id;			/* queue id of the message, for logs */
@@ -129,13 +168,13 @@ open_failed(struct smtp *st, const struct net_tried *t)
 	if (t->n > 0)
 		set_why(st, "connect to %s: %s", t->addr, net_reason(t->err));
 	else if (t->gai != 0)
-		set_why(st, "cannot resolve %s: %s", st->host,
+		set_why(st, "cannot resolve %s: %s", st->cur->host,
 		    t->gai == EAI_SYSTEM ? net_reason(t->err) :
 		    gai_strerror(t->gai));
 	else if (t->err == ETIMEDOUT)
-		set_why(st, "timeout resolving %s", st->host);
+		set_why(st, "timeout resolving %s", st->cur->host);
 	else
-		set_why(st, "cannot resolve %s: %s", st->host,
+		set_why(st, "cannot resolve %s: %s", st->cur->host,
 		    net_reason(t->err));
 }
 
@@ -148,8 +187,8 @@ conn_open(struct smtp *st)
 {
 	struct net_tried t;
 
-	if (net_conn_open(&st->conn, st->host, st->port, step_deadline(st),
-	    &t) == -1) {
+	if (net_conn_open(&st->conn, st->cur->host, st->cur->port,
+	    step_deadline(st), &t) == -1) {
 		open_failed(st, &t);
 		return -1;
 	}
@@ -289,11 +328,20 @@ conn_command(struct smtp *st, const char *what, const char *cmd)
 	return conn_reply(st, what);
 }
 
+static int session_refused_why(struct smtp *);
+
 /* Take a failed reply as the reason, say QUIT without waiting, close. */
 static int
 session_refused(struct smtp *st)
 {
 	set_why(st, "%s", st->rep.text);
+	return session_refused_why(st);
+}
+
+/* Like session_refused(), the reason already in why. */
+static int
+session_refused_why(struct smtp *st)
+{
 	if (conn_put(st, "QUIT") == 0)
 		(void)conn_flush(st, "QUIT");
 	conn_drop(st);
@@ -320,6 +368,10 @@ session_hello(struct smtp *st)
 		st->has_size = st->rep.has_size;
 		st->size_max = st->rep.size_max;
 		st->has_8bitmime = st->rep.has_8bitmime;
+		st->has_starttls = st->rep.has_starttls;
+		st->has_auth = st->rep.has_auth;
+		st->auth_plain = st->rep.auth_plain;
+		st->auth_login = st->rep.auth_login;
 		return 0;
 	}
 	if (st->rep.code / 100 != 5)
@@ -331,24 +383,243 @@ session_hello(struct smtp *st)
 	return st->rep.code / 100 == 2 ? 0 : session_refused(st);
 }
 
-/* Connect, read the greeting, say hello; 0, or -1 with why. */
-static int
-session_open(struct smtp *st)
+/* Forget what the server offered (a new connection, or TLS began). */
+static void
+caps_reset(struct smtp *st)
 {
 	st->pipelining = st->has_size = st->has_8bitmime = 0;
+	st->has_starttls = st->has_auth = st->auth_plain = st->auth_login = 0;
 	st->size_max = 0;
+}
+
+/* TLS on the open connection, verified as smtp_tls says; 0 or -1. */
+static int
+tls_start(struct smtp *st)
+{
+	char why[TRANSPORT_REPLY_MAX];
+
+	if (net_conn_start_tls(&st->conn, st->tls_ctx, st->cur->host,
+	    step_deadline(st), why, sizeof(why)) == 0)
+		return 0;
+	set_why(st, "TLS with %s:%s failed: %s", st->cur->host, st->cur->port,
+	    errno == ETIMEDOUT ? "timeout" : why);
+	conn_drop(st);
+	return -1;
+}
+
+/* Connect to the current relay, take its greeting, EHLO; 0 or -1. */
+static int
+relay_greet(struct smtp *st)
+{
+	caps_reset(st);
 	if (conn_open(st) == -1)
+		return -1;
+	if (st->implicit && tls_start(st) == -1)
 		return -1;
 	if (conn_reply(st, "greeting") == -1)
 		return -1;
 	if (st->rep.code != 220)
 		return session_refused(st);
-	if (session_hello(st) == -1)
+	return session_hello(st);
+}
+
+/* Refuse the relay for a reason of ours: QUIT, close, -1. */
+static int
+relay_refuse(struct smtp *st, const char *why)
+{
+	set_why(st, "relay %s:%s %s", st->cur->host, st->cur->port, why);
+	if (conn_put(st, "QUIT") == 0)
+		(void)conn_flush(st, "QUIT");
+	conn_drop(st);
+	return -1;
+}
+
+/*
+ * STARTTLS as smtp_tls asks, then EHLO again (RFC 3207 §4.2: what was
+ * offered in clear is forgotten). 0, or -1 with why (closed).
+ */
+static int
+relay_secure(struct smtp *st)
+{
+	if (st->conn.tls != NULL || st->tls == CONFIG_SMTP_TLS_NONE)
+		return 0;
+	if (!st->has_starttls)
+		return st->tls == CONFIG_SMTP_TLS_MAY ? 0 :
+		    relay_refuse(st, "offers no STARTTLS, and smtp_tls "
+		    "requires TLS");
+	if (conn_command(st, "STARTTLS", "STARTTLS") == -1)
 		return -1;
-	log_debug("relay=%s connected%s%s%s", st->peer,
-	    st->pipelining ? " pipelining" : "", st->has_size ? " size" : "",
-	    st->has_8bitmime ? " 8bitmime" : "");
-	return 0;
+	if (st->rep.code != 220) {
+		if (st->tls == CONFIG_SMTP_TLS_MAY) {
+			log_info("id=%s relay=%s:%s STARTTLS refused, going "
+			    "on without TLS: %s", st->id, st->cur->host,
+			    st->cur->port, st->rep.text);
+			return 0;
+		}
+		set_why(st, "relay %s:%s refused STARTTLS: %s", st->cur->host,
+		    st->cur->port, st->rep.text);
+		return session_refused_why(st);
+	}
+	if (tls_start(st) == -1)
+		return -1;
+	caps_reset(st);
+	return session_hello(st);
+}
+
+/* Nonzero when the connected peer's address is a loopback one. */
+static int
+peer_loopback(const struct smtp *st)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(st->conn.fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	return relay_auth_loopback((const struct sockaddr *)&ss, len);
+}
+
+/* Send one AUTH line (it holds a secret: wiped after); 0 or -1. */
+static int
+auth_send(struct smtp *st, const char *line)
+{
+	int rc = conn_command(st, "AUTH", line);
+
+	explicit_bzero(st->out, sizeof(st->out));
+	return rc;
+}
+
+/* AUTH LOGIN: the user and the password, each after a 334. */
+static int
+auth_login(struct smtp *st, const struct relay_auth_entry *e)
+{
+	char b64[2 * RELAY_AUTH_CRED_MAX + 8];
+	int rc;
+
+	if (conn_command(st, "AUTH", "AUTH LOGIN") == -1)
+		return -1;
+	if (st->rep.code != 334)
+		return 0;
+	if (relay_auth_base64(e->user, strlen(e->user), b64,
+	    sizeof(b64)) == -1 || auth_send(st, b64) == -1)
+		return -1;
+	if (st->rep.code != 334)
+		return 0;
+	rc = relay_auth_base64(e->pass, strlen(e->pass), b64, sizeof(b64));
+	if (rc == 0)
+		rc = auth_send(st, b64);
+	explicit_bzero(b64, sizeof(b64));
+	return rc;
+}
+
+/* AUTH PLAIN with the initial response (RFC 4954 §4). */
+static int
+auth_plain(struct smtp *st, const struct relay_auth_entry *e)
+{
+	char line[SMTP_CMD_MAX];
+	int rc;
+
+	memcpy(line, "AUTH PLAIN ", 11);
+	rc = relay_auth_plain(e, line + 11, sizeof(line) - 13);
+	if (rc == 0)
+		rc = auth_send(st, line);
+	explicit_bzero(line, sizeof(line));
+	return rc;
+}
+
+/*
+ * AUTH with the relay's login, if it has one: only inside TLS or to a
+ * loopback address, PLAIN when offered, else LOGIN. Any reply but 235
+ * refuses the relay with that reply. 0, or -1 with why (closed).
+ */
+static int
+relay_login(struct smtp *st)
+{
+	const struct relay_auth_entry *e = st->cur->login;
+
+	if (e == NULL)
+		return 0;
+	if (!st->has_auth)
+		return relay_refuse(st, st->conn.tls != NULL ?
+		    "offers no AUTH, and smtp_auth_file has a login for it" :
+		    "offers no AUTH without TLS (smtp_tls = none, or no "
+		    "STARTTLS), and smtp_auth_file has a login for it");
+	if (st->conn.tls == NULL && !peer_loopback(st))
+		return relay_refuse(st, "offers AUTH without TLS only: the "
+		    "password is not sent in clear");
+	if (!st->auth_plain && !st->auth_login)
+		return relay_refuse(st, "offers no AUTH mechanism mpp uses "
+		    "(PLAIN, LOGIN)");
+	if ((st->auth_plain ? auth_plain(st, e) : auth_login(st, e)) == -1)
+		return -1;
+	if (st->rep.code == 235)
+		return 0;
+	set_why(st, "AUTH as %s refused by %s:%s: %s", e->user,
+	    st->cur->host, st->cur->port, st->rep.text);
+	return session_refused_why(st);
+}
+
+/* One relay: connect and greet, then TLS and AUTH when full. */
+static enum relay_result
+relay_open(struct smtp *st, int full)
+{
+	char tls[96];
+
+	if (relay_greet(st) == -1)
+		return RELAY_DOWN;
+	if (full && (relay_secure(st) == -1 || relay_login(st) == -1))
+		return RELAY_REFUSED;
+	log_info("id=%s relay=%s:%s address=%s connected%s%s%s%s", st->id,
+	    st->cur->host, st->cur->port, st->peer,
+	    st->conn.tls != NULL ? " tls=" : "",
+	    net_conn_tls_describe(&st->conn, tls, sizeof(tls)),
+	    full && st->cur->login != NULL ? " auth=" : "",
+	    full && st->cur->login != NULL ? st->cur->login->user : "");
+	return RELAY_OK;
+}
+
+/*
+ * Add the reason one relay failed to the list of them in all; with more
+ * than one relay each is named (a refusal of ours names it already).
+ */
+static void
+why_add(struct smtp *st, enum relay_result res, char *all, size_t allsz)
+{
+	size_t len = strlen(all);
+
+	if (st->nrelays == 1 || res == RELAY_REFUSED)
+		util_format(all + len, allsz - len, "%s%s", len > 0 ? "; " : "",
+		    st->why);
+	else
+		util_format(all + len, allsz - len, "%s%s:%s: %s",
+		    len > 0 ? "; " : "", st->cur->host, st->cur->port,
+		    st->why);
+}
+
+/*
+ * A session on the first relay of the list that answers (full: and is
+ * secured and logged in as configured). RELAY_OK; or why holds every
+ * relay's reason and the result says whether any answered at all.
+ */
+static enum relay_result
+session_open(struct smtp *st, int full)
+{
+	char all[TRANSPORT_REPLY_MAX] = "";
+	enum relay_result res, worst = RELAY_DOWN;
+	size_t i;
+
+	for (i = 0; i < st->nrelays; i++) {
+		st->cur = &st->relay[i];
+		if ((res = relay_open(st, full)) == RELAY_OK)
+			return RELAY_OK;
+		if (res == RELAY_REFUSED)
+			worst = RELAY_REFUSED;
+		if (st->nrelays > 1)
+			log_warnx("id=%s relay=%s:%s passed over: %s", st->id,
+			    st->cur->host, st->cur->port, st->why);
+		why_add(st, res, all, sizeof(all));
+	}
+	strlcpy(st->why, all, sizeof(st->why));
+	return worst;
 }
 
 /* QUIT, a short wait for its reply, close. */
@@ -362,8 +633,10 @@ session_quit(struct smtp *st)
 	/* The reply hardly matters; a slow server must not hold us up. */
 	if (st->step_ms > SMTP_QUIT_MS)
 		st->step_ms = SMTP_QUIT_MS;
-	if (conn_command(st, "QUIT", "QUIT") == 0)
+	if (conn_command(st, "QUIT", "QUIT") == 0) {
+		net_conn_close_notify(&st->conn);
 		conn_drop(st);
+	}
 	st->step_ms = step;
 }
 
@@ -765,82 +1038,155 @@ smtp_deliver(void *state, const struct transport_msg *m,
 	st->id = m->id != NULL ? m->id : "-";
 	st->msg_deadline = util_now_ms() + st->step_ms;
 	status = smtp_attempt(st, m, r, n, kept);
+	if (status == TRANSPORT_ANSWERED && st->conn.fd != -1)
+		log_info("id=%s relay=%s:%s address=%s%s", st->id,
+		    st->cur->host, st->cur->port, st->peer,
+		    st->conn.tls != NULL ? " tls" : "");
 	st->msg_deadline = 0;
 	return status;
+}
+
+/* The results and status of a session that could not be opened. */
+static enum transport_status
+not_opened(struct smtp *st, enum relay_result res, struct transport_rcpt *r,
+    size_t n)
+{
+	transport_set_all(r, n, OUTCOME_TEMP, st->why);
+	log_warnx("id=%s no relay usable: %s", st->id, st->why);
+	return res == RELAY_DOWN ? TRANSPORT_UNREACHABLE : TRANSPORT_ANSWERED;
 }
 
 static enum transport_status
 smtp_attempt(struct smtp *st, const struct transport_msg *m,
     struct transport_rcpt *r, size_t n, int kept)
 {
-	if (!kept && session_open(st) == -1) {
-		transport_set_all(r, n, OUTCOME_TEMP, st->why);
-		return TRANSPORT_UNREACHABLE;
-	}
+	enum relay_result res;
+
+	if (!kept && (res = session_open(st, 1)) != RELAY_OK)
+		return not_opened(st, res, r, n);
 	if (transaction(st, m, r, n, kept) == ATTEMPT_DONE)
 		return TRANSPORT_ANSWERED;
 	log_info("id=%s relay=%s kept connection lost (%s), reconnecting",
 	    st->id, st->peer, st->why);
-	if (session_open(st) == -1) {
-		transport_set_all(r, n, OUTCOME_TEMP, st->why);
-		return TRANSPORT_UNREACHABLE;
-	}
+	if ((res = session_open(st, 1)) != RELAY_OK)
+		return not_opened(st, res, r, n);
 	(void)transaction(st, m, r, n, 0);
 	return TRANSPORT_ANSWERED;
 }
 
-/* A new session, greeted and answered, then QUIT; the kept one stays. */
+/*
+ * A new session, greeted and answered, then QUIT; the kept one stays.
+ * The relays are tried as a delivery tries them, without TLS or AUTH
+ * beyond smtps's (which a greeting needs): whether one is up.
+ */
 static int
 smtp_probe(void *state, char *why, size_t whysz)
 {
 	struct smtp *st = state;
-	int rc;
+	int rc = 0;
 
 	if (st->conn.fd != -1)
 		return 0;		/* a kept connection answered lately */
 	st->id = "-";
 	st->msg_deadline = util_now_ms() + st->step_ms;
-	if ((rc = session_open(st)) == -1)
+	if (session_open(st, 0) != RELAY_OK) {
 		strlcpy(why, st->why, whysz);
-	else
+		rc = -1;
+	} else
 		session_quit(st);
 	st->msg_deadline = 0;
 	return rc;
 }
 
-/* The first relay of cfg->transport (config gives at least one). */
+/* cfg's relays into st, with their logins; -1 with err. */
+static int
+open_relays(struct smtp *st, const struct mpp_config *cfg, char *err,
+    size_t errsz)
+{
+	const struct config_hostport *hp;
+	struct relay *rl;
+	size_t i;
+	int n;
+
+	if (cfg->transport.nrelays == 0 ||
+	    cfg->transport.nrelays > CONFIG_RELAYS_MAX) {
+		util_format(err, errsz, "no SMTP relay");
+		return -1;
+	}
+	if (cfg->smtp_auth_file[0] != '\0' && relay_auth_load(
+	    cfg->smtp_auth_file, &st->auth, err, errsz) == -1)
+		return -1;
+	for (i = 0; i < cfg->transport.nrelays; i++) {
+		hp = &cfg->transport.relay[i];
+		rl = &st->relay[i];
+		n = snprintf(rl->port, sizeof(rl->port), "%d", hp->port);
+		if (strlcpy(rl->host, hp->host, sizeof(rl->host)) >=
+		    sizeof(rl->host) || n < 0 || (size_t)n >= sizeof(rl->port)) {
+			util_format(err, errsz, "bad SMTP relay %s", hp->host);
+			return -1;
+		}
+		rl->login = relay_auth_find(st->auth, hp->host, hp->port);
+	}
+	st->nrelays = cfg->transport.nrelays;
+	st->cur = &st->relay[0];
+	return 0;
+}
+
+/* The TLS context smtp_tls asks for (smtps: at least encrypt). */
+static int
+open_tls(struct smtp *st, const struct mpp_config *cfg, char *err,
+    size_t errsz)
+{
+	char why[512];
+
+	st->implicit = cfg->transport.kind == CONFIG_TRANSPORT_smtps;
+	st->tls = cfg->smtp_tls;
+	if (st->implicit && st->tls < CONFIG_SMTP_TLS_ENCRYPT)
+		st->tls = CONFIG_SMTP_TLS_ENCRYPT;
+	if (st->tls == CONFIG_SMTP_TLS_NONE)
+		return 0;
+	if (st->tls == CONFIG_SMTP_TLS_VERIFY)
+		st->tls_ctx = tls_client_ctx_new(cfg->smtp_tls_ca[0] != '\0' ?
+		    cfg->smtp_tls_ca : NULL, why, sizeof(why));
+	else
+		st->tls_ctx = tls_client_ctx_new_unverified(why, sizeof(why));
+	if (st->tls_ctx == NULL) {
+		util_format(err, errsz, "smtp_tls: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static void smtp_close(void *state);
+
+/* The relays of cfg->transport (config gives at least one). */
 static void *
 smtp_open(const struct mpp_config *cfg, char *err, size_t errsz)
 {
-	const struct config_hostport *relay = &cfg->transport.relay[0];
 	struct smtp *st;
-	int n;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	net_conn_init(&st->conn);
-	if (cfg->transport.nrelays == 0 || strlcpy(st->host, relay->host,
-	    sizeof(st->host)) >= sizeof(st->host)) {
-		snprintf(err, errsz, "no SMTP relay");
-		free(st);
-		return NULL;
-	}
-	n = snprintf(st->port, sizeof(st->port), "%d", relay->port);
-	if (n < 0 || (size_t)n >= sizeof(st->port) ||
-	    strlcpy(st->helo, cfg->hostname[0] != '\0' ? cfg->hostname :
+	if (open_relays(st, cfg, err, errsz) == -1 ||
+	    open_tls(st, cfg, err, errsz) == -1)
+		goto fail;
+	if (strlcpy(st->helo, cfg->hostname[0] != '\0' ? cfg->hostname :
 	    "localhost", sizeof(st->helo)) >= sizeof(st->helo) ||
 	    !addr_ok(st->helo)) {
 		/* The name goes into EHLO: it must fit one command line. */
 		snprintf(err, errsz, "hostname \"%s\" cannot be used in EHLO",
 		    cfg->hostname);
-		free(st);
-		return NULL;
+		goto fail;
 	}
 	st->step_ms = (cfg->delivery_timeout > 0 ? cfg->delivery_timeout :
 	    300) * 1000LL;
 	return st;
+fail:
+	smtp_close(st);
+	return NULL;
 }
 
 static void
@@ -852,13 +1198,26 @@ smtp_idle(void *state)
 static void
 smtp_close(void *state)
 {
-	if (state == NULL)
+	struct smtp *st = state;
+
+	if (st == NULL)
 		return;
-	session_quit(state);
-	free(state);
+	session_quit(st);
+	tls_client_ctx_free(st->tls_ctx);
+	relay_auth_free(st->auth);
+	free(st);
 }
 
 const struct transport_ops transport_smtp_ops = {
+	.open = smtp_open,
+	.deliver = smtp_deliver,
+	.probe = smtp_probe,
+	.idle = smtp_idle,
+	.close = smtp_close,
+};
+
+/* smtps: the same transport; open() reads the kind. */
+const struct transport_ops transport_smtps_ops = {
 	.open = smtp_open,
 	.deliver = smtp_deliver,
 	.probe = smtp_probe,

@@ -78,9 +78,13 @@ check_transport(const struct config_transport *t)
 {
 	CHECK(str_ok(t->text) && str_ok(t->path));
 	CHECK((size_t)t->kind < CONFIG_TRANSPORT_KINDS);
-	if (t->kind == CONFIG_TRANSPORT_smtp) {
-		CHECK(t->nrelays == 1);
-		check_hostport(&t->relay[0]);
+	if (t->kind == CONFIG_TRANSPORT_smtp ||
+	    t->kind == CONFIG_TRANSPORT_smtps) {
+		size_t i;
+
+		CHECK(t->nrelays >= 1 && t->nrelays <= CONFIG_RELAYS_MAX);
+		for (i = 0; i < t->nrelays; i++)
+			check_hostport(&t->relay[i]);
 	} else
 		CHECK(t->nrelays == 0 && t->path[0] == '/');
 }

@@ -541,10 +541,104 @@ test_transport_parsed(void **state)
 	assert_int_equal(cfg.transport.nrelays, 0);
 	assert_string_equal(config_transport_name(CONFIG_TRANSPORT_maildir),
 	    "maildir");
-	/* A relay list is not (yet) a transport. */
-	assert_int_equal(config_set(&cfg, "transport", "smtp:a:25,b:25", err,
+	/* A path may hold a comma: it is no list. */
+	assert_int_equal(config_set(&cfg, "transport", "maildir:/m/a,b",
+	    err, sizeof(err)), 0);
+	assert_string_equal(cfg.transport.path, "/m/a,b");
+	assert_int_equal(cfg.transport.nrelays, 0);
+}
+
+/* smtp: and smtps: take an ordered list of relays. */
+static void
+test_transport_relays(void **state)
+{
+	struct mpp_config cfg;
+	char err[512], list[CONFIG_STR_MAX];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(config_set(&cfg, "transport",
+	    "smtp:mx1.example:25 ,\t[::1]:2525,10.0.0.1:587", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_smtp);
+	assert_int_equal(cfg.transport.nrelays, 3);
+	assert_hostport(&cfg.transport.relay[0],
+	    &(struct hp_want){ "mx1.example", 25 });
+	assert_hostport(&cfg.transport.relay[1],
+	    &(struct hp_want){ "::1", 2525 });
+	assert_hostport(&cfg.transport.relay[2],
+	    &(struct hp_want){ "10.0.0.1", 587 });
+	/* smtp: needs every port; smtps: defaults to 465 (RFC 8314). */
+	assert_int_equal(config_set(&cfg, "transport", "smtp:a:25,b", err,
 	    sizeof(err)), -1);
-	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_maildir);
+	assert_int_equal(cfg.transport.nrelays, 3);
+	assert_int_equal(config_set(&cfg, "transport", "smtp:a,b:25", err,
+	    sizeof(err)), -1);
+	assert_int_equal(config_set(&cfg, "transport", "smtps:a, b:4650",
+	    err, sizeof(err)), 0);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_smtps);
+	assert_int_equal(cfg.transport.nrelays, 2);
+	assert_hostport(&cfg.transport.relay[0], &(struct hp_want){ "a", 465 });
+	assert_hostport(&cfg.transport.relay[1],
+	    &(struct hp_want){ "b", 4650 });
+	assert_string_equal(config_transport_name(CONFIG_TRANSPORT_smtps),
+	    "smtps");
+	/* Empty items, and one relay more than CONFIG_RELAYS_MAX. */
+	assert_int_equal(config_set(&cfg, "transport", "smtp:a:25,,b:25",
+	    err, sizeof(err)), -1);
+	assert_int_equal(config_set(&cfg, "transport", "smtp:a:25,", err,
+	    sizeof(err)), -1);
+	strlcpy(list, "smtp:", sizeof(list));
+	for (i = 0; i < CONFIG_RELAYS_MAX; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		    "%sh%zu:25", i > 0 ? "," : "", i);
+	assert_int_equal(config_set(&cfg, "transport", list, err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.transport.nrelays, CONFIG_RELAYS_MAX);
+	assert_hostport(&cfg.transport.relay[CONFIG_RELAYS_MAX - 1],
+	    &(struct hp_want){ "h7", 25 });
+	strlcat(list, ",h:25", sizeof(list));
+	assert_int_equal(config_set(&cfg, "transport", list, err,
+	    sizeof(err)), -1);
+	assert_contains(err, "transport");
+	assert_int_equal(cfg.transport.nrelays, CONFIG_RELAYS_MAX);
+}
+
+/* smtp_tls, smtp_tls_ca, smtp_auth_file. */
+static void
+test_smtp_keys(void **state)
+{
+	static const char *const modes[] = { "none", "may", "encrypt",
+	    "verify" };
+	struct mpp_config cfg;
+	char err[512];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.smtp_tls, CONFIG_SMTP_TLS_MAY);
+	assert_string_equal(cfg.smtp_tls_ca, "");
+	assert_string_equal(cfg.smtp_auth_file, "");
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(config_set(&cfg, "smtp_tls", modes[i], err,
+		    sizeof(err)), 0);
+		assert_int_equal(cfg.smtp_tls, (int)i);
+	}
+	assert_int_equal(config_set(&cfg, "smtp_tls", "yes", err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "bad value \"yes\" for smtp_tls");
+	assert_int_equal(cfg.smtp_tls, CONFIG_SMTP_TLS_VERIFY);
+	assert_int_equal(config_set(&cfg, "smtp_tls", "", err,
+	    sizeof(err)), -1);
+	assert_int_equal(config_set(&cfg, "smtp_tls_ca", "ca.pem", err,
+	    sizeof(err)), -1);
+	assert_int_equal(config_set(&cfg, "smtp_tls_ca", "/etc/ca.pem", err,
+	    sizeof(err)), 0);
+	assert_string_equal(cfg.smtp_tls_ca, "/etc/ca.pem");
+	assert_int_equal(config_set(&cfg, "smtp_auth_file", "relays", err,
+	    sizeof(err)), -1);
+	assert_int_equal(config_set(&cfg, "smtp_auth_file",
+	    "/etc/mpp/relays", err, sizeof(err)), 0);
+	assert_string_equal(cfg.smtp_auth_file, "/etc/mpp/relays");
 }
 
 static void
@@ -1117,6 +1211,8 @@ main(void)
 		cmocka_unit_test(test_listen_parsed),
 		cmocka_unit_test(test_auth_parsed),
 		cmocka_unit_test(test_transport_parsed),
+		cmocka_unit_test(test_transport_relays),
+		cmocka_unit_test(test_smtp_keys),
 		cmocka_unit_test(test_flags_parsed),
 		cmocka_unit_test(test_log_parsed),
 		cmocka_unit_test(test_bad_value_changes_nothing),
