@@ -99,6 +99,7 @@ struct smtp {
 	char helo[CONFIG_STR_MAX];	/* the name in EHLO / HELO */
 	long long step_ms;		/* bound on each step */
 	long long msg_deadline;		/* bound on the whole message, or 0 */
+	long long relay_deadline;	/* bound on opening one relay, or 0 */
 	struct net_conn conn;		/* conn.fd -1: not connected */
 	char peer[NET_ADDR_MAX];	/* address connected to, for logs */
 	int used;			/* a message was tried on fd */
@@ -157,8 +158,26 @@ step_deadline(const struct smtp *st)
 {
 	long long d = util_now_ms() + st->step_ms;
 
-	return st->msg_deadline != 0 && st->msg_deadline < d ?
-	    st->msg_deadline : d;
+	if (st->msg_deadline != 0 && st->msg_deadline < d)
+		d = st->msg_deadline;
+	return st->relay_deadline != 0 && st->relay_deadline < d ?
+	    st->relay_deadline : d;
+}
+
+/*
+ * While relay i of the list is being opened: an equal share of the time
+ * left to it and each after it, so a relay whose name or address never
+ * answers cannot use up the time of the ones after it. The last gets
+ * what is left.
+ */
+static void
+relay_share(struct smtp *st, size_t i)
+{
+	long long now = util_now_ms(), end = st->msg_deadline != 0 ?
+	    st->msg_deadline : now + st->step_ms;
+
+	st->relay_deadline = i + 1 < st->nrelays && end > now ?
+	    now + (end - now) / (long long)(st->nrelays - i) : 0;
 }
 
 /* Why resolving the relay or connecting to it failed, into why. */
@@ -609,7 +628,10 @@ session_open(struct smtp *st, int full)
 
 	for (i = 0; i < st->nrelays; i++) {
 		st->cur = &st->relay[i];
-		if ((res = relay_open(st, full)) == RELAY_OK)
+		relay_share(st, i);
+		res = relay_open(st, full);
+		st->relay_deadline = 0;
+		if (res == RELAY_OK)
 			return RELAY_OK;
 		if (res == RELAY_REFUSED)
 			worst = RELAY_REFUSED;

@@ -369,6 +369,46 @@ test_truncated_text(void **state)
 	check_built("text cut", buf, len, 1, NULL);
 }
 
+/* One whole reply from in, into r. */
+static void
+feed_one(const char *in, struct smtp_reply *r)
+{
+	struct smtp_reply_parser p;
+	size_t used;
+
+	smtp_reply_init(&p);
+	assert_int_equal(smtp_reply_feed(&p, in, strlen(in), &used, r),
+	    SMTP_REPLY_DONE);
+}
+
+/* STARTTLS and AUTH with its mechanisms (RFC 3207, RFC 4954). */
+static void
+test_tls_auth_keywords(void **state)
+{
+	struct smtp_reply r;
+
+	(void)state;
+	feed_one("250-mx\r\n250-starttls\r\n250 AUTH CRAM-MD5 login PLAIN\r\n",
+	    &r);
+	assert_true(r.has_starttls && r.has_auth && r.auth_plain &&
+	    r.auth_login);
+	/* The old form "AUTH=", and mechanisms only as whole words. */
+	feed_one("250-mx\r\n250-AUTH=LOGIN\r\n250 8BITMIME\r\n", &r);
+	assert_true(r.has_auth && r.auth_login);
+	assert_false(r.auth_plain || r.has_starttls);
+	feed_one("250-mx\r\n250-AUTH PLAINX XLOGIN\r\n250 STARTTLSX\r\n", &r);
+	assert_true(r.has_auth);
+	assert_false(r.auth_plain || r.auth_login || r.has_starttls);
+	feed_one("250-mx\r\n250 AUTH\r\n", &r);
+	assert_true(r.has_auth);
+	assert_false(r.auth_plain || r.auth_login);
+	/* On the first line it is the server's name, no keyword. */
+	feed_one("250 STARTTLS AUTH PLAIN\r\n", &r);
+	assert_false(r.has_starttls || r.has_auth || r.auth_plain);
+	feed_one("250-mx\r\n250 AUTHX PLAIN\r\n", &r);
+	assert_false(r.has_auth || r.auth_plain);
+}
+
 /* The parser is reusable after a reply: the next one starts clean. */
 static void
 test_state_reset(void **state)
@@ -432,6 +472,7 @@ main(void)
 		cmocka_unit_test(test_line_count),
 		cmocka_unit_test(test_truncated_text),
 		cmocka_unit_test(test_state_reset),
+		cmocka_unit_test(test_tls_auth_keywords),
 		cmocka_unit_test(test_8bitmime),
 	};
 

@@ -11,8 +11,10 @@
  * for each reply would stall: PIPELINING), "lockstep" notes any command
  * that arrives before the previous one was answered (no PIPELINING).
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -1458,6 +1460,58 @@ test_ipv6_literal(void **state)
 }
 
 /*
+ * In the silent DNS child: a list of two names neither of which resolves
+ * ends within delivery_timeout in all, each with its reason; one whose
+ * first name hangs still gets to the second relay, a loopback address,
+ * in its share of the time.
+ */
+static int
+silent_dns_list(struct mpp_config *cfg, struct transport_msg *m)
+{
+	struct peer_spec good = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r = { .addr = "a@example.com" };
+	char err[256], arg[128];
+	long long t0, took;
+	struct peer *p;
+	void *t;
+
+	if (config_set(cfg, "transport", "smtp:relay.example:25, "
+	    "relay2.example:25", err, sizeof(err)) == -1 ||
+	    (t = transport_smtp_ops.open(cfg, err, sizeof(err))) == NULL)
+		return 4;
+	t0 = util_now_ms();
+	transport_smtp_ops.deliver(t, m, &r, 1);
+	took = util_now_ms() - t0;
+	transport_smtp_ops.close(t);
+	fprintf(stderr, "silent DNS, two relays: %lld ms, \"%s\"\n", took,
+	    r.reply);
+	if (r.result != OUTCOME_TEMP || strcmp(r.reply, "relay.example:25: "
+	    "timeout resolving relay.example; relay2.example:25: timeout "
+	    "resolving relay2.example") != 0)
+		return 5;
+	if (took < 900 || took >= 2000)
+		return 6;
+	p = peer_start(&good);
+	snprintf(arg, sizeof(arg), "smtp:relay.example:25,127.0.0.1:%d",
+	    p->port);
+	if (config_set(cfg, "transport", arg, err, sizeof(err)) == -1 ||
+	    (t = transport_smtp_ops.open(cfg, err, sizeof(err))) == NULL)
+		return 7;
+	t0 = util_now_ms();
+	transport_smtp_ops.deliver(t, m, &r, 1);
+	took = util_now_ms() - t0;
+	transport_smtp_ops.close(t);
+	peer_stop(p);
+	peer_free(p);
+	fprintf(stderr, "silent DNS, then a relay: %lld ms, %d \"%s\"\n",
+	    took, r.result, r.reply);
+	if (r.result != OUTCOME_OK || took < 400 || took >= 1000)
+		return 8;
+	return 0;
+}
+
+/*
  * The child of test_silent_dns: deliver through a relay whose name no DNS
  * server answers for; cmocka's checks stay with the parent, so this says
  * what it found in its exit code (SILENT_DNS_SKIP: no namespaces).
@@ -1499,7 +1553,9 @@ silent_dns_child(void)
 	if (r.result != OUTCOME_TEMP ||
 	    strcmp(r.reply, "timeout resolving relay.example") != 0)
 		return 2;
-	return took >= 900 && took < 2000 ? 0 : 3;
+	if (took < 900 || took >= 2000)
+		return 3;
+	return silent_dns_list(&cfg, &m);
 }
 
 /*
@@ -1516,6 +1572,488 @@ test_silent_dns(void **state)
 	(void)state;
 	if ((pid = fork()) == 0)
 		_exit(silent_dns_child());
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == SILENT_DNS_SKIP)
+		skip();
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Relay lists, smtp_tls and AUTH. */
+
+static const char EHLO_AUTH[] = "250-fake.example\r\n250-PIPELINING\r\n"
+    "250-AUTH LOGIN PLAIN\r\n250 8BITMIME\r\n";
+static const char EHLO_LOGIN[] = "250-fake.example\r\n250-AUTH=LOGIN\r\n"
+    "250 8BITMIME\r\n";
+/* base64 of "\0alice\0alice-secret", "alice", "alice-secret" */
+#define PLAIN_RESPONSE "AGFsaWNlAGFsaWNlLXNlY3JldA=="
+#define LOGIN_USER "YWxpY2U="
+#define LOGIN_PASS "YWxpY2Utc2VjcmV0"
+
+/* A transport with smtp_tls and, when login is not NULL, a login file. */
+static void *
+client_open_with(const char *arg, const char *tls, const char *login,
+    char *err, size_t errsz)
+{
+	struct mpp_config cfg;
+	char value[CONFIG_STR_MAX], path[] = "/tmp/test_transport_smtp.XXXXXX";
+	void *t;
+	int fd = -1;
+
+	config_defaults(&cfg);
+	strcpy(cfg.hostname, HELO_NAME);
+	cfg.delivery_timeout = 5;
+	snprintf(value, sizeof(value), "smtp:%s", arg);
+	assert_int_equal(config_set(&cfg, "transport", value, err, errsz), 0);
+	assert_int_equal(config_set(&cfg, "smtp_tls", tls, err, errsz), 0);
+	if (login != NULL) {
+		assert_true((fd = mkstemp(path)) >= 0);
+		assert_int_equal(util_write_all(fd, login, strlen(login)), 0);
+		strcpy(cfg.smtp_auth_file, path);
+	}
+	t = transport_smtp_ops.open(&cfg, err, errsz);
+	if (fd != -1) {
+		close(fd);
+		unlink(path);
+	}
+	return t;
+}
+
+static void *
+client_open_tls(int port, const char *tls, const char *login)
+{
+	char arg[64], err[512];
+	void *t;
+
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d", port);
+	if ((t = client_open_with(arg, tls, login, err, sizeof(err))) == NULL)
+		print_error("open: %s\n", err);
+	assert_non_null(t);
+	return t;
+}
+
+/* deliver(), and the status the transport gave. */
+static enum transport_status
+deliver_status(void *t, const char *const *addrs, struct transport_rcpt *r)
+{
+	struct transport_msg m;
+	enum transport_status st;
+	size_t n;
+
+	for (n = 0; addrs[n] != NULL; n++) {
+		memset(&r[n], 0, sizeof(r[n]));
+		r[n].addr = addrs[n];
+		r[n].result = OUTCOME_OK;
+	}
+	m.id = "TESTID";
+	m.sender = SENDER;
+	m.fd = msg_file(TEXT, strlen(TEXT));
+	m.size = (off_t)strlen(TEXT);
+	st = transport_smtp_ops.deliver(t, &m, r, n);
+	close(m.fd);
+	return st;
+}
+
+static const char *const ONE[] = { "a@example.com", NULL };
+
+/*
+ * The list in order: a relay greeting 421, one refusing EHLO (4xx) and a
+ * closed port are passed over; the first that answers takes the message
+ * and the one after it is never asked.
+ */
+static void
+test_relay_failover(void **state)
+{
+	struct peer_spec busy = { "421 4.3.2 busy\r\n", EHLO_ALL, QUEUED "\r\n",
+	    NULL, 0, 0, 0 };
+	struct peer_spec cold = { GREETING, "454 4.7.0 not now\r\n",
+	    QUEUED "\r\n", NULL, 0, 0, 0 };
+	struct peer_spec good = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct peer *p1 = peer_start(&busy), *p2 = peer_start(&cold);
+	struct peer *p3 = peer_start(&good), *p4 = peer_start(&good);
+	struct transport_rcpt r[1];
+	char arg[256], err[512];
+	int closed, fd;
+	void *t;
+
+	(void)state;
+	fd = listen_loopback(&closed);
+	close(fd);
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d, 127.0.0.1:%d,127.0.0.1:%d,"
+	    "127.0.0.1:%d,127.0.0.1:%d", p1->port, closed, p2->port, p3->port,
+	    p4->port);
+	assert_non_null(t = client_open_with(arg, "may", NULL, err,
+	    sizeof(err)));
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	/* The kept connection serves the next message: no new tries. */
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	transport_smtp_ops.close(t);
+	peer_stop(p1);
+	peer_stop(p2);
+	peer_stop(p3);
+	peer_stop(p4);
+	assert_string_equal(p1->log, "CONNECT\n");
+	assert_string_equal(p2->log, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n");
+	assert_string_equal(p3->log, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\nDATA\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\nDATA\n"
+	    "QUIT\n");
+	assert_string_equal(p4->log, "");
+	peer_free(p1);
+	peer_free(p2);
+	peer_free(p3);
+	peer_free(p4);
+}
+
+/*
+ * No relay of the list greets: UNREACHABLE, with each relay's reason; the
+ * probe tests the list the same way and says the same.
+ */
+static void
+test_relay_all_down(void **state)
+{
+	struct peer_spec busy = { "421 4.3.2 busy\r\n", EHLO_ALL, QUEUED "\r\n",
+	    NULL, 0, 0, 0 };
+	struct peer_spec good = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct peer *p1 = peer_start(&busy), *p2;
+	struct transport_rcpt r[1];
+	char arg[256], err[512], want[512], why[512];
+	int closed, fd;
+	void *t;
+
+	(void)state;
+	fd = listen_loopback(&closed);
+	close(fd);
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d,127.0.0.1:%d", p1->port,
+	    closed);
+	assert_non_null(t = client_open_with(arg, "may", NULL, err,
+	    sizeof(err)));
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_UNREACHABLE);
+	snprintf(want, sizeof(want), "127.0.0.1:%d: 421 4.3.2 busy; "
+	    "127.0.0.1:%d: connect to 127.0.0.1:%d: Connection refused",
+	    p1->port, closed, closed);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	assert_int_equal(transport_smtp_ops.probe(t, why, sizeof(why)), -1);
+	assert_string_equal(why, want);
+	transport_smtp_ops.close(t);
+
+	/* The probe: the first relay that greets and answers EHLO. */
+	p2 = peer_start(&good);
+	snprintf(arg, sizeof(arg), "127.0.0.1:%d,127.0.0.1:%d", p1->port,
+	    p2->port);
+	assert_non_null(t = client_open_with(arg, "encrypt", NULL, err,
+	    sizeof(err)));
+	assert_int_equal(transport_smtp_ops.probe(t, why, sizeof(why)), 0);
+	transport_smtp_ops.close(t);
+	peer_stop(p1);
+	peer_stop(p2);
+	assert_string_equal(p1->log, "CONNECT\nCONNECT\nCONNECT\n");
+	assert_string_equal(p2->log, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n");
+	peer_free(p1);
+	peer_free(p2);
+}
+
+/*
+ * encrypt and verify need STARTTLS: a relay that offers none gets no
+ * envelope; the message waits with the reason, and the relay counts as
+ * answered (it is up, only not usable).
+ */
+static void
+test_tls_required(void **state)
+{
+	static const char *const modes[] = { "encrypt", "verify" };
+	struct peer_spec spec = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	char want[256];
+	struct peer *p;
+	size_t i;
+	void *t;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		p = peer_start(&spec);
+		t = client_open_tls(p->port, modes[i], NULL);
+		assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+		snprintf(want, sizeof(want), "relay 127.0.0.1:%d offers no "
+		    "STARTTLS, and smtp_tls requires TLS", p->port);
+		check_rcpt(&r[0], OUTCOME_TEMP, want);
+		finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n");
+		peer_free(p);
+	}
+}
+
+/* STARTTLS refused: encrypt defers, may goes on in clear. */
+static void
+test_starttls_refused(void **state)
+{
+	static const struct rule rules[] = {
+		{ "STARTTLS", "454 4.7.0 TLS not available\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, 0, 0 }
+	};
+	struct peer_spec spec = { GREETING, "250-fake\r\n250-STARTTLS\r\n"
+	    "250 SIZE\r\n", QUEUED "\r\n", rules, 0, 0, 0 };
+	struct transport_rcpt r[1];
+	char want[256];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open_tls(p->port, "encrypt", NULL);
+
+	(void)state;
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	snprintf(want, sizeof(want), "relay 127.0.0.1:%d refused STARTTLS: "
+	    "454 4.7.0 TLS not available", p->port);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nSTARTTLS\nQUIT\n");
+	peer_free(p);
+
+	p = peer_start(&spec);
+	t = client_open_tls(p->port, "may", NULL);
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nSTARTTLS\n"
+	    "MAIL FROM:<" SENDER "> SIZE=20\nRCPT TO:<a@example.com>\nDATA\n"
+	    "QUIT\n");
+	peer_free(p);
+}
+
+/*
+ * A relay that answers STARTTLS with 220 but speaks no TLS: the handshake
+ * fails, the message waits, and nothing more goes in clear.
+ */
+static void
+test_tls_handshake_fails(void **state)
+{
+	static const struct rule rules[] = {
+		{ "STARTTLS", "220 2.0.0 go ahead\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, 0, 0 }
+	};
+	struct peer_spec spec = { GREETING, "250-fake\r\n250 STARTTLS\r\n",
+	    QUEUED "\r\n", rules, 0, 0, 0 };
+	struct transport_rcpt r[1];
+	char want[256];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open_tls(p->port, "may", NULL);
+
+	(void)state;
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	snprintf(want, sizeof(want), "TLS with 127.0.0.1:%d failed: ",
+	    p->port);
+	check_rcpt_prefix(&r[0], OUTCOME_TEMP, want);
+	transport_smtp_ops.close(t);
+	peer_stop(p);
+	/* The fake took the ClientHello for a (garbled) command line, or
+	   none at all: no envelope, no QUIT in clear. */
+	assert_null(strstr(p->log, "MAIL"));
+	assert_null(strstr(p->log, "QUIT"));
+	assert_true(starts(p->log, "CONNECT\nEHLO " HELO_NAME "\nSTARTTLS\n"));
+	peer_free(p);
+}
+
+/* AUTH PLAIN to a loopback relay in clear, when offered beside LOGIN. */
+static void
+test_auth_plain(void **state)
+{
+	static const struct rule rules[] = {
+		{ "AUTH PLAIN " PLAIN_RESPONSE, "235 2.7.0 ok\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, 0, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_AUTH, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct transport_rcpt r[1];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open_tls(p->port, "none",
+	    "# a comment\nother.example bob x\n* alice alice-secret\n");
+
+	(void)state;
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "AUTH PLAIN " PLAIN_RESPONSE "\n"
+	    "MAIL FROM:<" SENDER ">\nRCPT TO:<a@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+/* AUTH LOGIN (the old "AUTH=" form offered): user, then password. */
+static void
+test_auth_login(void **state)
+{
+	static const struct rule rules[] = {
+		{ "AUTH LOGIN", "334 VXNlcm5hbWU6\r\n", ACT_REPLY, 0 },
+		{ LOGIN_USER, "334 UGFzc3dvcmQ6\r\n", ACT_REPLY, 0 },
+		{ LOGIN_PASS, "235 2.7.0 ok\r\n", ACT_REPLY, 0 },
+		{ NULL, NULL, 0, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_LOGIN, QUEUED "\r\n", rules,
+	    0, 0, 0 };
+	struct transport_rcpt r[1];
+	char login[128];
+	struct peer *p = peer_start(&spec);
+	void *t;
+
+	(void)state;
+	snprintf(login, sizeof(login), "127.0.0.1:%d alice alice-secret\n",
+	    p->port);
+	t = client_open_tls(p->port, "may", login);
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	check_rcpt(&r[0], OUTCOME_OK, QUEUED);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nAUTH LOGIN\n" LOGIN_USER
+	    "\n" LOGIN_PASS "\nMAIL FROM:<" SENDER ">\n"
+	    "RCPT TO:<a@example.com>\nDATA\nQUIT\n");
+	peer_free(p);
+}
+
+/*
+ * A 535 (or any refusal of AUTH) defers the message with the relay's
+ * reply; a relay that offers no AUTH when a login is set, or only
+ * mechanisms mpp does not use, gets no envelope either.
+ */
+static void
+test_auth_refused(void **state)
+{
+	static const struct rule rules[] = {
+		{ "AUTH PLAIN", "535 5.7.8 Error: authentication failed\r\n",
+		    ACT_REPLY, 0 },
+		{ NULL, NULL, 0, 0 }
+	};
+	struct peer_spec spec = { GREETING, EHLO_AUTH, QUEUED "\r\n", rules, 0,
+	    0, 0 };
+	struct peer_spec noauth = { GREETING, EHLO_ALL, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct peer_spec cram = { GREETING, "250-fake\r\n250 AUTH CRAM-MD5\r\n",
+	    QUEUED "\r\n", NULL, 0, 0, 0 };
+	struct transport_rcpt r[1];
+	char want[256];
+	struct peer *p = peer_start(&spec);
+	void *t = client_open_tls(p->port, "may", "* alice alice-secret\n");
+
+	(void)state;
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	snprintf(want, sizeof(want), "AUTH as alice refused by 127.0.0.1:%d: "
+	    "535 5.7.8 Error: authentication failed", p->port);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\n"
+	    "AUTH PLAIN " PLAIN_RESPONSE "\nQUIT\n");
+	peer_free(p);
+
+	p = peer_start(&noauth);
+	t = client_open_tls(p->port, "may", "* alice alice-secret\n");
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	snprintf(want, sizeof(want), "relay 127.0.0.1:%d offers no AUTH "
+	    "without TLS", p->port);
+	check_rcpt_prefix(&r[0], OUTCOME_TEMP, want);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n");
+	peer_free(p);
+
+	p = peer_start(&cram);
+	t = client_open_tls(p->port, "may", "* alice alice-secret\n");
+	assert_int_equal(deliver_status(t, ONE, r), TRANSPORT_ANSWERED);
+	snprintf(want, sizeof(want), "relay 127.0.0.1:%d offers no AUTH "
+	    "mechanism mpp uses (PLAIN, LOGIN)", p->port);
+	check_rcpt(&r[0], OUTCOME_TEMP, want);
+	finish(t, p, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n");
+	peer_free(p);
+}
+
+/* A bad login file is refused by open(), naming file and line. */
+static void
+test_auth_file_refused(void **state)
+{
+	char err[512];
+
+	(void)state;
+	assert_null(client_open_with("127.0.0.1:25", "may", "* alice\n", err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, ":1: expected \"HOST[:PORT] USER "
+	    "PASSWORD\""));
+}
+
+/* Add addr (dotted quad) to lo in this network namespace, as lo:1. */
+static int
+lo_add(const char *addr)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), rc;
+
+	if (fd == -1)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo:1");
+	sin->sin_family = AF_INET;
+	rc = inet_pton(AF_INET, addr, &sin->sin_addr) == 1 &&
+	    ioctl(fd, SIOCSIFADDR, &ifr) == 0 ? 0 : -1;
+	close(fd);
+	return rc;
+}
+
+/*
+ * The child of test_auth_not_in_clear: in a network namespace of its own
+ * with 192.0.2.25 on lo, a relay there that offers AUTH in clear only.
+ * The exit code says what happened (SILENT_DNS_SKIP: no namespaces).
+ */
+static int
+remote_clear_child(void)
+{
+	struct peer_spec spec = { GREETING, EHLO_AUTH, QUEUED "\r\n", NULL, 0,
+	    0, 0 };
+	struct sockaddr_in sin;
+	struct transport_rcpt r[1];
+	socklen_t len = sizeof(sin);
+	char arg[64], err[512];
+	struct peer *p;
+	void *t;
+	int fd, on = 1;
+
+	if (unshare(CLONE_NEWNET) == -1 || silent_dns_lo_up() == -1 ||
+	    lo_add("192.0.2.25") == -1)
+		return SILENT_DNS_SKIP;
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.25", &sin.sin_addr);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(fd, 8) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		return 1;
+	p = peer_start_on(&spec, fd, ntohs(sin.sin_port));
+	snprintf(arg, sizeof(arg), "192.0.2.25:%d", p->port);
+	if ((t = client_open_with(arg, "may", "* alice alice-secret\n", err,
+	    sizeof(err))) == NULL)
+		return 1;
+	if (deliver_status(t, ONE, r) != TRANSPORT_ANSWERED)
+		return 2;
+	transport_smtp_ops.close(t);
+	peer_stop(p);
+	fprintf(stderr, "remote relay: %d \"%s\"; log:\n%s", r[0].result,
+	    r[0].reply, p->log);
+	snprintf(err, sizeof(err), "relay %s offers AUTH without TLS only: "
+	    "the password is not sent in clear", arg);
+	if (r[0].result != OUTCOME_TEMP || strcmp(r[0].reply, err) != 0)
+		return 3;
+	return strcmp(p->log, "CONNECT\nEHLO " HELO_NAME "\nQUIT\n") == 0 ?
+	    0 : 4;
+}
+
+/*
+ * AUTH is never sent in clear to a relay that is not on loopback: the
+ * message waits, the password never leaves.
+ */
+static void
+test_auth_not_in_clear(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	if ((pid = fork()) == 0)
+		_exit(remote_clear_child());
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
@@ -1585,6 +2123,16 @@ main(void)
 		cmocka_unit_test(test_peer_drops_during_text),
 		cmocka_unit_test(test_data_unexpected_reply),
 		cmocka_unit_test(test_ipv6_literal),
+		cmocka_unit_test(test_relay_failover),
+		cmocka_unit_test(test_relay_all_down),
+		cmocka_unit_test(test_tls_required),
+		cmocka_unit_test(test_starttls_refused),
+		cmocka_unit_test(test_tls_handshake_fails),
+		cmocka_unit_test(test_auth_plain),
+		cmocka_unit_test(test_auth_login),
+		cmocka_unit_test(test_auth_refused),
+		cmocka_unit_test(test_auth_file_refused),
+		cmocka_unit_test(test_auth_not_in_clear),
 		cmocka_unit_test(test_open_arg),
 		cmocka_unit_test(test_silent_dns),
 	};
