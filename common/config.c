@@ -641,6 +641,42 @@ transport_takes_path(const char *v)
 	return 1;
 }
 
+/*
+ * "sendmail:PATH ARG...": tr->path held all of it; it keeps PATH, and
+ * the words after it go to tr->args. Words are split on blanks and
+ * nothing else (no shell, no quotes). A "--" is refused: it would turn
+ * the "-i -f SENDER" that follow into recipients; so is a control
+ * character, which no command line needs.
+ */
+static int
+split_sendmail_args(struct config_transport *tr)
+{
+	char *p, *w;
+	size_t len;
+
+	for (p = tr->path; *p != '\0'; p++)
+		if ((*p > 0 && *p < ' ' && *p != '\t') || *p == 0x7f)
+			return -1;
+	p = tr->path + strcspn(tr->path, " \t");
+	if (*p == '\0')
+		return 0;
+	*p++ = '\0';
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return 0;
+		w = p;
+		len = strcspn(w, " \t");
+		p += len;
+		if (tr->nargs == CONFIG_SENDMAIL_ARGS_MAX ||
+		    len >= CONFIG_SENDMAIL_ARG_MAX ||
+		    (len == 2 && memcmp(w, "--", 2) == 0))
+			return -1;
+		memcpy(tr->args[tr->nargs], w, len);
+		tr->args[tr->nargs++][len] = '\0';
+	}
+}
+
 static int
 parse_transport(const char *v, void *field)
 {
@@ -656,6 +692,11 @@ parse_transport(const char *v, void *field)
 		return -1;
 	tr->kind = (enum config_transport_kind)t.kind;
 	memcpy(tr->path, t.path, sizeof(t.path));
+	if (tr->kind == CONFIG_TRANSPORT_sendmail &&
+	    split_sendmail_args(tr) == -1) {
+		free(tr);
+		return -1;
+	}
 	if (transport_schemes[t.kind].arg != CONFIG_ARG_PATH &&
 	    parse_relays(v, &t, tr) == -1) {
 		free(tr);

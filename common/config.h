@@ -19,6 +19,8 @@
 #define CONFIG_LISTEN_MAX 16	/* addresses in one listen key */
 #define CONFIG_AUTH_MAX 8	/* backends in the auth key */
 #define CONFIG_RELAYS_MAX 8	/* relays of a transport */
+#define CONFIG_SENDMAIL_ARGS_MAX 16	/* fixed arguments of sendmail:PATH */
+#define CONFIG_SENDMAIL_ARG_MAX 256	/* one of them, with its NUL */
 
 /*
  * Every value is parsed once, when the file is loaded, into the typed
@@ -92,11 +94,14 @@ struct config_auth {
 /*
  * transport. An SMTP transport (smtp:, smtps:) names its relays in order
  * of preference, "HOST:PORT, HOST:PORT..."; a sendmail transport's fixed
- * arguments would go beside its path.
+ * arguments, split on blanks (no quoting: an argument cannot hold a
+ * blank), go beside its path.
  */
 struct config_transport {
 	enum config_transport_kind kind;
 	char path[CONFIG_STR_MAX];	/* CONFIG_ARG_PATH */
+	size_t nargs;			/* sendmail: fixed arguments */
+	char args[CONFIG_SENDMAIL_ARGS_MAX][CONFIG_SENDMAIL_ARG_MAX];
 	size_t nrelays;			/* CONFIG_ARG_RELAY or _HOST */
 	struct config_hostport relay[CONFIG_RELAYS_MAX];
 	char text[CONFIG_STR_MAX];

@@ -17,6 +17,7 @@
 #include "relay_auth.h"
 #include "runner.h"
 #include "spool.h"
+#include "transport.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -24,6 +25,22 @@ usage(void)
 	fprintf(stderr, "usage: mppqueue [-1] [-d] [-v] [-c file] "
 	    "[-o key=value]...\n");
 	exit(EX_USAGE);
+}
+
+/*
+ * A transport that cannot be opened (a sendmail program missing or not
+ * executable by the runner's user) is the configuration's fault: refused
+ * at start, not found out by every delivery.
+ */
+static void
+check_transport(const struct mpp_config *cfg)
+{
+	struct transport *t;
+	char err[1024];
+
+	if ((t = transport_new(cfg, err, sizeof(err))) == NULL)
+		fatalx(EX_CONFIG, "transport %s: %s", cfg->transport.text, err);
+	transport_free(t);
 }
 
 /*
@@ -73,6 +90,7 @@ main(int argc, char **argv)
 	if (!interactive && log_use(cfg.log.to, cfg.log.path, 0, err,
 	    sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
+	check_transport(&cfg);
 	if (spool_open(&sp, cfg.spool_dir, err, sizeof(err)) == -1)
 		fatalx(EX_CANTCREAT, "%s", err);
 	if (reconcile_at_start(&sp, INDEX_SYNC_NORMAL, cfg.hostname, err,

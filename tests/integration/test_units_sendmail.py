@@ -149,12 +149,16 @@ def test_postfix_sendmail_delivers_under_the_unit(postfix, queued, unit):
 
 
 def check_deferred(m, r, to, why):
+    """Deferred by the timeout, with postdrop's own words (its stderr) in
+    last_error and the log."""
     assert r.returncode == 0
     rec = row(m, to)
     assert rec["state"] == "deferred"
-    assert rec["last_error"] == f"sendmail timed out after {DELIVERY_TIMEOUT}s"
-    assert "postdrop: warning: mail_queue_enter: create file maildrop/" in r.stderr
-    assert why in r.stderr
+    said = (f"sendmail timed out after {DELIVERY_TIMEOUT}s: postdrop: warning: "
+            "mail_queue_enter: create file maildrop/")
+    assert rec["last_error"].startswith(said), rec["last_error"]
+    assert why in rec["last_error"]
+    assert said in r.stderr and why in r.stderr
 
 
 def test_no_new_privileges_breaks_it(postfix, queued):
@@ -175,6 +179,26 @@ def test_readonly_maildrop_breaks_it(postfix, queued):
                   caps=["setuid", "setgid"], rw_paths=[spool])
     check_deferred(m, r, "unit-3@example.com", "Read-only file system")
     assert postfix.mailbox("unit-3@example.com") == []
+
+
+def test_fixed_arguments_pick_the_instance(postfix, queued):
+    """`sendmail:/usr/sbin/sendmail -C DIR` instead of MAIL_CONFIG: the
+    argument alone sends the mail to the private instance (run as root,
+    whom postdrop lets name another configuration directory)."""
+    m, post, spool, nobody = queued
+    to = "unit-4@example.com"
+    post(to)
+    m.stop()
+    m.settings["transport"] = f"sendmail:{mta.SENDMAIL} -C {postfix.conf_dir}"
+    m.write_config()
+    env = {k: v for k, v in os.environ.items() if k != "MAIL_CONFIG"}
+    r = subprocess.run([str(BIN / "mppqueue"), "-1", "-d", "-c",
+                        str(m.config_path)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert row(m, to)["state"] == "sent", r.stderr
+    got = postfix.wait_mail(to)
+    assert f"Subject: for {to}".encode() in got[0]
 
 
 def test_no_leftover_postdrop(postfix):

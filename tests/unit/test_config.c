@@ -641,6 +641,69 @@ test_smtp_keys(void **state)
 	assert_string_equal(cfg.smtp_auth_file, "/etc/mpp/relays");
 }
 
+/* sendmail:PATH ARG...: fixed arguments split on blanks, bounded. */
+static void
+test_sendmail_args_parsed(void **state)
+{
+	static const char *const bad[] = {
+		"sendmail:/usr/sbin/sendmail -- -x",
+		"sendmail:/usr/sbin/sendmail -C\x01/etc",
+		"sendmail:/usr/sbin/sendmail -C\x7f",
+		"sendmail: /usr/sbin/sendmail",
+		"sendmail:-C /usr/sbin/sendmail",
+	};
+	struct mpp_config cfg;
+	char err[512], v[CONFIG_LINE_MAX], word[CONFIG_SENDMAIL_ARG_MAX + 1];
+	size_t i;
+
+	config_defaults(&cfg);
+	assert_int_equal(cfg.transport.nargs, 0);
+	assert_int_equal(config_set(&cfg, "transport",
+	    "sendmail:/usr/sbin/sendmail  -C /etc/postfix-out\t-oi", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.transport.kind, CONFIG_TRANSPORT_sendmail);
+	assert_string_equal(cfg.transport.path, "/usr/sbin/sendmail");
+	assert_int_equal(cfg.transport.nargs, 3);
+	assert_string_equal(cfg.transport.args[0], "-C");
+	assert_string_equal(cfg.transport.args[1], "/etc/postfix-out");
+	assert_string_equal(cfg.transport.args[2], "-oi");
+	assert_string_equal(cfg.transport.text,
+	    "sendmail:/usr/sbin/sendmail  -C /etc/postfix-out\t-oi");
+	assert_int_equal(config_set(&cfg, "transport", "sendmail:/bin/true",
+	    err, sizeof(err)), 0);
+	assert_int_equal(cfg.transport.nargs, 0);
+	/* A maildir path keeps its blanks: only sendmail takes arguments. */
+	assert_int_equal(config_set(&cfg, "transport", "maildir:/m/a b", err,
+	    sizeof(err)), 0);
+	assert_int_equal(cfg.transport.nargs, 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(config_set(&cfg, "transport", bad[i], err,
+		    sizeof(err)), -1);
+		assert_contains(err, "transport");
+	}
+	/* At most CONFIG_SENDMAIL_ARGS_MAX words... */
+	strlcpy(v, "sendmail:/s", sizeof(v));
+	for (i = 0; i < CONFIG_SENDMAIL_ARGS_MAX; i++)
+		strlcat(v, " -x", sizeof(v));
+	assert_int_equal(config_set(&cfg, "transport", v, err, sizeof(err)),
+	    0);
+	assert_int_equal(cfg.transport.nargs, CONFIG_SENDMAIL_ARGS_MAX);
+	strlcat(v, " -y", sizeof(v));
+	assert_int_equal(config_set(&cfg, "transport", v, err, sizeof(err)),
+	    -1);
+	/* ...of at most CONFIG_SENDMAIL_ARG_MAX - 1 bytes. */
+	memset(word, 'a', sizeof(word) - 2);
+	word[sizeof(word) - 2] = '\0';
+	snprintf(v, sizeof(v), "sendmail:/s %s", word);
+	assert_int_equal(config_set(&cfg, "transport", v, err, sizeof(err)),
+	    0);
+	assert_string_equal(cfg.transport.args[0], word);
+	strlcat(v, "a", sizeof(v));
+	assert_int_equal(config_set(&cfg, "transport", v, err, sizeof(err)),
+	    -1);
+	assert_string_equal(cfg.transport.path, "/s");
+}
+
 static void
 test_flags_parsed(void **state)
 {
@@ -1213,6 +1276,7 @@ main(void)
 		cmocka_unit_test(test_transport_parsed),
 		cmocka_unit_test(test_transport_relays),
 		cmocka_unit_test(test_smtp_keys),
+		cmocka_unit_test(test_sendmail_args_parsed),
 		cmocka_unit_test(test_flags_parsed),
 		cmocka_unit_test(test_log_parsed),
 		cmocka_unit_test(test_bad_value_changes_nothing),
