@@ -189,6 +189,18 @@ def test_verify_refuses_an_unknown_ca(postfix, mppd_factory):
     assert "certificate verify failed" in why, why
 
 
+def test_missing_ca_file_is_refused_at_start(postfix, mppd_factory):
+    m = poster(mppd_factory, "tls9",
+               transport=f"smtp:localhost:{postfix.ports['starttls']}",
+               smtp_tls="verify", smtp_tls_ca="/nonexistent/ca.pem")
+    post(m, "tls9", "ver-9@example.com")
+    rc, log = run_once(m)
+    assert rc == EX_CONFIG, log
+    assert "CA file /nonexistent/ca.pem" in log, log
+    [row] = queue(m)
+    assert row["attempts"] == 0, row
+
+
 # --------------------------------------------------------------- smtps
 
 def test_smtps_is_tls_from_the_first_byte(postfix, mppd_factory, recorder):
