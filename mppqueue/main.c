@@ -80,6 +80,7 @@ main(int argc, char **argv)
 	ctx.cfg = &cfg;
 	ctx.sp = &sp;
 	ctx.oneshot = oneshot;
+	ctx.cli = oneshot ? NULL : &o.cli;	/* a cron run is short */
 	if (!oneshot)
 		log_info("ready: transport %s, concurrency %ld",
 		    cfg.transport.text, cfg.concurrency);

@@ -16,6 +16,7 @@ struct runner_ctx {
 	const struct mpp_config *cfg;
 	struct spool *sp;
 	int oneshot;		/* -1: deliver what is due, then return */
+	const struct config_cli *cli;	/* read again on SIGHUP; NULL: not */
 };
 
 /* Run until SIGTERM/SIGINT (or, one-shot, until nothing is due).
