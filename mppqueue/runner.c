@@ -1017,6 +1017,11 @@ static const struct {
 	{ "hostname", offsetof(struct mpp_config, hostname) },
 };
 
+#define FIXED_SIZE(k) (sizeof(((struct mpp_config *)0)->k) == CONFIG_STR_MAX)
+_Static_assert(FIXED_SIZE(spool_dir) && FIXED_SIZE(user) &&
+    FIXED_SIZE(hostname), "reload_fixed[] keys are CONFIG_STR_MAX strings");
+#undef FIXED_SIZE
+
 /* A fixed key changed in next: logged, and set back to old's value. */
 static void
 reload_keep_fixed(const struct mpp_config *old, struct mpp_config *next)
