@@ -93,6 +93,7 @@ static const struct config_key config_keys[] = {
 	L(retry_min, "60", 1, 86400),
 	L(retry_max, "3600", 1, 604800),
 	L(max_queue_lifetime, "432000", 1, 31536000),
+	L(relay_probe_max, "60", 1, 3600),
 	L(concurrency, "4", 1, 256),
 	L(lease_time, "600", 10, 86400),
 	L(sent_retention, "604800", 0, 31536000),

@@ -152,6 +152,7 @@ struct mpp_config {
 	long retry_min;
 	long retry_max;
 	long max_queue_lifetime;
+	long relay_probe_max;
 	long concurrency;
 	long lease_time;
 	long sent_retention;

@@ -395,6 +395,68 @@ index_unclaim(struct index *ix, const char *id, const char *host, long pid,
 	return index_step_done(ix, st, "unclaim");
 }
 
+/* ids as one JSON array of strings for json_each(); NULL if too long. */
+static char *
+ids_json(const char *const *ids, size_t n)
+{
+	size_t i, len = 3, k = 0;
+	const char *p;
+	char *out;
+
+	for (i = 0; i < n; i++)
+		len += 2 * strlen(ids[i]) + 3;
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	out[k++] = '[';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			out[k++] = ',';
+		out[k++] = '"';
+		for (p = ids[i]; *p != '\0'; p++) {
+			if ((unsigned char)*p < 0x20) {
+				free(out);	/* never in a queue id */
+				return NULL;
+			}
+			if (*p == '"' || *p == '\\')
+				out[k++] = '\\';
+			out[k++] = *p;
+		}
+		out[k++] = '"';
+	}
+	out[k++] = ']';
+	out[k] = '\0';
+	return out;
+}
+
+int
+index_due_now(struct index *ix, const char *const *ids, size_t n,
+    time_t now)
+{
+	sqlite3_stmt *st;
+	char *json;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (n > INDEX_DUE_NOW_MAX || (json = ids_json(ids, n)) == NULL) {
+		snprintf(ix->errmsg, sizeof(ix->errmsg), "due now: bad ids");
+		return -1;
+	}
+	st = index_stmt(ix, IX_DUE_NOW, "UPDATE message SET next_attempt_at "
+	    "= ?1 WHERE state = 'deferred' AND next_attempt_at > ?1 AND id "
+	    "IN (SELECT value FROM json_each(?2))");
+	if (st == NULL) {
+		free(json);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 2, json, -1, SQLITE_STATIC);
+	rc = index_step_done(ix, st, "due now");
+	sqlite3_clear_bindings(st);
+	free(json);
+	return rc == -1 ? -1 : sqlite3_changes(ix->db);
+}
+
 long long
 index_next_due(struct index *ix)
 {

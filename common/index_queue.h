@@ -96,6 +96,15 @@ int index_renew_lease(struct index *ix, const char *id, const char *host,
 int index_unclaim(struct index *ix, const char *id, const char *host,
     long pid, time_t now);
 
+/*
+ * The deferred ones among the n messages ids fall due at now, in one
+ * statement (what they waited for, the relays, is back). Returns how
+ * many changed, or -1. At most INDEX_DUE_NOW_MAX ids.
+ */
+#define INDEX_DUE_NOW_MAX 1024
+int index_due_now(struct index *ix, const char *const *ids, size_t n,
+    time_t now);
+
 /* Earliest next_attempt_at of a queued or deferred message; -1 if none,
    -2 on error. */
 long long index_next_due(struct index *ix);

@@ -1,7 +1,9 @@
 /*
  * mppqueue — the queue runner. Flags and config, privilege drop, the log
  * (a log file is opened by the runner's user, who reopens it on SIGHUP
- * and SIGUSR1), the spool and its reconciliation, then runner_run().
+ * and SIGUSR1), the spool and its reconciliation, then runner_run(),
+ * which a daemon's SIGHUP also makes read the config again (the same
+ * -c and -o).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +104,7 @@ main(int argc, char **argv)
 	ctx.cfg = &cfg;
 	ctx.sp = &sp;
 	ctx.oneshot = oneshot;
+	ctx.cli = oneshot ? NULL : &o.cli;	/* a cron run is short */
 	if (!oneshot)
 		log_info("ready: transport %s, concurrency %ld",
 		    cfg.transport.text, cfg.concurrency);

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "log.h"
 #include "notice.h"
 #include "reconcile.h"
+#include "relay_health.h"
 #include "retry.h"
 #include "runner.h"
 #include "transport.h"
@@ -40,11 +42,24 @@
 #define RECORD_RETRY_MAX 30	/* seconds: longest wait between tries to record */
 #define INDEX_WATCH_S 1		/* seconds between looks for a lost index */
 #define PURGE_BUDGET_MS 250	/* of purging between looks at signals */
+#define OUTAGE_IDS_MAX MAX_THREADS	/* one per thread and outage */
+
+/*
+ * One generation of the configuration: the one read at start, then one
+ * per SIGHUP that loaded. A delivery thread holds the generation its
+ * transport was made from and moves to the newest between messages; the
+ * last to let go of one frees it (refs under the runner's lock).
+ */
+struct cfg_ref {
+	struct mpp_config cfg;
+	unsigned long gen;
+	int refs;
+};
 
 struct runner {
 	struct runner_ctx *ctx;
-	const struct mpp_config *cfg;
-	struct retry_policy policy;	/* from cfg */
+	const struct mpp_config *cfg;	/* the start's: spool_dir, hostname */
+	struct cfg_ref *live;		/* the newest (set by the main thread) */
 	char host[256];
 	long pid;
 	pthread_mutex_t lock;
@@ -74,10 +89,22 @@ struct runner {
 	int waiting_logged;		/* index.db back beside old files */
 	int index_gone;			/* one-shot: a thread had no index */
 	char reopen_err[256];		/* the last reopen failure logged */
+	/*
+	 * The relays' health (lock held), and the messages whose delivery
+	 * found them down: those fall due at once when a probe finds them
+	 * back. The others wait unclaimed, and are due already.
+	 */
+	struct relay_health health;
+	char outage_id[OUTAGE_IDS_MAX][sizeof(((struct index_claim *)0)->id)];
+	size_t noutage;
 };
 
 struct worker {
 	struct runner *r;
+	struct cfg_ref *ref;		/* the generation t was made from */
+	const struct mpp_config *cfg;	/* &ref->cfg */
+	struct retry_policy policy;	/* from cfg */
+	unsigned long refused_gen;	/* a generation t could not be made of */
 	struct index *ix;		/* NULL while the index is away */
 	unsigned epoch;			/* r->epoch when ix was opened */
 	time_t lease_end;		/* of the claim being delivered */
@@ -216,7 +243,7 @@ worker_wait(struct worker *w)
 	struct runner *r = w->r;
 	long long due = index_next_due(w->ix);
 	time_t now = time(NULL);
-	long wait = r->cfg->queue_interval;
+	long wait = w->cfg->queue_interval;
 	struct timespec until;
 	unsigned long gen;
 
@@ -231,6 +258,225 @@ worker_wait(struct worker *w)
 	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* Let go of a generation; the last holder frees it. Lock held. */
+static void
+cfg_unref_locked(struct cfg_ref *c)
+{
+	if (c != NULL && --c->refs == 0)
+		free(c);
+}
+
+static void
+cfg_unref(struct runner *r, struct cfg_ref *c)
+{
+	pthread_mutex_lock(&r->lock);
+	cfg_unref_locked(c);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The worker works by generation c (whose reference it holds now). */
+static void
+worker_use(struct worker *w, struct cfg_ref *c)
+{
+	w->ref = c;
+	w->cfg = &c->cfg;
+	w->policy.min = c->cfg.retry_min;
+	w->policy.max = c->cfg.retry_max;
+	w->policy.lifetime = c->cfg.max_queue_lifetime;
+}
+
+/*
+ * Between messages: a newer configuration (SIGHUP) gets the thread a new
+ * transport; the old one is freed here, never during a delivery. One the
+ * thread cannot make is logged once; the old one stays.
+ */
+static void
+worker_swap(struct worker *w)
+{
+	struct runner *r = w->r;
+	struct cfg_ref *next;
+	struct transport *t;
+	char err[1024];
+
+	pthread_mutex_lock(&r->lock);
+	next = r->live;
+	if (next == w->ref || next->gen == w->refused_gen) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	next->refs++;
+	pthread_mutex_unlock(&r->lock);
+	if ((t = transport_new(&next->cfg, err, sizeof(err))) == NULL) {
+		log_warnx("reload: a delivery thread keeps the transport it "
+		    "had: %s", err);
+		w->refused_gen = next->gen;
+		cfg_unref(r, next);
+		return;
+	}
+	transport_free(w->t);
+	w->t = t;
+	cfg_unref(r, w->ref);
+	worker_use(w, next);
+}
+
+static int
+relay_down(struct runner *r)
+{
+	int down;
+
+	pthread_mutex_lock(&r->lock);
+	down = r->health.down;
+	pthread_mutex_unlock(&r->lock);
+	return down;
+}
+
+/* A delivery reached no relay: the first of an outage says so. */
+static void
+health_unreachable(struct worker *w, const char *reason)
+{
+	struct runner *r = w->r;
+	char esc[TRANSPORT_REPLY_MAX * 2];
+	int began;
+
+	pthread_mutex_lock(&r->lock);
+	began = relay_health_unreachable(&r->health, util_now_ms(), reason);
+	pthread_mutex_unlock(&r->lock);
+	if (!began)
+		return;
+	log_escape(esc, sizeof(esc), reason, strlen(reason));
+	log_warnx("relay=down transport=%s reason=\"%s\": no message is "
+	    "attempted until a probe reaches a relay", w->cfg->transport.text,
+	    esc);
+}
+
+/* id was deferred by the outage: it falls due when the relays are back. */
+static void
+health_note_deferred(struct runner *r, const char *id)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->noutage < OUTAGE_IDS_MAX)
+		strlcpy(r->outage_id[r->noutage++], id,
+		    sizeof(r->outage_id[0]));
+	else
+		log_debug("id=%s waits for its retry after the outage", id);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Sleep ms (< 0: until woken, at most queue_interval), woken or stopped. */
+static void
+worker_nap(struct worker *w, long long ms)
+{
+	struct runner *r = w->r;
+	struct timespec until;
+	unsigned long gen;
+
+	if (ms < 0)
+		ms = w->cfg->queue_interval * 1000LL;
+	transport_idle(w->t);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	gen = r->generation;
+	while (!r->stopping && gen == r->generation &&
+	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/*
+ * The relays are back after outage_ms: what the outage deferred falls
+ * due now, in one statement, and every thread is woken to deliver.
+ */
+static void
+relay_back(struct worker *w, long long outage_ms)
+{
+	struct runner *r = w->r;
+	const char *ids[OUTAGE_IDS_MAX];
+	char mine[OUTAGE_IDS_MAX][sizeof(r->outage_id[0])];	/* 16 KiB */
+	size_t i, n;
+	int due = 0;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->noutage;
+	for (i = 0; i < n; i++) {
+		memcpy(mine[i], r->outage_id[i], sizeof(mine[i]));
+		ids[i] = mine[i];
+	}
+	r->noutage = 0;
+	pthread_mutex_unlock(&r->lock);
+	if (n > 0) {
+		pthread_mutex_lock(&r->write_lock);
+		due = index_due_now(w->ix, ids, n, time(NULL));
+		pthread_mutex_unlock(&r->write_lock);
+		if (due < 0)
+			log_warnx("relay=up: the messages the outage deferred "
+			    "wait for their retry: %s", index_errmsg(w->ix));
+	}
+	log_info("relay=up transport=%s outage=%lld.%01llds due_now=%d: "
+	    "delivering again", w->cfg->transport.text, outage_ms / 1000,
+	    outage_ms % 1000 / 100, due < 0 ? 0 : due);
+	runner_wake(r);
+}
+
+/* The one probe in flight: a new session with the MTA, no mail. */
+static void
+relay_probe(struct worker *w)
+{
+	struct runner *r = w->r;
+	char why[TRANSPORT_REPLY_MAX], esc[TRANSPORT_REPLY_MAX * 2];
+	long long outage = 0, next;
+	enum relay_event ev;
+	int ok;
+
+	worker_swap(w);
+	transport_idle(w->t);	/* a kept connection proves nothing */
+	why[0] = '\0';
+	ok = transport_probe(w->t, why, sizeof(why)) == 0;
+	pthread_mutex_lock(&r->lock);
+	ev = relay_health_probed(&r->health, util_now_ms(), ok, &outage);
+	next = r->health.next_probe - util_now_ms();
+	pthread_mutex_unlock(&r->lock);
+	if (ev == RELAY_EVENT_UP) {
+		relay_back(w, outage);
+		return;
+	}
+	log_escape(esc, sizeof(esc), why, strlen(why));
+	if (ev == RELAY_EVENT_STEP)
+		log_info("relay=down probe=failed reason=\"%s\" "
+		    "next_probe=%llds", esc, (next + 999) / 1000);
+	else
+		log_debug("relay=down probe=failed reason=\"%s\"", esc);
+}
+
+/*
+ * While the relays are down nothing is claimed: one thread at a time
+ * probes when the schedule says, the others sleep until the relays are
+ * back. 0 when they are up (claim), 1 after a probe or a nap.
+ */
+static int
+relay_gate(struct worker *w)
+{
+	struct runner *r = w->r;
+	long long wait = -1;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = relay_health_probe_start(&r->health, util_now_ms(), &wait);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == -1)
+		return 0;
+	if (rc == 1)
+		relay_probe(w);
+	else
+		worker_nap(w, wait);
+	return 1;
 }
 
 /* The outcome of one attempt, gathered for index_record(). */
@@ -304,7 +550,7 @@ maybe_bounce(struct worker *w, struct attempt *a, int fd, struct bounce *b)
 		return 0;
 	if (collect_failed(w, a, &failed, &nfailed, &earlier) == 0 &&
 	    nfailed > 0) {
-		if (bounce_create(w->r->ctx->sp, w->r->cfg, &o, BOUNCE_FAILED,
+		if (bounce_create(w->r->ctx->sp, w->cfg, &o, BOUNCE_FAILED,
 		    failed, nfailed, time(NULL), b) == 0) {
 			log_info("id=%s bounce=%s to=<%s> failed=%zu", a->c->id,
 			    b->id, a->c->sender, nfailed);
@@ -328,7 +574,7 @@ attempt_judge(struct worker *w, struct attempt *a)
 		a->outcome[i] = a->tr[i].result;
 		a->reply[i] = a->tr[i].reply;
 	}
-	retry_judge(&w->r->policy, a->c->received_at, time(NULL), a->outcome,
+	retry_judge(&w->policy, a->c->received_at, time(NULL), a->outcome,
 	    a->n, &a->v);
 }
 
@@ -347,12 +593,12 @@ record_wait(struct worker *w, const char *id, long delay)
 	if (w->lease_end - now <= delay) {
 		pthread_mutex_lock(&r->write_lock);
 		renewed = index_renew_lease(w->ix, id, r->host, r->pid,
-		    now + r->cfg->lease_time);
+		    now + w->cfg->lease_time);
 		pthread_mutex_unlock(&r->write_lock);
 		if (renewed == 0)
 			return 0;
 		if (renewed == 1)
-			w->lease_end = now + r->cfg->lease_time;
+			w->lease_end = now + w->cfg->lease_time;
 	}
 	if (runner_stopping(r) || now + delay >= w->lease_end)
 		return -1;
@@ -437,7 +683,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	attempt_judge(w, a);
 	log_attempt(a);
 	bounced = maybe_bounce(w, a, fd, &b);
-	warned = notice_delay(r->ctx->sp, r->cfg, a->c, fd, a->tr, a->n,
+	warned = notice_delay(r->ctx->sp, w->cfg, a->c, fd, a->tr, a->n,
 	    a->v.finished, time(NULL), &warning) == 1;
 	memset(&res, 0, sizeof(res));
 	res.id = a->c->id;
@@ -450,7 +696,7 @@ attempt_record(struct worker *w, struct attempt *a, int fd)
 	res.reply = a->reply;
 	res.finished = a->v.finished;
 	res.expired = a->v.expired;
-	res.next_attempt_at = (long long)res.now + retry_backoff(&r->policy,
+	res.next_attempt_at = (long long)res.now + retry_backoff(&w->policy,
 	    a->c->attempts + 1, arc4random_uniform);
 	res.last_error = a->v.last_failed < a->n ?
 	    a->tr[a->v.last_failed].reply : NULL;
@@ -508,6 +754,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 	struct spool *sp = w->r->ctx->sp;
 	struct attempt a;
 	struct transport_msg m;
+	enum transport_status status = TRANSPORT_ANSWERED;
 	size_t i, n = 0;
 	int fd, rc;
 
@@ -531,9 +778,12 @@ deliver_one(struct worker *w, struct index_claim *c)
 		m.sender = c->sender;
 		m.fd = fd;
 		m.size = (off_t)c->size;
-		(void)transport_deliver(w->t, &m, a.tr, n);
+		status = transport_deliver(w->t, &m, a.tr, n);
 		FAULT_POINT("after-mta-accept");
 	}
+	/* Marked before the record, so that the other threads stop now. */
+	if (status == TRANSPORT_UNREACHABLE && !w->r->ctx->oneshot)
+		health_unreachable(w, n > 0 ? a.tr[0].reply : "");
 	/* The file goes only once the result is committed: a sent message
 	   whose record failed is sent again, never lost. */
 	rc = attempt_record(w, &a, fd);
@@ -541,6 +791,9 @@ deliver_one(struct worker *w, struct index_claim *c)
 		close(fd);
 	if (rc == 1 && a.v.removes_file)	/* else the row still needs it */
 		cleanup_sent(w, &a);
+	if (rc == 1 && !a.v.finished && status == TRANSPORT_UNREACHABLE &&
+	    !w->r->ctx->oneshot)
+		health_note_deferred(w->r, c->id);
 	attempt_free(&a);
 }
 
@@ -552,7 +805,7 @@ deliver_one(struct worker *w, struct index_claim *c)
 static int
 keep_claim(struct worker *w, const struct index_claim *c, time_t claimed)
 {
-	const struct mpp_config *cfg = w->r->cfg;
+	const struct mpp_config *cfg = w->cfg;
 	time_t now = time(NULL);
 	int renewed;
 
@@ -592,11 +845,14 @@ worker_main(void *arg)
 			runner_nap(r, INDEX_WATCH_S);
 			continue;
 		}
+		worker_swap(w);
+		if (!r->ctx->oneshot && relay_gate(w))
+			continue;	/* the relays are down */
 		claimed = time(NULL);
 		pthread_mutex_lock(&r->write_lock);
 		n = index_claim_due(w->ix, r->host, r->pid, claimed,
 		    r->ctx->oneshot ? r->started : claimed,
-		    r->cfg->lease_time, claims, CLAIM_BATCH);
+		    w->cfg->lease_time, claims, CLAIM_BATCH);
 		pthread_mutex_unlock(&r->write_lock);
 		if (n < 0)
 			log_warnx("claim failed: %s", index_errmsg(w->ix));
@@ -609,13 +865,16 @@ worker_main(void *arg)
 		for (i = 0; i < n; i++) {
 			if (index_moved(w->ix) == 1)
 				break;	/* claims in a lost index */
-			if (runner_stopping(r)) {
+			/* Put back unattempted: not one attempt is
+			   counted against relays known to be down. */
+			if (runner_stopping(r) || relay_down(r)) {
 				pthread_mutex_lock(&r->write_lock);
 				(void)index_unclaim(w->ix, claims[i].id,
 				    r->host, r->pid, time(NULL));
 				pthread_mutex_unlock(&r->write_lock);
 				continue;
 			}
+			worker_swap(w);
 			if (keep_claim(w, &claims[i], claimed) == 0)
 				deliver_one(w, &claims[i]);
 		}
@@ -640,12 +899,14 @@ worker_prepare(struct runner *r, struct worker *w)
 	w->r = r;
 	if ((w->ix = index_open(r->cfg->spool_dir, INDEX_SYNC_NORMAL, err,
 	    sizeof(err))) == NULL ||
-	    (w->t = transport_new(r->cfg, err, sizeof(err))) == NULL) {
+	    (w->t = transport_new(&r->live->cfg, err, sizeof(err))) == NULL) {
 		log_warnx("cannot start a delivery thread: %s", err);
 		index_close(w->ix);
 		w->ix = NULL;
 		return -1;
 	}
+	r->live->refs++;	/* no thread runs yet */
+	worker_use(w, r->live);
 	return 0;
 }
 
@@ -700,7 +961,7 @@ purge_sent(struct runner *r, struct index *ix, time_t now, int all,
 
 	for (;;) {
 		t = util_now_ms();
-		n = index_purge_sent(ix, now, r->cfg->sent_retention,
+		n = index_purge_sent(ix, now, r->live->cfg.sent_retention,
 		    INDEX_PURGE_BATCH, purge_gone, r->ctx->sp);
 		if (n < 0)
 			return -1;
@@ -741,6 +1002,106 @@ chores(struct runner *r, struct index *ix, int all)
 	if (more < 0)
 		log_warnx("purge failed: %s", index_errmsg(ix));
 	return more == 1;
+}
+
+/*
+ * The keys a reload cannot change: the threads, the spool, the lease
+ * owner's name, the user and the log were set up at start with them.
+ */
+static const struct {
+	const char *key;
+	size_t off;
+} reload_fixed[] = {
+	{ "spool_dir", offsetof(struct mpp_config, spool_dir) },
+	{ "user", offsetof(struct mpp_config, user) },
+	{ "hostname", offsetof(struct mpp_config, hostname) },
+};
+
+#define FIXED_SIZE(k) (sizeof(((struct mpp_config *)0)->k) == CONFIG_STR_MAX)
+_Static_assert(FIXED_SIZE(spool_dir) && FIXED_SIZE(user) &&
+    FIXED_SIZE(hostname), "reload_fixed[] keys are CONFIG_STR_MAX strings");
+#undef FIXED_SIZE
+
+/* A fixed key changed in next: logged, and set back to old's value. */
+static void
+reload_keep_fixed(const struct mpp_config *old, struct mpp_config *next)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(reload_fixed) / sizeof(reload_fixed[0]); i++) {
+		const char *was = (const char *)old + reload_fixed[i].off;
+		char *now = (char *)next + reload_fixed[i].off;
+
+		if (strcmp(was, now) == 0)
+			continue;
+		log_warnx("reload: %s changed; ignored until mppqueue is "
+		    "restarted", reload_fixed[i].key);
+		memcpy(now, was, CONFIG_STR_MAX);
+	}
+	if (old->concurrency != next->concurrency)
+		log_warnx("reload: concurrency changed; ignored until "
+		    "mppqueue is restarted");
+	next->concurrency = old->concurrency;
+	if (old->log.to != next->log.to ||
+	    strcmp(old->log.path, next->log.path) != 0)
+		log_warnx("reload: log changed; ignored until mppqueue is "
+		    "restarted");
+	next->log = old->log;
+}
+
+/*
+ * SIGHUP: read the configuration again. One that does not load, or whose
+ * transport cannot be made, is logged and the one in use kept; else it
+ * becomes the newest generation, which each delivery thread takes up
+ * between two messages.
+ */
+static void
+runner_reload(struct runner *r)
+{
+	struct cfg_ref *next, *old = r->live;
+	struct transport *t;
+	const char *path = NULL;
+	char err[1024];
+	int moved;
+
+	if ((next = calloc(1, sizeof(*next))) == NULL) {
+		log_warn("reload");
+		return;
+	}
+	if (config_cli_load(&next->cfg, r->ctx->cli, &path, err,
+	    sizeof(err)) == -1 ||
+	    (t = transport_new(&next->cfg, err, sizeof(err))) == NULL) {
+		log_warnx("reload=failed %s; the configuration in use is kept",
+		    err);
+		free(next);
+		return;
+	}
+	transport_free(t);
+	reload_keep_fixed(&old->cfg, &next->cfg);
+	moved = strcmp(old->cfg.transport.text, next->cfg.transport.text);
+	next->refs = 1;
+	pthread_mutex_lock(&r->lock);
+	next->gen = old->gen + 1;
+	r->live = next;
+	relay_health_set_max(&r->health, next->cfg.relay_probe_max);
+	if (moved != 0)		/* the new relays are tried at once */
+		relay_health_probe_now(&r->health, util_now_ms());
+	cfg_unref_locked(old);
+	pthread_mutex_unlock(&r->lock);
+	log_info("reload=done config=%s transport %s", path != NULL ? path :
+	    "-", next->cfg.transport.text);
+	runner_wake(r);
+}
+
+/* A signal read from the signalfd: 0 to go on, -1 to stop. */
+static int
+runner_signal(struct runner *r, int sig)
+{
+	if (!log_reopen_signal(sig))
+		return -1;
+	if (sig == SIGHUP && r->ctx->cli != NULL)
+		runner_reload(r);
+	return 0;
 }
 
 static int
@@ -784,7 +1145,7 @@ runner_loop(struct runner *r, int sigfd, struct index **ixp,
 			runner_wake(r);
 		if ((pfd[0].revents & POLLIN) &&
 		    read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-		    !log_reopen_signal((int)si.ssi_signo))
+		    runner_signal(r, (int)si.ssi_signo) == -1)
 			break;
 	}
 	if (pfd[1].fd != -1)
@@ -847,9 +1208,13 @@ runner_run(struct runner_ctx *ctx)
 	memset(&r, 0, sizeof(r));
 	r.ctx = ctx;
 	r.cfg = ctx->cfg;
-	r.policy.min = ctx->cfg->retry_min;
-	r.policy.max = ctx->cfg->retry_max;
-	r.policy.lifetime = ctx->cfg->max_queue_lifetime;
+	if ((r.live = calloc(1, sizeof(*r.live))) == NULL) {
+		log_warn("runner");
+		return EX_OSERR;
+	}
+	r.live->cfg = *ctx->cfg;
+	r.live->refs = 1;
+	relay_health_init(&r.health, ctx->cfg->relay_probe_max);
 	r.pid = (long)getpid();
 	r.started = time(NULL);
 	strlcpy(r.host, ctx->cfg->hostname, sizeof(r.host));
@@ -859,6 +1224,7 @@ runner_run(struct runner_ctx *ctx)
 	if ((ix = index_open(ctx->cfg->spool_dir, INDEX_SYNC_NORMAL, err,
 	    sizeof(err))) == NULL) {
 		log_warnx("%s", err);
+		free(r.live);
 		return EX_IOERR;
 	}
 	sigfd = block_signals(&set);
@@ -891,7 +1257,9 @@ runner_run(struct runner_ctx *ctx)
 	for (i = 0; i < prepared; i++) {
 		transport_free(workers[i].t);
 		index_close(workers[i].ix);
+		cfg_unref(&r, workers[i].ref);
 	}
+	cfg_unref(&r, r.live);
 	index_close(ix);
 	index_lost_free(&r.lost);
 	close(sigfd);

@@ -13,7 +13,8 @@ Environment:
   BENCH_QUICK  1: one short repetition with small counts, to try the
                harness (its figures mean little)
   BENCH_ONLY   comma-separated scenario groups to run: accept, sasl,
-               sessions, drain, latency, idle, cluster, scale (default all)
+               sessions, drain, latency, idle, cluster, outage, scale
+               (default all)
   BENCH_SCALE  comma-separated queue sizes of the scale phase (default
                0,10000,100000,1000000; Postfix runs at those <= 100000)
   BENCH_ROWS   comma-separated row keys to run within those groups, e.g.
@@ -63,12 +64,16 @@ IDLE, IDLE_POSTS = 10000, 50
 # one node without a balancer, then HAProxy in front of 1, 2, 3 nodes.
 CLUSTER = (1 * KIB, 32, 50, 3200)
 CLUSTER_NODES = (1, 2, 3)
+# The outage: OUTAGE messages posted while nothing listens on the relay's
+# port; the relay (a new smtp-sink) starts OUTAGE_RETURN_S into it.
+OUTAGE, OUTAGE_RETURN_S = 5000, 12.0
 
 if QUICK:
     ACCEPT = [(s, c, m, max(c * m, n // 8)) for s, c, m, n in ACCEPT]
     SESSIONS = {"sha512": 200, "yescrypt": 40}
     DRAIN, LAT_N, IDLE, IDLE_POSTS = 500, 50, 1000, 10
     CLUSTER = (KIB, 32, 50, 1600)
+    OUTAGE = 500
 
 
 def log(*a):
@@ -171,6 +176,45 @@ def drain_postfix(pf, n):
              interval=0.02)
     dt = time.monotonic() - t0
     return {"value": n / dt, "elapsed_s": dt}
+
+
+def outage_mpp(mpp, work):
+    """The relay down (nothing on its port), OUTAGE messages posted, the
+    relay back OUTAGE_RETURN_S s after the first post: seconds from its
+    return to the first message sent, and to the last. mppqueue's probe
+    schedule is the default one (1, 2, 4, 8 s... up to 60 s), so the
+    return at 12 s meets the probe due at 15 s."""
+    sink = Sink(work, f"outage-sink-{time.monotonic_ns()}")
+    mpp.start()
+    qlog = mpp.dir / "mppqueue.log"
+    mark = qlog.stat().st_size if qlog.exists() else 0
+    q = mpp.start_queue(sink.port)
+    try:
+        t0 = time.monotonic()
+        mpp.bench("-c", 32, "-n", OUTAGE, "-m", 50, "-z", KIB)
+        posted = time.monotonic() - t0
+
+        def down():
+            if q.poll() is not None:
+                raise BenchError("mppqueue exited during the outage")
+            with open(qlog, "rb") as f:
+                f.seek(mark)
+                return b"relay=down" in f.read()
+        wait_for(down, 60, "relay=down in mppqueue.log", interval=0.05)
+        time.sleep(max(0.0, t0 + OUTAGE_RETURN_S - time.monotonic()))
+        back = time.monotonic()
+        sink.start()
+        wait_for(lambda: mpp.count("sent") >= 1, 300, "a first message sent",
+                 interval=0.01)
+        first = time.monotonic() - back
+        wait_for(lambda: mpp.count("sent") == OUTAGE, 600,
+                 f"{OUTAGE} messages sent", interval=0.02)
+        last = time.monotonic() - back
+    finally:
+        mpp.stop_queue()
+        sink.stop()
+    return {"value": first, "last_s": last, "outage_s": back - t0,
+            "posted_s": posted}
 
 
 SEQ_RE = re.compile(rb"^X-Bench-Seq: (\d+)\r?$", re.M)
@@ -701,6 +745,10 @@ def build_rows():
             None, "", ref_label="-", better="lower"))
     add(Row("idle_post_p99", f"{IDLE} idle: fresh client post p99", "ms",
             lambda a, b: a < 50, "< 50 ms", ref_label="-", better="lower"))
+    add(Row("outage_first", f"outage: relay back -> first of {OUTAGE} sent", "s",
+            lambda a, b: a < 5, "< 5 s", ref_label="-", better="lower"))
+    add(Row("outage_last", f"outage: relay back -> last of {OUTAGE} sent", "s",
+            None, "", ref_label="-", better="lower"))
     size, c, m, _ = CLUSTER
     add(Row("cluster_direct", f"1 node, no balancer, {size_label(size)} {c}x{m}",
             "msgs/s", ref_label="-"))
@@ -732,7 +780,7 @@ def fmt(v, unit):
         return "-"
     if unit == "B":
         return f"{v:,.0f}"
-    return f"{v:,.1f}" if v >= 100 or unit != "ms" else f"{v:,.2f}"
+    return f"{v:,.1f}" if v >= 100 or unit not in ("ms", "s") else f"{v:,.2f}"
 
 
 def show(rows, key):
@@ -743,7 +791,7 @@ def show(rows, key):
 
 
 PHASES = ("accept", "sasl", "sessions", "latency", "idle", "cluster", "drain",
-          "scale")
+          "outage", "scale")
 
 
 def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
@@ -797,6 +845,13 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
              ["idle_rss", "idle_post_p50", "idle_post_p99"])
     elif phase == "cluster":
         run_cluster(rep, rows, raw, nodes, work)
+    elif phase == "outage":
+        def store(m, p):
+            rows["outage_first"].mpp.append(m["value"] if m else None)
+            rows["outage_last"].mpp.append(m["last_s"] if m else None)
+            rows["outage_first"].extra.append(m or {})
+        pair("outage_first", lambda: outage_mpp(mpp, work), None, store,
+             ["outage_first", "outage_last"])
     elif phase == "drain":
         pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
              lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
@@ -973,8 +1028,9 @@ def main():
         mpp.bench("-c", 8, "-n", 400, "-m", 50)
         pf.source(8, 400, KIB, keep=True)
         # Phase after phase, each repeated, mpp and Postfix alternating
-        # within. The drain comes last: it is the one phase in which both
-        # systems delete files by design (see Trash in systems.py).
+        # within. The drain comes last (the outage after it drains too):
+        # they are the phases in which files are deleted by design (see
+        # Trash in systems.py).
         for phase in filter(want, PHASES):
             reps = SCALE_REPS if phase == "scale" else REPS
             for rep in range(1, reps + 1):

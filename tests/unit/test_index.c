@@ -351,6 +351,48 @@ test_claim_not_due(void **state)
 	index_close(ix);
 }
 
+/*
+ * index_due_now: the deferred ones among the ids, due later, fall due;
+ * others (queued, held, due already, not named) are left as they are.
+ */
+static void
+test_due_now(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	const char *ids[] = { "1.M1P1Q0", "1.M1P1Q1", "1.M1P1Q2", "1.M1P1Q3",
+	    "1.M1P1Q5", "no\"such\\id" };
+	const char *bad[] = { "1.M1P1Q1\n" };
+
+	insert_six(ix);
+	/* Q0 queued; Q1, Q2, Q4 deferred later; Q3 deferred, due at 200
+	   already; Q5 held. Q4 is not named. */
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = "
+	    "'deferred', next_attempt_at = 900 WHERE id IN ('1.M1P1Q1', "
+	    "'1.M1P1Q2', '1.M1P1Q4')"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = "
+	    "'deferred', next_attempt_at = 200 WHERE id = '1.M1P1Q3'"), 0);
+	assert_int_equal(index_exec(ix, "UPDATE message SET state = 'held', "
+	    "next_attempt_at = 900 WHERE id = '1.M1P1Q5'"), 0);
+	assert_int_equal(index_due_now(ix, ids, 6, 300), 2);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message WHERE "
+	    "next_attempt_at = 300 AND id IN ('1.M1P1Q1', '1.M1P1Q2')"), 2);
+	assert_int_equal(query_int(f->db, "SELECT next_attempt_at FROM "
+	    "message WHERE id = '1.M1P1Q4'"), 900);
+	assert_int_equal(query_int(f->db, "SELECT next_attempt_at FROM "
+	    "message WHERE id = '1.M1P1Q3'"), 200);
+	assert_int_equal(query_int(f->db, "SELECT next_attempt_at FROM "
+	    "message WHERE id = '1.M1P1Q5'"), 900);
+	assert_int_equal(query_int(f->db, "SELECT next_attempt_at FROM "
+	    "message WHERE id = '1.M1P1Q0'"), 100);
+	/* Nothing named, nothing done; an id no queue id can be, refused. */
+	assert_int_equal(index_due_now(ix, ids, 0, 400), 0);
+	assert_int_equal(index_due_now(ix, bad, 1, 400), -1);
+	assert_int_equal(index_due_now(ix, ids, INDEX_DUE_NOW_MAX + 1, 400),
+	    -1);
+	index_close(ix);
+}
+
 /* Run sql (a whole script) on the database at path with a plain handle. */
 static void
 plain_exec(const char *db, const char *sql)
@@ -918,6 +960,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_claim_not_due, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_due_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
