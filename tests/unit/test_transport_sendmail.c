@@ -160,9 +160,14 @@ test_argv_and_child_state(void **state)
 	size_t n;
 
 	write_script(fx, "for a in \"$0\" \"$@\"; do echo \"arg=$a\"; done >$OUT\n"
-	    /* by the shell, which blocks signals while it waits */
-	    "while read -r k v; do case $k in SigBlk:|SigIgn:) "
-	    "printf '%s\\t%s\\n' $k $v;; esac; done </proc/$$/status >>$OUT\n"
+	    /* by the shell, which blocks signals while it waits; signals
+	       32 and 33 are the C library's own, which no program can give
+	       back their default through it (one ignored by whoever started
+	       the test stays so), so they are left out */
+	    "while read -r k v; do case $k in SigBlk:) "
+	    "printf '%s\\t%s\\n' $k $v;; SigIgn:) printf '%s\\t%016x\\n' "
+	    "$k $((0x$v & ~0x180000000));; esac; done </proc/$$/status "
+	    ">>$OUT\n"
 	    "echo \"fd1=$(readlink /proc/$$/fd/1)\" >>$OUT\n"
 	    "[ -e /proc/$$/fd/77 ] && echo stray >>$OUT\n"
 	    "cat >>$OUT\n", 0755);
