@@ -1153,10 +1153,10 @@ live_open(const struct livemap *lm, ino_t ino)
  * Torn mode: the unsynced writes, oldest first, cut into 512-byte-aligned
  * pieces; a random number of the first pieces reached the disk.
  */
-static void
-apply_torn(const struct node *n, int live, int out)
+static uint64_t
+apply_torn(const struct node *n, int live, int out, uint64_t *totalp)
 {
-	uint64_t total = 0, k;
+	uint64_t total = 0, k, applied;
 	size_t i;
 	off_t p, end, stop;
 
@@ -1164,6 +1164,8 @@ apply_torn(const struct node *n, int live, int out)
 		total += (uint64_t)((n->pend[i].off + n->pend[i].len +
 		    SECTOR - 1) / SECTOR - n->pend[i].off / SECTOR);
 	k = total ? rnd() % (total + 1) : 0;
+	*totalp = total;
+	applied = k;
 	for (i = 0; i < n->npend && k > 0; i++) {
 		p = n->pend[i].off;
 		end = p + n->pend[i].len;
@@ -1172,11 +1174,30 @@ apply_torn(const struct node *n, int live, int out)
 			if (stop > end)
 				stop = end;
 			if (copy_range(live, out, p, stop - p) == -1)
-				return;
+				return applied - k;
 			p = stop;
 			k--;
 		}
 	}
+	return applied;
+}
+
+/* What the cut did to a file with unsynced changes, for post-mortems. */
+static void
+report_unsynced(const struct node *n, const char *ipath, off_t durable,
+    int torn, uint64_t applied, uint64_t total)
+{
+	size_t i;
+
+	fprintf(stderr, "plfs: cut: %s: %jd bytes durable, %zu unsynced "
+	    "extents", ipath, (intmax_t)durable, n->npend);
+	for (i = 0; i < n->npend && i < 8; i++)
+		fprintf(stderr, " %jd+%jd", (intmax_t)n->pend[i].off,
+		    (intmax_t)n->pend[i].len);
+	if (torn)
+		fprintf(stderr, "; torn: %" PRIu64 " of %" PRIu64 " pieces",
+		    applied, total);
+	fputc('\n', stderr);
 }
 
 static int
@@ -1185,8 +1206,10 @@ emit_file(struct node *n, uint32_t id, int dfd, const char *name,
 {
 	char spath[PATH_MAX];
 	struct stat st;
+	uint64_t applied = 0, total = 0;
 	int out, src, live;
 
+	st.st_size = 0;
 	if (n->emitted != NULL)
 		return linkat(AT_FDCWD, n->emitted, dfd, name, 0);
 	if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL, n->mode &
@@ -1205,7 +1228,10 @@ emit_file(struct node *n, uint32_t id, int dfd, const char *name,
 			die(ipath);
 	}
 	if (g.torn && n->shadow && live != -1)
-		apply_torn(n, live, out);
+		applied = apply_torn(n, live, out, &total);
+	if (n->npend > 0)
+		report_unsynced(n, ipath, src != -1 ? st.st_size : 0, g.torn,
+		    applied, total);
 	if (src != -1 && src != live)
 		close(src);
 	if (live != -1)
