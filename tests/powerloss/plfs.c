@@ -17,9 +17,17 @@
  * inode with durable content but no durable name is lost; a durable name
  * of an inode never synced is an empty file.
  *
- * Writing "freeze" to /.plfs-control is the power cut: from then on no
- * sync changes the model. The test kills the programs, unmounts, and gets
- * the image. Reading that file gives counters.
+ * Writing "freeze" to /.plfs-control is the power cut. A disk without
+ * power takes nothing more: from then on every change the model keeps
+ * (write, truncate, fallocate, sync, mode, any change of a name) fails
+ * with EIO and reaches neither the model nor the backing tree, until the
+ * programs still running are killed. Were their changes let through
+ * with the syncs ignored, torn mode would apply what they write after a
+ * sync (a checkpoint's database pages after its fsync of the WAL, a WAL
+ * header after the checkpoint's fsync of the database) without what the
+ * sync made durable first: an image no disk holds after a power cut.
+ * The test then unmounts and gets the image. Reading the control file
+ * gives counters.
  *
  *   plfs MOUNTPOINT -o backing=DIR,image=DIR[,torn][,seed=N] [-f] [FUSE opts]
  *
@@ -95,6 +103,7 @@ static struct {
 	size_t hsize, hused;
 	int frozen, scanning;
 	unsigned long n_fsync, n_fsyncdir, n_write, n_adopted, n_lost;
+	unsigned long n_refused;	/* changes asked for after the cut */
 	uint64_t rng;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -138,6 +147,16 @@ static int
 is_control(const char *path)
 {
 	return strcmp(path, CONTROL_NAME) == 0;
+}
+
+/* Lock held: after the cut nothing more reaches the disk (see top). */
+static int
+cut_off(void)
+{
+	if (!g.frozen)
+		return 0;
+	g.n_refused++;
+	return -EIO;
 }
 
 /* The ino -> node map. */
@@ -621,11 +640,14 @@ pl_mknod(const char *path, mode_t mode, dev_t rdev)
 	if (is_control(path))
 		return -EEXIST;
 	pthread_mutex_lock(&g.lock);
+	if ((rc = cut_off()) != 0)
+		goto out;
 	if (S_ISFIFO(mode))
 		rc = mkfifoat(g.rootfd, rel(path), mode);
 	else
 		rc = mknodat(g.rootfd, rel(path), mode, rdev);
 	rc = rc == -1 ? -errno : made(path, NULL);
+out:
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -636,8 +658,9 @@ pl_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	pthread_mutex_lock(&g.lock);
-	rc = mkdirat(g.rootfd, rel(path), mode) == -1 ? -errno :
-	    made(path, NULL);
+	if ((rc = cut_off()) == 0)
+		rc = mkdirat(g.rootfd, rel(path), mode) == -1 ? -errno :
+		    made(path, NULL);
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -648,8 +671,9 @@ pl_symlink(const char *target, const char *path)
 	int rc;
 
 	pthread_mutex_lock(&g.lock);
-	rc = symlinkat(target, g.rootfd, rel(path)) == -1 ? -errno :
-	    made(path, target);
+	if ((rc = cut_off()) == 0)
+		rc = symlinkat(target, g.rootfd, rel(path)) == -1 ? -errno :
+		    made(path, target);
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -662,7 +686,7 @@ pl_unlink(const char *path)
 	if (is_control(path))
 		return -EPERM;
 	pthread_mutex_lock(&g.lock);
-	if ((rc = before_unname(rel(path))) == 0 &&
+	if ((rc = cut_off()) == 0 && (rc = before_unname(rel(path))) == 0 &&
 	    unlinkat(g.rootfd, rel(path), 0) == -1)
 		rc = -errno;
 	pthread_mutex_unlock(&g.lock);
@@ -675,7 +699,9 @@ pl_rmdir(const char *path)
 	int rc;
 
 	pthread_mutex_lock(&g.lock);
-	rc = unlinkat(g.rootfd, rel(path), AT_REMOVEDIR) == -1 ? -errno : 0;
+	if ((rc = cut_off()) == 0)
+		rc = unlinkat(g.rootfd, rel(path), AT_REMOVEDIR) == -1 ?
+		    -errno : 0;
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -688,7 +714,8 @@ pl_rename(const char *from, const char *to, unsigned int flags)
 	if (is_control(from) || is_control(to))
 		return -EPERM;
 	pthread_mutex_lock(&g.lock);
-	if (!(flags & RENAME_EXCHANGE))
+	rc = cut_off();
+	if (rc == 0 && !(flags & RENAME_EXCHANGE))
 		rc = before_unname(rel(to));
 	if (rc == 0 && renameat2(g.rootfd, rel(from), g.rootfd, rel(to),
 	    flags) == -1)
@@ -703,8 +730,9 @@ pl_link(const char *from, const char *to)
 	int rc;
 
 	pthread_mutex_lock(&g.lock);
-	rc = linkat(g.rootfd, rel(from), g.rootfd, rel(to), 0) == -1 ?
-	    -errno : 0;
+	if ((rc = cut_off()) == 0)
+		rc = linkat(g.rootfd, rel(from), g.rootfd, rel(to), 0) == -1 ?
+		    -errno : 0;
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -717,7 +745,8 @@ pl_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	int rc;
 
 	pthread_mutex_lock(&g.lock);
-	rc = fchmodat(g.rootfd, rel(path), mode, 0) == -1 ? -errno : 0;
+	if ((rc = cut_off()) == 0)
+		rc = fchmodat(g.rootfd, rel(path), mode, 0) == -1 ? -errno : 0;
 	if (rc == 0 && lookup(path, &st, &id) == 0)
 		g.nodes[id]->mode = st.st_mode;
 	pthread_mutex_unlock(&g.lock);
@@ -767,6 +796,8 @@ pl_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (is_control(path))
 		return 0;
 	pthread_mutex_lock(&g.lock);
+	if ((rc = cut_off()) != 0)
+		goto out;
 	if (fi != NULL && fh(fi) != NULL) {
 		rc = resize(fh(fi)->node, fh(fi)->fd, size);
 	} else if ((rc = lookup(path, &st, &id)) == 0) {
@@ -776,6 +807,7 @@ pl_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		else
 			rc = resize(id, fd, size);
 	}
+out:
 	pthread_mutex_unlock(&g.lock);
 	if (fd != -1)
 		close(fd);
@@ -847,7 +879,10 @@ pl_open(const char *path, struct fuse_file_info *fi)
 		return 0;
 	}
 	pthread_mutex_lock(&g.lock);
+	if ((fi->flags & O_TRUNC) && (rc = cut_off()) != 0)
+		goto out;
 	rc = open_handle(path, fi->flags, 0, 0, fi);
+out:
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -860,7 +895,8 @@ pl_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (is_control(path))
 		return pl_open(path, fi);
 	pthread_mutex_lock(&g.lock);
-	rc = open_handle(path, fi->flags, mode, 1, fi);
+	if ((rc = cut_off()) == 0)
+		rc = open_handle(path, fi->flags, mode, 1, fi);
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -873,8 +909,9 @@ control_read(char *buf, size_t size, off_t off)
 
 	pthread_mutex_lock(&g.lock);
 	n = snprintf(text, sizeof(text), "frozen=%d fsync=%lu fsyncdir=%lu "
-	    "writes=%lu inodes=%zu adopted=%lu\n", g.frozen, g.n_fsync,
-	    g.n_fsyncdir, g.n_write, g.nnodes, g.n_adopted);
+	    "writes=%lu inodes=%zu adopted=%lu refused=%lu\n", g.frozen,
+	    g.n_fsync, g.n_fsyncdir, g.n_write, g.nnodes, g.n_adopted,
+	    g.n_refused);
 	pthread_mutex_unlock(&g.lock);
 	if (off >= n)
 		return 0;
@@ -920,6 +957,8 @@ pl_write(const char *path, const char *buf, size_t size, off_t off,
 	if (h->control)
 		return control_write(buf, size);
 	pthread_mutex_lock(&g.lock);
+	if ((rc = cut_off()) != 0)
+		goto out;
 	if (snapshot(h->node, h->fd) == -1) {
 		rc = -errno;
 		goto out;
@@ -952,11 +991,13 @@ pl_fallocate(const char *path, int mode, off_t off, off_t len,
 	if (h == NULL || h->control)
 		return -EOPNOTSUPP;
 	pthread_mutex_lock(&g.lock);
-	if (snapshot(h->node, h->fd) == -1 ||
-	    fallocate(h->fd, mode, off, len) == -1)
-		rc = -errno;
-	else
-		pend_add(g.nodes[h->node], off, len);
+	if ((rc = cut_off()) == 0) {
+		if (snapshot(h->node, h->fd) == -1 ||
+		    fallocate(h->fd, mode, off, len) == -1)
+			rc = -errno;
+		else
+			pend_add(g.nodes[h->node], off, len);
+	}
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -994,7 +1035,8 @@ pl_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 		return 0;
 	pthread_mutex_lock(&g.lock);
 	g.n_fsync++;
-	rc = sync_file(h->node, h->fd);
+	if ((rc = cut_off()) == 0)
+		rc = sync_file(h->node, h->fd);
 	pthread_mutex_unlock(&g.lock);
 	return rc;
 }
@@ -1008,7 +1050,7 @@ pl_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 
 	pthread_mutex_lock(&g.lock);
 	g.n_fsyncdir++;
-	if ((rc = lookup(path, &st, &id)) == 0)
+	if ((rc = cut_off()) == 0 && (rc = lookup(path, &st, &id)) == 0)
 		rc = sync_dir(id, rel(path));
 	pthread_mutex_unlock(&g.lock);
 	return rc;
@@ -1111,10 +1153,10 @@ live_open(const struct livemap *lm, ino_t ino)
  * Torn mode: the unsynced writes, oldest first, cut into 512-byte-aligned
  * pieces; a random number of the first pieces reached the disk.
  */
-static void
-apply_torn(const struct node *n, int live, int out)
+static uint64_t
+apply_torn(const struct node *n, int live, int out, uint64_t *totalp)
 {
-	uint64_t total = 0, k;
+	uint64_t total = 0, k, applied;
 	size_t i;
 	off_t p, end, stop;
 
@@ -1122,6 +1164,8 @@ apply_torn(const struct node *n, int live, int out)
 		total += (uint64_t)((n->pend[i].off + n->pend[i].len +
 		    SECTOR - 1) / SECTOR - n->pend[i].off / SECTOR);
 	k = total ? rnd() % (total + 1) : 0;
+	*totalp = total;
+	applied = k;
 	for (i = 0; i < n->npend && k > 0; i++) {
 		p = n->pend[i].off;
 		end = p + n->pend[i].len;
@@ -1130,11 +1174,30 @@ apply_torn(const struct node *n, int live, int out)
 			if (stop > end)
 				stop = end;
 			if (copy_range(live, out, p, stop - p) == -1)
-				return;
+				return applied - k;
 			p = stop;
 			k--;
 		}
 	}
+	return applied;
+}
+
+/* What the cut did to a file with unsynced changes, for post-mortems. */
+static void
+report_unsynced(const struct node *n, const char *ipath, off_t durable,
+    int torn, uint64_t applied, uint64_t total)
+{
+	size_t i;
+
+	fprintf(stderr, "plfs: cut: %s: %jd bytes durable, %zu unsynced "
+	    "extents", ipath, (intmax_t)durable, n->npend);
+	for (i = 0; i < n->npend && i < 8; i++)
+		fprintf(stderr, " %jd+%jd", (intmax_t)n->pend[i].off,
+		    (intmax_t)n->pend[i].len);
+	if (torn)
+		fprintf(stderr, "; torn: %" PRIu64 " of %" PRIu64 " pieces",
+		    applied, total);
+	fputc('\n', stderr);
 }
 
 static int
@@ -1143,8 +1206,10 @@ emit_file(struct node *n, uint32_t id, int dfd, const char *name,
 {
 	char spath[PATH_MAX];
 	struct stat st;
+	uint64_t applied = 0, total = 0;
 	int out, src, live;
 
+	st.st_size = 0;
 	if (n->emitted != NULL)
 		return linkat(AT_FDCWD, n->emitted, dfd, name, 0);
 	if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL, n->mode &
@@ -1163,7 +1228,10 @@ emit_file(struct node *n, uint32_t id, int dfd, const char *name,
 			die(ipath);
 	}
 	if (g.torn && n->shadow && live != -1)
-		apply_torn(n, live, out);
+		applied = apply_torn(n, live, out, &total);
+	if (n->npend > 0)
+		report_unsynced(n, ipath, src != -1 ? st.st_size : 0, g.torn,
+		    applied, total);
 	if (src != -1 && src != live)
 		close(src);
 	if (live != -1)
@@ -1242,8 +1310,9 @@ write_image(void)
 	free(lm.ino);
 	free(seen);
 	fprintf(stderr, "plfs: image written to %s (%zu inodes, %lu fsync, "
-	    "%lu fsyncdir, %lu lost)\n", g.image, g.nnodes, g.n_fsync,
-	    g.n_fsyncdir, g.n_lost);
+	    "%lu fsyncdir, %lu lost, %lu changes refused after the cut)\n",
+	    g.image, g.nnodes, g.n_fsync, g.n_fsyncdir, g.n_lost,
+	    g.n_refused);
 }
 
 static void

@@ -4,6 +4,7 @@ the strict model predicts (file data as of the file's last fsync, names as
 of their directory's last fsync). Without this the power-loss test of the
 daemons would prove nothing."""
 
+import errno
 import fcntl
 import mmap
 import os
@@ -285,6 +286,44 @@ def test_torn_mode_applies_a_sector_prefix_of_unsynced_writes(tmp_path):
         assert len(got) == 100 or len(got) % 512 == 0 or len(got) == 4196
         sizes.add(len(got))
     assert len(sizes) > 2, sizes
+
+
+def test_nothing_reaches_the_disk_after_the_cut(tmp_path):
+    """A program still running after the freeze (until it is killed)
+    changes nothing in the image, torn mode included: its fsync counts for
+    nothing, so what it writes next (a checkpoint's pages after its fsync
+    of the WAL) must not be among the unsynced writes a torn cut applies.
+    Each change fails instead, as on a disk without power."""
+    unsynced = b"U" * 4096
+    refused = []
+    for seed in range(1, 9):
+        sub = tmp_path / f"s{seed}"
+        sub.mkdir()
+
+        def act(m):
+            write(m / "f", b"S" * 100, sync=True, flags=os.O_WRONLY)
+            fd = os.open(m / "f", os.O_RDWR)
+            os.pwrite(fd, unsynced, 100)
+            with open(m / ".plfs-control", "w") as c:
+                c.write("freeze\n")
+            for step in (lambda: os.fsync(fd),
+                         lambda: os.pwrite(fd, b"A" * 8192, 0),
+                         lambda: os.fsync(fd),
+                         lambda: os.ftruncate(fd, 10),
+                         lambda: write(m / "g", b"new", sync=True),
+                         lambda: os.rename(m / "f", m / "h"),
+                         lambda: fsync_path(m)):
+                try:
+                    step()
+                    refused.append(False)
+                except OSError as e:
+                    refused.append(e.errno == errno.EIO)
+            os.close(fd)
+        got = run_cut(sub, {"f": b""}, act, torn=True, seed=seed)
+        assert list(got) == ["f"], got
+        assert got["f"][:100] == b"S" * 100
+        assert got["f"][100:] == unsynced[:len(got["f"]) - 100], seed
+    assert all(refused), refused
 
 
 def test_shared_mmap_and_locks_across_processes(tmp_path):

@@ -16,7 +16,11 @@ Each image is checked before it is mounted again:
 then both daemons start on it, reconcile, and must deliver every message
 that got 250 before the cut (at least once; doubles are counted).
 
-PL_CUTS cuts (default 20), seed PL_SEED (else random; printed)."""
+PL_CUTS cuts (default 20), seed PL_SEED (else random; printed). With
+PL_KEEP=DIR a failing image's index files are copied there with those of
+the disk as it stood at the cut, and the logs. PL_CUT_GAP=S lets the
+programs run S seconds after the freeze before they are killed: nothing
+they do then may reach the image (plfs refuses it), so any S must pass."""
 
 import json
 import os
@@ -49,6 +53,8 @@ MPPD_POINTS = ["after-tmp-write", "after-fsync", "after-rename",
                "after-commit", "before-250"]
 QUEUE_POINTS = ["after-mta-accept"]
 DRAIN_TIMEOUT = 30
+KEEP = os.environ.get("PL_KEEP")
+CUT_GAP = float(os.environ.get("PL_CUT_GAP", "0"))
 
 SENDMAIL = """#!/bin/sh
 # sendmail -i -f SENDER -- RCPT...: a recipient named defer-* is deferred
@@ -123,6 +129,7 @@ class Run:
         self.mppq_lock = threading.Lock()
 
     def fail(self, cut, what):
+        self.keep_failure(cut, self.disk_path(self.disk) / "spool")
         raise Failure(f"seed={self.seed} cut={cut}: {what}\n"
                       f"replay: PL_SEED={self.seed} PL_CUTS={CUTS} make powerloss")
 
@@ -138,9 +145,39 @@ class Run:
                        log=self.logs / "plfs.log").mount()
 
     def retire_disk(self):
+        """The disk before the cut goes; with PL_KEEP it is kept as
+        live/ until the next image is checked: the files as the programs
+        saw them when the power went (plfs changes nothing after that)."""
         old = self.disk_path(self.disk)
         self.disk += 1
-        shutil.rmtree(old)
+        if KEEP:
+            shutil.rmtree(self.base / "live", ignore_errors=True)
+            old.rename(self.base / "live")
+        else:
+            shutil.rmtree(old)
+
+    def keep_failure(self, cut, spool):
+        """PL_KEEP=DIR: the index files of the image and of the disk as
+        it was at the cut, the names in new/ and cur/, and the logs,
+        copied aside for a post-mortem."""
+        if not KEEP:
+            return
+        dest = Path(KEEP) / f"seed{self.seed}-cut{cut}"
+        shutil.rmtree(dest, ignore_errors=True)
+        live = self.base / "live" / "spool"
+        for sub, src in (("image", spool), ("live", live)):
+            (dest / sub).mkdir(parents=True)
+            for name in ("index.db", "index.db-wal", "index.db-shm"):
+                if (src / name).exists():
+                    shutil.copy(src / name, dest / sub / name)
+            names = [f"{d}/{p.name}\n" for d in ("new", "cur", "orphans")
+                     if (src / d).is_dir()
+                     for p in sorted((src / d).iterdir())]
+            (dest / sub / "files.txt").write_text("".join(names))
+        for name in ("plfs.log", "mppd.log", "mppqueue.log"):
+            if (self.logs / name).exists():
+                shutil.copy(self.logs / name, dest / name)
+        sys.stderr.write(f"powerloss: failing image kept in {dest}\n")
 
     # Daemons.
 
@@ -427,6 +464,7 @@ class Run:
         # The cut: no 250 counts after the flag; no sync after the freeze.
         self.cut_flag.set()
         self.fs.freeze()
+        time.sleep(CUT_GAP)
         self.kill_daemons()
         with self.mppq_lock:
             if self.mppq_proc is not None and self.mppq_proc.poll() is None:
