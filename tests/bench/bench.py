@@ -13,7 +13,8 @@ Environment:
   BENCH_QUICK  1: one short repetition with small counts, to try the
                harness (its figures mean little)
   BENCH_ONLY   comma-separated scenario groups to run: accept, sasl,
-               sessions, drain, latency, idle, cluster, outage, scale
+               sessions, drain, latency, idle, cluster, relay, outage,
+               scale
                (default all)
   BENCH_SCALE  comma-separated queue sizes of the scale phase (default
                0,10000,100000,1000000; Postfix runs at those <= 100000)
@@ -35,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: E402
                      Trash, wait_for)
+import relay  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -745,6 +747,7 @@ def build_rows():
             None, "", ref_label="-", better="lower"))
     add(Row("idle_post_p99", f"{IDLE} idle: fresh client post p99", "ms",
             lambda a, b: a < 50, "< 50 ms", ref_label="-", better="lower"))
+    relay.add_rows(add, Row, DRAIN)
     add(Row("outage_first", f"outage: relay back -> first of {OUTAGE} sent", "s",
             lambda a, b: a < 5, "< 5 s", ref_label="-", better="lower"))
     add(Row("outage_last", f"outage: relay back -> last of {OUTAGE} sent", "s",
@@ -791,7 +794,7 @@ def show(rows, key):
 
 
 PHASES = ("accept", "sasl", "sessions", "latency", "idle", "cluster", "drain",
-          "outage", "scale")
+          "relay", "outage", "scale")
 
 
 def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
@@ -855,6 +858,9 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
     elif phase == "drain":
         pair("drain", lambda: drain_mpp(mpp, sink, DRAIN),
              lambda: drain_postfix(pf, DRAIN), plain("drain"), ["drain"])
+    elif phase == "relay":
+        relay.run_phase(rep, rows, raw, mpp, pf, work, DRAIN, attempt, show,
+                        disk_probe)
     elif phase == "sasl":
         run_sasl_phase(rep, rows, raw, mpp, pf, mpp.bin, work)
     elif phase == "scale":
@@ -1046,6 +1052,7 @@ def main():
             pf.stop()
         if dovecot:
             dovecot.stop()
+        relay.stop()
         sink.stop()
         lat_sink.stop()
     elapsed = time.monotonic() - t_start
@@ -1078,6 +1085,7 @@ def main():
     if lb:
         summary += ["", "cluster rows: mppd us is every node's mppd together; "
                     "HAProxy's CPU per message (median): " + ", ".join(lb)]
+    summary += relay.summary(rows)
     loads = [r["loadavg"] for r in raw]
     disks = sorted(r["disk_writes_per_s"] for r in raw)
     summary += ["", "mppd us: mppd's CPU time per message (per session in the "
