@@ -144,16 +144,23 @@ def mppq_show(m, qid):
     return r.stdout
 
 
+WARN_AFTER = 5
+
+
 def test_one_delay_warning(postfix, mppd_factory):
+    # The first run must end before the warning is due: 5 s leaves a busy
+    # machine room for it (1 s did not).
     m = poster(mppd_factory, "b4", transport=f"smtp:127.0.0.1:{postfix.ports['plain']}",
-               retry_min=1, retry_max=1, delay_warning_time=1)
+               retry_min=1, retry_max=1, delay_warning_time=WARN_AFTER)
+    posted = time.monotonic()
     post(m, "b4", "defer-b4@example.com", cc="ok-b4@example.com")
     q = Mppqueue(m)
-    q.once()        # within the second: no warning yet
+    q.once()        # before WARN_AFTER: no warning yet
+    assert time.monotonic() - posted < WARN_AFTER, "the machine is too slow"
     orig = [r for r in m.stored() if not r["is_bounce"]][0]
     assert orig["warned_at"] is None
     assert "delay_warned_at" not in mppq_show(m, orig["id"])
-    time.sleep(1.2)
+    time.sleep(max(0, posted + WARN_AFTER + 0.2 - time.monotonic()))
     run_until(q, lambda: postfix.mailbox("b4@example.org"))
     for _ in range(3):      # more deferrals: no second warning
         time.sleep(1.1)
