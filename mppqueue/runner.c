@@ -236,28 +236,19 @@ runner_index(struct runner *r, struct index **ixp, unsigned *epoch)
 	return *ixp;
 }
 
+static void worker_nap(struct worker *, long long);
+
 /* Sleep until woken, stopped, or the next message falls due. */
 static void
 worker_wait(struct worker *w)
 {
-	struct runner *r = w->r;
 	long long due = index_next_due(w->ix);
 	time_t now = time(NULL);
 	long wait = w->cfg->queue_interval;
-	struct timespec until;
-	unsigned long gen;
 
 	if (due >= 0 && due - now < wait)
 		wait = due - now > 0 ? (long)(due - now) : 1;
-	transport_idle(w->t);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += wait;
-	pthread_mutex_lock(&r->lock);
-	gen = r->generation;
-	while (!r->stopping && gen == r->generation &&
-	    pthread_cond_timedwait(&r->cond, &r->lock, &until) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&r->lock);
+	worker_nap(w, wait * 1000LL);
 }
 
 /* Let go of a generation; the last holder frees it. Lock held. */

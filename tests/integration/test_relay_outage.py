@@ -133,19 +133,6 @@ def rows(mppd):
             "WHERE is_bounce = 0")]
 
 
-def subjects_at(sink):
-    """The Subject of each message smtp-sink has written whole (every text
-    here ends "Hello."; smtp-sink writes a dump as the text arrives)."""
-    out = []
-    for p in sink.dump.iterdir():
-        raw = p.read_bytes()
-        if not raw.endswith(b"\nHello.\n\n"):
-            continue
-        mt = re.search(rb"\nSubject: (.*?)\n", raw)
-        out.append(mt.group(1).decode() if mt else None)
-    return out
-
-
 def setup_runner(mppd, mppqueue, gate, **keys):
     mppd.settings.update({"transport": f"smtp:127.0.0.1:{gate.port}",
                           "delivery_timeout": "10",
@@ -215,13 +202,13 @@ def test_outage_500_messages_recovered_within_seconds(mppd, mppqueue, relay):
     outage = back - start
     assert len(refused) - len(deferred) <= 1 + int(outage / 2 + 0.5) + 1, \
         [round(t - start, 2) for t in refused]
-    wait_for(lambda: len(subjects_at(sink)) >= 1, timeout=30, what="a first delivery")
+    wait_for(lambda: len(sink.subjects()) >= 1, timeout=30, what="a first delivery")
     first = min(p.stat().st_mtime for p in sink.dump.iterdir())
     assert first - back < 5.0, f"first delivery {first - back:.2f} s after the return"
-    wait_for(lambda: len(subjects_at(sink)) >= 500, timeout=180, interval=0.2,
+    wait_for(lambda: len(sink.subjects()) >= 500, timeout=180, interval=0.2,
              what="all 500 at the relay")
     time.sleep(0.5)     # anything sent twice would arrive by now
-    got = subjects_at(sink)
+    got = sink.subjects()
     assert sorted(got) == sorted(subjects), "every message exactly once"
     wait_for(lambda: all(r["state"] == "sent" for r in rows(mppd)),
              what="every row sent")
@@ -244,15 +231,15 @@ def test_new_outage_after_recovery(mppd, mppqueue, relay):
     post_many(mppd, ["one"], sessions=1)
     wait_for(lambda: "relay=down" in mppqueue.log(), what="relay=down")
     gate.open()
-    wait_for(lambda: len(subjects_at(sink)) == 1, timeout=15, what="one delivered")
+    wait_for(lambda: len(sink.subjects()) == 1, timeout=15, what="one delivered")
     with gate.lock:
         gate.is_open = False
     post_many(mppd, ["two"], sessions=1)
     wait_for(lambda: mppqueue.log().count("relay=down transport=") == 2,
              what="the second outage")
     gate.open()
-    wait_for(lambda: len(subjects_at(sink)) == 2, timeout=15, what="two delivered")
-    assert sorted(subjects_at(sink)) == ["one", "two"]
+    wait_for(lambda: len(sink.subjects()) == 2, timeout=15, what="two delivered")
+    assert sorted(sink.subjects()) == ["one", "two"]
     assert mppqueue.log().count("relay=up transport=") == 2
     # The sink has the text before mppqueue records the reply: wait.
     wait_for(lambda: all(r["state"] == "sent" for r in rows(mppd)), what="both sent")

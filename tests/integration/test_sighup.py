@@ -8,7 +8,6 @@ The relays are two smtp-sink processes (A and B) on loopback ports.
 """
 
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -29,19 +28,6 @@ def sinks(tmp_path):
     yield made
     for s in made:
         s.stop()
-
-
-def subjects_at(sink):
-    """The Subject of each message smtp-sink has written whole (every text
-    here ends "Hello."; smtp-sink writes a dump as the text arrives)."""
-    out = []
-    for p in sink.dump.iterdir():
-        raw = p.read_bytes()
-        if not raw.endswith(b"\nHello.\n\n"):
-            continue
-        mt = re.search(rb"\nSubject: (.*?)\n", raw)
-        out.append(mt.group(1).decode() if mt else None)
-    return out
 
 
 class Poster:
@@ -106,7 +92,7 @@ def test_reload_moves_deliveries_to_the_new_relay(mppd, mppqueue, sinks):
                          delivery_timeout="10", concurrency="4")
     mppqueue.start()
     poster = Poster(mppd, "run", 300, marker="reload=done", log=mppqueue.log)
-    wait_for(lambda: len(subjects_at(a)) >= 50, timeout=30, what="deliveries to A")
+    wait_for(lambda: len(a.subjects()) >= 50, timeout=30, what="deliveries to A")
     mppd.settings["transport"] = f"smtp:127.0.0.1:{b.port}"
     mppd.write_config()
     sighup(mppqueue, "reload=done")
@@ -115,7 +101,7 @@ def test_reload_moves_deliveries_to_the_new_relay(mppd, mppqueue, sinks):
     poster.join()
     wait_for(lambda: all_sent(mppd, 300), timeout=60, what="all 300 sent")
     time.sleep(0.3)     # anything sent twice would arrive by now
-    at_a, at_b = subjects_at(a), subjects_at(b)
+    at_a, at_b = a.subjects(), b.subjects()
     assert sorted(at_a + at_b) == sorted(f"run {i}" for i in range(300)), \
         "every message exactly once across A and B"
     assert at_a and at_b
@@ -132,8 +118,8 @@ def test_reload_moves_deliveries_to_the_new_relay(mppd, mppqueue, sinks):
     tail = Poster(mppd, "tail", 20)
     tail.join()
     wait_for(lambda: all_sent(mppd, 320), timeout=30, what="the 20 sent")
-    assert sorted(subjects_at(b)).count("tail 0") == 1
-    assert not [s for s in subjects_at(a) if s.startswith("tail")]
+    assert sorted(b.subjects()).count("tail 0") == 1
+    assert not [s for s in a.subjects() if s.startswith("tail")]
     assert mppqueue.running()
 
 
@@ -149,7 +135,7 @@ def test_reload_refuses_a_transport_it_cannot_make(mppd, mppqueue, sinks, tmp_pa
     sighup(mppqueue, "reload=failed")
     assert f"maildir {tmp_path}/plain/md" in mppqueue.log()
     Poster(mppd, "kept", 3).join()
-    wait_for(lambda: len(subjects_at(a)) == 3, timeout=30, what="three at A")
+    wait_for(lambda: len(a.subjects()) == 3, timeout=30, what="three at A")
 
 
 def test_reload_ignores_keys_fixed_at_start(mppd, mppqueue, sinks):
@@ -169,7 +155,7 @@ def test_reload_ignores_keys_fixed_at_start(mppd, mppqueue, sinks):
     assert "reload: user changed" not in log
     mppd.settings.update(spool_dir=spool, hostname="mpp.test")
     Poster(mppd, "fixed", 3).join()
-    wait_for(lambda: len(subjects_at(b)) == 3, timeout=30, what="three at B")
+    wait_for(lambda: len(b.subjects()) == 3, timeout=30, what="three at B")
     # EHLO still names the host of the start (smtp-sink's Received: line).
     raw = b"".join(p.read_bytes() for p in b.dump.iterdir())
     assert b"mpp.test" in raw and b"other.test" not in raw

@@ -70,6 +70,19 @@ class Sink:
             out.append(parse_dump(f.read_bytes()))
         return out
 
+    def subjects(self, last_line=b"Hello."):
+        """The Subject of each message dumped whole: smtp-sink writes a
+        dump as the text arrives, so one counts once it ends with the
+        text's last line (the tests' texts end "Hello.")."""
+        out = []
+        for p in self.dump.iterdir():
+            raw = p.read_bytes()
+            if not raw.endswith(b"\n" + last_line + b"\n\n"):
+                continue
+            mt = re.search(rb"\nSubject: (.*?)\n", raw)
+            out.append(mt.group(1).decode() if mt else None)
+        return out
+
 
 def parse_dump(raw):
     """Split one smtp-sink dump: its X- records, its three-line Received:
