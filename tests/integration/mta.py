@@ -739,12 +739,32 @@ exit $?
 """
 
 
+_mount_ns_error = []
+
+
+def mount_namespace_unavailable():
+    """Why no private mount namespace can be made here, or None: in a
+    chroot whose / is no mount point, unshare cannot make it private."""
+    if not _mount_ns_error:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                            "true"], capture_output=True, text=True)
+        _mount_ns_error.append(None if r.returncode == 0 else
+                               r.stderr.strip() or f"exit {r.returncode}")
+    return _mount_ns_error[0]
+
+
 def confined(cmd, *, postfix=None, user="nobody", caps=(), no_new_privs=False,
-             read_only=True, rw_paths=()):
+             read_only=True, rw_paths=(), skip_without_namespace=True):
     """(argv, env) that run cmd as a hardened systemd service would: see
     the module's text. user None stays root (a unit without User=); caps
     are the capabilities left in the bounding set ("setuid");
-    rw_paths are absolute paths without spaces."""
+    rw_paths are absolute paths without spaces. The calling test is
+    skipped, with the reason, where no private mount namespace can be
+    made (unless skip_without_namespace is False)."""
+    why = mount_namespace_unavailable() if skip_without_namespace else None
+    if why is not None:
+        import pytest
+        pytest.skip(f"no private mount namespace here: {why}")
     setpriv = ["--bounding-set=" + ",".join(["-all"] + [f"+{c}" for c in caps]),
                "--inh-caps=-all"]
     if user is not None:

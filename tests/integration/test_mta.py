@@ -249,7 +249,8 @@ def test_confined_refuses_to_run_outside_a_namespace():
     """The guard of confined(): its remounts never touch the host. (Run
     here with nothing to remount, should the guard ever fail.)"""
     import os
-    argv, env = mta.confined(["true"], user="root", read_only=False)
+    argv, env = mta.confined(["true"], user="root", read_only=False,
+                             skip_without_namespace=False)
     env["MTA_HOST_NS"] = os.readlink("/proc/self/ns/mnt")
     r = subprocess.run(argv[argv.index("/bin/sh"):], env=env,
                        capture_output=True, text=True)
