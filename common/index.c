@@ -68,19 +68,31 @@ index_exec(struct index *ix, const char *sql)
 	return 0;
 }
 
+/* The value of a pragma that answers one non-negative integer; -1 on error. */
+static long long
+index_pragma_int(struct index *ix, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 static int
 index_user_version(struct index *ix)
 {
-	sqlite3_stmt *st;
-	int v = -1;
+	return (int)index_pragma_int(ix, "PRAGMA user_version");
+}
 
-	if (sqlite3_prepare_v2(ix->db, "PRAGMA user_version", -1, &st,
-	    NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
+long long
+index_data_version(struct index *ix)
+{
+	return index_pragma_int(ix, "PRAGMA data_version");
 }
 
 /* migrations[k] takes version k + 1 to k + 2 (sql/migrate-N.sql). */

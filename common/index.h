@@ -79,6 +79,9 @@ void index_read_end(struct index *ix);
  * (PRAGMA wal_checkpoint(PASSIVE): it waits for no one). 0 / -1.
  */
 int index_checkpoint(struct index *ix);
+/* Changes when another connection commits (PRAGMA data_version): a
+   cheap sign that some other program is writing.  -1 on error. */
+long long index_data_version(struct index *ix);
 
 /* Run a statement with no result (maintenance); -1 on error. */
 int index_exec(struct index *ix, const char *sql);

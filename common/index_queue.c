@@ -327,28 +327,60 @@ record_message(struct index *ix, const struct index_result *r)
 	return sqlite3_changes(ix->db) == 1 ? 1 : 0;
 }
 
-int
-index_record(struct index *ix, const struct index_result *r)
+/*
+ * One result inside the open transaction, under a savepoint so that a
+ * claim found not ours takes back its own changes and no other's.
+ */
+static int
+record_one(struct index *ix, const struct index_result *r)
 {
 	int mine;
 
-	if (index_begin(ix) == -1)
+	if (index_exec(ix, "SAVEPOINT result") == -1)
 		return -1;
 	if (record_rcpts(ix, r) == -1 ||
 	    (r->finished && record_finish(ix, r) == -1) ||
 	    (r->warning != NULL && index_insert_msg(ix, r->warning) == -1))
-		goto fail;
+		return -1;	/* the caller rolls everything back */
 	/* The message row last: its CASE reads the recipients' states. */
 	if ((mine = record_message(ix, r)) == -1)
-		goto fail;
-	if (mine == 0) {
-		index_rollback(ix);
+		return -1;
+	if (mine == 0 && index_exec(ix, "ROLLBACK TO result") == -1)
+		return -1;
+	if (index_exec(ix, "RELEASE result") == -1)
+		return -1;
+	return mine;
+}
+
+int
+index_record_batch(struct index *ix, const struct index_result *const *r,
+    size_t n, int *rc)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		rc[i] = -1;
+	if (index_begin(ix) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((rc[i] = record_one(ix, r[i])) == -1)
+			goto fail;
+	if (index_commit(ix) == 0)
 		return 0;
-	}
-	return index_commit(ix) == 0 ? 1 : -1;
 fail:
 	index_rollback(ix);
+	for (i = 0; i < n; i++)
+		rc[i] = -1;
 	return -1;
+}
+
+int
+index_record(struct index *ix, const struct index_result *r)
+{
+	int rc;
+
+	(void)index_record_batch(ix, &r, 1, &rc);
+	return rc;
 }
 
 int

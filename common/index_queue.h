@@ -86,6 +86,14 @@ struct index_result {
 int index_record(struct index *ix, const struct index_result *r);
 
 /*
+ * Record n results in one transaction (one sync for all): rc[i] is what
+ * index_record would answer for r[i]. Any error takes every result back
+ * (each rc[i] -1) and answers -1; else 0.
+ */
+int index_record_batch(struct index *ix, const struct index_result *const *r,
+    size_t n, int *rc);
+
+/*
  * Extend our claim on id to until. 1 when it is still ours, 0 when it is
  * not (it ran out and another runner took it), -1 on error.
  */

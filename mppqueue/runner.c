@@ -56,6 +56,15 @@ struct cfg_ref {
 	int refs;
 };
 
+/* A delivery thread's result waiting for the group commit. */
+struct pending_record {
+	const struct index_result *res;
+	int full;			/* the file goes next: FULL sync */
+	int rc;				/* index_record's answer, once done */
+	int done;
+	struct pending_record *next;
+};
+
 struct runner {
 	struct runner_ctx *ctx;
 	const struct mpp_config *cfg;	/* the start's: spool_dir, hostname */
@@ -87,6 +96,8 @@ struct runner {
 	struct index_lost lost;
 	int away;			/* the loss logged, not yet the return */
 	int waiting_logged;		/* index.db back beside old files */
+	int purge_busy;			/* others wrote in the last purge pause */
+	struct pending_record *pending;	/* results to commit (lock held) */
 	int index_gone;			/* one-shot: a thread had no index */
 	char reopen_err[256];		/* the last reopen failure logged */
 	/*
@@ -600,23 +611,66 @@ record_wait(struct worker *w, const char *id, long delay)
 }
 
 /*
- * index_record at synchronous=FULL when the file is removed next: at
+ * The batch at synchronous=FULL when a file is removed after it: at
  * NORMAL a power cut may lose the commit while the unlink survives (any
  * later fsync of cur/ carries it), which would leave a row pointing at
- * nothing. Other results may be lost: the attempt is made again.
+ * nothing. Other results may be lost: the attempt is made again. Each
+ * result's rc and done are set (write_lock held: its waiter reads them
+ * once it holds the lock in turn).
  */
-static int
-record_durably(struct worker *w, const struct index_result *res, int full)
+static void
+record_batch(struct worker *w, struct pending_record *batch)
 {
-	int rc;
+	const struct index_result *res[MAX_THREADS];
+	int rc[MAX_THREADS], full = 0;
+	struct pending_record *p;
+	size_t n = 0, i;
 
-	if (full && index_exec(w->ix, "PRAGMA synchronous=FULL") == -1)
-		return -1;
-	rc = index_record(w->ix, res);
+	for (p = batch; p != NULL && n < MAX_THREADS; p = p->next) {
+		res[n++] = p->res;
+		full |= p->full;
+	}
+	if (full && index_exec(w->ix, "PRAGMA synchronous=FULL") == -1) {
+		for (i = 0; i < n; i++)
+			rc[i] = -1;
+	} else
+		(void)index_record_batch(w->ix, res, n, rc);
 	if (full && index_exec(w->ix, "PRAGMA synchronous=NORMAL") == -1)
 		log_warnx("cannot return to synchronous=NORMAL: %s",
 		    index_errmsg(w->ix));
-	return rc;
+	for (i = 0, p = batch; i < n; i++, p = p->next) {
+		p->rc = rc[i];
+		p->done = 1;
+	}
+}
+
+/*
+ * Group commit of the delivery threads' results: each thread puts its
+ * result on r->pending and takes write_lock; whichever gets it first
+ * commits every result waiting by then in one transaction, one sync for
+ * all, and the others find theirs done when their turn comes (while one
+ * batch syncs, the next gathers). index_record's 1, 0 or -1.
+ */
+static int
+record_grouped(struct worker *w, const struct index_result *res, int full)
+{
+	struct runner *r = w->r;
+	struct pending_record me = { res, full, -1, 0, NULL }, *batch;
+
+	pthread_mutex_lock(&r->lock);
+	me.next = r->pending;
+	r->pending = &me;
+	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->write_lock);
+	pthread_mutex_lock(&r->lock);
+	batch = me.done ? NULL : r->pending;
+	if (batch != NULL)
+		r->pending = NULL;
+	pthread_mutex_unlock(&r->lock);
+	if (batch != NULL)
+		record_batch(w, batch);
+	pthread_mutex_unlock(&r->write_lock);
+	return me.rc;
 }
 
 /*
@@ -630,16 +684,13 @@ record_durably(struct worker *w, const struct index_result *res, int full)
 static int
 record_result(struct worker *w, const struct index_result *res, int full)
 {
-	struct runner *r = w->r;
 	long delay = 1;
 	int rc;
 
 	for (;;) {
 		if (index_moved(w->ix) == 1)
 			break;
-		pthread_mutex_lock(&r->write_lock);
-		rc = record_durably(w, res, full);
-		pthread_mutex_unlock(&r->write_lock);
+		rc = record_grouped(w, res, full);
 		if (rc == 1 && index_moved(w->ix) == 1)
 			break;		/* recorded into a lost file */
 		if (rc == 1 && delay > 1)
@@ -935,19 +986,29 @@ pause_ms(long long ms)
 }
 
 /*
+ * The pause after a purge batch that took took ms: as long again while
+ * nobody else writes the index (a purge on a quiet queue goes at half
+ * speed), sixteen times as long once some other connection committed
+ * during the last pause (mppd's acceptances, the delivery threads'
+ * records): the purge then takes about a seventeenth of the write lock
+ * and of a CPU, and still several thousand rows a second.
+ */
+#define PURGE_PAUSE_QUIET 1
+#define PURGE_PAUSE_BUSY 16
+
+/*
  * Sent rows past retention, INDEX_PURGE_BATCH at a time: each batch is
- * one short transaction (a few ms), followed by a pause four times as long,
- * so that mppd's commits and the delivery threads get the index, and the
- * CPU, in between (a single transaction over a million rows would hold
- * the write lock for many seconds, beyond mppd's busy timeout). That
- * still purges several thousand rows a second, more than a queue sends. At most PURGE_BUDGET_MS per
- * call unless all: 1 when rows may be left, 0 when done, -1 on error.
+ * one short transaction (a few ms) followed by a pause (see above), so
+ * that the other writers get the index in between (one transaction over
+ * a million rows would hold the write lock for many seconds, beyond
+ * mppd's busy timeout). At most PURGE_BUDGET_MS per call unless all:
+ * 1 when rows may be left, 0 when done, -1 on error.
  */
 static int
 purge_sent(struct runner *r, struct index *ix, time_t now, int all,
     long *purged)
 {
-	long long t0 = util_now_ms(), t, took;
+	long long t0 = util_now_ms(), t, took, v;
 	int n;
 
 	for (;;) {
@@ -966,7 +1027,10 @@ purge_sent(struct runner *r, struct index *ix, time_t now, int all,
 		took = util_now_ms() - t;
 		if (!all && util_now_ms() - t0 + took > PURGE_BUDGET_MS)
 			return 1;
-		pause_ms(took > 0 ? 4 * took : 4);
+		v = index_data_version(ix);
+		pause_ms((took > 0 ? took : 1) * (r->purge_busy ?
+		    PURGE_PAUSE_BUSY : PURGE_PAUSE_QUIET));
+		r->purge_busy = v != -1 && index_data_version(ix) != v;
 	}
 }
 

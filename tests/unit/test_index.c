@@ -887,6 +887,55 @@ test_delivered(void **state)
 }
 
 /*
+ * Results of several deliveries in one commit: each answers as alone
+ * (a claim not ours records nothing of its own and spoils no other);
+ * an error in any takes every one back.
+ */
+static void
+test_record_batch(void **state)
+{
+	static const long long seq[] = { 0 };
+	static const enum outcome sent[] = { OUTCOME_OK };
+	static const char *const reply[] = { "250 ok" };
+	struct index_result a = { "1.M1P1Q1", "h", 7, 200, 1, seq, sent,
+	    reply, 1, 0, 300, NULL, NULL, NULL }, b = a, c = a;
+	const struct index_new_msg clash = { "1.M1P1Q1", "alice",
+	    "alice@example.org", "192.0.2.7", 1, 1, 0, 0, NULL };
+	const struct index_result *batch[] = { &a, &b, &c };
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim cl[2];
+	int rc[3];
+
+	insert_one(ix, "1.M1P1Q1");
+	insert_one(ix, "1.M1P1Q2");
+	insert_one(ix, "1.M1P1Q3");
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, cl, 2), 2);
+	b.id = "1.M1P1Q3";			/* not claimed */
+	c.id = "1.M1P1Q2";
+	/* A warning whose id is taken fails the whole batch. */
+	c.warning = &clash;
+	assert_int_equal(index_record_batch(ix, batch, 3, rc), -1);
+	assert_int_equal(rc[0], -1);
+	assert_int_equal(rc[1], -1);
+	assert_int_equal(rc[2], -1);
+	assert_int_equal(total(f, "attempts"), 0);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message "
+	    "WHERE state = 'sending'"), 2);
+	c.warning = NULL;
+	assert_int_equal(index_record_batch(ix, batch, 3, rc), 0);
+	assert_int_equal(rc[0], 1);
+	assert_int_equal(rc[1], 0);
+	assert_int_equal(rc[2], 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 1);
+	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 1);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message "
+	    "WHERE id = '1.M1P1Q3' AND state = 'queued' AND attempts = 0"), 1);
+	assert_int_equal(total(f, "attempts"), 2);
+	index_close(ix);
+}
+
+/*
  * A delay warning is inserted with the attempt that made it and marks the
  * message warned_at, which the next claim reads; a claim not ours any
  * more records neither.
@@ -979,6 +1028,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lost_replaced, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lost_nothing_noted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_record_batch, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_delivered, setup,
 		    teardown),
