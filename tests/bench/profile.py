@@ -1,4 +1,5 @@
-"""Where mppd's time goes under the 32 sessions x 50 messages load of 1 KiB:
+"""Where mppd's time goes under the 32 sessions x 50 messages load of 1 KiB
+(PROFILE_SESSIONS, PROFILE_KIB and PROFILE_MESSAGES change it):
 `perf record -g` on the running daemon while mppbench posts, then
 `perf report --stdio`. Where perf cannot sample (no perf_event support),
 mppd runs under valgrind --tool=callgrind on a shorter load instead.
@@ -23,6 +24,9 @@ from systems import Mpp, Sink, Trash, greets, stop_proc, wait_for  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "build" / "bench"))
 TOTAL = int(os.environ.get("PROFILE_MESSAGES", "9600"))
+# The load's shape: PROFILE_SESSIONS sessions x 50 messages of PROFILE_KIB.
+SESSIONS = int(os.environ.get("PROFILE_SESSIONS", "32"))
+KIB = int(os.environ.get("PROFILE_KIB", "1"))
 
 
 def perf_works():
@@ -40,11 +44,11 @@ def perf_profile(mpp, report):
                             str(mpp.mppd.pid)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    fig = mpp.bench("-c", 32, "-m", 50, "-n", TOTAL, "-z", 1024)
+    fig = mpp.bench("-c", SESSIONS, "-m", 50, "-n", TOTAL, "-z", KIB * 1024)
     rec.send_signal(signal.SIGINT)
     rec.wait(60)
     with open(report, "w") as f:
-        f.write(f"# load: 32 sessions x 50 messages of 1 KiB, {TOTAL} messages: "
+        f.write(f"# load: {SESSIONS} sessions x 50 messages of {KIB} KiB, {TOTAL} messages: "
                 f"{fig['msgs_per_s']:.0f} msgs/s under perf\n")
         for args in (["--no-children", "--sort", "dso"],
                      ["--no-children", "--sort", "comm,dso,sym", "-g", "none"],
