@@ -21,6 +21,8 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +94,40 @@ net_reason(int err)
 	const char *s = strerrordesc_np(err);
 
 	return s != NULL ? s : "Unknown error";
+}
+
+int
+net_is_loopback(const struct sockaddr *sa, socklen_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	const unsigned char *b;
+
+	if (sa->sa_family == AF_INET && len >= sizeof(*sin))
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6 || len < sizeof(*sin6))
+		return 0;
+	if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+		return 1;
+	b = sin6->sin6_addr.s6_addr;
+	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && b[12] == 127;
+}
+
+int
+net_text_is_loopback(const char *addr)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	sin.sin_family = AF_INET;
+	sin6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1)
+		return net_is_loopback((struct sockaddr *)&sin, sizeof(sin));
+	if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1)
+		return net_is_loopback((struct sockaddr *)&sin6, sizeof(sin6));
+	return 0;
 }
 
 void

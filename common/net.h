@@ -47,6 +47,15 @@ int net_wait(int fd, short events, long long deadline);
 /* strerror(3) for err, safe in any thread (never NULL). */
 const char *net_reason(int err);
 
+/*
+ * Nonzero for an address of 127.0.0.0/8 or ::1 (or ::ffff:127.x.y.z):
+ * the one rule of what counts as this machine, for mppd's require_tls
+ * and the SMTP transport's AUTH without TLS. The text form takes an
+ * address as inet_pton reads it; anything else is not loopback.
+ */
+int net_is_loopback(const struct sockaddr *sa, socklen_t len);
+int net_text_is_loopback(const char *addr);
+
 /* "192.0.2.1:25" or "[2001:db8::1]:25" for an address ("?" if none). */
 void net_addr_text(const struct sockaddr *sa, socklen_t salen, char *out,
     size_t outsz);

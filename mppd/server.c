@@ -44,6 +44,7 @@
 #include "iplimit.h"
 #include "log.h"
 #include "message.h"
+#include "net.h"
 #include "proxy_wait.h"
 #include "server.h"
 #include "session.h"
@@ -773,24 +774,16 @@ sockaddr_text(const struct sockaddr *sa, char *out, size_t outsz)
 		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
-static int
-addr_is_loopback(const char *addr)
-{
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
-}
-
 /* The connection arrived on a loopback address of ours. */
 static int
 local_is_loopback(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char addr[64];
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
 		return 0;
-	sockaddr_text((struct sockaddr *)&ss, addr, sizeof(addr));
-	return addr_is_loopback(addr);
+	return net_is_loopback((struct sockaddr *)&ss, sl);
 }
 
 /*
@@ -869,7 +862,7 @@ on_proxy_header(void *arg, int fd, int tls, const char *peer,
 		return;
 	}
 	clear = (!tls && !local_is_loopback(fd)) ||
-	    (!h->local && !h->tls && !addr_is_loopback(h->dst));
+	    (!h->local && !h->tls && !net_text_is_loopback(h->dst));
 	if ((c = conn_admit(srv, fd, tls, h->local ? peer : h->src,
 	    clear)) == NULL) {
 		server_exit_when_idle(srv);

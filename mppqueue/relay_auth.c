@@ -277,23 +277,6 @@ relay_auth_check(const struct mpp_config *cfg, char *err, size_t errsz)
 }
 
 int
-relay_auth_loopback(const struct sockaddr *sa, socklen_t len)
-{
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-	const unsigned char *b;
-
-	if (sa->sa_family == AF_INET && len >= sizeof(*sin))
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family != AF_INET6 || len < sizeof(*sin6))
-		return 0;
-	if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-		return 1;
-	b = sin6->sin6_addr.s6_addr;
-	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && b[12] == 127;
-}
-
-int
 relay_auth_base64(const char *s, size_t n, char *out, size_t outsz)
 {
 	/* EVP_EncodeBlock writes 4 bytes per 3, and a NUL. */

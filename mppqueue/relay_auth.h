@@ -10,9 +10,8 @@
  * is refused (the runner exits 78 at start). What is loaded is wiped from
  * memory when freed; nothing here logs a password.
  *
- * Also the rules the transport applies around AUTH that are pure
- * functions: which peer counts as loopback (the only one that may get a
- * password without TLS) and the encodings of RFC 4616 PLAIN and of LOGIN.
+ * Also the encodings of RFC 4616 PLAIN and of LOGIN, pure functions
+ * (which peer may get a password without TLS is net_is_loopback's).
  */
 #ifndef MPP_RELAY_AUTH_H
 #define MPP_RELAY_AUTH_H
@@ -61,8 +60,6 @@ void relay_auth_free(struct relay_auth *a);
  */
 int relay_auth_check(const struct mpp_config *cfg, char *err, size_t errsz);
 
-/* Nonzero for an address of 127.0.0.0/8 or ::1 (or ::ffff:127.x.y.z). */
-int relay_auth_loopback(const struct sockaddr *sa, socklen_t len);
 
 /*
  * Base64 of s[0..n) into out (NUL-terminated). 0, or -1 when out is too

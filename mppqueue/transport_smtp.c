@@ -494,7 +494,7 @@ peer_loopback(const struct smtp *st)
 
 	if (getpeername(st->conn.fd, (struct sockaddr *)&ss, &len) == -1)
 		return 0;
-	return relay_auth_loopback((const struct sockaddr *)&ss, len);
+	return net_is_loopback((const struct sockaddr *)&ss, len);
 }
 
 /* Send one AUTH line (it holds a secret: wiped after); 0 or -1. */

@@ -558,6 +558,75 @@ test_tls_handshake_timeout(void **state)
 	tls_client_ctx_free(ctx);
 }
 
+static int
+loopback4(const char *a)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, a, &sin.sin_addr), 1);
+	return net_is_loopback((struct sockaddr *)&sin, sizeof(sin));
+}
+
+static int
+loopback6(const char *a)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, a, &sin6.sin6_addr), 1);
+	return net_is_loopback((struct sockaddr *)&sin6, sizeof(sin6));
+}
+
+static void
+test_loopback(void **state)
+{
+	struct sockaddr_in sin;
+
+	(void)state;
+	assert_true(loopback4("127.0.0.1"));
+	assert_true(loopback4("127.255.0.9"));
+	assert_false(loopback4("128.0.0.1"));
+	assert_false(loopback4("126.255.255.255"));
+	assert_false(loopback4("10.0.0.1"));
+	assert_false(loopback4("192.0.2.25"));
+	assert_false(loopback4("0.0.0.0"));
+	assert_true(loopback6("::1"));
+	assert_true(loopback6("::ffff:127.0.0.2"));
+	assert_false(loopback6("::ffff:192.0.2.1"));
+	assert_false(loopback6("::2"));
+	assert_false(loopback6("fe80::1"));
+	assert_false(loopback6("::"));
+	/* A short length is no address. */
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_false(net_is_loopback((struct sockaddr *)&sin, 4));
+	sin.sin_family = AF_UNIX;
+	assert_false(net_is_loopback((struct sockaddr *)&sin,
+	    sizeof(sin)));
+}
+
+/* The text form: what a PROXY header or a listen key carries. */
+static void
+test_text_loopback(void **state)
+{
+	(void)state;
+	assert_true(net_text_is_loopback("127.0.0.1"));
+	assert_true(net_text_is_loopback("127.1.2.3"));
+	assert_true(net_text_is_loopback("::1"));
+	assert_true(net_text_is_loopback("::ffff:127.0.0.1"));
+	assert_false(net_text_is_loopback("127.0.0.1.example"));
+	assert_false(net_text_is_loopback("127."));
+	assert_false(net_text_is_loopback("1270.0.0.1"));
+	assert_false(net_text_is_loopback("192.0.2.1"));
+	assert_false(net_text_is_loopback("::2"));
+	assert_false(net_text_is_loopback(""));
+	assert_false(net_text_is_loopback("localhost"));
+}
+
 int
 main(void)
 {
@@ -577,6 +646,8 @@ main(void)
 		cmocka_unit_test(test_write_timeout),
 		cmocka_unit_test(test_tls_refuses_buffered_clear_text),
 		cmocka_unit_test(test_tls_handshake_timeout),
+		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_text_loopback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -230,57 +230,6 @@ test_check(void **state)
 	assert_int_equal(relay_auth_check(&cfg, err, sizeof(err)), 0);
 }
 
-static int
-loopback4(const char *a)
-{
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, a, &sin.sin_addr), 1);
-	return relay_auth_loopback((struct sockaddr *)&sin, sizeof(sin));
-}
-
-static int
-loopback6(const char *a)
-{
-	struct sockaddr_in6 sin6;
-
-	memset(&sin6, 0, sizeof(sin6));
-	sin6.sin6_family = AF_INET6;
-	assert_int_equal(inet_pton(AF_INET6, a, &sin6.sin6_addr), 1);
-	return relay_auth_loopback((struct sockaddr *)&sin6, sizeof(sin6));
-}
-
-static void
-test_loopback(void **state)
-{
-	struct sockaddr_in sin;
-
-	(void)state;
-	assert_true(loopback4("127.0.0.1"));
-	assert_true(loopback4("127.255.0.9"));
-	assert_false(loopback4("128.0.0.1"));
-	assert_false(loopback4("126.255.255.255"));
-	assert_false(loopback4("10.0.0.1"));
-	assert_false(loopback4("192.0.2.25"));
-	assert_false(loopback4("0.0.0.0"));
-	assert_true(loopback6("::1"));
-	assert_true(loopback6("::ffff:127.0.0.2"));
-	assert_false(loopback6("::ffff:192.0.2.1"));
-	assert_false(loopback6("::2"));
-	assert_false(loopback6("fe80::1"));
-	assert_false(loopback6("::"));
-	/* A short length is no address. */
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_false(relay_auth_loopback((struct sockaddr *)&sin, 4));
-	sin.sin_family = AF_UNIX;
-	assert_false(relay_auth_loopback((struct sockaddr *)&sin,
-	    sizeof(sin)));
-}
-
 static void
 test_encodings(void **state)
 {
@@ -315,7 +264,6 @@ main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_mode_refused),
 		cmocka_unit_test(test_check),
-		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_encodings),
 	};
 
