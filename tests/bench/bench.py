@@ -255,7 +255,7 @@ def latency_mpp(mpp, lat_sink, work):
               "-z", KIB, "-T", times)
     sent = {}
     for line in times.read_text().splitlines():
-        seq, ns = line.split()
+        seq, ns = line.split()[:2]
         sent[int(seq)] = int(ns)
     lat = arrival_latencies(lat_sink, sent, LAT_N)
     mpp.stop_queue()
