@@ -40,6 +40,11 @@ def choose(data, row):
     return None, {}
 
 
+def num(res, field, fmt=",.0f"):
+    v = res.get(field)
+    return "-" if v is None else format(v, fmt)
+
+
 def draw(data, row, runs, png, plt):
     cols = [(s, label) for s, label in SYSTEMS if s in runs]
     fig, axes = plt.subplots(2, len(cols), figsize=(5.2 * len(cols), 7.5),
@@ -61,11 +66,12 @@ def draw(data, row, runs, png, plt):
         lat.axvline(res["window_s"], color="grey", linewidth=0.8, linestyle=":")
         lat.grid(True, which="both", alpha=0.3)
         lat.legend(fontsize=8, loc="upper left")
-        lat.set_title(f"{label}: {res['posted_per_s']:,.0f} posted/s, "
-                      f"{res['value']:,.0f} delivered/s\n"
-                      f"posting p99 {res['lat_p99_ms']:.1f} ms, "
-                      f"posting -> MTA p99 {res['e2e_p99_ms']:.1f} ms, "
-                      f"{res['server_us_per_msg']:.0f} us CPU/msg", fontsize=9)
+        offered = f"offered {res['rate']:,.0f}/s, " if res.get("rate") else ""
+        lat.set_title(f"{label}: {offered}{num(res, 'posted_per_s')} posted/s, "
+                      f"{num(res, 'value')} delivered/s\n"
+                      f"posting p99 {num(res, 'lat_p99_ms', '.1f')} ms, "
+                      f"posting -> MTA p99 {num(res, 'e2e_p99_ms', '.1f')} ms, "
+                      f"{num(res, 'server_us_per_msg')} us CPU/msg", fontsize=9)
         q = axes[1][i]
         depth = ser["depth"]
         q.plot([p[0] for p in depth], [p[1] for p in depth], color="black",

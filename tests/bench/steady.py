@@ -45,10 +45,13 @@ in production always has.
 
 The sweep: open-loop posting (mppbench -r: message i due at i/rate
 whichever of the 32 sessions takes it, its waiting counted) at 25, 50,
-75, 100 and 125 % of each system's own maximum, the delivered/s of its
-32-session run after deletions in the same repetition; every point after
-deletions. It shows where each system's latency turns upward and what
-happens past it: the queue grows, posting stays answered, nothing is
+75, 100 and 125 % of mpp's maximum, the delivered/s of its 32-session
+run after deletions in the same repetition; every system is offered
+the same rates (one axis of offered load: a system's own closed-loop
+figure can lie below what it sustains open-loop, as Postfix's delivery
+slows while its queue fills), every point after deletions. It shows
+where each system's latency turns upward and what happens past it: the
+queue grows or posting waits, posting stays answered, nothing is
 refused but by a configured limit (failed sessions are counted).
 
 Environment (beside bench.py's): BENCH_STEADY_S, BENCH_SWEEP_S (seconds
@@ -414,13 +417,13 @@ def run_one(name, ctx, c, seconds, rate=0, fresh=False):
     RUNS[0] += 1
     tag = f"steady-{RUNS[0]:03d}"
     dump = SINK_DIR / f"mpp-bench-{os.getpid()}" / tag
+    times = dump.parent / f"{tag}-times.txt"    # beside the dump, off the disk
     sink = Sink(work, f"{tag}-sink", dump_dir=dump)
     system = System(name, mpp, pf, dovecot)
     sampler = None
     try:
         sink.start()
         system.start(sink, fresh)
-        times = work / f"{tag}-times.txt"
         sampler = Depth(system.depth)
         sampler.start()
         LOAD[0] = os.getloadavg()[0]
@@ -436,14 +439,21 @@ def run_one(name, ctx, c, seconds, rate=0, fresh=False):
         t_dry = time.time_ns()
         sampler.stop()
         LAST_DELETION[0] = time.monotonic()
-        return figures(name, c, seconds, rate, fresh, fig, times, sink, sampler,
-                       cpu, c0, t_end, t_dry, failed)
+        res = figures(name, c, seconds, rate, fresh, fig, times, sink, sampler,
+                      cpu, c0, t_end, t_dry, failed)
+        print(f"    {LABEL[name]}, {c} sessions, {'fresh' if fresh else 'after deletions'}"
+              f"{f', offered {rate}/s' if rate else ''}: {res['posted_per_s']:,.0f} "
+              f"posted/s, {res['value']:,.0f} delivered/s, queue max "
+              f"{res['depth_max']:,}, posting p99 {res['lat_p99_ms'] or 0:.1f} ms, "
+              f"posting -> MTA p99 {res['e2e_p99_ms'] or 0:.1f} ms", flush=True)
+        return res
     finally:
         if sampler and sampler.is_alive():
             sampler.stop()
         system.stop()
         sink.stop()
         shutil.rmtree(dump, ignore_errors=True)     # a tmpfs: no disk history
+        times.unlink(missing_ok=True)
         LAST_DELETION[0] = time.monotonic()
 
 
@@ -600,6 +610,11 @@ def run_phase(rep, rows, raw, mpp, pf, dovecot, work, attempt, show, disk_probe,
                 r = res[key(c, "deleted")].get(name) or res[key(c, "fresh")].get(name)
                 if r:
                     maxima[name] = r["value"]
+    # Every system is offered the same rates, from mpp's maximum: one
+    # axis of offered load, on which each system's knee shows where it
+    # is (a system's own closed-loop figure may lie below what it can
+    # sustain open-loop: Postfix's delivery slows while its queue fills).
+    top = maxima.get("mpp") or max_of("mpp")
     if not sweep:
         pf.set_mode("accept")
         return
@@ -609,7 +624,6 @@ def run_phase(rep, rows, raw, mpp, pf, dovecot, work, attempt, show, disk_probe,
             continue
         res = {}
         for name in SYSTEMS:
-            top = maxima.get(name) or max_of(name)
             if not top:
                 continue
             rate = max(1, round(top * p / 100))
@@ -623,8 +637,8 @@ def run_phase(rep, rows, raw, mpp, pf, dovecot, work, attempt, show, disk_probe,
 
 
 def max_of(name):
-    """When this repetition's 32-session runs failed: the median of the
-    earlier repetitions' (None if there are none: no sweep then)."""
+    """When this repetition's 32-session runs of name failed: the median
+    of the earlier repetitions' (None if there are none: no sweep)."""
     v = [r["value"] for k in (key(max(SESSIONS), "deleted"), key(max(SESSIONS), "fresh"))
          for r in RESULTS.get(k, {}).get(name, []) if r]
     return statistics.median(v) if v else None
