@@ -1027,6 +1027,7 @@ def main():
     sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
     mpp = pf = dovecot = None
     nodes = []
+    interrupted = False
     t_start = time.monotonic()
     load_start = os.getloadavg()
     try:
@@ -1049,13 +1050,18 @@ def main():
         # within. The drain comes last (the outage after it drains too):
         # they are the phases in which files are deleted by design (see
         # Trash in systems.py).
-        for phase in filter(want, PHASES):
-            reps = SCALE_REPS if phase == "scale" else REPS
-            for rep in range(1, reps + 1):
-                log(f"{phase}, repetition {rep} of {reps} "
-                    f"(load average {os.getloadavg()[0]:.2f})")
-                run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes,
-                          dovecot)
+        try:
+            for phase in filter(want, PHASES):
+                reps = SCALE_REPS if phase == "scale" else REPS
+                for rep in range(1, reps + 1):
+                    log(f"{phase}, repetition {rep} of {reps} "
+                        f"(load average {os.getloadavg()[0]:.2f})")
+                    run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work,
+                              nodes, dovecot)
+        except KeyboardInterrupt:
+            # a long run stopped (^C, SIGINT): what it measured is kept
+            interrupted = True
+            log("interrupted: the results so far follow")
     finally:
         if mpp:
             mpp.stop()
@@ -1072,7 +1078,8 @@ def main():
     elapsed = time.monotonic() - t_start
     lines, verdicts = table(rows)
     summary = [f"mpp benchmark {stamp}: medians of {REPS} alternating run(s) "
-               f"each; {elapsed / 60:.1f} min; load average "
+               f"each{' (INTERRUPTED: fewer where it stopped)' if interrupted else ''}; "
+               f"{elapsed / 60:.1f} min; load average "
                f"{load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end",
                f"machine: {mach['nproc']} x {mach['cpu']}, {mach['memory_gib']} GiB, "
                f"kernel {mach['kernel']}, spool and queue on "
@@ -1117,6 +1124,7 @@ def main():
     text = "\n".join(summary) + "\n"
     print("\n" + text, end="")
     result = {"stamp": stamp, "machine": mach, "reps": REPS, "quick": QUICK,
+              "interrupted": interrupted,
               "elapsed_s": round(elapsed, 1), "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "runs": raw,
               "medians": {k: {"mpp": r.median("mpp"), "ref": r.median("ref"),
@@ -1133,7 +1141,7 @@ def main():
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(work, ignore_errors=True)     # trash included
         (OUT / "last-cleanup").touch()
-    return 1 if errors else 0
+    return 1 if errors or interrupted else 0
 
 
 if __name__ == "__main__":
