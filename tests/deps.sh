@@ -3,6 +3,8 @@
 # when run as root, else print the exact command and fail.
 #   tests/deps.sh          build + test packages
 #   tests/deps.sh build    only what building and make run need
+#   tests/deps.sh bench    what make bench needs beyond those (the
+#                          steady-state plot's matplotlib)
 set -e
 
 BUILD_PKGS="gcc make pkg-config libevent-dev libsqlite3-dev libcrypt-dev libbsd-dev libssl-dev
@@ -12,9 +14,14 @@ TEST_PKGS="libcmocka-dev python3 python3-pytest sqlite3 strace clang
   postfix valgrind openssl iproute2 systemd fuse3 libfuse3-dev
   libmailtools-perl mutt s-nail logrotate time haproxy prometheus"
 
-want="$BUILD_PKGS"
-[ "${1:-all}" = build ] || want="$want $TEST_PKGS"
-[ -f tests/deps-auth.txt ] && [ "${1:-all}" != build ] && want="$want $(cat tests/deps-auth.txt)"
+BENCH_PKGS="python3-matplotlib"
+
+case "${1:-all}" in
+build)	want="$BUILD_PKGS" ;;
+bench)	want="$BENCH_PKGS" ;;
+*)	want="$BUILD_PKGS $TEST_PKGS"
+	[ -f tests/deps-auth.txt ] && want="$want $(cat tests/deps-auth.txt)" ;;
+esac
 
 missing=""
 for p in $want; do

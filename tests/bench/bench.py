@@ -14,12 +14,14 @@ Environment:
                harness (its figures mean little)
   BENCH_ONLY   comma-separated scenario groups to run: accept, sasl,
                sessions, drain, latency, idle, cluster, relay, outage,
-               scale
+               scale, steady
                (default all)
   BENCH_SCALE  comma-separated queue sizes of the scale phase (default
                0,10000,100000,1000000; Postfix runs at those <= 100000)
   BENCH_ROWS   comma-separated row keys to run within those groups, e.g.
                accept_1k_32x1 (default all; keys are in the JSON file)
+  BENCH_STEADY_S, BENCH_SWEEP_S, BENCH_COOL_S, BENCH_SINK_DIR
+               the steady phase's durations and sink (tests/bench/steady.py)
 """
 
 import json
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: E402
                      Trash, wait_for)
 import relay  # noqa: E402
+import steady  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -255,7 +258,7 @@ def latency_mpp(mpp, lat_sink, work):
               "-z", KIB, "-T", times)
     sent = {}
     for line in times.read_text().splitlines():
-        seq, ns = line.split()
+        seq, ns = line.split()[:2]
         sent[int(seq)] = int(ns)
     lat = arrival_latencies(lat_sink, sent, LAT_N)
     mpp.stop_queue()
@@ -748,6 +751,7 @@ def build_rows():
     add(Row("idle_post_p99", f"{IDLE} idle: fresh client post p99", "ms",
             lambda a, b: a < 50, "< 50 ms", ref_label="-", better="lower"))
     relay.add_rows(add, Row, DRAIN)
+    steady.add_rows(add, Row)
     add(Row("outage_first", f"outage: relay back -> first of {OUTAGE} sent", "s",
             lambda a, b: a < 5, "< 5 s", ref_label="-", better="lower"))
     add(Row("outage_last", f"outage: relay back -> last of {OUTAGE} sent", "s",
@@ -793,11 +797,13 @@ def show(rows, key):
     log(f"  {r.label:<44} mpp {m:>10}   {r.ref_label} {ref:>10} {r.unit}")
 
 
+# The steady state deletes as it delivers, and runs long: last.
 PHASES = ("accept", "sasl", "sessions", "latency", "idle", "cluster", "drain",
-          "relay", "outage", "scale")
+          "relay", "outage", "scale", "steady")
 
 
-def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
+def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes,
+              dovecot=None):
     """One repetition of one phase: each of its rows, mpp then Postfix."""
     def pair(key, mfn, pfn, store, shown):
         if ROWS and key not in ROWS:
@@ -865,6 +871,10 @@ def run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes):
         run_sasl_phase(rep, rows, raw, mpp, pf, mpp.bin, work)
     elif phase == "scale":
         run_scale_phase(rep, rows, raw, mpp, pf, sink, work)
+    elif phase == "steady":
+        wanted = [p for p in PHASES if want(p)]
+        steady.run_phase(rep, rows, raw, mpp, pf, dovecot, work, attempt, show,
+                         disk_probe, ROWS, wanted.index("steady") > 0)
     mpp.stop()
 
 
@@ -911,7 +921,9 @@ def table(rows):
         cpu = f"{statistics.median(cpu):.0f}" if cpu else ""
         met = ""
         if r.target is not None:
-            needs_ref = r.ref_label != "-" and not r.key.startswith("e2e_")
+            # latency targets are mpp's own, whatever the reference did
+            needs_ref = (r.ref_label != "-" and not r.key.startswith(("e2e_", "sweep_"))
+                         and not r.key.endswith(("_post", "_e2e")))
             if a is None or (needs_ref and not b):
                 met = "n/a"
             else:
@@ -1015,6 +1027,7 @@ def main():
     sink, lat_sink = Sink(work, "sink"), Sink(work, "latsink", dump=True)
     mpp = pf = dovecot = None
     nodes = []
+    interrupted = False
     t_start = time.monotonic()
     load_start = os.getloadavg()
     try:
@@ -1026,7 +1039,7 @@ def main():
                  for i in range(1, 1 + max(CLUSTER_NODES))] if want("cluster") else []
         pf = Postfix(work, sink.port, lat_sink.port, trash)
         pf.start()
-        if want("sasl"):
+        if want("sasl") or want("steady"):
             dovecot = Dovecot(work, mpp)
             dovecot.start(pf.sasl_socket)
         log("warming up")
@@ -1037,12 +1050,18 @@ def main():
         # within. The drain comes last (the outage after it drains too):
         # they are the phases in which files are deleted by design (see
         # Trash in systems.py).
-        for phase in filter(want, PHASES):
-            reps = SCALE_REPS if phase == "scale" else REPS
-            for rep in range(1, reps + 1):
-                log(f"{phase}, repetition {rep} of {reps} "
-                    f"(load average {os.getloadavg()[0]:.2f})")
-                run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work, nodes)
+        try:
+            for phase in filter(want, PHASES):
+                reps = SCALE_REPS if phase == "scale" else REPS
+                for rep in range(1, reps + 1):
+                    log(f"{phase}, repetition {rep} of {reps} "
+                        f"(load average {os.getloadavg()[0]:.2f})")
+                    run_phase(phase, rep, rows, raw, mpp, pf, sink, lat_sink, work,
+                              nodes, dovecot)
+        except KeyboardInterrupt:
+            # a long run stopped (^C, SIGINT): what it measured is kept
+            interrupted = True
+            log("interrupted: the results so far follow")
     finally:
         if mpp:
             mpp.stop()
@@ -1053,12 +1072,14 @@ def main():
         if dovecot:
             dovecot.stop()
         relay.stop()
+        steady.cleanup()
         sink.stop()
         lat_sink.stop()
     elapsed = time.monotonic() - t_start
     lines, verdicts = table(rows)
     summary = [f"mpp benchmark {stamp}: medians of {REPS} alternating run(s) "
-               f"each; {elapsed / 60:.1f} min; load average "
+               f"each{' (INTERRUPTED: fewer where it stopped)' if interrupted else ''}; "
+               f"{elapsed / 60:.1f} min; load average "
                f"{load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end",
                f"machine: {mach['nproc']} x {mach['cpu']}, {mach['memory_gib']} GiB, "
                f"kernel {mach['kernel']}, spool and queue on "
@@ -1086,6 +1107,7 @@ def main():
         summary += ["", "cluster rows: mppd us is every node's mppd together; "
                     "HAProxy's CPU per message (median): " + ", ".join(lb)]
     summary += relay.summary(rows)
+    summary += steady.summary(rows)
     loads = [r["loadavg"] for r in raw]
     disks = sorted(r["disk_writes_per_s"] for r in raw)
     summary += ["", "mppd us: mppd's CPU time per message (per session in the "
@@ -1102,6 +1124,7 @@ def main():
     text = "\n".join(summary) + "\n"
     print("\n" + text, end="")
     result = {"stamp": stamp, "machine": mach, "reps": REPS, "quick": QUICK,
+              "interrupted": interrupted,
               "elapsed_s": round(elapsed, 1), "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "runs": raw,
               "medians": {k: {"mpp": r.median("mpp"), "ref": r.median("ref"),
@@ -1111,10 +1134,14 @@ def main():
     shutil.copy(OUT / f"results-{stamp}.json", OUT / "latest.json")
     shutil.copy(OUT / f"results-{stamp}.txt", OUT / "latest.txt")
     log(f"raw figures: {OUT / f'results-{stamp}.json'}")
+    if steady.RESULTS:
+        png = OUT / f"steady-{stamp}.png"
+        if steady.plot(OUT / f"results-{stamp}.json", png):
+            shutil.copy(png, OUT / "latest-steady.png")
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(work, ignore_errors=True)     # trash included
         (OUT / "last-cleanup").touch()
-    return 1 if errors else 0
+    return 1 if errors or interrupted else 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ struct shared {
 	const struct bench_load_cfg *cfg;
 	struct bench_load_result *res;
 	long long t0;			/* monotonic ns at start */
+	long long wall_off;		/* wall clock minus monotonic at t0 */
+	long long end;			/* monotonic ns of a duration's end, or 0 */
+	atomic_int over;		/* the duration is over */
 	atomic_long remaining;		/* messages not given to a session */
 	atomic_long next_msg;		/* index of the next message */
 	atomic_long next_session;	/* index of the next session's post time */
@@ -58,21 +61,55 @@ session_failed(struct shared *sh, const char *err, long lost)
 	pthread_mutex_unlock(&sh->lock);
 }
 
-/* With a rate, sleep until message idx is due. */
-static void
+/* Message idx's due time with a rate (monotonic ns). */
+static long long
+due_ns(const struct shared *sh, long idx)
+{
+	return sh->t0 + (long long)((double)idx * 1e9 / sh->cfg->rate);
+}
+
+/*
+ * The index of the next message, or -1 once a duration is over: with a
+ * rate, when the message would be due at or after its end (so exactly
+ * rate x duration are posted, however late); without, when it is past.
+ */
+static long
+claim(struct shared *sh)
+{
+	long idx;
+	int past;
+
+	if (atomic_load(&sh->over))
+		return -1;
+	idx = atomic_fetch_add(&sh->next_msg, 1);
+	if (sh->end == 0)
+		return idx;
+	past = sh->cfg->rate > 0 ? due_ns(sh, idx) >= sh->end :
+	    bench_now_ns() >= sh->end;
+	if (!past)
+		return idx;
+	atomic_store(&sh->over, 1);
+	atomic_store(&sh->remaining, 0);	/* no new session either */
+	return -1;
+}
+
+/* With a rate, sleep until message idx is due: its due time; without,
+   now (where its response time begins). */
+static long long
 pace(const struct shared *sh, long idx)
 {
 	long long due;
 	struct timespec ts;
 
 	if (sh->cfg->rate <= 0)
-		return;
-	due = sh->t0 + (long long)((double)idx * 1e9 / sh->cfg->rate);
+		return bench_now_ns();
+	due = due_ns(sh, idx);
 	ts.tv_sec = (time_t)(due / 1000000000LL);
 	ts.tv_nsec = (long)(due % 1000000000LL);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	    EINTR)
 		;
+	return due;
 }
 
 /* The command that opens message idx's text: DATA, or an SMTP envelope
@@ -105,21 +142,23 @@ open_text(struct shared *sh, struct mpp_client *c, int first, char *err,
 }
 
 /*
- * The text of message idx and its 250 (opened by open_text); the latency
- * in ms. Pipelined with more to come, the next envelope goes out behind
- * the text, and its replies are read after the 250.
+ * The text of message idx and its 250 (opened by open_text); its latency
+ * and response time (from due, monotonic) in ms. Pipelined with more to
+ * come, the next envelope goes out behind the text, and its replies are
+ * read after the 250.
  */
 static int
-post_one(struct shared *sh, struct mpp_client *c, long idx, int first,
-    int more, double *lat, char *err, size_t errsz)
+post_one(struct shared *sh, struct mpp_client *c, long idx, long long due,
+    int first, int more, double ms[2], char *err, size_t errsz)
 {
 	static char dot[] = ".\r\n";
 	const struct bench_load_cfg *cfg = sh->cfg;
 	const struct bench_msg *m = cfg->msg;
+	struct bench_load_result *res = sh->res;
 	char head[BENCH_MSG_HEAD_MAX], env[BENCH_SMTP_CMDS_MAX];
 	int pipe_next = more && cfg->proto == BENCH_SMTP_PIPELINED;
 	struct iovec iov[4];
-	long long t;
+	long long t, ok;
 
 	if (open_text(sh, c, first, err, errsz) == -1)
 		return -1;
@@ -136,10 +175,14 @@ post_one(struct shared *sh, struct mpp_client *c, long idx, int first,
 	if (bench_net_send_raw(c, iov, 4, err, errsz) == -1)
 		return -1;
 	t = bench_now_ns();
-	sh->res->sent_wall_ns[idx] = bench_wall_ns();
+	res->sent_wall_ns[idx] = t + sh->wall_off;
 	if (bench_net_expect(c, 250, "message text", err, errsz) == -1)
 		return -1;
-	*lat = (double)(bench_now_ns() - t) / 1e6;
+	ok = bench_now_ns();
+	res->ok_wall_ns[idx] = ok + sh->wall_off;
+	res->due_wall_ns[idx] = due + sh->wall_off;
+	ms[0] = (double)(ok - t) / 1e6;
+	ms[1] = (double)(ok - due) / 1e6;
 	return pipe_next ? bench_smtp_envelope_replies(c, err, errsz) : 0;
 }
 
@@ -155,31 +198,43 @@ login(struct shared *sh, struct mpp_client *c, char *err, size_t errsz)
 	    cfg->password, err, errsz);
 }
 
-/* One session posting k messages. */
+/*
+ * One session posting up to k messages (fewer when a duration ends it).
+ * Pipelined, the next message is claimed before this one's text goes
+ * out, so that its envelope is sent only for a message that will be.
+ */
 static void
 run_session(struct shared *sh, struct mpp_client *c, long k)
 {
 	char err[BENCH_ERR_MAX];
-	long long start = bench_now_ns();
-	long j, idx;
-	double lat;
+	long long start = bench_now_ns(), due;
+	long j, idx, next, n;
+	int ahead = sh->cfg->proto == BENCH_SMTP_PIPELINED;
+	double ms[2];
 
+	if ((idx = claim(sh)) == -1)
+		return;
 	if (login(sh, c, err, sizeof(err)) == -1) {
 		session_failed(sh, err, k);
 		return;
 	}
-	for (j = 0; j < k; j++) {
-		idx = atomic_fetch_add(&sh->next_msg, 1);
-		pace(sh, idx);
-		if (post_one(sh, c, idx, j == 0, j + 1 < k, &lat, err,
+	for (j = 0; j < k && idx != -1; j++) {
+		due = pace(sh, idx);
+		next = j + 1 < k && ahead ? claim(sh) : -1;
+		if (post_one(sh, c, idx, due, j == 0, next != -1, ms, err,
 		    sizeof(err)) == -1) {
 			session_failed(sh, err, k - j);
 			return;
 		}
-		sh->res->lat_ms[atomic_fetch_add(&sh->messages, 1)] = lat;
+		n = atomic_fetch_add(&sh->messages, 1);
+		sh->res->lat_ms[n] = ms[0];
+		sh->res->resp_ms[n] = ms[1];
 		if (j == 0)
 			sh->res->post_ms[atomic_fetch_add(&sh->next_session,
 			    1)] = (double)(bench_now_ns() - start) / 1e6;
+		if (!ahead)
+			next = j + 1 < k ? claim(sh) : -1;
+		idx = next;
 	}
 	if (bench_net_quit(c, err, sizeof(err)) == -1) {
 		session_failed(sh, err, 0);
@@ -209,11 +264,17 @@ result_alloc(struct bench_load_result *res, long total)
 	size_t n = (size_t)total;
 
 	memset(res, 0, sizeof(*res));
+	/* Large arrays are mapped, not touched: a duration's generous
+	   bound costs only the pages its messages fill. */
 	res->lat_ms = calloc(n, sizeof(*res->lat_ms));
+	res->resp_ms = calloc(n, sizeof(*res->resp_ms));
 	res->post_ms = calloc(n, sizeof(*res->post_ms));
 	res->sent_wall_ns = calloc(n, sizeof(*res->sent_wall_ns));
-	if (res->lat_ms == NULL || res->post_ms == NULL ||
-	    res->sent_wall_ns == NULL) {
+	res->ok_wall_ns = calloc(n, sizeof(*res->ok_wall_ns));
+	res->due_wall_ns = calloc(n, sizeof(*res->due_wall_ns));
+	if (res->lat_ms == NULL || res->resp_ms == NULL ||
+	    res->post_ms == NULL || res->sent_wall_ns == NULL ||
+	    res->ok_wall_ns == NULL || res->due_wall_ns == NULL) {
 		bench_load_free(res);
 		return -1;
 	}
@@ -245,6 +306,9 @@ bench_load_run(const struct bench_load_cfg *cfg,
 	atomic_init(&sh.remaining, cfg->total);
 	pthread_mutex_init(&sh.lock, NULL);
 	sh.t0 = bench_now_ns();
+	sh.wall_off = bench_wall_ns() - sh.t0;
+	if (cfg->duration > 0)
+		sh.end = sh.t0 + (long long)(cfg->duration * 1e9);
 	for (i = 0; i < cfg->concurrency; i++) {
 		if ((errno = pthread_create(&tids[i], NULL, worker, &sh)) != 0) {
 			rc = -1;
@@ -272,8 +336,11 @@ void
 bench_load_free(struct bench_load_result *res)
 {
 	free(res->lat_ms);
+	free(res->resp_ms);
 	free(res->post_ms);
 	free(res->sent_wall_ns);
-	res->lat_ms = res->post_ms = NULL;
-	res->sent_wall_ns = NULL;
+	free(res->ok_wall_ns);
+	free(res->due_wall_ns);
+	res->lat_ms = res->resp_ms = res->post_ms = NULL;
+	res->sent_wall_ns = res->ok_wall_ns = res->due_wall_ns = NULL;
 }

@@ -8,8 +8,18 @@
  * its thread goes on with the next session.
  *
  * Latency of a message: from the moment its final "." has been handed to
- * the kernel to the moment its 250 has been read. Post time of a session:
- * from the start of its connect to the 250 of its first message.
+ * the kernel to the moment its 250 has been read. Response time of a
+ * message: from the moment it was due (with a rate: t0 + index / rate,
+ * however late its thread came to it, so an open-loop client's waiting
+ * is counted) or, without a rate, the moment its first command (DATA,
+ * MAIL) was sent, to its 250. Post time of a session: from the start of
+ * its connect to the 250 of its first message.
+ *
+ * With a duration the load ends when it is over, not at `total` (which
+ * is then only the most messages that may be posted): no message due
+ * (with a rate) or begun (without) after the end is posted, sessions
+ * end with QUIT, and the messages they were given and did not reach are
+ * not counted as failed.
  */
 #ifndef BENCH_LOAD_H
 #define BENCH_LOAD_H
@@ -25,6 +35,7 @@
 enum bench_proto { BENCH_MPP, BENCH_SMTP, BENCH_SMTP_PIPELINED };
 
 struct bench_load_cfg {
+	/* SMTP without a user: no AUTH (an MTA that relays for loopback) */
 	const char *host, *port, *user, *password;
 	enum bench_proto proto;
 	const char *helo, *mail_from;	/* SMTP only */
@@ -32,6 +43,7 @@ struct bench_load_cfg {
 	long total;		/* messages */
 	long per_session;	/* messages in one session */
 	double rate;		/* messages/s over all threads; 0: as fast as possible */
+	double duration;	/* seconds to post for; 0: until total */
 	int timeout;		/* seconds per reply or write */
 	const struct bench_msg *msg;
 	unsigned long first_seq;	/* sequence number of the first message */
@@ -44,11 +56,18 @@ struct bench_load_result {
 	long failed_messages;	/* not posted, or refused */
 	double elapsed_s;
 	double *lat_ms;		/* messages entries, unsorted; owned */
+	double *resp_ms;	/* messages entries, unsorted; owned */
 	double *post_ms;	/* one per session that posted; owned */
 	long npost;
 	long long *sent_wall_ns;	/* by message index (seq - first_seq):
 					   wall clock when its "." left, 0 if
-					   it never did; owned */
+					   it never did; owned. The wall clock
+					   of these three is the monotonic
+					   clock from the wall clock at t0 */
+	long long *ok_wall_ns;		/* by index: when its 250 came, 0 if
+					   none did; owned */
+	long long *due_wall_ns;		/* by index: where its response time
+					   began (see above); owned */
 	char first_error[BENCH_ERR_MAX];
 };
 

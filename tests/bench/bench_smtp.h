@@ -2,9 +2,11 @@
  * bench_smtp — the SMTP side of mppbench (--smtp): the dialogue an
  * authenticated submission client has with an MTA, for the Postfix+SASL
  * rows of make bench. A session is connect, 220, EHLO 250, AUTH PLAIN
- * with its initial response 235; a message is MAIL 250, RCPT 250, DATA
- * 354, the text, 250; QUIT 221 ends it. Replies go through mpp_client
- * (multi-line ones included), text through bench_net_send_raw.
+ * with its initial response 235 (left out with no user: an MTA that
+ * relays for loopback, the plain Postfix rows); a message is MAIL 250,
+ * RCPT 250, DATA 354, the text, 250; QUIT 221 ends it. Replies go
+ * through mpp_client (multi-line ones included), text through
+ * bench_net_send_raw.
  *
  * Pipelined (RFC 2920): MAIL, RCPT and DATA go out in one write and their
  * replies are read after, and the end of one text is written together
@@ -24,7 +26,8 @@
 
 #define BENCH_SMTP_CMDS_MAX 1200	/* MAIL, RCPT and DATA lines */
 
-/* Connect, 220, EHLO helo, AUTH PLAIN user/password, 235. */
+/* Connect, 220, EHLO helo, AUTH PLAIN user/password, 235 (no AUTH when
+   user is NULL). */
 int bench_smtp_login(struct mpp_client *c, const char *host, const char *port,
     const char *helo, const char *user, const char *password, char *err,
     size_t errsz);

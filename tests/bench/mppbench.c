@@ -12,7 +12,17 @@
  * them (-n each in -c threads). With --smtp the sessions speak SMTP to an
  * MTA instead (EHLO, AUTH PLAIN, then MAIL, RCPT, DATA per message; -F
  * the envelope sender), one command at a time, or with --pipelining in
- * groups (RFC 2920): the Postfix+SASL rows of make bench.
+ * groups (RFC 2920): the Postfix+SASL rows of make bench; --no-auth
+ * leaves AUTH out, for an MTA that relays for loopback (plain Postfix).
+ *
+ * With -D the load posts for that many seconds instead of -n messages
+ * (-n is then only a bound); with -r it is open-loop: message i is due
+ * at i / rate seconds from the start whichever session takes it, and its
+ * response time runs from then, so a server that falls behind shows as
+ * waiting, not as a lower offered rate. -T writes every message's
+ * sequence number (its X-Bench-Seq, also in its Subject), the moments its
+ * "." left, its 250 came and its response time began, for matching with
+ * what an MTA receives.
  *
  * Exit: 0 when every session and message succeeded, 1 when some failed;
  * sysexits(3) codes otherwise: EX_USAGE for a bad command line, EX_DATAERR
@@ -43,14 +53,15 @@
 #define DEFAULT_RCPT	"bench@example.net"
 #define SPARE_FDS	64
 #define SETTLE_NS	1000000000LL	/* after idle setup, before RSS */
+#define DURATION_CAP	4000000L	/* -D without -n or -r: at most */
 
 struct opts {
 	char host[MPP_CLIENT_HOST_MAX];
 	char port[MPP_CLIENT_PORT_MAX];
 	const char *user, *password, *rcpt, *times_file, *hash, *from;
-	int concurrency, inflight, timeout, json;
+	int concurrency, inflight, timeout, json, no_auth;
 	enum bench_proto proto;
-	long total, per_session, idle;
+	long total, per_session, idle, duration;
 	size_t size;
 	double rate;
 	pid_t pid;
@@ -74,7 +85,8 @@ usage(void)
 	    "[-i idle [-I inflight]]\n"
 	    "                [-r rate] [-t timeout] [-R rcpt] [-T times-file] "
 	    "[-P pid] [--json]\n"
-	    "                [--smtp [--pipelining] [-F mail-from]]\n"
+	    "                [-D seconds] [--smtp [--pipelining] "
+	    "[--no-auth] [-F mail-from]]\n"
 	    "       mppbench -x hash [-p password] [-n checks] [-c threads] "
 	    "[--json]\n");
 	exit(EX_USAGE);
@@ -113,6 +125,46 @@ num_opt(const char *s, long min, long max, const char *what)
 	return v;
 }
 
+/* What follows from the options given: bounds, defaults, the server. */
+static void
+finish_opts(struct opts *o, const char *server, int pipelining,
+    int total_given)
+{
+	char err[256];
+
+	/* A duration's bound: what its rate can post, or a generous one. */
+	if (o->duration > 0 && !total_given)
+		o->total = o->rate > 0 ? (long)(o->rate * (double)o->duration)
+		    + 1 : DURATION_CAP;
+	if (pipelining)
+		o->proto = BENCH_SMTP_PIPELINED;
+	if (o->from == NULL)
+		o->from = "bench@bench.example";
+	if (strlen(o->from) > 256 || strlen(o->rcpt) > 255) {
+		fprintf(stderr, "mppbench: address too long\n");
+		exit(EX_USAGE);
+	}
+	if (mpp_client_parse_server(server, o->proto != BENCH_MPP ? "25" :
+	    MPP_CLIENT_DEFAULT_PORT, o->host,
+	    sizeof(o->host), o->port, sizeof(o->port), err, sizeof(err)) ==
+	    -1) {
+		fprintf(stderr, "mppbench: %s\n", err);
+		exit(EX_USAGE);
+	}
+	if (o->no_auth) {
+		o->user = o->password = NULL;
+		return;
+	}
+	if (o->password == NULL) {
+		fprintf(stderr, "mppbench: no password (-p or MPP_PASSWORD)\n");
+		exit(EX_USAGE);
+	}
+	if (o->hash == NULL && o->user == NULL) {
+		fprintf(stderr, "mppbench: no user (-u)\n");
+		exit(EX_USAGE);
+	}
+}
+
 static void
 parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -120,11 +172,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "smtp", no_argument, NULL, 'S' },
 		{ "pipelining", no_argument, NULL, 'L' },
+		{ "no-auth", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *server = DEFAULT_SERVER;
-	char err[256];
-	int ch, pipelining = 0;
+	int ch, pipelining = 0, total_given = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->concurrency = 1;
@@ -136,7 +188,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->rcpt = DEFAULT_RCPT;
 	o->user = getenv("USER");
 	o->password = getenv("MPP_PASSWORD");
-	while ((ch = getopt_long(argc, argv, "s:u:p:c:n:m:z:i:I:r:t:R:T:P:x:F:j",
+	while ((ch = getopt_long(argc, argv, "s:u:p:c:n:m:z:i:I:r:t:R:T:P:x:F:D:j",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': server = optarg; break;
@@ -145,7 +197,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'c': o->concurrency = (int)num_opt(optarg, 1, 4096,
 		    "concurrency"); break;
 		case 'n': o->total = num_opt(optarg, 0, 100000000, "total");
+			total_given = 1;
 			break;
+		case 'D': o->duration = num_opt(optarg, 1, 86400, "duration");
+			break;
+		case 'A': o->no_auth = 1; break;
 		case 'm': o->per_session = num_opt(optarg, 1, 100000000,
 		    "messages per session"); break;
 		case 'z': o->size = (size_t)num_opt(optarg, 1, 1024L * 1024 *
@@ -171,31 +227,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc || (pipelining && o->proto != BENCH_SMTP) ||
-	    (o->from != NULL && o->proto != BENCH_SMTP))
+	    (o->from != NULL && o->proto != BENCH_SMTP) ||
+	    (o->no_auth && o->proto != BENCH_SMTP))
 		usage();
-	if (pipelining)
-		o->proto = BENCH_SMTP_PIPELINED;
-	if (o->from == NULL)
-		o->from = "bench@bench.example";
-	if (strlen(o->from) > 256 || strlen(o->rcpt) > 255) {
-		fprintf(stderr, "mppbench: address too long\n");
-		exit(EX_USAGE);
-	}
-	if (mpp_client_parse_server(server, o->proto != BENCH_MPP ? "25" :
-	    MPP_CLIENT_DEFAULT_PORT, o->host,
-	    sizeof(o->host), o->port, sizeof(o->port), err, sizeof(err)) ==
-	    -1) {
-		fprintf(stderr, "mppbench: %s\n", err);
-		exit(EX_USAGE);
-	}
-	if (o->password == NULL) {
-		fprintf(stderr, "mppbench: no password (-p or MPP_PASSWORD)\n");
-		exit(EX_USAGE);
-	}
-	if (o->hash == NULL && o->user == NULL) {
-		fprintf(stderr, "mppbench: no user (-u)\n");
-		exit(EX_USAGE);
-	}
+	finish_opts(o, server, pipelining, total_given);
 }
 
 /* Allow want descriptors: raise the soft limit, and the hard one if we may. */
@@ -250,7 +285,11 @@ hash_time(const struct opts *o)
 	return EX_OK;
 }
 
-/* Write "seq wall-clock-ns" for every message whose "." was sent. */
+/*
+ * For every message whose "." was sent: "seq sent ok due", wall-clock ns
+ * of its "." leaving, of its 250 (0 if none came) and of the start of its
+ * response time.
+ */
 static int
 write_times(const struct opts *o, const struct bench_load_result *r,
     unsigned long first_seq)
@@ -265,8 +304,9 @@ write_times(const struct opts *o, const struct bench_load_result *r,
 	}
 	for (i = 0; i < o->total; i++)
 		if (r->sent_wall_ns[i] != 0)
-			fprintf(f, "%lu %lld\n", first_seq + (unsigned long)i,
-			    r->sent_wall_ns[i]);
+			fprintf(f, "%lu %lld %lld %lld\n", first_seq +
+			    (unsigned long)i, r->sent_wall_ns[i],
+			    r->ok_wall_ns[i], r->due_wall_ns[i]);
 	if (fclose(f) == EOF) {
 		fprintf(stderr, "mppbench: %s: %s\n", o->times_file,
 		    strerror(errno));
@@ -320,11 +360,14 @@ print_text(const struct opts *o, struct figures *fg)
 		printf("messages=%ld/%ld sessions=%ld failed_sessions=%ld "
 		    "elapsed=%.3fs msgs/s=%.1f sessions/s=%.1f "
 		    "latency_p50=%.2fms latency_p99=%.2fms "
+		    "resp_p50=%.2fms resp_p99=%.2fms "
 		    "post_p50=%.2fms post_p99=%.2fms",
 		    r->messages, o->total, r->sessions, r->failed_sessions,
 		    r->elapsed_s, r->messages / el, r->sessions / el,
 		    bench_percentile(r->lat_ms, (size_t)r->messages, 50),
 		    bench_percentile(r->lat_ms, (size_t)r->messages, 99),
+		    bench_percentile(r->resp_ms, (size_t)r->messages, 50),
+		    bench_percentile(r->resp_ms, (size_t)r->messages, 99),
 		    bench_percentile(r->post_ms, (size_t)r->npost, 50),
 		    bench_percentile(r->post_ms, (size_t)r->npost, 99));
 	if (o->idle > 0)
@@ -366,8 +409,9 @@ print_json(const struct opts *o, struct figures *fg)
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
 
 	printf("{\"concurrency\": %d, \"total\": %ld, \"per_session\": %ld, "
-	    "\"size\": %zu, \"rate\": %.1f", o->concurrency, o->total,
-	    o->per_session, o->size, o->rate);
+	    "\"size\": %zu, \"rate\": %.1f, \"duration\": %ld",
+	    o->concurrency, o->total, o->per_session, o->size, o->rate,
+	    o->duration);
 	if (fg->ran_load) {
 		printf(", \"messages\": %ld, \"sessions\": %ld, "
 		    "\"failed_sessions\": %ld, \"failed_messages\": %ld, "
@@ -379,6 +423,9 @@ print_json(const struct opts *o, struct figures *fg)
 		printf(", \"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f",
 		    bench_percentile(r->lat_ms, (size_t)r->messages, 50),
 		    bench_percentile(r->lat_ms, (size_t)r->messages, 99));
+		printf(", \"resp_p50_ms\": %.3f, \"resp_p99_ms\": %.3f",
+		    bench_percentile(r->resp_ms, (size_t)r->messages, 50),
+		    bench_percentile(r->resp_ms, (size_t)r->messages, 99));
 		printf(", \"post_p50_ms\": %.3f, \"post_p99_ms\": %.3f",
 		    bench_percentile(r->post_ms, (size_t)r->npost, 50),
 		    bench_percentile(r->post_ms, (size_t)r->npost, 99));
@@ -433,6 +480,7 @@ run(const struct opts *o)
 		lc.total = o->total;
 		lc.per_session = o->per_session;
 		lc.rate = o->rate;
+		lc.duration = (double)o->duration;
 		lc.timeout = o->timeout;
 		lc.msg = &msg;
 		lc.first_seq = 1;
@@ -458,9 +506,10 @@ run(const struct opts *o)
 		print_json(o, &fg);
 	else
 		print_text(o, &fg);
+	/* With a duration, fewer than -n messages is no failure. */
 	if (rc == EX_OK && ((fg.ran_load && (fg.load.failed_sessions > 0 ||
-	    fg.load.messages < o->total)) || (o->idle > 0 &&
-	    fg.idle.open < o->idle)))
+	    (o->duration == 0 && fg.load.messages < o->total))) ||
+	    (o->idle > 0 && fg.idle.open < o->idle)))
 		rc = 1;
 	bench_load_free(&fg.load);
 	bench_msg_free(&msg);

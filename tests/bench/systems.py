@@ -148,12 +148,14 @@ class CloseWatch:
 class Sink:
     """smtp-sink on a loopback port; with dump, each message is written to
     a file of its own, and the moment smtp-sink closes it (the end of the
-    transaction) is its arrival time."""
+    transaction) is its arrival time. dump_dir puts those files elsewhere
+    than under the work directory (a tmpfs, for many messages: the MTA's
+    writes then do not compete with the spool's and queue's)."""
 
-    def __init__(self, work, name, dump=False):
+    def __init__(self, work, name, dump=False, dump_dir=None):
         self.port = free_port()
         self.dir = work / name
-        self.dump_dir = self.dir / "dump" if dump else None
+        self.dump_dir = dump_dir or (self.dir / "dump" if dump else None)
         self.proc = None
         self.watch = None
 
@@ -161,7 +163,7 @@ class Sink:
         self.dir.mkdir(parents=True, exist_ok=True)
         args = ["smtp-sink", "-u", "postfix", "-m", "1024"]
         if self.dump_dir:
-            self.dump_dir.mkdir(exist_ok=True)
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
             shutil.chown(self.dump_dir, "postfix")
             # strftime template plus a random suffix: one file a message
             args += ["-d", f"{self.dump_dir}/%H%M%S."]

@@ -1,14 +1,18 @@
-"""The tools of make bench's large-queue and Postfix+SASL runs, checked
-without timing anything: mppfill makes files and rows as mppd and
-mppqueue do (the runner reads and delivers them), and mppbench --smtp
-speaks an authenticated SMTP dialogue, one command at a time and
-pipelined, to a server here that checks every step."""
+"""The tools of make bench's large-queue, Postfix+SASL and steady-state
+runs, checked without timing anything finer than the machine allows:
+mppfill makes files and rows as mppd and mppqueue do (the runner reads
+and delivers them); mppbench --smtp speaks an authenticated SMTP
+dialogue, one command at a time and pipelined, to a server here that
+checks every step, or none with --no-auth; mppbench -D posts for a
+duration, open-loop with -r, and -T names every message it posted."""
 
 import base64
+import json
 import re
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -107,13 +111,15 @@ class AuthSmtp:
     pipelined groups come out as they would from a real MTA; it notes
     how many commands arrived in one read."""
 
-    def __init__(self, user, password):
+    def __init__(self, user, password, require_auth=True, delay=0.0):
         self.creds = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        self.require_auth, self.delay = require_auth, delay
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.messages, self.errors, self.max_batch = [], [], 0
+        self.auths = 0
         self.lock = threading.Lock()
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -148,6 +154,8 @@ class AuthSmtp:
                         with self.lock:
                             self.messages.append(text)
                         in_data, state = False, "start"
+                        if self.delay:      # a slow MTA: the 250 comes late
+                            time.sleep(self.delay)
                         out.append(b"250 queued\r\n")
                         continue
                     if b"\r\n" not in buf:
@@ -158,11 +166,13 @@ class AuthSmtp:
                     if verb == b"EHLO":
                         out.append(b"250-sink\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
                     elif verb == b"AUTH":
+                        with self.lock:
+                            self.auths += 1
                         ok = line.decode() == f"AUTH PLAIN {self.creds}"
                         authed = authed or ok
                         out.append(b"235 ok\r\n" if ok else b"535 no\r\n")
                     elif verb == b"MAIL":
-                        if not authed:
+                        if not authed and self.require_auth:
                             self.fail("MAIL before AUTH")
                         state = "mail"
                         out.append(b"250 ok\r\n")
@@ -180,6 +190,7 @@ class AuthSmtp:
                         conn.sendall(b"".join(out) + b"221 bye\r\n")
                         return
                     else:
+                        self.fail(f"unknown command {line[:40]!r}")
                         out.append(b"500 what\r\n")
                 with self.lock:
                     self.max_batch = max(self.max_batch, cmds)
@@ -230,5 +241,121 @@ def test_mppbench_smtp_wrong_password_fails():
 
 def test_mppbench_pipelining_needs_smtp():
     r = subprocess.run([str(MPPBENCH), "--pipelining", "-p", "x", "-u", "a"],
+                       capture_output=True, text=True)
+    assert r.returncode == 64
+
+
+def bench_json(r):
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def times_of(path):
+    """mppbench -T: {seq: (sent, ok, due)} in wall-clock ns."""
+    out = {}
+    for line in path.read_text().splitlines():
+        seq, sent, ok, due = (int(x) for x in line.split())
+        out[seq] = (sent, ok, due)
+    return out
+
+
+def test_mppbench_duration_posts_for_its_time(mppd, tmp_path):
+    """-D 2 without a rate: as fast as the sessions go for 2 s, every
+    message in the index and named in the -T file, whose moments are in
+    order (response time begins at DATA, before the "." and the 250)."""
+    times = tmp_path / "times"
+    t0 = time.monotonic()
+    r = subprocess.run([str(MPPBENCH), "-s", f"127.0.0.1:{mppd.port}", "-u", "alice",
+                        "-p", "secret", "-c", "4", "-m", "10", "-D", "2", "-T",
+                        str(times), "--json"], capture_output=True, text=True,
+                       timeout=60)
+    wall = time.monotonic() - t0
+    fig = bench_json(r)
+    assert fig["duration"] == 2 and fig["failed_sessions"] == 0
+    assert 2.0 <= fig["elapsed_s"] < 2.0 + 10 and wall < 30
+    n = fig["messages"]
+    assert n >= 4 and fig["sessions"] >= n // 10
+    assert fig["resp_p99_ms"] >= fig["latency_p99_ms"] > 0
+    sent = times_of(times)
+    assert len(sent) == n
+    assert all(due <= s <= ok for s, ok, due in sent.values())
+    first = min(due for _, _, due in sent.values())
+    # Nothing begun after the end: the last message began within 2 s.
+    assert max(due for _, _, due in sent.values()) - first < 2e9
+    mppd.stop()
+    rows = mppd.stored()
+    assert len(rows) == n
+    seqs = sorted(int(re.search(rb"X-Bench-Seq: (\d+)", row["text"]).group(1))
+                  for row in rows)
+    assert seqs == sorted(sent)
+
+
+def test_mppbench_open_loop_rate_over_a_duration(mppd, tmp_path):
+    """-r 50 -D 2: exactly 100 messages, message i due at i/50 s whichever
+    session takes it; each one's response time begins when it was due."""
+    times = tmp_path / "times"
+    r = subprocess.run([str(MPPBENCH), "-s", f"127.0.0.1:{mppd.port}", "-u", "alice",
+                        "-p", "secret", "-c", "4", "-m", "25", "-r", "50", "-D", "2",
+                        "-T", str(times), "--json"], capture_output=True, text=True,
+                       timeout=60)
+    fig = bench_json(r)
+    assert fig["messages"] == 100 and fig["total"] == 101
+    sent = times_of(times)
+    assert sorted(sent) == list(range(1, 101))
+    due0 = sent[1][2]
+    for seq, (s, ok, due) in sent.items():
+        assert abs(due - due0 - (seq - 1) * 20_000_000) < 1_000
+        assert due <= s + 1_000 and s <= ok
+    assert len(mppd.stored()) == 100
+
+
+def test_mppbench_open_loop_counts_the_wait_for_a_slow_server(tmp_path):
+    """Offered 100/s to an MTA that takes 50 ms per message from one
+    session: the latency from "." to 250 stays near 50 ms, but the
+    response time from when each message was due grows with the backlog
+    (a closed-loop client would have just posted fewer)."""
+    srv = AuthSmtp("alice", "s3cret", require_auth=False, delay=0.05)
+    try:
+        r = subprocess.run([str(MPPBENCH), "--smtp", "--no-auth", "-s",
+                            f"127.0.0.1:{srv.port}", "-c", "1", "-m", "20", "-n", "20",
+                            "-r", "100", "--json"], capture_output=True, text=True,
+                           timeout=60)
+        fig = bench_json(r)
+        assert fig["messages"] == 20 and srv.errors == []
+        assert fig["latency_p50_ms"] >= 45
+        # The 20th was due at 190 ms and answered after about 1,000.
+        assert fig["resp_p99_ms"] > fig["latency_p99_ms"] + 400
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_mppbench_smtp_no_auth(tmp_path, pipelined):
+    """--no-auth: no AUTH, no user or password needed; with -D, sessions
+    that pipeline end cleanly (no envelope left open behind the last
+    text), and every message the -T file names reached the server."""
+    srv = AuthSmtp("alice", "s3cret", require_auth=False)
+    times = tmp_path / "times"
+    try:
+        cmd = [str(MPPBENCH), "--smtp", "--no-auth", "-s", f"127.0.0.1:{srv.port}",
+               "-c", "3", "-m", "1000", "-D", "1", "-T", str(times), "--json"]
+        if pipelined:
+            cmd.insert(2, "--pipelining")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin"})
+        fig = bench_json(r)
+        assert fig["failed_sessions"] == 0 and fig["sessions"] >= 3
+        assert srv.auths == 0 and srv.errors == []
+        assert len(srv.messages) == fig["messages"] > 3
+        seqs = sorted(int(re.search(rb"X-Bench-Seq: (\d+)", m).group(1))
+                      for m in srv.messages)
+        assert seqs == sorted(times_of(times))
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("args", [["--no-auth"], ["-D", "0"], ["-D", "x"]])
+def test_mppbench_steady_usage(args):
+    r = subprocess.run([str(MPPBENCH), "-u", "a", "-p", "x", *args],
                        capture_output=True, text=True)
     assert r.returncode == 64
