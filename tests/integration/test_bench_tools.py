@@ -11,12 +11,17 @@ import json
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from conftest import BIN, maildir_messages
+from conftest import BIN, ROOT, maildir_messages
+
+# The steady phase's own reader of mppbench -T files, tested with it.
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+from steady import times_of  # noqa: E402
 
 MPPFILL = BIN / "mppfill"
 MPPBENCH = BIN / "mppbench"
@@ -248,15 +253,6 @@ def test_mppbench_pipelining_needs_smtp():
 def bench_json(r):
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def times_of(path):
-    """mppbench -T: {seq: (sent, ok, due)} in wall-clock ns."""
-    out = {}
-    for line in path.read_text().splitlines():
-        seq, sent, ok, due = (int(x) for x in line.split())
-        out[seq] = (sent, ok, due)
-    return out
 
 
 def test_mppbench_duration_posts_for_its_time(mppd, tmp_path):
