@@ -276,8 +276,11 @@ def test_mppbench_duration_posts_for_its_time(mppd, tmp_path):
     assert len(sent) == n
     assert all(due <= s <= ok for s, ok, due in sent.values())
     first = min(due for _, _, due in sent.values())
-    # Nothing begun after the end: the last message began within 2 s.
-    assert max(due for _, _, due in sent.values()) - first < 2e9
+    # Nothing claimed after the end. A session claims its first message
+    # before it logs in, and its response time begins after the login,
+    # so the last can begin somewhat past 2 s after the first: a wide
+    # margin (2 s more) for a loaded machine.
+    assert max(due for _, _, due in sent.values()) - first < 4e9
     mppd.stop()
     rows = mppd.stored()
     assert len(rows) == n
