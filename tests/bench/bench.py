@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: E402
-                     Trash, wait_for)
+                     Trash, log_mark, wait_for, wait_for_log)
 import relay  # noqa: E402
 import steady  # noqa: E402
 
@@ -192,20 +192,15 @@ def outage_mpp(mpp, work):
     sink = Sink(work, f"outage-sink-{time.monotonic_ns()}")
     mpp.start()
     qlog = mpp.dir / "mppqueue.log"
-    mark = qlog.stat().st_size if qlog.exists() else 0
+    mark = log_mark(qlog)
     q = mpp.start_queue(sink.port)
     try:
         t0 = time.monotonic()
         mpp.bench("-c", 32, "-n", OUTAGE, "-m", 50, "-z", KIB)
         posted = time.monotonic() - t0
 
-        def down():
-            if q.poll() is not None:
-                raise BenchError("mppqueue exited during the outage")
-            with open(qlog, "rb") as f:
-                f.seek(mark)
-                return b"relay=down" in f.read()
-        wait_for(down, 60, "relay=down in mppqueue.log", interval=0.05)
+        wait_for_log(qlog, mark, b"relay=down", q, 60, "relay=down in mppqueue.log",
+                     interval=0.05)
         time.sleep(max(0.0, t0 + OUTAGE_RETURN_S - time.monotonic()))
         back = time.monotonic()
         sink.start()

@@ -68,7 +68,8 @@ import threading
 import time
 from pathlib import Path
 
-from systems import BenchError, Mpp, Sink, proc_cpu_s, raise_nofile, wait_for
+from systems import (BenchError, Mpp, Sink, log_mark, proc_cpu_s, raise_nofile,
+                     wait_for, wait_for_log)
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 KIB = 1024
@@ -294,16 +295,9 @@ class System:
         if self.name == "mpp":
             self.mpp.start(fresh=fresh)
             log_path = self.mpp.dir / "mppqueue.log"
-            mark = log_path.stat().st_size if log_path.exists() else 0
+            mark = log_mark(log_path)
             q = self.mpp.start_queue(sink.port)
-
-            def ready():
-                if q.poll() is not None:
-                    raise BenchError("mppqueue exited at start")
-                with open(log_path, "rb") as f:
-                    f.seek(mark)
-                    return b"ready" in f.read()
-            wait_for(ready, 20, "mppqueue to start")
+            wait_for_log(log_path, mark, b"ready", q, 20, "mppqueue to start")
             self.depth_fn = MppDepth(self.mpp.spool)
             return
         pf = self.pf

@@ -42,6 +42,22 @@ def wait_for(pred, timeout, what, interval=0.02):
     raise BenchError(f"timed out after {timeout}s waiting for {what}")
 
 
+def log_mark(path):
+    """Where a log file ends now: what wait_for_log reads after."""
+    return path.stat().st_size if path.exists() else 0
+
+
+def wait_for_log(path, mark, text, proc, timeout, what, interval=0.02):
+    """Wait for text in the log at path past mark, while proc runs."""
+    def seen():
+        if proc.poll() is not None:
+            raise BenchError(f"{proc.args[0]} exited while waiting for {what}")
+        with open(path, "rb") as f:
+            f.seek(mark)
+            return text in f.read()
+    wait_for(seen, timeout, what, interval)
+
+
 def greets(port, banner=b"220"):
     """True when a server on port answers a connection with its banner."""
     try:
