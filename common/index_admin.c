@@ -391,7 +391,7 @@ index_admin_open_readonly(const char *spool_dir, char *err, size_t errsz)
 	}
 	if (sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
-		sqlite3_busy_timeout(ix->db, INDEX_BUSY_TIMEOUT_MS);
+		index_busy_install(ix);
 		if (check_version(ix) == 0)
 			return ix;
 	} else

@@ -5,6 +5,8 @@
 #ifndef MPP_INDEX_IMPL_H
 #define MPP_INDEX_IMPL_H
 
+#include <time.h>
+
 #include <sqlite3.h>
 
 #include "index.h"
@@ -21,8 +23,12 @@ enum index_stmt_id {
 struct index {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[IX_NSTMTS];
+	struct timespec busy_since;	/* the first try of this wait */
 	char errmsg[512];
 };
+
+/* Wait for another connection's lock in short even steps (index.c). */
+void index_busy_install(struct index *ix);
 
 /* The cached statement for which, prepared from sql on first use, reset. */
 sqlite3_stmt *index_stmt(struct index *ix, enum index_stmt_id which,
