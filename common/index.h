@@ -67,7 +67,7 @@ enum index_total {
 const char *index_total_name(enum index_total t);
 
 /*
- * A read transaction around many lookups (index_exists, index_delivered):
+ * A read transaction around many lookups (index_exists, index_file_need):
  * one snapshot and one round of SQLite's locks for all of them instead of
  * one each. Nothing may be written inside it. 0 / -1.
  */
@@ -146,11 +146,12 @@ enum index_return index_lost_check(const char *spool_dir,
 /* Let go of what l holds (l may be NULL); l is then all clear. */
 void index_lost_free(struct index_lost *l);
 
-/*
- * 1 when id's row is 'sent' and every recipient of it was delivered: its
- * file is no longer needed. 0 when not, or when there is no row; -1 on
- * error.
- */
-int index_delivered(struct index *ix, const char *id);
+/* What the index says of the spool file of id; -1 on error. */
+enum index_file_need {
+	INDEX_FILE_NO_ROW,	/* an orphan, or a commit still in flight */
+	INDEX_FILE_NEEDED,	/* its row is not done with it */
+	INDEX_FILE_DONE		/* 'sent', every recipient delivered */
+};
+int index_file_need(struct index *ix, const char *id);
 
 #endif

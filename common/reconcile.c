@@ -69,20 +69,18 @@ clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
 
 /*
  * A runner removes a sent message's file after recording it; if that
- * unlink failed, the file would stay beside its 'sent' row until the row
- * is purged (sent_retention later). Only cur/ holds files a runner saw.
+ * unlink failed, or a power cut undid it, the file would stay beside its
+ * 'sent' row until the row is purged (sent_retention later). A message
+ * sent at its first attempt goes from new/, the others from cur/.
  */
-static int
-remove_if_sent(int dfd, const char *sub, const char *name, struct index *ix)
+static void
+remove_sent(int dfd, const char *name)
 {
-	if (strcmp(sub, "cur") != 0 || index_delivered(ix, name) != 1)
-		return 0;
 	if (unlinkat(dfd, name, 0) == 0)
 		log_info("id=%s removed the file of a sent message", name);
 	else
 		log_warn("id=%s cannot remove the file of a sent message",
 		    name);
-	return 1;
 }
 
 /*
@@ -93,17 +91,27 @@ remove_if_sent(int dfd, const char *sub, const char *name, struct index *ix)
  */
 #define LOOKUPS_PER_TXN 4096
 
-/* One file of new/ or cur/: sent and left behind, or an orphan. */
+/*
+ * One file of new/ or cur/: sent and left behind, or an orphan. One
+ * lookup a file, whatever its age: a start on a large spool is mostly
+ * these.
+ */
 static void
 check_file(const struct spool *sp, int dfd, const char *sub,
     const char *name, struct index *ix, time_t now,
     struct reconcile_stats *st)
 {
 	time_t age;
+	int need;
 
 	if (name[0] == '.' || file_age(dfd, name, now, &age) == -1 ||
-	    remove_if_sent(dfd, sub, name, ix) ||
-	    age <= RECONCILE_ORPHAN_AGE || index_exists(ix, name) != 0)
+	    (need = index_file_need(ix, name)) == -1)
+		return;
+	if (need == INDEX_FILE_DONE) {
+		remove_sent(dfd, name);
+		return;
+	}
+	if (need != INDEX_FILE_NO_ROW || age <= RECONCILE_ORPHAN_AGE)
 		return;
 	if (spool_to_orphans(sp, dfd, name) == 0) {
 		log_warnx("id=%s file in %s/ has no index row: moved to "

@@ -790,6 +790,22 @@ cleanup_sent(struct worker *w, const struct attempt *a)
 		    "will)", a->c->id);
 }
 
+/*
+ * A message the row still needs after its attempt (deferred, or with a
+ * recipient failed) goes from new/ to cur/, where the seen ones live.
+ * Only then: a message sent at its first attempt, as nearly all are,
+ * goes straight from new/, without the move's fsync of cur/ (one sync
+ * in each delivery's two before). Where it stays in new/, the next
+ * attempt finds it there as well.
+ */
+static void
+keep_seen(struct worker *w, const char *id)
+{
+	if (spool_to_cur(w->r->ctx->sp, id) == -1)
+		log_warn("id=%s cannot move the file to cur/ (it stays in "
+		    "new/)", id);
+}
+
 static void
 deliver_one(struct worker *w, struct index_claim *c)
 {
@@ -811,7 +827,6 @@ deliver_one(struct worker *w, struct index_claim *c)
 	}
 	for (i = 0; i < n; i++)
 		a.tr[i].addr = a.rc[i].addr;
-	(void)spool_to_cur(sp, c->id);
 	if ((fd = spool_open_msg(sp, c->id)) == -1) {
 		log_warn("id=%s cannot open spool file", c->id);
 		transport_set_all(a.tr, n, OUTCOME_TEMP, "spool file missing");
@@ -833,6 +848,8 @@ deliver_one(struct worker *w, struct index_claim *c)
 		close(fd);
 	if (rc == 1 && a.v.removes_file)	/* else the row still needs it */
 		cleanup_sent(w, &a);
+	else if (rc == 1)
+		keep_seen(w, c->id);
 	if (rc == 1 && !a.v.finished && status == TRANSPORT_UNREACHABLE &&
 	    !w->r->ctx->oneshot)
 		health_note_deferred(w->r, c->id);

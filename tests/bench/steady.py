@@ -56,7 +56,9 @@ refused but by a configured limit (failed sessions are counted).
 
 Environment (beside bench.py's): BENCH_STEADY_S, BENCH_SWEEP_S (seconds
 of posting per run), BENCH_COOL_S, BENCH_SINK_DIR (where the sink's
-files go: default /dev/shm)."""
+files go: default /dev/shm), BENCH_STEADY_SYSTEMS (comma-separated, of
+mpp, postfix-sasl, postfix: default all; mpp alone for a quicker
+comparison of two builds with before_after.py)."""
 
 import os
 import re
@@ -84,7 +86,10 @@ SINK_DIR = Path(os.environ.get("BENCH_SINK_DIR", "/dev/shm"))
 SAMPLE_S = 0.25
 TAIL_S = 900        # the most a queue gets to run dry after the posting
 STALL_S = 60        # nothing delivered for this long: the run failed
-SYSTEMS = ("mpp", "postfix-sasl", "postfix")
+ALL_SYSTEMS = ("mpp", "postfix-sasl", "postfix")
+SYSTEMS = tuple(n for n in ALL_SYSTEMS
+                if n in (os.environ.get("BENCH_STEADY_SYSTEMS") or ",".join(ALL_SYSTEMS))
+                .split(","))
 LABEL = {"mpp": "mpp", "postfix-sasl": "Postfix+SASL", "postfix": "Postfix"}
 SEQ_RE = re.compile(rb"^X-Bench-Seq: (\d+)\r?$", re.M)
 
@@ -542,7 +547,7 @@ def wanted(rows_filter, k):
 
 def record(rows, k, res, show):
     """Put one row's three runs into the table's rows and RESULTS."""
-    m, s, p = (res.get(n) for n in SYSTEMS)
+    m, s, p = (res.get(n) for n in ALL_SYSTEMS)
     RESULTS.setdefault(k, {n: [] for n in SYSTEMS})
     for n in SYSTEMS:
         RESULTS[k][n].append(strip(res.get(n)))

@@ -312,8 +312,9 @@ def test_full_spool_after_delivery_keeps_file_until_recorded(
         wait_for(lambda: "cannot record the attempt" in q.log(), timeout=30,
                  what="the record to fail on the full disk")
         assert filling_mta.calls() == 1
-        # Sent, not yet recorded: the file must still be there.
-        assert (m.spool / "cur" / qid).exists(), q.log()
+        # Sent, not yet recorded: the file must still be there (in new/,
+        # where a first attempt finds it and leaves it until the record).
+        assert (m.spool / "new" / qid).exists(), q.log()
         (tiny_fs / "filler").unlink()
         assert proc.wait(60) == 0
     finally:
@@ -345,7 +346,7 @@ def test_full_spool_unrecorded_attempt_is_sent_again(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert (m.spool / "cur" / qid).exists(), q.log()
+    assert (m.spool / "new" / qid).exists(), q.log()
     assert f"id={qid} attempt not recorded: the file stays" in q.log()
     filling_mta.stop_filling()
     (tiny_fs / "filler").unlink()

@@ -195,7 +195,7 @@ def test_child_state(queued, tmp_path):
     assert fds[1] == "/dev/null" and fds[2].startswith("pipe:")
     # The shell's own (it keeps its script open, at 10 and up) aside,
     # nothing of mppqueue's: no index, no trigger FIFO, no socket.
-    assert "/spool/cur/" in fds[0]
+    assert "/spool/new/" in fds[0]      # a first attempt reads it there
     # Above 2 only the shell's own: its script, and the pipe of the
     # $(...) above; nothing of mppqueue's (index, trigger FIFO, sockets).
     rest = [t for f, t in fds.items() if f > 2 and t != str(prog)]

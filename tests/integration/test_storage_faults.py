@@ -104,17 +104,36 @@ def test_sent_rows_purged_after_retention(mppd, mppqueue):
     assert "purged 1 sent" in mppqueue.log()
 
 
-# A sent message's file left behind (its unlink after the record failed):
-# the next start removes it, and does not send it again.
+# A message sent at its first attempt is delivered from new/ and removed
+# from there: it never enters cur/, whose fsync it would cost.
 
-def test_start_removes_the_file_of_a_sent_message(mppd, mppqueue):
+def test_sent_at_first_attempt_never_enters_cur(mppd, mppqueue):
+    c = mppd.client()
+    assert c.login("alice", "secret") == 250
+    assert c.post(message(subject="straight through")) == 250
+    cur = mppd.spool / "cur"
+    os.utime(cur, ns=(10**18, 10**18))     # any link or unlink in it moves this
+    assert mppqueue.once().returncode == 0
+    [row] = mppd.stored()
+    assert row["state"] == "sent" and row["text"] is None
+    assert cur.stat().st_mtime_ns == 10**18, "a file went through cur/"
+    assert len(maildir_messages(mppd)) == 1
+
+
+# A sent message's file left behind (its unlink after the record failed,
+# or a power cut undid it): the next start removes it from new/ (sent at
+# its first attempt) or cur/ (after a deferral), and does not send it
+# again.
+
+@pytest.mark.parametrize("sub", ["new", "cur"])
+def test_start_removes_the_file_of_a_sent_message(mppd, mppqueue, sub):
     c = mppd.client()
     assert c.login("alice", "secret") == 250
     assert c.post(message(subject="sent once")) == 250
     assert mppqueue.once().returncode == 0
     [row] = mppd.stored()
     assert row["state"] == "sent" and row["text"] is None
-    leftover = mppd.spool / "cur" / row["id"]
+    leftover = mppd.spool / sub / row["id"]
     leftover.write_bytes(b"Subject: sent once\n\nHello.\n")
     old = time.time() - 7200               # past the orphan age too
     os.utime(leftover, (old, old))
@@ -279,4 +298,4 @@ def test_oneshot_runner_whose_index_goes_away(mppd, mppqueue, tmp_path):
     assert f"id={row['id']} to=<bob@example.com> attempt=1 result=sent" in log
     assert f"id={row['id']} attempt not recorded: the index is no longer at its path" in log
     assert "index=missing" in log
-    assert (mppd.spool / "cur" / row["id"]).exists()
+    assert (mppd.spool / "new" / row["id"]).exists()

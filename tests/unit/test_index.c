@@ -874,15 +874,15 @@ test_delivered(void **state)
 
 	insert_one(ix, "1.M1P1Q1");
 	insert_one(ix, "1.M1P1Q2");
-	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 0);
+	assert_int_equal(index_file_need(ix, "1.M1P1Q1"), INDEX_FILE_NEEDED);
 	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 2), 2);
 	assert_int_equal(index_record(ix, &res), 1);
-	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 1);
+	assert_int_equal(index_file_need(ix, "1.M1P1Q1"), INDEX_FILE_DONE);
 	res.id = "1.M1P1Q2";
 	res.outcome = failed;
 	assert_int_equal(index_record(ix, &res), 1);
-	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 0);
-	assert_int_equal(index_delivered(ix, "9.M9P9Q9"), 0);
+	assert_int_equal(index_file_need(ix, "1.M1P1Q2"), INDEX_FILE_NEEDED);
+	assert_int_equal(index_file_need(ix, "9.M9P9Q9"), INDEX_FILE_NO_ROW);
 	index_close(ix);
 }
 
@@ -927,8 +927,8 @@ test_record_batch(void **state)
 	assert_int_equal(rc[0], 1);
 	assert_int_equal(rc[1], 0);
 	assert_int_equal(rc[2], 1);
-	assert_int_equal(index_delivered(ix, "1.M1P1Q1"), 1);
-	assert_int_equal(index_delivered(ix, "1.M1P1Q2"), 1);
+	assert_int_equal(index_file_need(ix, "1.M1P1Q1"), INDEX_FILE_DONE);
+	assert_int_equal(index_file_need(ix, "1.M1P1Q2"), INDEX_FILE_DONE);
 	assert_int_equal(query_int(f->db, "SELECT count(*) FROM message "
 	    "WHERE id = '1.M1P1Q3' AND state = 'queued' AND attempts = 0"), 1);
 	assert_int_equal(total(f, "attempts"), 2);

@@ -233,7 +233,7 @@ run_queue_paths(struct index *ix)
 	assert_int_equal(index_record(ix, &res), 1);	/* expired, bounced */
 	assert_int_equal(index_unclaim(ix, c[2].id, "h", 2, NOW), 0);
 	assert_int_equal(index_exists(ix, c[3].id), 1);
-	assert_true(index_delivered(ix, c[3].id) >= 0);
+	assert_true(index_file_need(ix, c[3].id) >= 0);
 	assert_int_equal(index_insert_batch(ix, batch, 0), 0);
 	assert_int_equal(index_purge_sent(ix, NOW, 0, INDEX_PURGE_BATCH,
 	    gone_ignored, NULL), INDEX_PURGE_BATCH);
