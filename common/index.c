@@ -516,6 +516,34 @@ fail:
 }
 
 int
+index_backlog(struct index *ix, long long *queued, long long *sending)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = index_stmt(ix, IX_BACKLOG, "SELECT state, n FROM state_total "
+	    "WHERE state IN ('queued', 'sending')");
+	if (st == NULL)
+		return -1;
+	*queued = *sending = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		long long n = sqlite3_column_int64(st, 1);
+
+		if (state != NULL && strcmp(state, "queued") == 0)
+			*queued = n;
+		else
+			*sending = n;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		index_set_error(ix, "backlog");
+		return -1;
+	}
+	return 0;
+}
+
+int
 index_exists(struct index *ix, const char *id)
 {
 	sqlite3_stmt *st;

@@ -48,6 +48,12 @@ struct index_new_msg {
 int index_insert_batch(struct index *ix, const struct index_new_msg *const *m,
     size_t n);
 
+/*
+ * The messages queued (due, no runner has them) and sending (claimed),
+ * from the per-state totals: mppd's committer paces posting by them.
+ */
+int index_backlog(struct index *ix, long long *queued, long long *sending);
+
 /* 1 when a row with this id exists, 0 when not, -1 on error. */
 int index_exists(struct index *ix, const char *id);
 

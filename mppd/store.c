@@ -24,6 +24,7 @@
 #include <bsd/string.h>
 
 #include "fault.h"
+#include "flow.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -43,6 +44,7 @@ struct store {
 	int writing;			/* submitted, not yet published */
 	int stopping;
 	int stopped;			/* no threads: jobs run in the caller */
+	long pause_us;			/* flow: the wait before each batch */
 };
 
 /*
@@ -374,6 +376,39 @@ store_take(struct store *st, struct store_req **reqs, int *stop)
 	return n;
 }
 
+/*
+ * After a batch: the pause before the next one (flow.c), from the
+ * backlog the index now holds; a change between paced and not is logged.
+ */
+static void
+store_pace(struct store *st)
+{
+	long long queued, sending;
+	long was = st->pause_us;
+
+	if (st->ix == NULL || index_backlog(st->ix, &queued, &sending) == -1) {
+		st->pause_us = 0;
+		return;
+	}
+	st->pause_us = flow_pause_us(queued, sending);
+	if (was == 0 && st->pause_us > 0)
+		log_info("flow=paced queued=%lld sending=%lld: posting waits up "
+		    "to %ld ms a batch while the runner catches up", queued,
+		    sending, FLOW_PAUSE_MAX_US / 1000);
+	else if (was > 0 && st->pause_us == 0)
+		log_info("flow=full queued=%lld sending=%lld: posting at full "
+		    "pace again", queued, sending);
+}
+
+static void
+store_pause(const struct store *st)
+{
+	struct timespec ts = { 0, st->pause_us * 1000L };
+
+	if (st->pause_us > 0)		/* at most FLOW_PAUSE_MAX_US */
+		nanosleep(&ts, NULL);
+}
+
 static void *
 committer(void *arg)
 {
@@ -385,8 +420,11 @@ committer(void *arg)
 	while (!stop) {
 		n = store_take(st, reqs, &stop);
 		store_watch(st);
-		if (n > 0)
-			store_commit(st, reqs, n);
+		if (n == 0)
+			continue;
+		store_commit(st, reqs, n);
+		store_pace(st);
+		store_pause(st);
 	}
 	return NULL;
 }

@@ -76,9 +76,9 @@ struct runner {
 	/*
 	 * Held around each write transaction of this runner's threads: they
 	 * then queue here, woken at once, instead of meeting SQLITE_BUSY and
-	 * the busy handler's sleeps (1, 2, 5... ms) -- which made more
-	 * threads slower, not faster. Other processes still meet the busy
-	 * handler as usual.
+	 * polling the lock in the busy handler's steps. (With SQLite's own
+	 * handler, sleeping 1, 2, 5... ms, more threads were slower, not
+	 * faster.) Other processes still meet the busy handler.
 	 */
 	pthread_mutex_t write_lock;
 	unsigned long generation;	/* bumped by every wake-up */

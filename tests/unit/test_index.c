@@ -858,6 +858,28 @@ test_lost_nothing_noted(void **state)
 	index_close(ix);
 }
 
+/* The backlog mppd paces posting by: queued and claimed, as they move. */
+static void
+test_backlog(void **state)
+{
+	struct fixture *f = *state;
+	struct index *ix = open_ok(f);
+	struct index_claim c[2];
+	long long queued = -1, sending = -1;
+
+	assert_int_equal(index_backlog(ix, &queued, &sending), 0);
+	assert_true(queued == 0 && sending == 0);
+	insert_one(ix, "1.M1P1Q1");
+	insert_one(ix, "1.M1P1Q2");
+	insert_one(ix, "1.M1P1Q3");
+	assert_int_equal(index_backlog(ix, &queued, &sending), 0);
+	assert_true(queued == 3 && sending == 0);
+	assert_int_equal(index_claim_due(ix, "h", 7, 200, 200, 60, c, 2), 2);
+	assert_int_equal(index_backlog(ix, &queued, &sending), 0);
+	assert_true(queued == 1 && sending == 2);
+	index_close(ix);
+}
+
 /* Only a message sent to every recipient no longer needs its file. */
 static void
 test_delivered(void **state)
@@ -1030,6 +1052,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lost_nothing_noted, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_record_batch, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backlog, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_delivered, setup,
 		    teardown),
