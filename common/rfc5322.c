@@ -806,11 +806,17 @@ struct eword {
 	char enc;				/* 'b' or 'q' */
 };
 
-/* A byte that can be part of a charset or of encoded text. */
+/*
+ * A byte that can be part of a charset or of encoded text: printable
+ * ASCII but '?' (RFC 2047 section 2). A "word" with other bytes is not
+ * one a reader decodes; it shows as it is, and so it is searched as it
+ * is: decoding "=?\xef\xb9\xab?q?x?=" would hide the small commercial
+ * at in its charset from the at-sign check.
+ */
 static int
 is_eword_byte(unsigned char ch)
 {
-	return ch > ' ' && ch != '?' && ch != 0x7f;
+	return ch > ' ' && ch < 0x7f && ch != '?';
 }
 
 /* Span of is_eword_byte bytes in s[i..len) from i; the index after them. */

@@ -854,6 +854,9 @@ static const struct text_case text_cases[] = {
 	{ "=?ucs-4?q?a?= <a@b>", "a~|" },
 	{ "=?unicode-1-1-utf-7?q?a?= <a@b>", "a~|" },
 	{ "=?utf-8?q?ok?= <a@b> (=?utf-7?q?x?=)", "ok|x~|" },
+	/* bytes beyond ASCII: not an encoded word, shown as they are */
+	{ "=?\xef\xb9\xab-8?q?ceo?= <a@b>", "=?\xef\xb9\xab-8?q?ceo?=|" },
+	{ "=?utf-8?q?a\xc3\xa9?= <a@b>", "=?utf-8?q?a\xc3\xa9?=|" },
 	/* not meant for invalid lists, but safe on them */
 	{ "\"unclosed <a@b>", "" },
 	{ "(unclosed <a@b>", "unclosed <a@b>|" },
