@@ -31,7 +31,11 @@ SESSIONS = 16
 ROUNDS = 13
 MESSAGES = SESSIONS * ROUNDS
 BOUND = 3.0             # syncs per message with one message per batch (design)
-BOUND_CONCURRENT = 2.0  # 16 messages ending at once must share commits
+# 16 messages ending at once must share commits: unshared they cost 3.0.
+# How many share one depends on timing (the committer waits 2 ms for
+# writers still busy, and strace slows every fsync): 1.5-1.7 on an idle
+# machine, 2.01 once on a loaded one; 2.5 keeps the margin wide.
+BOUND_CONCURRENT = 2.5
 
 STRACE = shutil.which("strace")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
