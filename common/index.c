@@ -20,6 +20,7 @@
 #include "index.h"
 #include "index_impl.h"
 #include "schema_sql.h"
+#include "util.h"
 #include "migrate-2_sql.h"
 #include "migrate-3_sql.h"
 #include "migrate-4_sql.h"
@@ -149,15 +150,10 @@ index_busy(void *arg, int tries)
 {
 	const struct timespec step = { 0, INDEX_BUSY_STEP_NS };
 	struct index *ix = arg;
-	struct timespec now;
-	long long ms;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (tries == 0)
-		ix->busy_since = now;
-	ms = (now.tv_sec - ix->busy_since.tv_sec) * 1000LL +
-	    (now.tv_nsec - ix->busy_since.tv_nsec) / 1000000L;
-	if (ms >= INDEX_BUSY_TIMEOUT_MS)
+		ix->busy_since_ms = util_now_ms();
+	else if (util_now_ms() - ix->busy_since_ms >= INDEX_BUSY_TIMEOUT_MS)
 		return 0;
 	nanosleep(&step, NULL);
 	return 1;
@@ -519,27 +515,20 @@ int
 index_backlog(struct index *ix, long long *queued, long long *sending)
 {
 	sqlite3_stmt *st;
-	int rc;
 
-	st = index_stmt(ix, IX_BACKLOG, "SELECT state, n FROM state_total "
-	    "WHERE state IN ('queued', 'sending')");
+	st = index_stmt(ix, IX_BACKLOG, "SELECT (SELECT n FROM state_total "
+	    "WHERE state = 'queued'), (SELECT n FROM state_total WHERE state "
+	    "= 'sending')");
 	if (st == NULL)
 		return -1;
-	*queued = *sending = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 0);
-		long long n = sqlite3_column_int64(st, 1);
-
-		if (state != NULL && strcmp(state, "queued") == 0)
-			*queued = n;
-		else
-			*sending = n;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
+	if (sqlite3_step(st) != SQLITE_ROW) {
 		index_set_error(ix, "backlog");
+		sqlite3_reset(st);
 		return -1;
 	}
+	*queued = sqlite3_column_int64(st, 0);
+	*sending = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
 	return 0;
 }
 
@@ -737,7 +726,7 @@ index_file_need(struct index *ix, const char *id)
 	sqlite3_stmt *st;
 	int rc, v = INDEX_FILE_NO_ROW;
 
-	st = index_stmt(ix, IX_DELIVERED, "SELECT state = 'sent' AND NOT "
+	st = index_stmt(ix, IX_FILE_NEED, "SELECT state = 'sent' AND NOT "
 	    "EXISTS (SELECT 1 FROM recipient WHERE message_id = ?1 AND state "
 	    "<> 'sent') FROM message WHERE id = ?1");
 	if (st == NULL)

@@ -5,8 +5,6 @@
 #ifndef MPP_INDEX_IMPL_H
 #define MPP_INDEX_IMPL_H
 
-#include <time.h>
-
 #include <sqlite3.h>
 
 #include "index.h"
@@ -16,14 +14,14 @@ enum index_stmt_id {
 	IX_CLAIM_DUE, IX_CLAIM_SET, IX_RCPTS_PENDING, IX_RCPT_SET,
 	IX_MSG_FINISH, IX_MSG_RELEASE, IX_EXPIRED_LEASES, IX_LEASE_CLEAR,
 	IX_PURGE_SENT, IX_NEXT_DUE, IX_COUNT, IX_COUNT_ATTEMPT,
-	IX_PURGE_RCPTS, IX_PURGE_MSG, IX_DELIVERED, IX_DUE_NOW, IX_BACKLOG,
+	IX_PURGE_RCPTS, IX_PURGE_MSG, IX_FILE_NEED, IX_DUE_NOW, IX_BACKLOG,
 	IX_NSTMTS
 };
 
 struct index {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[IX_NSTMTS];
-	struct timespec busy_since;	/* the first try of this wait */
+	long long busy_since_ms;	/* the first try of this wait */
 	char errmsg[512];
 };
 

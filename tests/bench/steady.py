@@ -87,9 +87,19 @@ SAMPLE_S = 0.25
 TAIL_S = 900        # the most a queue gets to run dry after the posting
 STALL_S = 60        # nothing delivered for this long: the run failed
 ALL_SYSTEMS = ("mpp", "postfix-sasl", "postfix")
-SYSTEMS = tuple(n for n in ALL_SYSTEMS
-                if n in (os.environ.get("BENCH_STEADY_SYSTEMS") or ",".join(ALL_SYSTEMS))
-                .split(","))
+
+def chosen_systems(text):
+    """BENCH_STEADY_SYSTEMS: the systems named, in ALL_SYSTEMS' order; all
+    when empty. An unknown name is an error, not a silently empty run."""
+    names = set(filter(None, text.split(",")))
+    unknown = names - set(ALL_SYSTEMS)
+    if unknown:
+        raise SystemExit(f"BENCH_STEADY_SYSTEMS: unknown {', '.join(sorted(unknown))} "
+                         f"(of {', '.join(ALL_SYSTEMS)})")
+    return tuple(n for n in ALL_SYSTEMS if not names or n in names)
+
+
+SYSTEMS = chosen_systems(os.environ.get("BENCH_STEADY_SYSTEMS", ""))
 LABEL = {"mpp": "mpp", "postfix-sasl": "Postfix+SASL", "postfix": "Postfix"}
 SEQ_RE = re.compile(rb"^X-Bench-Seq: (\d+)\r?$", re.M)
 

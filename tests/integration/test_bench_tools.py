@@ -21,7 +21,7 @@ from conftest import BIN, ROOT, maildir_messages
 
 # The steady phase's own reader of mppbench -T files, tested with it.
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
-from steady import times_of  # noqa: E402
+from steady import chosen_systems, times_of  # noqa: E402
 
 MPPFILL = BIN / "mppfill"
 MPPBENCH = BIN / "mppbench"
@@ -358,3 +358,12 @@ def test_mppbench_steady_usage(args):
     r = subprocess.run([str(MPPBENCH), "-u", "a", "-p", "x", *args],
                        capture_output=True, text=True)
     assert r.returncode == 64
+
+
+def test_steady_systems_chosen_or_refused():
+    """BENCH_STEADY_SYSTEMS: all by default, the named ones in the table's
+    order, and an unknown name refused rather than a run of nothing."""
+    assert chosen_systems("") == ("mpp", "postfix-sasl", "postfix")
+    assert chosen_systems("postfix,mpp") == ("mpp", "postfix")
+    with pytest.raises(SystemExit, match="unknown mp "):
+        chosen_systems("mp")
