@@ -40,6 +40,7 @@ from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: 
                      Trash, log_mark, wait_for, wait_for_log)
 import relay  # noqa: E402
 import steady  # noqa: E402
+from steady import MppDepth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -582,31 +583,47 @@ def scale_postfix(pf, sink, n):
 def scale_purge(mpp, sink):
     """Acceptance (1 KiB, 32 x 50) while mppqueue purges SCALE_PURGE sent
     rows (sent_retention 0), against the same with mppqueue running and
-    nothing to purge; alternated, three of each."""
+    nothing to purge: alternated, three of each, mppqueue restarted with
+    or without the purge before each. Every run starts on an empty queue:
+    mppd paces posting to delivery past a backlog, so a run begun behind
+    the one before's backlog would be slower for that alone."""
     mpp_fill(mpp, SCALE_PURGE, state="sent")
     mpp.start(fresh=False)
-    keep = mpp.start_queue(sink.port)
-    base = [mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50, "-z", KIB)["msgs_per_s"]
-            for _ in range(3)]
-    mpp.stop_queue()
-    left0 = mpp.count("sent")
-    t0 = time.monotonic()
-    q = mpp.start_queue(sink.port, "sent_retention=0")
-    during = []
-    for _ in range(3):
-        during.append(mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50,
-                                "-z", KIB)["msgs_per_s"])
-    left = mpp.count("sent")
-    if left == 0:
-        raise BenchError("the purge ended before the acceptance runs did: "
-                         "raise BENCH_SCALE_PURGE")
-    wait_for(lambda: mpp.count("sent") < SCALE_ACCEPT * 7 or q.poll() is not None,
-             1800, "the purge to end", interval=0.5)
-    purge_s = time.monotonic() - t0
-    mpp.stop()
-    del keep
+    depth = MppDepth(mpp.spool)
+    base, during = [], []
+    try:
+        for _ in range(3):
+            for purging in (False, True):
+                start_drained(mpp, sink, depth, purging)
+                r = mpp.bench("-c", 32, "-n", SCALE_ACCEPT, "-m", 50, "-z", KIB)
+                (during if purging else base).append(r["msgs_per_s"])
+                if not purging:
+                    mpp.stop_queue()
+        left = mpp.count("sent")
+        if left == 0:
+            raise BenchError("the purge ended before the acceptance runs did: "
+                             "raise BENCH_SCALE_PURGE")
+        # the rate: the rest of the purge, with nothing else to do
+        t0 = time.monotonic()
+        wait_for(lambda: mpp.count("sent") < SCALE_ACCEPT * 7 or
+                 mpp.queue.poll() is not None, 1800, "the purge to end", interval=0.5)
+        rate = (left - mpp.count("sent")) / (time.monotonic() - t0)
+    finally:
+        depth.close()
+        mpp.stop()
     return {"base": statistics.median(base), "during": statistics.median(during),
-            "purge_rows_per_s": left0 / purge_s, "left_after_runs": left}
+            "purge_rows_per_s": rate, "left_after_runs": left}
+
+
+def start_drained(mpp, sink, depth, purging):
+    """mppqueue (purging sent rows at once, or keeping them) started and
+    ready, and mpp's queue empty."""
+    mpp.stop_queue()
+    log_path = mpp.dir / "mppqueue.log"
+    mark = log_mark(log_path)
+    q = mpp.start_queue(sink.port, *(["sent_retention=0"] if purging else []))
+    wait_for_log(log_path, mark, b"ready", q, 60, "mppqueue to start")
+    wait_for(lambda: depth() == 0, 300, "the queue to drain", interval=0.1)
 
 
 def scale_rows(add):
