@@ -200,7 +200,8 @@ asan:
 # The daemons under valgrind for the tests that drive them most (slow:
 # about ten times the plain run).
 VALGRIND_TESTS ?= tests/integration/test_protocol.py \
-	tests/integration/test_message.py tests/integration/test_queue.py
+	tests/integration/test_message.py tests/integration/test_queue.py \
+	tests/integration/test_spare.py
 valgrind: all
 	MPP_BIN=$(abspath $(BIN)) MPP_VALGRIND=1 $(PYTEST) $(PYTEST_ARGS) $(VALGRIND_TESTS)
 

@@ -16,23 +16,9 @@
 #include "index_queue.h"
 #include "log.h"
 #include "reconcile.h"
+#include "spare.h"
 
 /* Directory stream over a dup of dfd, so closedir leaves dfd open. */
-static DIR *
-open_dir(int dfd)
-{
-	int fd = dup(dfd);
-	DIR *d;
-
-	if (fd == -1)
-		return NULL;
-	if ((d = fdopendir(fd)) == NULL)
-		close(fd);
-	else
-		rewinddir(d);
-	return d;
-}
-
 static int
 file_age(int dfd, const char *name, time_t now, time_t *age)
 {
@@ -52,7 +38,7 @@ clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
 	time_t age;
 	DIR *d;
 
-	if ((d = open_dir(sp->tmpfd)) == NULL)
+	if ((d = spool_dir_open(sp->tmpfd)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
@@ -179,7 +165,7 @@ names_read(int dfd, struct names *nm)
 	DIR *d;
 
 	memset(nm, 0, sizeof(*nm));
-	if ((d = open_dir(dfd)) == NULL)
+	if ((d = spool_dir_open(dfd)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.' && names_add(nm, de->d_name) == -1) {
@@ -253,6 +239,7 @@ reconcile_at_start(const struct spool *sp, enum index_sync sync,
 
 	if ((ix = index_open(sp->dir, sync, err, errsz)) == NULL)
 		return -1;
+	(void)spare_clear(sp);	/* names of an earlier run: see spare.c */
 	if (reconcile_spool(sp, ix, hostname, time(NULL), &rs) == 0 &&
 	    (rs.tmp_removed || rs.orphans || rs.leases_released))
 		log_info("reconciled spool: tmp_removed=%u orphans=%u "

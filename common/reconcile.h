@@ -30,9 +30,9 @@ int reconcile_spool(const struct spool *sp, struct index *ix,
     const char *hostname, time_t now, struct reconcile_stats *st);
 
 /*
- * What both daemons do at start: open the index of sp at sync, reconcile
- * (a failure there is logged and the start goes on), log what was done,
- * close it. -1 with err when the index cannot be opened.
+ * What both daemons do at start: open the index of sp at sync, empty
+ * spare/, reconcile (a failure there is logged and the start goes on), log
+ * what was done, close it. -1 with err when the index cannot be opened.
  */
 int reconcile_at_start(const struct spool *sp, enum index_sync sync,
     const char *hostname, char *err, size_t errsz);

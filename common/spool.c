@@ -2,6 +2,7 @@
  * spool — directory handles are opened once so every later operation is an
  * *at() call relative to them, immune to a changed working directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 #include <bsd/string.h>
 
 #include "fault.h"
+#include "spare.h"
 #include "spool.h"
 
 /* *made is set when the directory had to be created. */
@@ -60,13 +62,15 @@ sync_parent_of(const char *dir)
 int
 spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 {
-	int *fds[] = { &sp->tmpfd, &sp->newfd, &sp->curfd, &sp->orphfd };
-	const char *names[] = { "tmp", "new", "cur", "orphans" };
+	int *fds[] = { &sp->tmpfd, &sp->newfd, &sp->curfd, &sp->orphfd,
+	    &sp->sparefd };
+	const char *names[] = { "tmp", "new", "cur", "orphans", "spare" };
 	size_t i;
 	int made_root = 0, made = 0;
 
 	memset(sp, 0, sizeof(*sp));
-	sp->dirfd = sp->tmpfd = sp->newfd = sp->curfd = sp->orphfd = -1;
+	sp->dirfd = sp->tmpfd = sp->newfd = sp->curfd = sp->orphfd =
+	    sp->sparefd = -1;
 	if (strlcpy(sp->dir, dir, sizeof(sp->dir)) >= sizeof(sp->dir)) {
 		snprintf(err, errsz, "spool_dir too long");
 		return -1;
@@ -90,6 +94,8 @@ spool_open(struct spool *sp, const char *dir, char *err, size_t errsz)
 	if (faccessat(sp->dirfd, "tmp", W_OK, AT_EACCESS) == -1 ||
 	    faccessat(sp->dirfd, ".", W_OK, AT_EACCESS) == -1)
 		goto fail;
+	if ((sp->spare = spare_state_new()) == NULL)
+		goto fail;
 	return 0;
 fail:
 	snprintf(err, errsz, "spool %s: %s", dir, strerror(errno));
@@ -101,7 +107,7 @@ void
 spool_close(struct spool *sp)
 {
 	int *fds[] = { &sp->dirfd, &sp->tmpfd, &sp->newfd, &sp->curfd,
-	    &sp->orphfd };
+	    &sp->orphfd, &sp->sparefd };
 	size_t i;
 
 	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -109,6 +115,21 @@ spool_close(struct spool *sp)
 			close(*fds[i]);
 			*fds[i] = -1;
 		}
+	spare_state_free(sp->spare);
+	sp->spare = NULL;
+}
+
+DIR *
+spool_dir_open(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL)
+		close(fd);
+	return d;
 }
 
 void

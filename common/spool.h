@@ -1,21 +1,25 @@
 /*
  * spool — the maildir-style message store (DESIGN.md, "Spool and index"):
  * tmp/ being written, new/ accepted, cur/ seen by a runner, orphans/ files
- * found without an index row. The file name is the queue id. This module
+ * found without an index row, spare/ delivered files kept for reuse (spare.h). The file name is the queue id. This module
  * owns the directory handles and the durable publish step; every function
  * returns 0 / -1 with errno unless it says otherwise.
  */
 #ifndef MPP_SPOOL_H
 #define MPP_SPOOL_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stddef.h>
 
 #define SPOOL_ID_MAX 64
 
+struct spare_state;		/* spare.c */
+
 struct spool {
 	char dir[PATH_MAX];
-	int dirfd, tmpfd, newfd, curfd, orphfd;
+	int dirfd, tmpfd, newfd, curfd, orphfd, sparefd;
+	struct spare_state *spare;
 };
 
 /*
@@ -24,6 +28,13 @@ struct spool {
  */
 int spool_open(struct spool *sp, const char *dir, char *err, size_t errsz);
 void spool_close(struct spool *sp);
+
+/*
+ * One of the spool's directories (its handle, such as sp->tmpfd) to read
+ * from the start; an open of its own, so threads and handles share no
+ * offset. closedir() it.
+ */
+DIR *spool_dir_open(int dirfd);
 
 /* A new unique queue id (maildir style); thread-safe. */
 void spool_new_id(char *id, size_t idsz);

@@ -26,6 +26,7 @@
 #include "fault.h"
 #include "flow.h"
 #include "log.h"
+#include "spare.h"
 #include "store.h"
 #include "util.h"
 
@@ -104,14 +105,22 @@ store_discard(struct workq_job *job)
 	return WORKQ_DONE;
 }
 
+/* tmp/ID to write: a delivered message's file when there is one. */
+static int
+tmp_open(const struct spool *sp, const char *id)
+{
+	int fd = spare_take(sp, id);
+
+	return fd != -1 ? fd : spool_tmp_open(sp, id);
+}
+
 /* Writer: one piece of store_append(), after the ones before. */
 static int
 store_write_chunk(struct workq_job *job)
 {
 	struct store_req *r = (struct store_req *)job;
 
-	if ((r->fd == -1 && (r->fd = spool_tmp_open(r->store->sp,
-	    r->id)) == -1) ||
+	if ((r->fd == -1 && (r->fd = tmp_open(r->store->sp, r->id)) == -1) ||
 	    util_write_all(r->fd, r->chunk.data, r->chunk.len) == -1) {
 		log_warn("id=%s cannot write spool file", r->id);
 		r->chunk_failed = 1;
@@ -175,7 +184,7 @@ store_write(struct workq_job *job)
 	buf_free(&r->chunk);
 	if (r->failed || st->stopped)
 		goto drop;
-	if (r->fd == -1 && (r->fd = spool_tmp_open(st->sp, r->id)) == -1)
+	if (r->fd == -1 && (r->fd = tmp_open(st->sp, r->id)) == -1)
 		goto fail;
 	if (util_write_all(r->fd, r->data.data, r->data.len) == -1) {
 		close(r->fd);

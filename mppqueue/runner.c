@@ -33,6 +33,7 @@
 #include "relay_health.h"
 #include "retry.h"
 #include "runner.h"
+#include "spare.h"
 #include "transport.h"
 #include "util.h"
 
@@ -781,11 +782,11 @@ attempt_free(struct attempt *a)
 	free(a->reply);
 }
 
-/* Remove the file of a message whose verdict says so. */
+/* Retire the file of a message whose verdict says so (spare.h). */
 static void
 cleanup_sent(struct worker *w, const struct attempt *a)
 {
-	if (spool_remove(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
+	if (spare_retire(w->r->ctx->sp, a->c->id) == -1 && errno != ENOENT)
 		log_warn("id=%s cannot remove sent file (the next start "
 		    "will)", a->c->id);
 }

@@ -5,7 +5,7 @@ relays down, when it claims nothing) posting keeps its full pace. The
 log says when the pace changes. Nothing here is timed: a post is
 answered 250 either way, and the pause is at most 30 ms a batch."""
 
-from conftest import message
+from conftest import message, wait_for
 
 from test_bench_tools import fill
 
@@ -43,13 +43,15 @@ def test_posting_paced_only_while_a_runner_delivers(mppd):
     set_sending(mppd, 4)
     post(mppd, "runner behind")
     # queued: the fill, the three posts, less the four claimed
-    assert f"flow=paced queued={HIGH + 3 - 4} sending=4" in mppd.log()
+    # (the committer paces after it has answered the batch)
+    wait_for(lambda: f"flow=paced queued={HIGH + 3 - 4} sending=4" in mppd.log(),
+             what="the paced line")
     post(mppd, "still behind")
     assert mppd.log().count("flow=paced") == 1, "logged once a change"
     # The runner stops (or the relays went down): full pace again.
     set_sending(mppd, 0)
     post(mppd, "runner away")
-    assert "flow=full" in mppd.log()
+    wait_for(lambda: "flow=full" in mppd.log(), what="the full-pace line")
     assert len(mppd.stored()) == HIGH + 5
 
 

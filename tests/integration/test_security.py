@@ -340,7 +340,7 @@ def test_drops_to_configured_user(mppd_factory):
     assert c.login("alice", "secret") == 250
     assert c.post(message()) == 250
     assert (m.spool.stat().st_mode & 0o777) == 0o700
-    for sub in ("tmp", "new", "cur", "orphans"):
+    for sub in ("tmp", "new", "cur", "orphans", "spare"):
         assert ((m.spool / sub).stat().st_mode & 0o777) == 0o700
 
 

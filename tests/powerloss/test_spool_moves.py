@@ -30,7 +30,7 @@ class Spool:
         if made:
             # On disk already, as an installation would make it: each
             # test then checks its own move alone.
-            for sub in ("tmp", "new", "cur", "orphans"):
+            for sub in ("tmp", "new", "cur", "orphans", "spare"):
                 (base / "disk" / "spool" / sub).mkdir(parents=True, mode=0o700)
         self.fs = Plfs(base / "disk", base / "mnt", base / "image").mount()
         self.spool = base / "mnt" / "spool"
@@ -59,6 +59,11 @@ class Spool:
 
     def post(self, n=1):
         """Start mppd, post n messages (each must get 250), kill mppd."""
+        self.start_mppd()
+        self.post_more(n, "move")
+        self.kill_mppd()
+
+    def start_mppd(self):
         self.mppd = subprocess.Popen(
             [str(BIN / "mppd"), "-d", "-c", str(self.conf)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,11 +75,16 @@ class Spool:
             except (OSError, AssertionError):
                 return False
         wait_for(up, what="mppd")
+
+    def post_more(self, n, subject):
+        """n messages to the running mppd, each answered 250."""
         c = Client(self.port).greet()
         assert c.login("alice", "secret") == 250
         for i in range(n):
-            assert c.post(message(subject=f"move {i}")) == 250
+            assert c.post(message(subject=f"{subject} {i}")) == 250
         c.close()
+
+    def kill_mppd(self):
         self.mppd.send_signal(signal.SIGKILL)
         self.mppd.wait()
         self.mppd = None
@@ -221,3 +231,43 @@ def test_orphan_move(spool_factory):
     s.sync("new")
     files, rows = s.cut()
     assert f"orphans/{name}" in files or f"new/{name}" in files, sorted(files)
+
+
+def test_spare_reused_with_its_old_name_on_disk(spool_factory):
+    """mppd writes a message into a sent one's spare file whose name in
+    spare/ reached the disk (its directory synced after the runner put it
+    there) and whose removal from spare/ did not: after the cut both names
+    are of one file. The message keeps its text, and the next start
+    removes the stale name, not the message."""
+    s = spool_factory()
+    s.start_mppd()
+    s.post_more(1, "first")
+    [first] = s.ids()
+    assert s.run("mppqueue", "-1").returncode == 0
+    assert (s.spool / "spare" / first).exists()
+    s.sync("spare", "new")
+    time.sleep(0.15)                    # past SPARE_IDLE_MS
+    s.post_more(1, "second")
+    [second] = s.ids()
+    assert not list((s.spool / "spare").iterdir())
+    text = (s.spool / "new" / second).read_bytes()
+    assert b"Subject: second 0" in text
+    s.kill_mppd()
+    files, rows = s.cut()
+    assert rows == {first: "sent", second: "queued"}
+    assert files[f"new/{second}"] == text
+    img = s.base / "image" / "spool"
+    assert os.stat(img / "spare" / first).st_ino == os.stat(
+        img / "new" / second).st_ino      # the worst case: both names
+    conf = s.base / "image.conf"
+    conf.write_text(s.conf.read_text().replace(str(s.spool), str(img)))
+    defer = s.base / "defer"
+    defer.write_text("#!/bin/sh\nexit 75\n")
+    defer.chmod(0o755)
+    r = subprocess.run([str(BIN / "mppqueue"), "-1", "-c", str(conf), "-o",
+                        f"transport=sendmail:{defer}"], capture_output=True,
+                       text=True, timeout=60)
+    assert not list((img / "spare").iterdir()), r.stderr
+    [kept] = [img / sub / second for sub in ("new", "cur")
+              if (img / sub / second).exists()]
+    assert kept.read_bytes() == text

@@ -87,7 +87,8 @@ exists(const struct fixture *f, const char *sub, const char *id)
 static void
 test_open_creates(void **state)
 {
-	static const char *const subs[] = { "tmp", "new", "cur", "orphans" };
+	static const char *const subs[] = { "tmp", "new", "cur", "orphans",
+	    "spare" };
 	struct fixture *f = *state;
 	struct spool again;
 	char err[512];
