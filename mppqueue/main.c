@@ -69,7 +69,7 @@ main(int argc, char **argv)
 	struct daemon_options o;
 	struct spool sp;
 	char err[1024];
-	int oneshot, interactive;
+	int oneshot, interactive, rc;
 
 	block_early_signals();
 	if (daemon_options_parse(argc, argv, '1', &o) == -1)
@@ -108,5 +108,7 @@ main(int argc, char **argv)
 	if (!oneshot)
 		log_info("ready: transport %s, concurrency %ld",
 		    cfg.transport.text, cfg.concurrency);
-	return runner_run(&ctx);
+	rc = runner_run(&ctx);
+	spool_close(&sp);
+	return rc;
 }
