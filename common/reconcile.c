@@ -18,7 +18,6 @@
 #include "reconcile.h"
 #include "spare.h"
 
-/* Directory stream over a dup of dfd, so closedir leaves dfd open. */
 static int
 file_age(int dfd, const char *name, time_t now, time_t *age)
 {
