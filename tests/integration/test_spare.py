@@ -21,8 +21,15 @@ def post(mppd, subject, body):
 
 
 def files(mppd, sub):
+    """{name: stat} of sub; a file the runner moves meanwhile is left out."""
+    out = {}
     d = mppd.spool / sub
-    return {p.name: p.stat() for p in d.iterdir()} if d.exists() else {}
+    for p in (d.iterdir() if d.exists() else ()):
+        try:
+            out[p.name] = p.stat()
+        except FileNotFoundError:
+            pass
+    return out
 
 
 def test_sent_files_become_spares_and_carry_the_next_messages(mppd, mppqueue):
