@@ -143,15 +143,17 @@ store_next(struct store_req *r)
 		store_push(st, r, store_discard, store_done);
 		return;
 	}
-	if (r->end == STORE_SUBMITTED) {
-		store_push(st, r, store_write, store_done);
-		return;
-	}
+	/* Pieces still waiting go first, even once the text has ended:
+	   the end can come in while a writer holds the piece before. */
 	if (r->pending.len > 0) {
 		b = r->chunk;
 		r->chunk = r->pending;
 		r->pending = b;
 		store_push(st, r, store_write_chunk, store_next_job);
+		return;
+	}
+	if (r->end == STORE_SUBMITTED) {
+		store_push(st, r, store_write, store_done);
 		return;
 	}
 	if (r->drained != NULL && !st->stopped)

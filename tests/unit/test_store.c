@@ -203,6 +203,43 @@ test_pieces_on_writers(void **state)
 	assert_false(exists(f, "tmp", id));
 }
 
+/*
+ * The text ends while a writer holds its first piece and the others still
+ * wait: every piece is written, in order, before the end.
+ */
+static void
+test_end_while_pieces_wait(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], path[PATH_MAX], *piece, *back;
+	size_t total = NPIECES * PIECE + 4, i;
+	FILE *fp;
+
+	text_begin(f, id, sizeof(id));
+	assert_non_null(piece = malloc(PIECE));
+	for (i = 0; i < NPIECES; i++) {
+		memset(piece, 'a' + (int)i, PIECE);
+		assert_int_equal(store_append(&f->r, piece, PIECE), 0);
+	}
+	free(piece);
+	assert_true(f->r.busy);
+	assert_true(store_backlog(&f->r) >= (NPIECES - 1) * PIECE);
+	text_submit(f, id, "end\n", total);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_non_null(back = malloc(total + 1));
+	assert_int_equal(fread(back, 1, total + 1, fp), total);
+	fclose(fp);
+	for (i = 0; i < NPIECES * PIECE; i++)
+		if (back[i] != 'a' + (int)(i / PIECE))
+			fail_msg("byte %zu is '%c'", i, back[i]);
+	assert_memory_equal(back + NPIECES * PIECE, "end\n", 4);
+	free(back);
+	assert_int_equal(f->drained, 0);
+}
+
 /* The same req serves the next text of the session. */
 static void
 test_next_text(void **state)
@@ -310,6 +347,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pieces_on_writers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_end_while_pieces_wait, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_next_text, setup,
 		    teardown),
