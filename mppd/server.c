@@ -54,6 +54,7 @@
 #include "workq.h"
 
 #define CONN_INPUT_HIGH (64 * 1024)	/* input held while a job runs */
+#define CONN_READ_FULL 4096		/* libevent 2.1's most per read */
 #define CONN_OUTPUT_HIGH (4 * 1024)	/* unsent replies: reading stops */
 #define CONN_OUTPUT_LOW 1024		/* ... and resumes */
 #define SHUTDOWN_GRACE_SEC 30
@@ -549,6 +550,7 @@ conn_feed(struct conn *c)
 		p = evbuffer_pullup(in, (ssize_t)len);
 		used = session_feed(c->s, (const char *)p,
 		    conn_piece(c, p, len));
+
 		evbuffer_drain(in, used);
 	}
 }
@@ -588,9 +590,44 @@ conn_pump(struct conn *c)
 	conn_line_watch(c);
 }
 
+/*
+ * libevent 2.1 reads a socket at most EVBUFFER_MAX_READ (4 KiB) at a time
+ * and has no call to raise it, so a long text would cost a turn of the
+ * loop per 4 KiB. When its read came back full during a text, take what
+ * else the socket holds now, up to the input's bound, with one recv into
+ * the buffer itself. End of file and errors are left for the bufferevent's
+ * next read to report. TLS goes through OpenSSL, and -i reads no socket.
+ */
+static void
+conn_read_rest(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t have = evbuffer_get_length(in);
+	size_t room;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	if (c->tls || c->outfd != -1 || c->eof || have < CONN_READ_FULL ||
+	    have >= CONN_INPUT_HIGH || session_get_state(c->s) != SS_TEXT)
+		return;
+	room = CONN_INPUT_HIGH - have;
+	/* A bufferevent keeps its input's end frozen but while it reads;
+	   this is one more of its reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, (ev_ssize_t)room, &v, 1) == 1) {
+		/* The space given may be larger than asked. */
+		n = recv(bufferevent_getfd(c->bev), v.iov_base,
+		    v.iov_len < room ? v.iov_len : room, MSG_DONTWAIT);
+		v.iov_len = n > 0 ? (size_t)n : 0;
+		(void)evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+	}
+	evbuffer_freeze(in, 0);
+}
+
 static void
 conn_read(struct bufferevent *bev, void *arg)
 {
+	conn_read_rest(arg);
 	conn_pump(arg);
 }
 

@@ -687,3 +687,24 @@ def test_two_large_messages_one_session(srv):
     for r in stored:
         i = int(field_values(r["text"], "subject")[0][1:])
         assert split(r["text"])[1] == lf(bodies[i])
+
+
+def test_large_texts_and_commands_in_one_write(srv):
+    """Texts read in more than 4 KiB at a time keep their bytes and their
+    order with the commands around them, all sent in one write."""
+    c = srv.client()
+    assert c.login("alice", "secret") == 250
+    bodies = [big_body(1024 * 1024), big_body(100 * 1024).upper(),
+              big_body(5000)]
+    wire = b""
+    for i, body in enumerate(bodies):
+        text = message(subject=f"n{i}", body="").encode() + body
+        wire += b"DATA\r\n" + stuff(text) + b".\r\nNOOP\r\n"
+    c.send(wire + b"QUIT\r\n")
+    assert [c.code() for _ in range(3 * len(bodies) + 1)] == \
+        [354, 250, 250] * len(bodies) + [221]
+    stored = srv.stored()
+    assert len(stored) == len(bodies)
+    for r in stored:
+        i = int(field_values(r["text"], "subject")[0][1:])
+        assert split(r["text"])[1] == lf(bodies[i])
