@@ -20,4 +20,8 @@ id postfix >/dev/null 2>&1 || fail "no postfix user (Debian package postfix)"
 for b in mppd mppqueue mpppasswd mppq mppbench mppfill; do
 	[ -x "bin/$b" ] || fail "bin/$b missing: run make first"
 done
-exec python3 tests/bench/bench.py "$@"
+# Debian's interpreter, where python3-matplotlib (the steady-state plot)
+# is installed, even when another python3 comes first in PATH.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+exec "$py" tests/bench/bench.py "$@"
