@@ -155,13 +155,52 @@ exists(const struct fixture *f, const char *sub, const char *id)
 #define PIECE (100 * 1024)
 #define NPIECES 5
 
-/* Pieces of distinct bytes, appended at once, stored in order. */
+#define TOTAL (NPIECES * PIECE + 4)	/* the pieces, then "end\n" */
+
+/* NPIECES pieces of distinct bytes, appended at once: a writer holds the
+   first, the rest wait, counted as backlog. */
+static void
+append_pieces(struct fixture *f)
+{
+	char *piece;
+	int i;
+
+	assert_non_null(piece = malloc(PIECE));
+	for (i = 0; i < NPIECES; i++) {
+		memset(piece, 'a' + i, PIECE);
+		assert_int_equal(store_append(&f->r, piece, PIECE), 0);
+	}
+	free(piece);
+	assert_true(f->r.busy);
+	assert_true(store_backlog(&f->r) >= (NPIECES - 1) * PIECE);
+}
+
+/* new/ID holds the pieces in order, then "end\n". */
+static void
+check_pieces_stored(const struct fixture *f, const char *id)
+{
+	char path[PATH_MAX], *back;
+	size_t i;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_non_null(back = malloc(TOTAL + 1));
+	assert_int_equal(fread(back, 1, TOTAL + 1, fp), TOTAL);
+	fclose(fp);
+	for (i = 0; i < NPIECES * PIECE; i++)
+		if (back[i] != 'a' + (int)(i / PIECE))
+			fail_msg("byte %zu is '%c'", i, back[i]);
+	assert_memory_equal(back + NPIECES * PIECE, "end\n", 4);
+	free(back);
+}
+
+/* The pieces are written on the writers, in order. */
 static void
 test_pieces_on_writers(void **state)
 {
 	struct fixture *f = *state;
-	char id[SPOOL_ID_MAX], path[PATH_MAX], *piece, *back;
-	size_t total = NPIECES * PIECE + 4, i;
+	char id[SPOOL_ID_MAX], path[PATH_MAX];
 	FILE *fp;
 
 	/* The wrap sees this thread's writes into a file. */
@@ -172,34 +211,16 @@ test_pieces_on_writers(void **state)
 	assert_int_equal(loop_file_writes, 1);
 	loop_file_writes = 0;
 	text_begin(f, id, sizeof(id));
-	piece = malloc(PIECE);
-	assert_non_null(piece);
-	for (i = 0; i < NPIECES; i++) {
-		memset(piece, 'a' + (int)i, PIECE);
-		assert_int_equal(store_append(&f->r, piece, PIECE), 0);
-	}
-	free(piece);
-	/* A writer holds one piece; the rest wait, counted as backlog. */
-	assert_true(store_backlog(&f->r) >= (NPIECES - 1) * PIECE);
+	append_pieces(f);
 	loop_until(f, &f->drained, 1);
 	assert_int_equal(store_backlog(&f->r), 0);
-	text_submit(f, id, "end\n", total);
+	text_submit(f, id, "end\n", TOTAL);
 	loop_until(f, &f->done, 1);
 	assert_int_equal(f->r.result, OUTCOME_OK);
 	assert_int_equal(f->r.end, STORE_SUBMITTED);
 	/* Not one file write on the loop's thread. */
 	assert_int_equal(loop_file_writes, 0);
-	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
-	assert_non_null(fp = fopen(path, "r"));
-	back = malloc(total + 1);
-	assert_non_null(back);
-	assert_int_equal(fread(back, 1, total + 1, fp), total);
-	fclose(fp);
-	for (i = 0; i < NPIECES * PIECE; i++)
-		if (back[i] != 'a' + (int)(i / PIECE))
-			fail_msg("byte %zu is '%c'", i, back[i]);
-	assert_memory_equal(back + NPIECES * PIECE, "end\n", 4);
-	free(back);
+	check_pieces_stored(f, id);
 	assert_false(exists(f, "tmp", id));
 }
 
@@ -211,32 +232,14 @@ static void
 test_end_while_pieces_wait(void **state)
 {
 	struct fixture *f = *state;
-	char id[SPOOL_ID_MAX], path[PATH_MAX], *piece, *back;
-	size_t total = NPIECES * PIECE + 4, i;
-	FILE *fp;
+	char id[SPOOL_ID_MAX];
 
 	text_begin(f, id, sizeof(id));
-	assert_non_null(piece = malloc(PIECE));
-	for (i = 0; i < NPIECES; i++) {
-		memset(piece, 'a' + (int)i, PIECE);
-		assert_int_equal(store_append(&f->r, piece, PIECE), 0);
-	}
-	free(piece);
-	assert_true(f->r.busy);
-	assert_true(store_backlog(&f->r) >= (NPIECES - 1) * PIECE);
-	text_submit(f, id, "end\n", total);
+	append_pieces(f);
+	text_submit(f, id, "end\n", TOTAL);
 	loop_until(f, &f->done, 1);
 	assert_int_equal(f->r.result, OUTCOME_OK);
-	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
-	assert_non_null(fp = fopen(path, "r"));
-	assert_non_null(back = malloc(total + 1));
-	assert_int_equal(fread(back, 1, total + 1, fp), total);
-	fclose(fp);
-	for (i = 0; i < NPIECES * PIECE; i++)
-		if (back[i] != 'a' + (int)(i / PIECE))
-			fail_msg("byte %zu is '%c'", i, back[i]);
-	assert_memory_equal(back + NPIECES * PIECE, "end\n", 4);
-	free(back);
+	check_pieces_stored(f, id);
 	assert_int_equal(f->drained, 0);
 }
 
