@@ -550,7 +550,6 @@ conn_feed(struct conn *c)
 		p = evbuffer_pullup(in, (ssize_t)len);
 		used = session_feed(c->s, (const char *)p,
 		    conn_piece(c, p, len));
-
 		evbuffer_drain(in, used);
 	}
 }
