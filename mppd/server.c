@@ -592,9 +592,9 @@ conn_pump(struct conn *c)
 /*
  * libevent 2.1 reads a socket at most EVBUFFER_MAX_READ (4 KiB) at a time
  * and has no call to raise it, so a long text would cost a turn of the
- * loop per 4 KiB. When its read came back full during a text, take what
- * else the socket holds now, up to the input's bound, with one recv into
- * the buffer itself. End of file and errors are left for the bufferevent's
+ * loop per 4 KiB. Once the input holds a full read or more during a text,
+ * take what else the socket holds now, up to the input's bound, with one
+ * recv into the buffer itself. End of file and errors are left for the bufferevent's
  * next read to report. TLS goes through OpenSSL, and -i reads no socket.
  */
 static void

@@ -37,6 +37,7 @@ BOUND = 3.0             # syncs per message with one message per batch (design)
 # writers still busy, and strace slows every fsync): 1.5-1.7 on an idle
 # machine, 2.01 once on a loaded one; 2.5 keeps the margin wide.
 BOUND_CONCURRENT = 2.5
+SYNC_CALLS = ("fsync", "fdatasync")
 
 STRACE = shutil.which("strace")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -49,7 +50,7 @@ def strace_works():
     return r.returncode == 0
 
 
-def traced_bindir(tmp_path, real_bin, out, calls="fsync,fdatasync"):
+def traced_bindir(tmp_path, real_bin, out, calls):
     """A directory whose mppd is the real one under strace -c, counting
     the system calls named in calls into out."""
     d = tmp_path / f"traced-{out.stem}"
@@ -84,8 +85,17 @@ def counted_calls(out, names):
     return n
 
 
-def sync_calls(out):
-    return counted_calls(out, ("fsync", "fdatasync"))
+def traced_run(mppd_factory, tmp_path, name, calls, work):
+    """A fresh mppd named name under strace -c counting calls, with alice
+    for a user: work(mppd) runs, then mppd stops. Returns mppd and the
+    count."""
+    out = tmp_path / f"{name}.strace"
+    m = mppd_factory(name)
+    m.add_user("alice", "secret")
+    m.start(bindir=traced_bindir(tmp_path, m.bin, out, ",".join(calls)))
+    work(m)
+    stop_traced(m)
+    return m, counted_calls(out, calls)
 
 
 def post_in_rounds(mppd, sessions, rounds):
@@ -123,22 +133,12 @@ def post_in_rounds(mppd, sessions, rounds):
 def test_syncs_per_message_under_load(mppd_factory, tmp_path):
     if not strace_works():
         pytest.skip("strace cannot trace here (ptrace not permitted)")
-    idle_out, load_out = tmp_path / "idle.strace", tmp_path / "load.strace"
-
-    idle = mppd_factory("idle")
-    idle.add_user("alice", "secret")
-    idle.start(bindir=traced_bindir(tmp_path, idle.bin, idle_out))
-    stop_traced(idle)
-    baseline = sync_calls(idle_out)
-
-    busy = mppd_factory("busy")
-    busy.add_user("alice", "secret")
-    busy.start(bindir=traced_bindir(tmp_path, busy.bin, load_out))
-    post_in_rounds(busy, SESSIONS, ROUNDS)
-    stop_traced(busy)
+    _, baseline = traced_run(mppd_factory, tmp_path, "idle", SYNC_CALLS,
+                             lambda m: None)
+    busy, calls = traced_run(mppd_factory, tmp_path, "busy", SYNC_CALLS,
+                             lambda m: post_in_rounds(m, SESSIONS, ROUNDS))
     assert len(busy.stored()) == MESSAGES
 
-    calls = sync_calls(load_out)
     per_message = (calls - baseline) / MESSAGES
     print(f"fsync+fdatasync: {calls} with {MESSAGES} messages from {SESSIONS} "
           f"sessions, {baseline} for an idle start and stop: "
@@ -157,48 +157,33 @@ def test_syncs_per_message_under_load(mppd_factory, tmp_path):
 # 64 KiB input bound, in one more call, so while the client sends faster
 # than mppd reads (strace slows mppd well below this client) a read brings
 # tens of KiB. 96 calls is 11 KiB a call: far from both.
-READ_CALLS = "read,readv,recvfrom,recvmsg"
+READ_CALLS = ("read", "readv", "recvfrom", "recvmsg")
 TEXT_BYTES = 1024 * 1024
 READ_BOUND = 96
 
 
-def post_long_text(mppd):
+def post_text(mppd, body):
     c = mppd.client(timeout=60)
     assert c.login("alice", "secret") == 250
-    line = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n"
-    body = line * (TEXT_BYTES // len(line))
-    assert c.post(message(subject="long", body="").encode() + body) == 250
+    assert c.post(message(subject="read", body="").encode() + body) == 250
     assert c.cmd("QUIT") == 221
     c.close()
-    return body
 
 
 def test_socket_reads_per_long_text(mppd_factory, tmp_path):
     if not strace_works():
         pytest.skip("strace cannot trace here (ptrace not permitted)")
-    short_out, long_out = tmp_path / "short.strace", tmp_path / "long.strace"
-    counts = []
-    for name, out, text in (("short", short_out, False),
-                            ("long", long_out, True)):
-        m = mppd_factory(name)
-        m.add_user("alice", "secret")
-        m.start(bindir=traced_bindir(tmp_path, m.bin, out, READ_CALLS))
-        if text:
-            body = post_long_text(m)
-        else:
-            c = m.client()
-            assert c.login("alice", "secret") == 250
-            assert c.post(message()) == 250
-            assert c.cmd("QUIT") == 221
-            c.close()
-        stop_traced(m)
-        if text:
-            stored = m.stored()
-            assert len(stored) == 1
-            assert stored[0]["text"].endswith(body.replace(b"\r\n", b"\n"))
-        counts.append(counted_calls(out, READ_CALLS.split(",")))
-    reads = counts[1] - counts[0]
-    print(f"reads: {counts[1]} for a {TEXT_BYTES}-byte text, {counts[0]} "
-          f"for a short one: {reads} for the difference")
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n"
+    body = line * (TEXT_BYTES // len(line))
+    _, short = traced_run(mppd_factory, tmp_path, "short", READ_CALLS,
+                          lambda m: post_text(m, b"Hello.\r\n"))
+    m, long = traced_run(mppd_factory, tmp_path, "long", READ_CALLS,
+                         lambda m: post_text(m, body))
+    stored = m.stored()
+    assert len(stored) == 1
+    assert stored[0]["text"].endswith(body.replace(b"\r\n", b"\n"))
+    reads = long - short
+    print(f"reads: {long} for a {TEXT_BYTES}-byte text, {short} for a "
+          f"short one: {reads} for the difference")
     assert reads < READ_BOUND, \
         f"{reads} read calls for a {TEXT_BYTES}-byte text (bound {READ_BOUND})"
