@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from systems import (BenchError, Dovecot, HAProxy, Mpp, Postfix, Sink,  # noqa: E402
                      Trash, log_mark, wait_for, wait_for_log)
+import lone  # noqa: E402
 import relay  # noqa: E402
 import steady  # noqa: E402
 from steady import MppDepth  # noqa: E402
@@ -407,8 +408,11 @@ def run_sasl_phase(rep, rows, raw, mpp, pf, bindir, work):
         if ROWS and not set(keys) & ROWS:
             continue
         disk = round(disk_probe(work, 1, 0.3))
+        probe = lone.measure(mpp, work, size, m) if c == 1 else {}
         mres = attempt(rows, keys[0], "mpp", lambda: accept_mpp(mpp, size, c, m, n),
                        raw, rep, disk)
+        if mres:
+            mres.update(probe)
         for key, pipelined in zip(keys, (False, True)):
             p = attempt(rows, key, "postfix-sasl",
                         lambda: accept_sasl(pf, bindir, size, c, m, n, pipelined),
@@ -1118,6 +1122,8 @@ def main():
     if lb:
         summary += ["", "cluster rows: mppd us is every node's mppd together; "
                     "HAProxy's CPU per message (median): " + ", ".join(lb)]
+    summary += lone.summary(rows, [(sasl_key(size, c, m), m)
+                                   for size, c, m, _ in ACCEPT if c == 1])
     summary += relay.summary(rows)
     summary += steady.summary(rows)
     loads = [r["loadavg"] for r in raw]

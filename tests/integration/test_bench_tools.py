@@ -4,12 +4,14 @@ mppfill makes files and rows as mppd and mppqueue do (the runner reads
 and delivers them); mppbench --smtp speaks an authenticated SMTP
 dialogue, one command at a time and pipelined, to a server here that
 checks every step, or none with --no-auth; mppbench -D posts for a
-duration, open-loop with -r, and -T names every message it posted."""
+duration, open-loop with -r, and -T names every message it posted; the
+one-session ceiling's probe leaves what a durable post leaves."""
 
 import base64
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ from conftest import BIN, ROOT, maildir_messages
 # The steady phase's own reader of mppbench -T files, tested with it.
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 from steady import chosen_systems, times_of  # noqa: E402
+import lone  # noqa: E402
 
 MPPFILL = BIN / "mppfill"
 MPPBENCH = BIN / "mppbench"
@@ -367,3 +370,21 @@ def test_steady_systems_chosen_or_refused():
     assert chosen_systems("postfix,mpp") == ("mpp", "postfix")
     with pytest.raises(SystemExit, match="unknown mp "):
         chosen_systems("mp")
+
+
+def test_lone_chain_probe_leaves_what_a_durable_post_leaves(tmp_path):
+    us = lone.chain_probe(tmp_path, 2048, seconds=0.05)
+    d = tmp_path / f"chain-{lone.chain_probe.n}"
+    names = sorted(p.name for p in (d / "new").iterdir())
+    assert us > 0 and len(names) >= 20 and not any((d / "tmp").iterdir())
+    assert all((d / "new" / n).stat().st_size == 2048 for n in names)
+    db = sqlite3.connect(d / "index.db")
+    rows = sorted(r[0] for r in db.execute("SELECT id FROM m"))
+    assert rows == names
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_lone_ceiling_adds_the_check_once_a_session():
+    assert lone.ceiling(500, 0, 50) == pytest.approx(2000)
+    assert lone.ceiling(500, 1500, 1) == pytest.approx(500)
+    assert lone.ceiling(500, 1500, 50) == pytest.approx(50e6 / 26500)
