@@ -4,6 +4,7 @@
  * it on SIGHUP and SIGUSR1), the spool and its reconciliation, then
  * server_run().
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,28 @@ start_log(const struct mpp_config *cfg, const struct daemon_options *o,
 		fatalx(EX_CANTCREAT, "%s", err);
 }
 
+/*
+ * A text longer than a few KiB passes through buffers of 64 to 256 KiB
+ * that are freed at its end. With glibc's defaults such a free gives
+ * the pages back (the heap is trimmed past 128 KiB of free space at its
+ * top, and a first 128 KiB allocation is a mapping of its own), and the
+ * next long text faults every page in again: 34 faults a 100 KiB
+ * message. Keeping up to MPPD_HEAP_KEEP free at the top, and buffers
+ * up to MPPD_HEAP_MMAP_MIN in the heap, costs at most that much memory
+ * once many long texts were in flight together.
+ */
+#define MPPD_HEAP_KEEP (8 * 1024 * 1024)
+#define MPPD_HEAP_MMAP_MIN (1024 * 1024)
+
+/* A tuning, not a need: an allocator that refuses it (a sanitizer's,
+   valgrind's) is left as it is. */
+static void
+keep_heap(void)
+{
+	(void)mallopt(M_MMAP_THRESHOLD, MPPD_HEAP_MMAP_MIN);
+	(void)mallopt(M_TRIM_THRESHOLD, MPPD_HEAP_KEEP);
+}
+
 static void
 open_spool(struct spool *sp, const struct mpp_config *cfg)
 {
@@ -147,6 +170,7 @@ main(int argc, char **argv)
 		fatalx(EX_CONFIG, "%s", err);
 	start_log(&cfg, &o, LOG_EARLY);
 	raise_fd_limit(&cfg);
+	keep_heap();
 	if (inetd && !stdin_usable())
 		fatalx(EX_USAGE, "-i: standard input must be a socket or a pipe");
 	if (!inetd && (server_bind(&cfg.listen, 0, fds, &nfds, err,
