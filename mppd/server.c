@@ -594,8 +594,9 @@ conn_pump(struct conn *c)
  * and has no call to raise it, so a long text would cost a turn of the
  * loop per 4 KiB. Once the input holds a full read or more during a text,
  * take what else the socket holds now, up to the input's bound, with one
- * recv into the buffer itself. End of file and errors are left for the bufferevent's
- * next read to report. TLS goes through OpenSSL, and -i reads no socket.
+ * recv into the buffer itself. End of file and errors are left for the
+ * bufferevent's next read to report. TLS goes through OpenSSL, and -i
+ * reads no socket.
  */
 static void
 conn_read_rest(struct conn *c)

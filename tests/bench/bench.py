@@ -408,11 +408,12 @@ def run_sasl_phase(rep, rows, raw, mpp, pf, bindir, work):
         if ROWS and not set(keys) & ROWS:
             continue
         disk = round(disk_probe(work, 1, 0.3))
-        probe = lone.measure(mpp, work, size, m) if c == 1 else {}
-        mres = attempt(rows, keys[0], "mpp", lambda: accept_mpp(mpp, size, c, m, n),
+        # A lone session's ceiling is probed just before its run; a probe
+        # that fails fails the run, as the run's own errors do.
+        mres = attempt(rows, keys[0], "mpp",
+                       lambda: {**(lone.measure(mpp, work, size, m) if c == 1 else {}),
+                                **accept_mpp(mpp, size, c, m, n)},
                        raw, rep, disk)
-        if mres:
-            mres.update(probe)
         for key, pipelined in zip(keys, (False, True)):
             p = attempt(rows, key, "postfix-sasl",
                         lambda: accept_sasl(pf, bindir, size, c, m, n, pipelined),

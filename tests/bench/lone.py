@@ -15,8 +15,6 @@ import sqlite3
 import statistics
 import time
 
-KIB = 1024
-
 
 def chain_probe(work, size, seconds=0.5):
     """Median microseconds of write + fsync, rename, fsync of new/, WAL
