@@ -5,6 +5,9 @@
  */
 #include <assert.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "text.h"
 
@@ -61,12 +64,31 @@ span_run(struct span *sp, const char *p, size_t n)
 	sp->len = n;
 }
 
-/* Length of the run of ordinary bytes (not CR, LF or NUL) at p. */
+/*
+ * Length of the run of ordinary bytes (not CR, LF or NUL) at p. Most of a
+ * long text is such runs, so where SSE2 is there (every x86-64) sixteen
+ * bytes are tested at a time: a byte loop cost 2 ns a byte, a fifth of
+ * mppd's CPU for a 100 KiB text.
+ */
 static size_t
 ordinary_run(const char *p, size_t n)
 {
 	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+	const __m128i nul = _mm_setzero_si128();
+	__m128i v, hit;
+	int mask;
 
+	for (; i + 16 <= n; i += 16) {
+		v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr),
+		    _mm_cmpeq_epi8(v, lf)), _mm_cmpeq_epi8(v, nul));
+		mask = _mm_movemask_epi8(hit);
+		if (mask != 0)
+			return i + (size_t)__builtin_ctz((unsigned)mask);
+	}
+#endif
 	while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != '\0')
 		i++;
 	return i;

@@ -132,6 +132,32 @@ test_salts_and_rounds(void **state)
 	expect_like_libxcrypt("", "$6$rounds=1000$emptypassword");
 }
 
+/*
+ * Each round is one SHA-512 block when 64 + 2 * password + 16 (the
+ * longest salt) bytes fit one with its padding (111 bytes), and the
+ * general path otherwise: the lengths on both sides of that edge, and of
+ * the edge each shorter salt would have, for every salt length.
+ */
+static void
+test_one_block_edge(void **state)
+{
+	char setting[64], salt[17], pw[40];
+	size_t sl, pl, edge;
+
+	(void)state;
+	for (sl = 1; sl <= 16; sl++) {
+		memset(salt, 'S', sl);
+		salt[sl] = '\0';
+		snprintf(setting, sizeof(setting), "$6$rounds=1000$%s", salt);
+		edge = (111 - 64 - sl) / 2;
+		for (pl = 14; pl <= edge + 2; pl++) {
+			memset(pw, 'p', pl);
+			pw[pl] = '\0';
+			expect_like_libxcrypt(pw, setting);
+		}
+	}
+}
+
 /* Settings this module leaves to crypt(3). */
 static void
 test_declined(void **state)
@@ -167,6 +193,7 @@ main(void)
 		cmocka_unit_test(test_password_lengths),
 		cmocka_unit_test(test_every_byte),
 		cmocka_unit_test(test_salts_and_rounds),
+		cmocka_unit_test(test_one_block_edge),
 		cmocka_unit_test(test_declined),
 	};
 

@@ -330,6 +330,47 @@ test_bare_lf_dot_is_no_marker(void **state)
 	buf_free(&out);
 }
 
+/*
+ * A CR, LF or NUL at every place of lines long enough to span several of
+ * the sixteen-byte blocks text.c tests at once: each is found where it is,
+ * whether first, last or in the middle of a block, and the bytes around it
+ * are kept whole.
+ */
+static void
+test_special_byte_everywhere(void **state)
+{
+	static const char special[] = { '\r', '\n', '\0' };
+	char in[96], want[96];
+	size_t k, s, len;
+
+	for (s = 0; s < sizeof(special); s++) {
+		for (k = 0; k < 48; k++) {
+			struct text_reader t;
+			struct buf out = { 0 };
+			char *piece;
+			long n;
+
+			memset(in, 'a', 48);
+			in[k] = special[s];
+			memcpy(in + 48, "\r\n.\r\n", 5);
+			len = 53;
+			memcpy(want, in, 48);
+			want[48] = '\n';
+			piece = dup_exact(in, len);
+			text_init(&t);
+			n = text_feed(&t, piece, len, collect, &out);
+			free(piece);
+			assert_int_equal(n, (long)len);
+			assert_int_equal(t.pos, TP_DONE);
+			assert_int_equal(out.len, 49);
+			assert_memory_equal(out.data, want, 49);
+			assert_int_equal(t.bare_crlf, special[s] != '\0');
+			assert_int_equal(t.nul, special[s] == '\0');
+			buf_free(&out);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -341,6 +382,7 @@ main(void)
 		cmocka_unit_test(test_spans),
 		cmocka_unit_test(test_emit_stops),
 		cmocka_unit_test(test_bare_lf_dot_is_no_marker),
+		cmocka_unit_test(test_special_byte_everywhere),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
