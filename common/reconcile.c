@@ -30,6 +30,19 @@ file_age(int dfd, const char *name, time_t now, time_t *age)
 	return 0;
 }
 
+/*
+ * An empty file an mppd made ahead and never used (SPOOL_MADE_SUFFIX):
+ * its maker is gone when no process has its pid. Only one host uses a
+ * spool (its index is SQLite in WAL mode), so the pid is this host's.
+ */
+static int
+made_by_gone(const char *name)
+{
+	long pid = spool_made_maker(name);
+
+	return pid > 0 && kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 static void
 clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
 {
@@ -42,7 +55,7 @@ clean_tmp(const struct spool *sp, time_t now, struct reconcile_stats *st)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    file_age(sp->tmpfd, de->d_name, now, &age) == -1 ||
-		    age <= RECONCILE_TMP_AGE)
+		    (age <= RECONCILE_TMP_AGE && !made_by_gone(de->d_name)))
 			continue;
 		if (unlinkat(sp->tmpfd, de->d_name, 0) == 0) {
 			log_info("id=%s removed stale tmp file", de->d_name);

@@ -144,6 +144,36 @@ spool_new_id(char *id, size_t idsz)
 	    atomic_fetch_add(&counter, 1) + 1);
 }
 
+void
+spool_made_name(char *name, size_t namesz)
+{
+	char id[SPOOL_ID_MAX];
+
+	spool_new_id(id, sizeof(id));
+	(void)snprintf(name, namesz, "%.*s" SPOOL_MADE_SUFFIX,
+	    (int)(SPOOL_ID_MAX - sizeof(SPOOL_MADE_SUFFIX)), id);
+}
+
+long
+spool_made_maker(const char *name)
+{
+	size_t n = strlen(name), sn = sizeof(SPOOL_MADE_SUFFIX) - 1;
+	char id[SPOOL_ID_MAX];
+	const char *p;
+	long pid = 0;
+
+	if (n <= sn || n - sn >= sizeof(id) ||
+	    strcmp(name + n - sn, SPOOL_MADE_SUFFIX) != 0)
+		return 0;
+	memcpy(id, name, n - sn);
+	id[n - sn] = '\0';
+	if (!spool_id_valid(id) || (p = strchr(id, 'P')) == NULL)
+		return 0;
+	for (p++; *p >= '0' && *p <= '9' && pid < 100000000; p++)
+		pid = pid * 10 + (*p - '0');
+	return *p == 'Q' ? pid : 0;
+}
+
 int
 spool_id_valid(const char *id)
 {
@@ -164,6 +194,13 @@ spool_tmp_open(const struct spool *sp, const char *id)
 int
 spool_publish(const struct spool *sp, int fd, const char *id)
 {
+	return spool_publish_as(sp, fd, id, id);
+}
+
+int
+spool_publish_as(const struct spool *sp, int fd, const char *tmpname,
+    const char *id)
+{
 	int saved;
 
 	FAULT_POINT("after-tmp-write");
@@ -177,14 +214,14 @@ spool_publish(const struct spool *sp, int fd, const char *id)
 		saved = errno;
 		goto fail;
 	}
-	if (renameat(sp->tmpfd, id, sp->newfd, id) == -1) {
+	if (renameat(sp->tmpfd, tmpname, sp->newfd, id) == -1) {
 		saved = errno;
 		goto fail;
 	}
 	FAULT_POINT("after-rename");
 	return 0;
 fail:
-	unlinkat(sp->tmpfd, id, 0);
+	unlinkat(sp->tmpfd, tmpname, 0);
 	errno = saved;
 	return -1;
 }

@@ -39,6 +39,16 @@ DIR *spool_dir_open(int dirfd);
 /* A new unique queue id (maildir style); thread-safe. */
 void spool_new_id(char *id, size_t idsz);
 
+/*
+ * Files made in tmp/ ahead of the texts that will be written into them
+ * (mppd/store.c) are named by a fresh id and this suffix: the maker's pid
+ * is in the name, so that a start can remove those of a process gone.
+ */
+#define SPOOL_MADE_SUFFIX ".ready"
+void spool_made_name(char *name, size_t namesz);
+/* The pid in such a name; 0 when name is no made file's. */
+long spool_made_maker(const char *name);
+
 /* Create tmp/ID exclusively for writing; returns the fd or -1. */
 int spool_tmp_open(const struct spool *sp, const char *id);
 
@@ -49,6 +59,9 @@ int spool_tmp_open(const struct spool *sp, const char *id);
  * whatever happens; on failure tmp/ID is removed.
  */
 int spool_publish(const struct spool *sp, int fd, const char *id);
+/* The same for a file written under another name in tmp/. */
+int spool_publish_as(const struct spool *sp, int fd, const char *tmpname,
+    const char *id);
 int spool_sync_new(const struct spool *sp);
 
 /* Remove tmp/ID (a message that will not be stored). */

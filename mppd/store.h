@@ -39,7 +39,8 @@ struct store_req {
 	struct store *store;		/* the store's */
 	struct store_req *next;		/* the store's */
 	char id[SPOOL_ID_MAX];
-	int fd;				/* the store's: tmp/ID once made */
+	int fd;				/* the store's: the file in tmp/ once made */
+	char tmp[SPOOL_ID_MAX];		/* the store's: its name there */
 	struct buf data;		/* the rest of the output; freed */
 	struct index_new_msg row;	/* strings owned by the caller */
 	enum outcome result;		/* set before cb */

@@ -397,6 +397,23 @@ class Mppqueue:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
 
 
+def tmp_leftovers(spool):
+    """Names in spool/tmp/ but mppd's files made ahead (empty, named
+    *.ready, at most two: mppd/store.c), which wait there for texts."""
+    left, made = [], 0
+    for p in Path(spool, "tmp").iterdir():
+        try:
+            ahead = p.name.endswith(".ready") and p.stat().st_size == 0
+        except FileNotFoundError:
+            continue
+        if ahead:
+            made += 1
+        else:
+            left.append(p.name)
+    assert made <= 2, f"{made} files made ahead in tmp/"
+    return left
+
+
 def maildir_messages(mppd):
     """Files delivered by the maildir transport, oldest first."""
     new = mppd.dir / "maildir" / "new"

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, maildir_messages
+from conftest import BIN, ROOT, maildir_messages, tmp_leftovers
 
 # The steady phase's own reader of mppbench -T files, tested with it.
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
@@ -72,7 +72,7 @@ def test_mppfill_deferred_as_mppd_and_mppqueue_leave_them(mppd, mppqueue):
         assert field_names(r["text"]) == field_names(posted["text"])
         assert f"with MPP id {r['id']};".encode() in r["text"]
     assert [p.name for p in (mppd.spool / "new").iterdir()] == [posted["id"]]
-    assert not list((mppd.spool / "tmp").iterdir())
+    assert not tmp_leftovers(mppd.spool)
     with mppd.db() as conn:
         totals = dict(conn.execute("SELECT state, n FROM state_total"))
         counters = dict(conn.execute("SELECT name, value FROM counter"))

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import (BIN, REPLY, ROOT, Client, Mppqueue, free_port, message,
                       pid_from_log, shared_dir, stop_pid, system_users,
-                      wait_for)  # noqa: F401
+                      tmp_leftovers, wait_for)  # noqa: F401
 
 MPPD = BIN / "mppd"
 EX_CONFIG = 78
@@ -51,7 +51,7 @@ def subjects(m):
 
 
 def tmp_empty(m):
-    return not list((m.spool / "tmp").iterdir())
+    return not tmp_leftovers(m.spool)
 
 
 def try_greeting(port, host="127.0.0.1", source=None, timeout=5.0):
@@ -656,6 +656,35 @@ def test_config_syntax_comments_blank_lines_no_spaces(mppd_factory):
     launch(m, ["-d", "-c", str(m.config_path)])
     post_session(m.client(), "syntax")
     assert subjects(m) == ["syntax"]
+
+
+def made_ahead(m):
+    """{name: inode} of the empty files mppd made ahead in tmp/."""
+    out = {}
+    for p in (m.spool / "tmp").iterdir():
+        if p.name.endswith(".ready"):
+            st = p.stat()
+            assert st.st_size == 0 and st.st_mode & 0o777 == 0o600, p.name
+            out[p.name] = st.st_ino
+    return out
+
+
+def test_files_made_ahead_carry_the_next_texts_and_go_at_stop(mppd):
+    """While idle, mppd keeps two empty files in tmp/ for the next texts
+    (mppd/store.c, store_make_ahead): a text is written into one, which
+    is then in new/ under the text's id, and another is made in its
+    place. A clean stop removes them."""
+    wait_for(lambda: len(made_ahead(mppd)) == 2, what="two files made ahead")
+    before = made_ahead(mppd)
+    post_session(mppd.client(), "into a file made ahead")
+    (row,) = mppd.stored()
+    assert os.stat(mppd.file_of(row["id"])).st_ino in before.values()
+    assert subjects(mppd) == ["into a file made ahead"]
+    wait_for(lambda: len(made_ahead(mppd)) == 2, what="the one used made again")
+    assert len(set(made_ahead(mppd)) - set(before)) == 1
+    assert not tmp_leftovers(mppd.spool)
+    assert mppd.stop() == 0
+    assert not list((mppd.spool / "tmp").iterdir())
 
 
 def test_spool_created_mode_0700(mppd_factory):

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import REPLY, Client, Mppqueue, message, wait_for
+from conftest import REPLY, Client, Mppqueue, message, tmp_leftovers, wait_for
 
 
 # Helpers
@@ -204,7 +204,7 @@ def test_full_filesystem_451_never_false_250(tiny_fs, mppd_factory):
             answers[tag] = int(line[:3])
             c.close()
 
-        wait_for(lambda: not list((spool / "tmp").iterdir()), timeout=5,
+        wait_for(lambda: not tmp_leftovers(spool), timeout=5,
                  what="tmp/ to be empty")
         stored = inventory(m)
         for tag, code in answers.items():
@@ -224,7 +224,7 @@ def test_full_filesystem_451_never_false_250(tiny_fs, mppd_factory):
         stored = inventory(m)
         assert {"after-0", "after-1", "after-2", "before-fill"} <= set(stored)
         assert files_without_row(m) == []
-        assert not list((spool / "tmp").iterdir())
+        assert not tmp_leftovers(spool)
     finally:
         m.stop()
 

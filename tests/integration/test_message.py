@@ -12,7 +12,7 @@ import select
 
 import pytest
 
-from conftest import REPLY, message, wait_for
+from conftest import REPLY, message, tmp_leftovers, wait_for
 
 
 # Helpers
@@ -80,7 +80,7 @@ def field_values(stored_text, name):
 
 def spool_clean(m):
     """tmp/ is empty, every row has its file, sizes agree."""
-    assert list((m.spool / "tmp").iterdir()) == [], "files left in tmp/"
+    assert tmp_leftovers(m.spool) == [], "files left in tmp/"
     for r in m.stored():
         assert r["text"] is not None, f"row {r['id']} has no file"
         assert r["size"] == len(r["text"]), f"row {r['id']}: size"
@@ -91,7 +91,7 @@ def spool_clean(m):
 def srv(mppd):
     yield mppd
     if mppd.running():
-        wait_for(lambda: not list((mppd.spool / "tmp").iterdir()),
+        wait_for(lambda: not tmp_leftovers(mppd.spool),
                  timeout=5, what="spool/tmp/ to be empty")
     spool_clean(mppd)
 

@@ -8,6 +8,7 @@ only the expected state gives.
 """
 
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -235,11 +236,12 @@ def test_user_ok_pass_451_when_backend_unreachable(mppd_factory):
 
 def test_text_451_when_store_fails_then_noop_451(mppd):
     """A store failure caused for real: spool/tmp/ is removed under the
-    running daemon (its directory handle then names a deleted directory,
-    where no file can be created, even by root). The text gets 451, the
-    session is spent, and NOOP says 451 from then on."""
+    running daemon, with the files it made ahead there (its directory
+    handle then names a deleted directory, where no file can be created or
+    renamed from, even by root). The text gets 451, the session is spent,
+    and NOOP says 451 from then on."""
     c = to_state(mppd, "authed")
-    os.rmdir(mppd.spool / "tmp")
+    shutil.rmtree(mppd.spool / "tmp")
     assert ask(c, "DATA") == REPLY[354]
     assert end_text(c) == REPLY[451]
     assert ask(c, "NOOP") == REPLY[451]

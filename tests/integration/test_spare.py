@@ -6,7 +6,7 @@ only within one run)."""
 
 import time
 
-from conftest import maildir_messages, message, wait_for
+from conftest import maildir_messages, message, tmp_leftovers, wait_for
 
 LONG = "x" * 8000 + "\r\n"
 IDLE_S = 0.15       # past SPARE_IDLE_MS: mppd looks at an empty spare/ again
@@ -49,7 +49,7 @@ def test_sent_files_become_spares_and_carry_the_next_messages(mppd, mppqueue):
     assert len(queued) == 3
     assert {st.st_ino for st in queued.values()} == inodes
     assert all(st.st_mode & 0o7777 == 0o600 for st in queued.values())
-    assert not files(mppd, "spare") and not files(mppd, "tmp")
+    assert not files(mppd, "spare") and not tmp_leftovers(mppd.spool)
 
     assert mppqueue.once().returncode == 0
     shorts = [m for m in maildir_messages(mppd) if b"Subject: short" in m]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Client, Mppqueue, maildir_messages, message, wait_for
+from conftest import Client, Mppqueue, maildir_messages, message, tmp_leftovers, wait_for
 
 
 def lock_index(mppd, seconds):
@@ -44,7 +44,7 @@ def test_index_locked_past_busy_timeout_gives_451(mppd):
     # No 250 without a commit, and nothing half-stored left behind.
     assert mppd.stored() == []
     assert not list((mppd.spool / "new").iterdir())
-    assert not list((mppd.spool / "tmp").iterdir())
+    assert not tmp_leftovers(mppd.spool)
     # The lock gone, posting works again.
     c2 = mppd.client()
     assert c2.login("alice", "secret") == 250

@@ -6,6 +6,7 @@
  * flight), and every file with a row stays where it is.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <setjmp.h>
@@ -158,6 +159,50 @@ test_empty_spool(void **state)
 	assert_int_equal(st.tmp_removed, 0);
 }
 
+/* A pid no process has: a child's, once it is reaped. */
+static long
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return (long)pid;
+}
+
+/*
+ * tmp/: a file made ahead by a process gone goes at once; one of a live
+ * process (this one), a name that only looks like one, and a text's file
+ * of a process gone stay until they are 36 hours old.
+ */
+static void
+test_made_files(void **state)
+{
+	struct fixture *f = *state;
+	struct reconcile_stats st;
+	char gone[64], live[64], text[64];
+	long pid = dead_pid();
+
+	snprintf(gone, sizeof(gone), "1700000000.M000001P%ldQ1"
+	    SPOOL_MADE_SUFFIX, pid);
+	snprintf(live, sizeof(live), "1700000000.M000002P%ldQ2"
+	    SPOOL_MADE_SUFFIX, (long)getpid());
+	snprintf(text, sizeof(text), "1700000000.M000003P%ldQ3", pid);
+	make_file(f->sp.tmpfd, gone, 10);
+	make_file(f->sp.tmpfd, live, 10);
+	make_file(f->sp.tmpfd, text, 10);
+	make_file(f->sp.tmpfd, "odd" SPOOL_MADE_SUFFIX, 10);
+	assert_int_equal(reconcile_spool(&f->sp, f->ix, "h", time(NULL), &st),
+	    0);
+	assert_int_equal(st.tmp_removed, 1);
+	assert_false(exists(f->sp.tmpfd, gone));
+	assert_true(exists(f->sp.tmpfd, live));
+	assert_true(exists(f->sp.tmpfd, text));
+	assert_true(exists(f->sp.tmpfd, "odd" SPOOL_MADE_SUFFIX));
+}
+
 int
 main(void)
 {
@@ -165,6 +210,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_empty_spool, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_spool, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_made_files, setup,
 		    teardown),
 	};
 

@@ -318,6 +318,48 @@ test_publish_fails(void **state)
 	unlink(path);
 }
 
+/* A file written under another name in tmp/ is published under the id. */
+static void
+test_publish_as(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX];
+	int fd;
+
+	spool_new_id(id, sizeof(id));
+	fd = spool_tmp_open(&f->sp, "made.ready");
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x\n", 2), 2);
+	assert_int_equal(spool_publish_as(&f->sp, fd, "made.ready", id), 0);
+	assert_true(exists(f, "new", id));
+	assert_false(exists(f, "tmp", "made.ready"));
+	assert_false(exists(f, "tmp", id));
+	/* A failed rename removes the name in tmp/. */
+	fd = spool_tmp_open(&f->sp, "other.ready");
+	assert_true(fd >= 0);
+	assert_int_equal(spool_publish_as(&f->sp, fd, "other.ready",
+	    "no/such"), -1);
+	assert_false(exists(f, "tmp", "other.ready"));
+}
+
+/* A made file's name carries its maker's pid; other names none. */
+static void
+test_made_names(void **state)
+{
+	static const char *const not_made[] = { "1.M2P3Q4", ".ready",
+	    "1.M2P3Q4.ready.x", "x.ready", "1.M2PQ4.ready", "1.M2P3.ready",
+	    "1.M2P3x4.ready", "1.M2P99999999999999Q4.ready" };
+	char name[SPOOL_ID_MAX];
+	size_t i;
+
+	(void)state;
+	spool_made_name(name, sizeof(name));
+	assert_int_equal(spool_made_maker(name), (long)getpid());
+	assert_int_equal(spool_made_maker("1700000000.M000001P42Q7.ready"), 42);
+	for (i = 0; i < sizeof(not_made) / sizeof(not_made[0]); i++)
+		assert_int_equal(spool_made_maker(not_made[i]), 0);
+}
+
 /* Ids that are not ids never reach the file system. */
 static void
 test_bad_ids_refused(void **state)
@@ -388,6 +430,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_life_of_a_message, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_remove_from_new, setup,
+		    teardown),
+		cmocka_unit_test(test_made_names),
+		cmocka_unit_test_setup_teardown(test_publish_as, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_publish_fails, setup,
 		    teardown),
