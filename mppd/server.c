@@ -1147,7 +1147,8 @@ server_setup(struct server *srv, const struct server_listen *fds,
 	    srv->cfg->auth_fail_window);
 	srv->authq = workq_new(auth_has_remote(srv->ctx->auth) ?
 	    AUTH_THREADS_REMOTE : AUTH_THREADS_LOCAL);
-	srv->store = store_new(srv->ctx->spool, 8, err, sizeof(err));
+	srv->store = store_new(srv->ctx->spool, 8, STORE_MADE_AHEAD, err,
+	    sizeof(err));
 	if (srv->base != NULL)
 		srv->waits = proxy_wait_new(srv->base, srv->cfg->proxy_timeout,
 		    on_proxy_header, srv);

@@ -34,8 +34,6 @@
  * Files made ahead in tmp/, empty and open, for texts to be written into
  * (see store_make_ahead), named by spool_made_name().
  */
-#define STORE_MADE_MAX 2
-
 struct made_file {
 	int fd;
 	char name[SPOOL_ID_MAX];
@@ -57,8 +55,8 @@ struct store {
 	int stopping;
 	int stopped;			/* no threads: jobs run in the caller */
 	long pause_us;			/* flow: the wait before each batch */
-	struct made_file made[STORE_MADE_MAX];	/* under lock */
-	size_t nmade;
+	struct made_file made[STORE_MADE_AHEAD];	/* under lock */
+	size_t nmade, made_max;
 };
 
 /*
@@ -169,7 +167,7 @@ store_make_ahead(struct store *st)
 
 	for (;;) {
 		pthread_mutex_lock(&st->lock);
-		idle = st->nmade < STORE_MADE_MAX && st->ready == NULL &&
+		idle = st->nmade < st->made_max && st->ready == NULL &&
 		    st->writing == 0 && !st->stopping;
 		pthread_mutex_unlock(&st->lock);
 		if (!idle)
@@ -526,7 +524,8 @@ committer(void *arg)
 }
 
 struct store *
-store_new(const struct spool *sp, int nworkers, char *err, size_t errsz)
+store_new(const struct spool *sp, int nworkers, size_t nmade, char *err,
+    size_t errsz)
 {
 	struct store *st;
 
@@ -535,6 +534,7 @@ store_new(const struct spool *sp, int nworkers, char *err, size_t errsz)
 		return NULL;
 	}
 	st->sp = sp;
+	st->made_max = nmade < STORE_MADE_AHEAD ? nmade : STORE_MADE_AHEAD;
 	snprintf(st->path, sizeof(st->path), "%s/index.db", sp->dir);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);

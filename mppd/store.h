@@ -57,12 +57,16 @@ struct store_req {
 	int chunk_failed;		/* the store's: set by the writer */
 };
 
+/* Files kept made ahead in tmp/ for the next texts, at most (store.c). */
+#define STORE_MADE_AHEAD 2
+
 /*
  * Start nworkers writers and the committer on sp (which must outlive the
- * store). NULL with err.
+ * store), which keeps nmade files made ahead (up to STORE_MADE_AHEAD).
+ * NULL with err.
  */
-struct store *store_new(const struct spool *sp, int nworkers, char *err,
-    size_t errsz);
+struct store *store_new(const struct spool *sp, int nworkers, size_t nmade,
+    char *err, size_t errsz);
 /* Completions fd for the event loop, and the call to make on it. */
 int store_fd(const struct store *st);
 void store_run_completions(struct store *st);

@@ -7,6 +7,7 @@
  * The binary is linked with --wrap=write: __wrap_write() counts writes
  * into regular files made by the test's thread.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,8 +58,9 @@ struct fixture {
 
 static const char *const rcpts[] = { "bob@example.org" };
 
+/* A store that makes nmade files ahead (the tests of tmp/ID: none). */
 static int
-setup(void **state)
+setup_with(void **state, size_t nmade)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[512];
@@ -67,12 +69,24 @@ setup(void **state)
 	tmpdir_make(f->dir, sizeof(f->dir), "store");
 	snprintf(f->spool, sizeof(f->spool), "%s/spool", f->dir);
 	assert_int_equal(spool_open(&f->sp, f->spool, err, sizeof(err)), 0);
-	f->st = store_new(&f->sp, 2, err, sizeof(err));
+	f->st = store_new(&f->sp, 2, nmade, err, sizeof(err));
 	assert_non_null(f->st);
 	loop_thread = pthread_self();
 	loop_file_writes = 0;
 	*state = f;
 	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+static int
+setup_made(void **state)
+{
+	return setup_with(state, STORE_MADE_AHEAD);
 }
 
 static int
@@ -324,6 +338,79 @@ test_abort(void **state)
 	assert_int_equal(loop_file_writes, 0);
 }
 
+/* {inode} of the files made ahead in tmp/; how many in *n. */
+static void
+made_files(const struct fixture *f, ino_t *ino, size_t max, size_t *n)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", f->spool);
+	assert_non_null(d = opendir(path));
+	*n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (spool_made_maker(de->d_name) != (long)getpid())
+			continue;
+		snprintf(path, sizeof(path), "%s/tmp/%s", f->spool,
+		    de->d_name);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+		assert_true(*n < max);
+		ino[(*n)++] = sb.st_ino;
+	}
+	closedir(d);
+}
+
+static void
+wait_made(const struct fixture *f, ino_t *ino, size_t *n)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		made_files(f, ino, STORE_MADE_AHEAD, n);
+		if (*n == STORE_MADE_AHEAD)
+			return;
+		usleep(10000);
+	}
+	fail_msg("the files made ahead did not come");
+}
+
+/*
+ * Idle, the store makes files ahead; a text is written into one of them
+ * and published under its own id, one is made in its place, and a stop
+ * removes them.
+ */
+static void
+test_made_ahead(void **state)
+{
+	struct fixture *f = *state;
+	ino_t before[STORE_MADE_AHEAD], after[STORE_MADE_AHEAD];
+	char id[SPOOL_ID_MAX], path[PATH_MAX];
+	struct stat sb;
+	size_t n, i, kept = 0;
+
+	wait_made(f, before, &n);
+	text_begin(f, id, sizeof(id));
+	text_submit(f, id, "one text\n", 9);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	snprintf(path, sizeof(path), "%s/new/%s", f->spool, id);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 9);
+	assert_true(sb.st_ino == before[0] || sb.st_ino == before[1]);
+	assert_false(exists(f, "tmp", id));
+	wait_made(f, after, &n);
+	for (i = 0; i < n; i++)
+		kept += after[i] == before[0] || after[i] == before[1];
+	assert_int_equal(kept, 1);
+	store_free(f->st);
+	f->st = NULL;
+	made_files(f, after, STORE_MADE_AHEAD, &n);
+	assert_int_equal(n, 0);
+}
+
 /* store_free() with a text in flight: its cb still comes, nothing leaks. */
 static void
 test_free_in_flight(void **state)
@@ -358,6 +445,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_piece_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_made_ahead, setup_made,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_free_in_flight, setup,
 		    teardown),
 	};
