@@ -517,20 +517,16 @@ conn_line_watch(struct conn *c)
  * How much of p[0..len) to feed at once. A command line draws at most one
  * reply, so commands go a line at a time and the output stays within a
  * reply of its bound. A message text draws none before its end, so it goes
- * in whole chunks, cut after any place where it may end (CRLF.CRLF, or the
- * start of a chunk, which may complete an end begun in the one before):
- * the commands behind a text are then never all answered in one call.
+ * in whole chunks: session_feed() stops at its end by itself, and the
+ * commands behind it come here again, a line at a time.
  */
 static size_t
 conn_piece(const struct conn *c, const unsigned char *p, size_t len)
 {
 	const unsigned char *end;
 
-	if (session_get_state(c->s) == SS_TEXT && p[0] != '.' &&
-	    p[0] != '\r' && p[0] != '\n') {
-		end = memmem(p, len, "\n.\r\n", 4);
-		return end != NULL ? (size_t)(end - p) + 4 : len;
-	}
+	if (session_get_state(c->s) == SS_TEXT)
+		return len;
 	end = memchr(p, '\n', len);
 	return end != NULL ? (size_t)(end - p) + 1 : len;
 }

@@ -428,10 +428,12 @@ session_feed(struct session *s, const char *data, size_t len)
 	size_t used = 0;
 
 	while (used < len && !s->waiting && !s->closed) {
-		if (s->state == SS_TEXT)
+		if (s->state == SS_TEXT) {
+			/* All of it, or up to the text's end: stop there. */
 			used += feed_text(s, data + used, len - used);
-		else
-			used += feed_command(s, data + used, len - used);
+			break;
+		}
+		used += feed_command(s, data + used, len - used);
 	}
 	return used;
 }

@@ -82,8 +82,10 @@ void session_start(struct session *s);
 
 /*
  * Consume client input. Returns how many bytes were used: all of them,
- * unless the session now waits for a hook's answer or was closed; the host
- * keeps the rest and feeds it again after the answer.
+ * unless the session now waits for a hook's answer, was closed, or a
+ * message text ended; the host keeps the rest and feeds it again (after
+ * the answer). So a text's reply and the replies to the commands behind
+ * it never come from one call, however much input the call is given.
  */
 size_t session_feed(struct session *s, const char *data, size_t len);
 

@@ -15,7 +15,7 @@
  * In both runs: every send is one whole reply line of session.h; 220 comes
  * first and once; nothing is sent after the close hook, which follows 221;
  * session_feed() never takes more than it was given, and takes less only
- * when it waits for a hook or has closed; the hooks come in order (no
+ * when it waits for a hook, has closed, or a text ended; the hooks come in order (no
  * store, spill or text_abort without a text in progress, no auth outside
  * user_ok); a stored message has recipients within the limit, begins with
  * our Received: header and holds no CR.
@@ -320,8 +320,11 @@ run_chunks(const struct mpp_config *cfg, unsigned opts, const uint8_t *sizes,
 		used = session_feed(h.s, in + off, n);
 		CHECK(used <= n);
 		off += used;
-		if (used < n && !session_closed(h.s))
+		if (used < n && session_waiting(h.s))
 			CHECK(complete(&h) == 1);
+		else if (used < n && !session_closed(h.s))
+			CHECK(used > 0 &&
+			    session_get_state(h.s) != SS_TEXT);	/* its end */
 	}
 	while (!session_closed(h.s) && complete(&h))
 		continue;

@@ -109,6 +109,43 @@ def test_unread_replies_do_not_grow_memory(mppd):
         c.close()
 
 
+def test_unread_replies_behind_a_text_do_not_grow_memory(mppd):
+    """The same behind a message text: 50 connections each send an 8 KiB
+    text that is refused (no recipient: 550) and, in the same send, 60,000
+    bare LFs, then more, reading nothing. A text's end stops mppd's
+    feeding, and the commands behind it are taken a line at a time with
+    their replies bounded, as anywhere else: the peak RSS stays within 32
+    MiB, and the replies then come in order, the 550 first."""
+    mppd.settings["max_sessions_per_ip"] = "100"
+    _measured(mppd)
+    # Longer than a socket read of libevent's (4 KiB), so that mppd reads
+    # the rest of the text and what is behind it at once (server.c).
+    refused = (b"Subject: nobody\r\n\r\n" + (b"x" * 78 + b"\r\n") * 100 +
+               b".\r\n")
+    behind = b"\n" * 60000
+    clients = [mppd.client() for _ in range(50)]
+    for c in clients:
+        assert c.login("alice", "secret") == 250
+        assert c.cmd("DATA") == 354
+        c.sock.sendall(refused + behind)
+        c.sock.setblocking(False)
+    before = _status_kb(mppd.proc.pid, "VmRSS")
+    sent = _flood([c.sock for c in clients], 1024 * 1024, 6.0)
+    time.sleep(0.5)
+    peak = _status_kb(mppd.proc.pid, "VmHWM")
+    assert peak - before < 32 * 1024, (before, peak, sum(sent))
+    assert mppd.running()
+    for c, n in list(zip(clients, sent))[:3]:
+        c.sock.setblocking(True)
+        n += len(behind)
+        want = REPLY[550] + BARE_LF_REPLY * n
+        assert _read_replies(c, len(want)) == want
+        assert c.cmd("QUIT") == 221
+    for c in clients:
+        c.close()
+    assert mppd.stored() == []
+
+
 def _minor_faults(pid):
     """Minor page faults of every thread of pid so far (field 10)."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
