@@ -211,6 +211,7 @@ store_write_chunk(struct workq_job *job)
 }
 
 static int store_write(struct workq_job *);
+static int store_direct(struct store *, struct store_req *);
 static void store_next_job(struct workq_job *);
 
 /* Loop: r is back from a writer; give it what comes next. */
@@ -234,7 +235,8 @@ store_next(struct store_req *r)
 		return;
 	}
 	if (r->end == STORE_SUBMITTED) {
-		store_push(st, r, store_write, store_done);
+		if (!store_direct(st, r))
+			store_push(st, r, store_write, store_done);
 		return;
 	}
 	if (r->drained != NULL && !st->stopped)
@@ -255,12 +257,13 @@ store_next_job(struct workq_job *job)
 	store_next(r);
 }
 
-/* Writer: write the rest and publish; then hand the request to the
-   committer. */
+/*
+ * Write the rest of r's text into its file and publish it into new/; -1
+ * when it failed (logged) or is dropped, the file then gone.
+ */
 static int
-store_write(struct workq_job *job)
+text_publish(struct store_req *r)
 {
-	struct store_req *r = (struct store_req *)job;
 	struct store *st = r->store;
 
 	buf_free(&r->pending);
@@ -278,24 +281,85 @@ store_write(struct workq_job *job)
 	if (spool_publish_as(st->sp, r->fd, r->tmp, r->id) == -1)
 		goto fail;
 	r->fd = -1;
-	pthread_mutex_lock(&st->lock);
-	r->next = st->ready;
-	st->ready = r;
-	st->writing--;
-	pthread_cond_signal(&st->cond);
-	pthread_mutex_unlock(&st->lock);
-	return WORKQ_FORWARDED;
+	return 0;
 fail:
 	log_warn("id=%s cannot write spool file", r->id);
 	r->fd = -1;
 drop:
 	/* A failed append was logged when it failed. */
 	text_drop(r);
+	return -1;
+}
+
+/* Writer: write the rest and publish; then hand the request to the
+   committer. */
+static int
+store_write(struct workq_job *job)
+{
+	struct store_req *r = (struct store_req *)job;
+	struct store *st = r->store;
+	int ok = text_publish(r) == 0;
+
 	pthread_mutex_lock(&st->lock);
+	if (ok) {
+		r->next = st->ready;
+		st->ready = r;
+	}
 	st->writing--;
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
-	return WORKQ_DONE;
+	return ok ? WORKQ_FORWARDED : WORKQ_DONE;
+}
+
+/*
+ * Loop: a text all in memory (nothing spilled) while nothing else is in
+ * flight goes straight to the committer, which writes it itself: a lone
+ * client's text then wakes one thread, not two (a writer, then the
+ * committer). With other texts about, it goes to a writer as any other,
+ * so that their files' fsyncs run side by side. 1 when taken.
+ */
+static int
+store_direct(struct store *st, struct store_req *r)
+{
+	int take;
+
+	if (st->stopped || r->fd != -1 || r->failed)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	take = st->ready == NULL && st->writing == 1 && !st->stopping;
+	if (take) {
+		r->busy = 1;
+		r->direct = 1;
+		r->job.done = store_done;
+		r->next = NULL;
+		st->ready = r;
+		st->writing--;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return take;
+}
+
+/*
+ * Committer: write and publish the batch's direct texts; the others are
+ * published already. A failed one leaves the batch with its answer.
+ */
+static size_t
+publish_direct(struct store *st, struct store_req **reqs, size_t n)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		if (reqs[i]->direct) {
+			reqs[i]->direct = 0;
+			if (text_publish(reqs[i]) == -1) {
+				workq_finish(st->writers, &reqs[i]->job);
+				continue;
+			}
+		}
+		reqs[kept++] = reqs[i];
+	}
+	return kept;
 }
 
 /*
@@ -513,6 +577,7 @@ committer(void *arg)
 	while (!stop) {
 		n = store_take(st, reqs, &stop);
 		store_watch(st);
+		n = publish_direct(st, reqs, n);
 		if (n > 0) {
 			store_commit(st, reqs, n);
 			store_pace(st);
@@ -575,7 +640,7 @@ store_begin(struct store *st, struct store_req *r, const char *id)
 	r->tmp[0] = '\0';
 	r->fd = -1;
 	r->end = STORE_OPEN;
-	r->busy = r->failed = r->chunk_failed = 0;
+	r->busy = r->failed = r->chunk_failed = r->direct = 0;
 	r->result = OUTCOME_TEMP;
 }
 

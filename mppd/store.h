@@ -55,6 +55,7 @@ struct store_req {
 	int busy;			/* the store's: a writer holds the req */
 	int failed;			/* the store's: an append failed */
 	int chunk_failed;		/* the store's: set by the writer */
+	int direct;			/* the store's: the committer writes it */
 };
 
 /* Files kept made ahead in tmp/ for the next texts, at most (store.c). */

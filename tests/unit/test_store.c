@@ -302,6 +302,36 @@ test_piece_fails(void **state)
 	unlink(path);
 }
 
+/*
+ * A lone text, all in memory, is written by the committer itself; when
+ * its file cannot be made (tmp/ID taken), it fails alone: 451's outcome,
+ * nothing in new/, and the next text is stored.
+ */
+static void
+test_lone_text_fails(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], id2[SPOOL_ID_MAX], path[PATH_MAX];
+	int fd;
+
+	text_begin(f, id, sizeof(id));
+	snprintf(path, sizeof(path), "%s/tmp/%s", f->spool, id);
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) != -1);
+	close(fd);
+	text_submit(f, id, "lone\n", 5);
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_TEMP);
+	assert_false(exists(f, "new", id));
+	assert_true(exists(f, "tmp", id));	/* not its to remove */
+	unlink(path);
+	text_begin(f, id2, sizeof(id2));
+	text_submit(f, id2, "next\n", 5);
+	loop_until(f, &f->done, 2);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	assert_true(exists(f, "new", id2));
+	assert_int_equal(loop_file_writes, 0);
+}
+
 /* An aborted text's file goes, whether a writer held it or not. */
 static void
 test_abort(void **state)
@@ -443,6 +473,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_next_text, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_piece_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lone_text_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_made_ahead, setup_made,
