@@ -470,9 +470,10 @@ store_commit(struct store *st, struct store_req **reqs, size_t n)
 		for (i = 0; i < n; i++)
 			reqs[i]->result = OUTCOME_OK;
 	}
-	spool_wake(st->sp);
+	/* The answers first: the runner's wake-up is no part of a 250. */
 	for (i = 0; i < n; i++)
 		workq_finish(st->writers, &reqs[i]->job);
+	spool_wake(st->sp);
 }
 
 /* Lock held: let writers in flight join this batch, a little while. */
