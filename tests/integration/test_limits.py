@@ -83,6 +83,21 @@ def _read_replies(c, nbytes, timeout=30.0):
     return data[:nbytes]
 
 
+def _flood_within_32_mib(mppd, clients, quota, seconds):
+    """_flood the clients' sockets (non-blocking from now on); mppd must
+    still run, its peak RSS within 32 MiB of what it was before. The bytes
+    each one got out."""
+    for c in clients:
+        c.sock.setblocking(False)
+    before = _status_kb(mppd.proc.pid, "VmRSS")
+    sent = _flood([c.sock for c in clients], quota, seconds)
+    time.sleep(0.5)
+    peak = _status_kb(mppd.proc.pid, "VmHWM")
+    assert peak - before < 32 * 1024, (before, peak, sum(sent))
+    assert mppd.running()
+    return sent
+
+
 def test_unread_replies_do_not_grow_memory(mppd):
     """50 connections send bare LFs (each one answered 500) and read
     nothing: mppd stops reading them once a few KiB of replies wait,
@@ -93,14 +108,7 @@ def test_unread_replies_do_not_grow_memory(mppd):
     mppd.settings["max_sessions_per_ip"] = "100"
     _measured(mppd)
     clients = [mppd.client() for _ in range(50)]
-    for c in clients:
-        c.sock.setblocking(False)
-    before = _status_kb(mppd.proc.pid, "VmRSS")
-    sent = _flood([c.sock for c in clients], 128 * 1024, 4.0)
-    time.sleep(0.5)
-    peak = _status_kb(mppd.proc.pid, "VmHWM")
-    assert peak - before < 32 * 1024, (before, peak, sum(sent))
-    assert mppd.running()
+    sent = _flood_within_32_mib(mppd, clients, 128 * 1024, 4.0)
     for c, n in list(zip(clients, sent))[:5]:
         c.sock.setblocking(True)
         assert _read_replies(c, n * len(BARE_LF_REPLY)) == BARE_LF_REPLY * n
@@ -128,13 +136,7 @@ def test_unread_replies_behind_a_text_do_not_grow_memory(mppd):
         assert c.login("alice", "secret") == 250
         assert c.cmd("DATA") == 354
         c.sock.sendall(refused + behind)
-        c.sock.setblocking(False)
-    before = _status_kb(mppd.proc.pid, "VmRSS")
-    sent = _flood([c.sock for c in clients], 1024 * 1024, 6.0)
-    time.sleep(0.5)
-    peak = _status_kb(mppd.proc.pid, "VmHWM")
-    assert peak - before < 32 * 1024, (before, peak, sum(sent))
-    assert mppd.running()
+    sent = _flood_within_32_mib(mppd, clients, 1024 * 1024, 6.0)
     for c, n in list(zip(clients, sent))[:3]:
         c.sock.setblocking(True)
         n += len(behind)
