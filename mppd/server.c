@@ -145,6 +145,29 @@ static void server_exit_when_idle(struct server *srv);
 
 /* Session hooks */
 
+/*
+ * A reply with nothing queued before it goes to the socket at once: the
+ * bufferevent would first ask epoll for room and send it a turn of the
+ * loop later, three system calls and a wake-up of the client late. What
+ * the socket does not take now (a client that does not read), or an
+ * error, is left to the bufferevent, which queues, bounds and reports it
+ * as before. TLS writes go through OpenSSL.
+ */
+static void
+conn_send_now(struct conn *c, const char **data, size_t *len)
+{
+	ssize_t n;
+
+	if (c->tls || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	n = send(bufferevent_getfd(c->bev), *data, *len,
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0) {
+		*data += n;
+		*len -= (size_t)n;
+	}
+}
+
 static void
 hook_send(void *host, const char *data, size_t len)
 {
@@ -154,8 +177,11 @@ hook_send(void *host, const char *data, size_t len)
 		return;
 	if (c->outfd != -1)
 		(void)util_write_all(c->outfd, data, len);
-	else
-		bufferevent_write(c->bev, data, len);
+	else {
+		conn_send_now(c, &data, &len);
+		if (len > 0)
+			bufferevent_write(c->bev, data, len);
+	}
 }
 
 static void
