@@ -90,7 +90,7 @@ store_push(struct store *st, struct store_req *r,
 	if (!st->stopped)
 		workq_push(st->writers, &r->job);
 	else if (run(&r->job) == WORKQ_DONE)
-		done(&r->job);
+		r->job.done(&r->job);	/* run may have changed it */
 }
 
 /* Writer: the text ends unstored; what it had written goes. */
@@ -195,22 +195,61 @@ made_clear(struct store *st)
 	}
 }
 
-/* Writer: one piece of store_append(), after the ones before. */
-static int
-store_write_chunk(struct workq_job *job)
+/* Writer: r->chunk into r's file; a failure is noted in chunk_failed. */
+static void
+chunk_write(struct store_req *r)
 {
-	struct store_req *r = (struct store_req *)job;
-
 	if ((r->fd == -1 && (r->fd = tmp_open(r)) == -1) ||
 	    util_write_all(r->fd, r->chunk.data, r->chunk.len) == -1) {
 		log_warn("id=%s cannot write spool file", r->id);
 		r->chunk_failed = 1;
 	}
 	r->chunk.len = 0;
-	return WORKQ_DONE;
+}
+
+/* Writer: whether r's text has ended meanwhile (store_submit). */
+static int
+text_submitted(struct store_req *r)
+{
+	int yes;
+
+	pthread_mutex_lock(&r->store->lock);
+	yes = r->end == STORE_SUBMITTED;
+	pthread_mutex_unlock(&r->store->lock);
+	return yes;
 }
 
 static int store_write(struct workq_job *);
+
+/*
+ * Writer: one piece of store_append(), after the ones before. When the
+ * text has ended while it was written, the writer goes on with what is
+ * left and the publish, rather than hand the text back to the loop only
+ * to be given it again: for a long text that arrives at once, that is
+ * two thread wake-ups fewer before its 250. Once submitted, the loop
+ * touches neither pending nor data again.
+ */
+static int
+store_write_chunk(struct workq_job *job)
+{
+	struct store_req *r = (struct store_req *)job;
+	struct buf b;
+
+	chunk_write(r);
+	if (!text_submitted(r))
+		return WORKQ_DONE;
+	while (r->pending.len > 0 && !r->chunk_failed) {
+		b = r->chunk;
+		r->chunk = r->pending;
+		r->pending = b;
+		chunk_write(r);
+	}
+	if (r->chunk_failed)
+		r->failed = 1;
+	r->job.done = store_done;
+	return store_write(job);
+}
+
 static int store_direct(struct store *, struct store_req *);
 static void store_next_job(struct workq_job *);
 
@@ -668,9 +707,10 @@ store_submit(struct store_req *r)
 	struct store *st = r->store;
 
 	assert(r->end == STORE_OPEN);
-	r->end = STORE_SUBMITTED;
 	r->result = OUTCOME_TEMP;
+	/* Under the lock: a writer holding a piece reads it (text_submitted). */
 	pthread_mutex_lock(&st->lock);
+	r->end = STORE_SUBMITTED;
 	st->writing++;
 	pthread_mutex_unlock(&st->lock);
 	if (!r->busy)
@@ -690,7 +730,9 @@ store_abort(struct store_req *r)
 		r->end = STORE_IDLE;
 		return 0;
 	}
+	pthread_mutex_lock(&r->store->lock);
 	r->end = STORE_ABORTED;
+	pthread_mutex_unlock(&r->store->lock);
 	if (!r->busy)
 		store_next(r);
 	return 1;

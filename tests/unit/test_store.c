@@ -35,15 +35,77 @@ ssize_t __wrap_write(int fd, const void *p, size_t n);
 static pthread_t loop_thread;
 static int loop_file_writes;	/* by loop_thread, into regular files */
 
+/*
+ * A gate for the writers' file writes: closed, a writer waits in write()
+ * until it opens, and then fails with ENOSPC when gate_fail was set (that
+ * one write only). It
+ * lets a test end a text while a writer surely holds its piece.
+ */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_closed, gate_fail, gate_held;
+
+static int
+gate_pass(void)
+{
+	int fail = 0;
+
+	pthread_mutex_lock(&gate_lock);
+	if (gate_closed) {
+		gate_held++;
+		pthread_cond_broadcast(&gate_cond);
+		while (gate_closed)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+		fail = gate_fail;	/* once: the write held here */
+		gate_fail = 0;
+	}
+	pthread_mutex_unlock(&gate_lock);
+	return fail ? -1 : 0;
+}
+
 ssize_t
 __wrap_write(int fd, const void *p, size_t n)
 {
 	struct stat st;
 
-	if (pthread_equal(pthread_self(), loop_thread) &&
-	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-		loop_file_writes++;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (pthread_equal(pthread_self(), loop_thread))
+			loop_file_writes++;
+		else if (gate_pass() == -1) {
+			errno = ENOSPC;
+			return -1;
+		}
+	}
 	return __real_write(fd, p, n);
+}
+
+static void
+gate_close(int fail)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_closed = 1;
+	gate_fail = fail;
+	gate_held = 0;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* Until a writer waits at the closed gate. */
+static void
+gate_wait_held(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	while (gate_held == 0)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+gate_open(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_closed = 0;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
 }
 
 struct fixture {
@@ -128,6 +190,22 @@ loop_until(struct fixture *f, const int *flag, int want)
 		if (poll(&pfd, 1, 10) == 1)
 			store_run_completions(f->st);
 	assert_int_equal(*flag, want);
+}
+
+/* loop_until(), counting the wake-ups that brought completions. */
+static int
+loop_wakeups(struct fixture *f, const int *flag, int want)
+{
+	struct pollfd pfd = { store_fd(f->st), POLLIN, 0 };
+	int i, woken = 0;
+
+	for (i = 0; i < 1000 && *flag < want; i++)
+		if (poll(&pfd, 1, 10) == 1) {
+			woken++;
+			store_run_completions(f->st);
+		}
+	assert_int_equal(*flag, want);
+	return woken;
 }
 
 static void
@@ -255,6 +333,55 @@ test_end_while_pieces_wait(void **state)
 	assert_int_equal(f->r.result, OUTCOME_OK);
 	check_pieces_stored(f, id);
 	assert_int_equal(f->drained, 0);
+}
+
+/*
+ * The text ends while a writer is still writing its only piece: that
+ * writer goes on to the rest and the publish, and the loop hears of the
+ * text once, at its end, not also when the piece is written.
+ */
+static void
+test_end_while_piece_held(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], *piece;
+
+	assert_non_null(piece = malloc(PIECE));
+	memset(piece, 'a', PIECE);
+	gate_close(0);
+	text_begin(f, id, sizeof(id));
+	assert_int_equal(store_append(&f->r, piece, PIECE), 0);
+	gate_wait_held();
+	assert_int_equal(store_append(&f->r, piece, PIECE), 0);
+	text_submit(f, id, "end\n", 2 * PIECE + 4);
+	gate_open();
+	assert_int_equal(loop_wakeups(f, &f->done, 1), 1);
+	assert_int_equal(f->r.result, OUTCOME_OK);
+	assert_int_equal(f->drained, 0);
+	assert_false(exists(f, "tmp", id));
+	assert_true(exists(f, "new", id));
+	free(piece);
+}
+
+/* The same, with the piece's write failing (a full disk): the text fails,
+   and its file in tmp/ goes. */
+static void
+test_piece_fails_after_end(void **state)
+{
+	struct fixture *f = *state;
+	char id[SPOOL_ID_MAX], piece[4096];
+
+	memset(piece, 'b', sizeof(piece));
+	gate_close(1);
+	text_begin(f, id, sizeof(id));
+	assert_int_equal(store_append(&f->r, piece, sizeof(piece)), 0);
+	gate_wait_held();
+	text_submit(f, id, "end\n", sizeof(piece) + 4);
+	gate_open();
+	loop_until(f, &f->done, 1);
+	assert_int_equal(f->r.result, OUTCOME_TEMP);
+	assert_false(exists(f, "tmp", id));
+	assert_false(exists(f, "new", id));
 }
 
 /* The same req serves the next text of the session. */
@@ -469,6 +596,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pieces_on_writers, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_end_while_pieces_wait, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_end_while_piece_held, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_piece_fails_after_end, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_next_text, setup,
 		    teardown),
