@@ -207,6 +207,16 @@ chunk_write(struct store_req *r)
 	r->chunk.len = 0;
 }
 
+/* The pieces appended meanwhile become the chunk to write next. */
+static void
+chunk_take_pending(struct store_req *r)
+{
+	struct buf b = r->chunk;
+
+	r->chunk = r->pending;
+	r->pending = b;
+}
+
 /* Writer: whether r's text has ended meanwhile (store_submit). */
 static int
 text_submitted(struct store_req *r)
@@ -233,15 +243,13 @@ static int
 store_write_chunk(struct workq_job *job)
 {
 	struct store_req *r = (struct store_req *)job;
-	struct buf b;
 
 	chunk_write(r);
 	if (!text_submitted(r))
 		return WORKQ_DONE;
-	while (r->pending.len > 0 && !r->chunk_failed) {
-		b = r->chunk;
-		r->chunk = r->pending;
-		r->pending = b;
+	/* What was appended while this piece was written: no more comes. */
+	if (r->pending.len > 0 && !r->chunk_failed) {
+		chunk_take_pending(r);
 		chunk_write(r);
 	}
 	if (r->chunk_failed)
@@ -258,7 +266,6 @@ static void
 store_next(struct store_req *r)
 {
 	struct store *st = r->store;
-	struct buf b;
 
 	if (r->end == STORE_ABORTED) {
 		store_push(st, r, store_discard, store_done);
@@ -267,9 +274,7 @@ store_next(struct store_req *r)
 	/* Pieces still waiting go first, even once the text has ended:
 	   the end can come in while a writer holds the piece before. */
 	if (r->pending.len > 0) {
-		b = r->chunk;
-		r->chunk = r->pending;
-		r->pending = b;
+		chunk_take_pending(r);
 		store_push(st, r, store_write_chunk, store_next_job);
 		return;
 	}
